@@ -1,0 +1,16 @@
+#pragma once
+/// Deterministic parallel loops: a static split of [0, n) into contiguous chunks, one thread per
+/// chunk. Each index is handled by exactly one call, so results written per index do not depend
+/// on the thread count. Reductions must be combined by the caller in index order.
+#include <cstdint>
+#include <functional>
+
+namespace tmsplan {
+
+void set_threads(int n);
+int threads();
+
+/// Calls body(begin, end) on disjoint ranges covering [0, n).
+void parallel_for(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& body);
+
+}  // namespace tmsplan

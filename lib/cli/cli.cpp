@@ -1,0 +1,80 @@
+#include "tmsplan/cli.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <new>
+#include <sstream>
+
+#include "tmsplan/error.hpp"
+#include "tmsplan/files.hpp"
+#include "tmsplan/log.hpp"
+#include "tmsplan/parallel.hpp"
+#include "tmsplan/version.hpp"
+
+namespace tmsplan::cli {
+
+Tool::Tool(std::string name, std::string description) : name_(std::move(name)), app_(std::move(description), name_) {
+  app_.set_version_flag("--version", name_ + " (tmsplan) " + kVersion);
+  app_.add_flag("-q,--quiet", common_.quiet, "Print nothing on stderr but errors");
+  app_.add_flag("-v,--verbose", common_.verbose, "Print detail and progress even when stderr is not a terminal");
+  app_.add_option("--threads", common_.threads, "Worker threads (0 = all cores); outputs do not depend on it")
+      ->check(CLI::Range(0, 256));
+  app_.add_flag("-f,--force", common_.force, "Overwrite existing outputs");
+  app_.get_formatter()->column_width(36);
+}
+
+int Tool::run(int argc, char** argv, const std::function<void()>& body) {
+  log::set_tool(name_);
+  try {
+    app_.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app_.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app_.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app_.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "%s: error: %s (see --help)\n", name_.c_str(), e.what());
+    return 2;
+  }
+  if (common_.quiet && common_.verbose) {
+    std::fprintf(stderr, "%s: error: --quiet and --verbose exclude each other\n", name_.c_str());
+    return 2;
+  }
+  log::set_level(common_.quiet ? log::Level::Quiet : common_.verbose ? log::Level::Verbose : log::Level::Normal);
+  set_threads(common_.threads);
+  install_interrupt_cleanup();
+  try {
+    body();
+    return 0;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: error: %s (see --help)\n", name_.c_str(), e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "%s: error: out of memory\n", name_.c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name_.c_str(), describe(e).c_str());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "%s: error: unknown failure\n", name_.c_str());
+    return 1;
+  }
+}
+
+Eigen::Vector3d parse_triple(const std::string& text, const std::string& option) {
+  std::string s = text;
+  for (char& c : s)
+    if (c == ',') c = ' ';
+  std::istringstream in(s);
+  Eigen::Vector3d v;
+  for (int i = 0; i < 3; ++i) {
+    if (!(in >> v[i]) || !std::isfinite(v[i]))
+      throw UsageError(option + " needs three numbers x,y,z, got '" + text + "'");
+  }
+  std::string rest;
+  if (in >> rest) throw UsageError(option + " needs three numbers x,y,z, got '" + text + "'");
+  return v;
+}
+
+}  // namespace tmsplan::cli

@@ -1,0 +1,30 @@
+#include "tmsplan/log.hpp"
+
+#include <cstdio>
+#include <mutex>
+
+namespace tmsplan::log {
+namespace {
+Level g_level = Level::Normal;
+std::string g_tool = "tmsplan";
+std::mutex g_mutex;
+void emit(const char* kind, const std::string& message) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  std::fprintf(stderr, "%s: %s%s\n", g_tool.c_str(), kind, message.c_str());
+}
+}  // namespace
+
+void set_level(Level level) { g_level = level; }
+Level level() { return g_level; }
+void set_tool(const std::string& tool_name) { g_tool = tool_name; }
+void warn(const std::string& message) {
+  if (g_level >= Level::Normal) emit("warning: ", message);
+}
+void info(const std::string& message) {
+  if (g_level >= Level::Normal) emit("", message);
+}
+void debug(const std::string& message) {
+  if (g_level >= Level::Verbose) emit("", message);
+}
+
+}  // namespace tmsplan::log

@@ -1,0 +1,63 @@
+#include "tmsplan/provenance.hpp"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+
+#include "tmsplan/files.hpp"
+#include "tmsplan/parallel.hpp"
+#include "tmsplan/version.hpp"
+
+namespace tmsplan {
+
+double now_seconds() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+double peak_memory_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
+}
+
+Record::Record(std::string tool, int argc, char** argv) : start_seconds_(now_seconds()) {
+  json_["tool"] = std::move(tool);
+  json_["version"] = kVersion;
+  nlohmann::json cmd = nlohmann::json::array();
+  for (int i = 0; i < argc; ++i) cmd.push_back(argv[i]);
+  json_["command_line"] = cmd;
+  json_["inputs"] = nlohmann::json::object();
+  json_["outputs"] = nlohmann::json::object();
+  json_["parameters"] = nlohmann::json::object();
+  json_["figures"] = nlohmann::json::object();
+  json_["coordinates"] = "world RAS+ mm of the input T1 (NIfTI frame) unless a field says MNI";
+}
+
+void Record::add_input(const std::string& role, const std::string& path) {
+  json_["inputs"][role] = {{"path", std::filesystem::absolute(path).string()}, {"sha256", sha256_file(path)}};
+}
+
+void Record::add_output(const std::string& role, const std::string& path) {
+  json_["outputs"][role] = {{"path", path}};
+}
+
+void Record::write(const std::string& path, bool force) {
+  for (auto& [role, out] : json_["outputs"].items()) {
+    const std::string p = out["path"];
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(p, ec)) out["sha256"] = sha256_file(p);
+  }
+  const std::time_t t = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  json_["time"] = {{"finished_utc", stamp},
+                   {"wall_seconds", now_seconds() - start_seconds_},
+                   {"peak_memory_mib", peak_memory_mib()},
+                   {"threads", threads()}};
+  write_file_atomic(path, json_.dump(2) + "\n", force);
+}
+
+}  // namespace tmsplan

@@ -1,0 +1,147 @@
+// DICOM series through ITK/GDCM: the only place ITK's image IO is used. ITK works in LPS; the
+// conversion to our RAS frame goes through geometry.hpp.
+#include <itkGDCMImageIO.h>
+#include <itkGDCMSeriesFileNames.h>
+#include <itkImage.h>
+#include <itkImageSeriesReader.h>
+#include <itkMetaDataObject.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "nifti_internal.hpp"
+#include "tmsplan/error.hpp"
+#include "tmsplan/log.hpp"
+
+namespace fs = std::filesystem;
+
+namespace tmsplan::detail {
+namespace {
+using ItkImage = itk::Image<float, 3>;
+
+bool parse_position(const std::string& text, Eigen::Vector3d& out) {
+  std::string s = text;
+  std::replace(s.begin(), s.end(), '\\', ' ');
+  std::istringstream in(s);
+  return static_cast<bool>(in >> out[0] >> out[1] >> out[2]);
+}
+}  // namespace
+
+Image read_dicom_series(const std::string& dir, const ReadOptions& options, ImageInfo* info) {
+  std::size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.is_regular_file()) ++files;
+  if (files == 0) throw Error("folder holds no files (expected a DICOM series)", dir);
+
+  auto names = itk::GDCMSeriesFileNames::New();
+  names->SetUseSeriesDetails(true);
+  names->SetDirectory(dir);
+  std::vector<std::string> uids;
+  try {
+    uids = names->GetSeriesUIDs();
+  } catch (const itk::ExceptionObject& e) {
+    throw Error(std::string("cannot scan the folder for DICOM series: ") + e.GetDescription(), dir);
+  }
+  if (uids.empty()) throw Error("no DICOM image series found in the folder", dir);
+  std::string uid = options.series_uid;
+  if (uid.empty()) {
+    if (uids.size() > 1) {
+      std::string list;
+      for (const auto& u : uids) list += "\n  " + u;
+      throw Error("folder holds " + std::to_string(uids.size()) + " DICOM series; choose one with --series UID:" + list, dir);
+    }
+    uid = uids.front();
+  } else if (std::find(uids.begin(), uids.end(), uid) == uids.end()) {
+    throw Error("no series '" + uid + "' in the folder", dir);
+  }
+  const std::vector<std::string> file_names = names->GetFileNames(uid);
+  if (file_names.size() < 2) throw Error("series has a single slice: a 3D series is needed", dir);
+
+  auto io = itk::GDCMImageIO::New();
+  io->LoadPrivateTagsOn();  // Philips scale slope (2005,100E)
+  auto reader = itk::ImageSeriesReader<ItkImage>::New();
+  reader->SetImageIO(io);
+  reader->SetFileNames(file_names);
+  try {
+    reader->UpdateOutputInformation();
+    const auto size = reader->GetOutput()->GetLargestPossibleRegion().GetSize();
+    const std::uint64_t voxels = std::uint64_t(size[0]) * size[1] * size[2];
+    if (voxels > kMaxVoxels) throw Error("series asks for an absurd size", dir);
+    reader->Update();
+  } catch (const itk::ExceptionObject& e) {
+    throw Error(std::string("cannot read the DICOM series: ") + e.GetDescription(), dir);
+  }
+
+  // Slice positions: sorted by GDCM along the normal; refuse gaps (missing slices).
+  const auto* dicts = reader->GetMetaDataDictionaryArray();
+  std::vector<Eigen::Vector3d> positions;
+  for (const auto* dict : *dicts) {
+    std::string value;
+    Eigen::Vector3d p;
+    if (itk::ExposeMetaData<std::string>(*dict, "0020|0032", value) && parse_position(value, p)) positions.push_back(p);
+  }
+  ItkImage::Pointer itk_image = reader->GetOutput();
+  const auto dirm = itk_image->GetDirection();
+  Eigen::Vector3d normal(dirm(0, 2), dirm(1, 2), dirm(2, 2));
+  if (positions.size() == file_names.size() && positions.size() >= 2) {
+    std::vector<double> along;
+    for (const auto& p : positions) along.push_back(p.dot(normal));
+    std::vector<double> gaps;
+    for (std::size_t i = 1; i < along.size(); ++i) gaps.push_back(std::abs(along[i] - along[i - 1]));
+    std::vector<double> sorted = gaps;
+    std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
+    const double median = sorted[sorted.size() / 2];
+    if (median < 1e-4) throw Error("slices share the same position (duplicate or multi-echo series?)", dir);
+    for (double g : gaps)
+      if (g > 1.5 * median || g < 0.5 * median)
+        throw Error("slice spacing is not uniform (missing slices?): gap of " + std::to_string(g) + " mm, typical " +
+                        std::to_string(median) + " mm",
+                    dir);
+  }
+
+  Eigen::Matrix4d vox2lps = Eigen::Matrix4d::Identity();
+  const auto spacing = itk_image->GetSpacing();
+  const auto origin = itk_image->GetOrigin();
+  for (int r = 0; r < 3; ++r) {
+    for (int c = 0; c < 3; ++c) vox2lps(r, c) = dirm(r, c) * spacing[c];
+    vox2lps(r, 3) = origin[r];
+  }
+  Image image;
+  const auto size = itk_image->GetLargestPossibleRegion().GetSize();
+  image.grid.dim = {std::int64_t(size[0]), std::int64_t(size[1]), std::int64_t(size[2])};
+  image.grid.vox2ras = vox2ras_from_vox2lps(LpsMatrix(vox2lps));
+  const float* buffer = itk_image->GetBufferPointer();
+  image.data.assign(buffer, buffer + image.grid.voxels());
+
+  // Philips stores a private scale slope: like dcm2niix (its default "Philips precise" scaling),
+  // values become (PV * RS + RI) / (RS * SS). GDCM has applied RS and RI already.
+  if (dicts->size() == static_cast<std::size_t>(size[2])) {
+    const std::size_t slice = std::size_t(size[0]) * std::size_t(size[1]);
+    for (std::size_t k = 0; k < dicts->size(); ++k) {
+      const auto& dict = *(*dicts)[k];
+      std::string maker, ss_text, rs_text;
+      itk::ExposeMetaData<std::string>(dict, "0008|0070", maker);
+      if (maker.find("Philips") == std::string::npos) break;
+      if (!itk::ExposeMetaData<std::string>(dict, "2005|100e", ss_text)) break;
+      double rs = 1.0;
+      if (itk::ExposeMetaData<std::string>(dict, "0028|1053", rs_text)) rs = std::atof(rs_text.c_str());
+      const double ss = std::atof(ss_text.c_str());
+      if (!(ss > 0.0) || !(rs > 0.0) || !std::isfinite(ss * rs)) break;
+      const double factor = 1.0 / (rs * ss);
+      for (std::size_t n = k * slice; n < (k + 1) * slice; ++n)
+        image.data[n] = static_cast<float>(double(image.data[n]) * factor);
+    }
+  }
+  if (info) {
+    info->path = dir;
+    info->format = "dicom";
+    info->source_datatype = io->GetComponentTypeAsString(io->GetInternalComponentType());
+  }
+  // DICOM voxel order depends on the acquisition; store it closest to RAS, as viewers expect.
+  return reorient_closest_ras(image);
+}
+
+}  // namespace tmsplan::detail

@@ -1,0 +1,254 @@
+#include "tmsplan/files.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "tmsplan/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace tmsplan {
+
+// ---- temp-file registry (async-signal-safe cleanup) ---------------------------------------
+namespace {
+constexpr int kMaxTemps = 64;
+constexpr int kPathLen = 4096;
+char g_temps[kMaxTemps][kPathLen];
+std::atomic<bool> g_used[kMaxTemps];
+
+int register_temp(const std::string& path) {
+  for (int i = 0; i < kMaxTemps; ++i) {
+    bool expected = false;
+    if (g_used[i].compare_exchange_strong(expected, true)) {
+      std::strncpy(g_temps[i], path.c_str(), kPathLen - 1);
+      g_temps[i][kPathLen - 1] = '\0';
+      return i;
+    }
+  }
+  return -1;
+}
+
+void unregister_temp(int slot) {
+  if (slot >= 0) g_used[slot].store(false);
+}
+
+extern "C" void cleanup_and_reraise(int sig) {
+  for (int i = 0; i < kMaxTemps; ++i)
+    if (g_used[i].load()) ::unlink(g_temps[i]);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+std::string parent_of(const std::string& path) {
+  fs::path p(path);
+  auto parent = p.parent_path();
+  return parent.empty() ? std::string(".") : parent.string();
+}
+}  // namespace
+
+void install_interrupt_cleanup() {
+  std::signal(SIGINT, cleanup_and_reraise);
+  std::signal(SIGTERM, cleanup_and_reraise);
+  std::signal(SIGHUP, cleanup_and_reraise);
+}
+
+void check_input_path(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error("input does not exist", path);
+  if (::access(path.c_str(), R_OK) != 0) throw Error("input is not readable", path);
+}
+
+void check_output_path(const std::string& path, bool force) {
+  if (path.empty()) throw Error("empty output path");
+  std::error_code ec;
+  const std::string dir = parent_of(path);
+  if (!fs::is_directory(dir, ec)) throw Error("output folder does not exist", dir);
+  if (::access(dir.c_str(), W_OK) != 0) throw Error("output folder is not writable", dir);
+  if (fs::is_directory(path, ec)) throw Error("output path is a folder", path);
+  if (!force && fs::exists(path, ec)) throw Error("output exists (use --force to overwrite)", path);
+}
+
+AtomicFile::AtomicFile(std::string target, bool force) : target_(std::move(target)), force_(force) {
+  check_output_path(target_, force_);
+  const fs::path t(target_);
+  std::random_device rd;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    const auto name = "." + t.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
+                      std::to_string(rd() % 1000000);
+    temp_ = (t.parent_path().empty() ? fs::path(name) : t.parent_path() / name).string();
+    const int fd = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd >= 0) {
+      ::close(fd);
+      slot_holder_ = register_temp(temp_);
+      return;
+    }
+  }
+  throw Error("cannot create a temporary file beside the output", target_);
+}
+
+AtomicFile::~AtomicFile() {
+  if (!committed_) ::unlink(temp_.c_str());
+  unregister_temp(slot_holder_);
+}
+
+void AtomicFile::commit() {
+  const int fd = ::open(temp_.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  if (force_) {
+    if (::rename(temp_.c_str(), target_.c_str()) != 0) throw Error("cannot rename the finished output into place", target_);
+  } else {
+    // link() fails if the target exists: a concurrent run that finished first keeps its file.
+    if (::link(temp_.c_str(), target_.c_str()) != 0) {
+      if (errno == EEXIST) throw Error("output appeared while this run was working (another run?)", target_);
+      if (::rename(temp_.c_str(), target_.c_str()) != 0) throw Error("cannot move the finished output into place", target_);
+    } else {
+      ::unlink(temp_.c_str());
+    }
+  }
+  committed_ = true;
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes, bool force) {
+  AtomicFile file(path, force);
+  {
+    std::ofstream out(file.temp_path(), std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw Error("cannot write (disk full?)", path);
+  }
+  file.commit();
+}
+
+std::string read_file(const std::string& path, std::size_t max_bytes) {
+  check_input_path(path);
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw Error("expected a file, found a folder", path);
+  const auto size = fs::file_size(path, ec);
+  if (ec) throw Error("cannot determine the file size", path);
+  if (size > max_bytes) throw Error("file is too large (" + std::to_string(size) + " bytes)", path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open", path);
+  std::string bytes(static_cast<std::size_t>(size), '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (!in) throw Error("cannot read", path);
+  return bytes;
+}
+
+// ---- sha256 (FIPS 180-4) --------------------------------------------------------------------
+namespace {
+class Sha256 {
+public:
+  void update(const unsigned char* data, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      block_[fill_++] = data[i];
+      if (fill_ == 64) {
+        compress();
+        fill_ = 0;
+      }
+    }
+    bits_ += static_cast<std::uint64_t>(n) * 8;
+  }
+  std::string hex() {
+    const std::uint64_t bits = bits_;
+    const unsigned char pad = 0x80;
+    update(&pad, 1);
+    const unsigned char zero = 0;
+    while (fill_ != 56) update(&zero, 1);
+    unsigned char len[8];
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
+    update(len, 8);
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (auto word : h_)
+      for (int s = 28; s >= 0; s -= 4) out += digits[(word >> s) & 0xf];
+    return out;
+  }
+
+private:
+  static std::uint32_t rotr(std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+  void compress() {
+    static const std::uint32_t k[64] = {
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+    std::uint32_t w[64];
+    for (int i = 0; i < 16; ++i)
+      w[i] = (std::uint32_t(block_[4 * i]) << 24) | (std::uint32_t(block_[4 * i + 1]) << 16) |
+             (std::uint32_t(block_[4 * i + 2]) << 8) | std::uint32_t(block_[4 * i + 3]);
+    for (int i = 16; i < 64; ++i) {
+      const std::uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+      const std::uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    std::uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4], f = h_[5], g = h_[6], h = h_[7];
+    for (int i = 0; i < 64; ++i) {
+      const std::uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + k[i] + w[i];
+      const std::uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+      h = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+    }
+    h_[0] += a; h_[1] += b; h_[2] += c; h_[3] += d; h_[4] += e; h_[5] += f; h_[6] += g; h_[7] += h;
+  }
+  std::array<std::uint32_t, 8> h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                  0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  unsigned char block_[64]{};
+  std::size_t fill_ = 0;
+  std::uint64_t bits_ = 0;
+};
+
+void hash_stream(Sha256& sha, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read", path);
+  std::array<char, 1 << 16> buf;
+  while (in) {
+    in.read(buf.data(), buf.size());
+    sha.update(reinterpret_cast<const unsigned char*>(buf.data()), static_cast<std::size_t>(in.gcount()));
+  }
+}
+}  // namespace
+
+std::string sha256_bytes(const std::string& bytes) {
+  Sha256 sha;
+  sha.update(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  return sha.hex();
+}
+
+std::string sha256_file(const std::string& path) {
+  check_input_path(path);
+  Sha256 sha;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::recursive_directory_iterator(path))
+      if (entry.is_regular_file()) files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      const auto rel = fs::relative(f, path).string();
+      sha.update(reinterpret_cast<const unsigned char*>(rel.data()), rel.size() + 1);
+      hash_stream(sha, f.string());
+    }
+  } else {
+    hash_stream(sha, path);
+  }
+  return sha.hex();
+}
+
+}  // namespace tmsplan

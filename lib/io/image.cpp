@@ -1,0 +1,161 @@
+#include "tmsplan/image.hpp"
+
+#include <cmath>
+#include <filesystem>
+
+#include "nifti_internal.hpp"
+#include "tmsplan/error.hpp"
+#include "tmsplan/files.hpp"
+#include "tmsplan/log.hpp"
+
+namespace fs = std::filesystem;
+
+namespace tmsplan {
+
+Eigen::Vector3d Grid::spacing_mm() const {
+  const Eigen::Matrix3d a = vox2ras.m.topLeftCorner<3, 3>();
+  return {a.col(0).norm(), a.col(1).norm(), a.col(2).norm()};
+}
+
+double Grid::voxel_volume_ml() const { return std::abs(vox2ras.m.topLeftCorner<3, 3>().determinant()) / 1000.0; }
+
+bool Grid::same_as(const Grid& other, double tol_mm) const {
+  if (dim != other.dim) return false;
+  // The difference of two affine maps is largest at a corner of the grid.
+  const Eigen::Matrix4d diff = vox2ras.m - other.vox2ras.m;
+  for (int corner = 0; corner < 8; ++corner) {
+    const Eigen::Vector4d ijk((corner & 1) ? double(dim[0] - 1) : 0.0, (corner & 2) ? double(dim[1] - 1) : 0.0,
+                              (corner & 4) ? double(dim[2] - 1) : 0.0, 1.0);
+    if ((diff * ijk).head<3>().norm() > tol_mm) return false;
+  }
+  return true;
+}
+
+namespace {
+void check_voxel_values(const Image& image, const std::string& path, bool refuse_constant) {
+  std::size_t bad = 0;
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  for (float v : image.data) {
+    if (!std::isfinite(v)) {
+      ++bad;
+      continue;
+    }
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  if (bad > 0) throw Error(std::to_string(bad) + " voxels are NaN or infinite", path);
+  if (refuse_constant && !(hi > lo)) throw Error("all voxels have the same value (" + std::to_string(lo) + "): not an image of a head", path);
+}
+}  // namespace
+
+Image read_image(const std::string& path, const ReadOptions& options, ImageInfo* info) {
+  check_input_path(path);
+  std::error_code ec;
+  Image image;
+  if (fs::is_directory(path, ec)) {
+    image = detail::read_dicom_series(path, options, info);
+  } else {
+    image = detail::read_nifti(path, options, info);
+  }
+  check_voxel_values(image, path, options.refuse_constant);
+  return image;
+}
+
+Mask read_mask(const std::string& path, const Grid* grid) {
+  ReadOptions options;
+  options.refuse_constant = false;
+  const Image image = read_image(path, options);
+  if (grid && !image.grid.same_as(*grid, 1e-2))
+    throw Error("mask is not on the grid of the image it belongs to (dimensions or world position differ)", path);
+  Mask mask(image.grid, 0);
+  std::size_t inside = 0;
+  for (std::size_t i = 0; i < image.data.size(); ++i) {
+    mask.data[i] = image.data[i] > 0.5f ? 1 : 0;
+    inside += mask.data[i];
+  }
+  if (inside == 0) throw Error("mask is empty", path);
+  if (inside == mask.data.size()) throw Error("mask covers the whole volume", path);
+  return mask;
+}
+
+void write_image(const std::string& path, const Image& image, const WriteOptions& options) {
+  if (options.type == DiskType::Float32) {
+    detail::write_nifti(path, image.grid, image.data.data(), DiskType::Float32, options);
+    return;
+  }
+  if (options.type == DiskType::UInt8) {
+    std::vector<std::uint8_t> bytes(image.data.size());
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+      bytes[i] = static_cast<std::uint8_t>(std::clamp(std::lround(image.data[i]), 0L, 255L));
+    detail::write_nifti(path, image.grid, bytes.data(), DiskType::UInt8, options);
+    return;
+  }
+  std::vector<std::int16_t> shorts(image.data.size());
+  for (std::size_t i = 0; i < shorts.size(); ++i)
+    shorts[i] = static_cast<std::int16_t>(std::clamp(std::lround(image.data[i]), -32768L, 32767L));
+  detail::write_nifti(path, image.grid, shorts.data(), DiskType::Int16, options);
+}
+
+void write_mask(const std::string& path, const Mask& mask, WriteOptions options) {
+  options.type = DiskType::UInt8;
+  detail::write_nifti(path, mask.grid, mask.data.data(), DiskType::UInt8, options);
+}
+
+Image reorient_closest_ras(const Image& image) {
+  const Eigen::Matrix3d a = image.grid.vox2ras.m.topLeftCorner<3, 3>();
+  // For each world axis (R, A, S) pick the voxel axis most aligned with it, greedily by size.
+  std::array<int, 3> axis_for_world{-1, -1, -1};
+  std::array<bool, 3> used{false, false, false};
+  Eigen::Matrix3d n = a;
+  for (int c = 0; c < 3; ++c) n.col(c).normalize();
+  for (int round = 0; round < 3; ++round) {
+    double best = -1;
+    int bw = 0, bv = 0;
+    for (int w = 0; w < 3; ++w) {
+      if (axis_for_world[w] >= 0) continue;
+      for (int v = 0; v < 3; ++v) {
+        if (used[v]) continue;
+        if (std::abs(n(w, v)) > best) {
+          best = std::abs(n(w, v));
+          bw = w;
+          bv = v;
+        }
+      }
+    }
+    axis_for_world[bw] = bv;
+    used[bv] = true;
+  }
+  std::array<bool, 3> flip{};
+  for (int w = 0; w < 3; ++w) flip[w] = n(w, axis_for_world[w]) < 0;
+
+  Image out;
+  for (int w = 0; w < 3; ++w) out.grid.dim[w] = image.grid.dim[axis_for_world[w]];
+  // new index q (per world axis) -> old index p: p[axis_for_world[w]] = flip ? dim-1-q[w] : q[w]
+  Eigen::Matrix4d new2old = Eigen::Matrix4d::Zero();
+  new2old(3, 3) = 1;
+  for (int w = 0; w < 3; ++w) {
+    const int v = axis_for_world[w];
+    if (flip[w]) {
+      new2old(v, w) = -1;
+      new2old(v, 3) = double(image.grid.dim[v] - 1);
+    } else {
+      new2old(v, w) = 1;
+    }
+  }
+  out.grid.vox2ras = RasMatrix(image.grid.vox2ras.m * new2old);
+  out.data.resize(image.data.size());
+  std::int64_t p[3];
+  for (std::int64_t k = 0; k < out.grid.dim[2]; ++k)
+    for (std::int64_t j = 0; j < out.grid.dim[1]; ++j)
+      for (std::int64_t i = 0; i < out.grid.dim[0]; ++i) {
+        const std::int64_t q[3] = {i, j, k};
+        for (int w = 0; w < 3; ++w) {
+          const int v = axis_for_world[w];
+          p[v] = flip[w] ? image.grid.dim[v] - 1 - q[w] : q[w];
+        }
+        out(i, j, k) = image(p[0], p[1], p[2]);
+      }
+  return out;
+}
+
+}  // namespace tmsplan

@@ -1,0 +1,433 @@
+// NIfTI-1 reading and writing (single file .nii / .nii.gz, either byte order on reading).
+// Every header field that matters is checked before the voxel buffer is allocated.
+#include <zlib.h>
+
+#include <Eigen/SVD>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+#include "nifti_internal.hpp"
+#include "tmsplan/error.hpp"
+#include "tmsplan/files.hpp"
+#include "tmsplan/log.hpp"
+
+namespace tmsplan::detail {
+namespace {
+
+#pragma pack(push, 1)
+struct Nifti1Header {
+  std::int32_t sizeof_hdr;
+  char data_type[10];
+  char db_name[18];
+  std::int32_t extents;
+  std::int16_t session_error;
+  char regular;
+  char dim_info;
+  std::int16_t dim[8];
+  float intent_p1, intent_p2, intent_p3;
+  std::int16_t intent_code;
+  std::int16_t datatype;
+  std::int16_t bitpix;
+  std::int16_t slice_start;
+  float pixdim[8];
+  float vox_offset;
+  float scl_slope;
+  float scl_inter;
+  std::int16_t slice_end;
+  char slice_code;
+  char xyzt_units;
+  float cal_max, cal_min;
+  float slice_duration;
+  float toffset;
+  std::int32_t glmax, glmin;
+  char descrip[80];
+  char aux_file[24];
+  std::int16_t qform_code;
+  std::int16_t sform_code;
+  float quatern_b, quatern_c, quatern_d;
+  float qoffset_x, qoffset_y, qoffset_z;
+  float srow_x[4];
+  float srow_y[4];
+  float srow_z[4];
+  char intent_name[16];
+  char magic[4];
+};
+#pragma pack(pop)
+static_assert(sizeof(Nifti1Header) == 348, "NIfTI-1 header must be 348 bytes");
+
+template <class T>
+void swap_bytes(T& v) {
+  auto* p = reinterpret_cast<unsigned char*>(&v);
+  std::reverse(p, p + sizeof(T));
+}
+
+void swap_header(Nifti1Header& h) {
+  swap_bytes(h.sizeof_hdr);
+  swap_bytes(h.extents);
+  swap_bytes(h.session_error);
+  for (auto& d : h.dim) swap_bytes(d);
+  swap_bytes(h.intent_p1);
+  swap_bytes(h.intent_p2);
+  swap_bytes(h.intent_p3);
+  swap_bytes(h.intent_code);
+  swap_bytes(h.datatype);
+  swap_bytes(h.bitpix);
+  swap_bytes(h.slice_start);
+  for (auto& p : h.pixdim) swap_bytes(p);
+  swap_bytes(h.vox_offset);
+  swap_bytes(h.scl_slope);
+  swap_bytes(h.scl_inter);
+  swap_bytes(h.slice_end);
+  swap_bytes(h.cal_max);
+  swap_bytes(h.cal_min);
+  swap_bytes(h.slice_duration);
+  swap_bytes(h.toffset);
+  swap_bytes(h.glmax);
+  swap_bytes(h.glmin);
+  swap_bytes(h.qform_code);
+  swap_bytes(h.sform_code);
+  swap_bytes(h.quatern_b);
+  swap_bytes(h.quatern_c);
+  swap_bytes(h.quatern_d);
+  swap_bytes(h.qoffset_x);
+  swap_bytes(h.qoffset_y);
+  swap_bytes(h.qoffset_z);
+  for (auto& v : h.srow_x) swap_bytes(v);
+  for (auto& v : h.srow_y) swap_bytes(v);
+  for (auto& v : h.srow_z) swap_bytes(v);
+}
+
+struct GzCloser {
+  void operator()(gzFile_s* f) const {
+    if (f) gzclose(f);
+  }
+};
+using GzPtr = std::unique_ptr<gzFile_s, GzCloser>;
+
+struct TypeInfo {
+  int code;
+  int bytes;
+  const char* name;
+};
+
+const TypeInfo* type_info(int code) {
+  static const TypeInfo types[] = {{2, 1, "uint8"},    {4, 2, "int16"},  {8, 4, "int32"},   {16, 4, "float32"},
+                                   {64, 8, "float64"}, {256, 1, "int8"}, {512, 2, "uint16"}, {768, 4, "uint32"},
+                                   {1024, 8, "int64"}, {1280, 8, "uint64"}};
+  for (const auto& t : types)
+    if (t.code == code) return &t;
+  return nullptr;
+}
+
+bool all_finite(const Eigen::Matrix4d& m) { return m.allFinite(); }
+
+Eigen::Matrix4d qform_matrix(const Nifti1Header& h) {
+  const double b = h.quatern_b, c = h.quatern_c, d = h.quatern_d;
+  double a = 1.0 - (b * b + c * c + d * d);
+  double bb = b, cc = c, dd = d;
+  if (a < 1e-7) {
+    // Quaternion on the edge of validity: a 180-degree rotation, renormalised as nifti1_io does.
+    const double n = 1.0 / std::sqrt(b * b + c * c + d * d);
+    bb *= n;
+    cc *= n;
+    dd *= n;
+    a = 0.0;
+  } else {
+    a = std::sqrt(a);
+  }
+  Eigen::Matrix3d r;
+  r << a * a + bb * bb - cc * cc - dd * dd, 2 * (bb * cc - a * dd), 2 * (bb * dd + a * cc),  //
+      2 * (bb * cc + a * dd), a * a + cc * cc - bb * bb - dd * dd, 2 * (cc * dd - a * bb),    //
+      2 * (bb * dd - a * cc), 2 * (cc * dd + a * bb), a * a + dd * dd - cc * cc - bb * bb;
+  const double qfac = h.pixdim[0] < 0 ? -1.0 : 1.0;
+  Eigen::Vector3d scale(h.pixdim[1], h.pixdim[2], h.pixdim[3] * qfac);
+  Eigen::Matrix4d m = Eigen::Matrix4d::Identity();
+  m.topLeftCorner<3, 3>() = r * scale.asDiagonal();
+  m(0, 3) = h.qoffset_x;
+  m(1, 3) = h.qoffset_y;
+  m(2, 3) = h.qoffset_z;
+  return m;
+}
+
+Eigen::Matrix4d sform_matrix(const Nifti1Header& h) {
+  Eigen::Matrix4d m = Eigen::Matrix4d::Identity();
+  for (int c = 0; c < 4; ++c) {
+    m(0, c) = h.srow_x[c];
+    m(1, c) = h.srow_y[c];
+    m(2, c) = h.srow_z[c];
+  }
+  return m;
+}
+
+template <class T>
+void convert(const std::vector<unsigned char>& raw, bool swap, std::vector<float>& out, double slope, double inter) {
+  const std::size_t n = out.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, raw.data() + i * sizeof(T), sizeof(T));
+    if (swap) swap_bytes(v);
+    out[i] = static_cast<float>(static_cast<double>(v) * slope + inter);
+  }
+}
+
+}  // namespace
+
+Image read_nifti(const std::string& path, const ReadOptions& options, ImageInfo* info) {
+  check_input_path(path);
+  GzPtr file(gzopen(path.c_str(), "rb"));
+  if (!file) throw Error("cannot open", path);
+  gzbuffer(file.get(), 1 << 17);
+
+  Nifti1Header h{};
+  const int got = gzread(file.get(), &h, sizeof h);
+  if (got < 0) throw Error("corrupt compressed data in the header", path);
+  if (got != static_cast<int>(sizeof h)) throw Error("not a NIfTI-1 image: file shorter than a 348-byte header", path);
+
+  bool swap = false;
+  if (h.sizeof_hdr != 348) {
+    std::int32_t s = h.sizeof_hdr;
+    swap_bytes(s);
+    if (s == 348) {
+      swap = true;
+      swap_header(h);
+    } else if (h.sizeof_hdr == 540 || s == 540) {
+      throw Error("NIfTI-2 images are not supported yet (convert to NIfTI-1)", path);
+    } else {
+      throw Error("not a NIfTI-1 image (header size " + std::to_string(h.sizeof_hdr) + ", expected 348)", path);
+    }
+  }
+  if (std::memcmp(h.magic, "ni1\0", 4) == 0)
+    throw Error("NIfTI header/image pairs (.hdr/.img) are not supported; use a single .nii file", path);
+  if (std::memcmp(h.magic, "n+1\0", 4) != 0) throw Error("not a NIfTI-1 image (magic is not 'n+1')", path);
+
+  const int ndim = h.dim[0];
+  if (ndim < 1 || ndim > 7) throw Error("invalid dim[0] = " + std::to_string(ndim), path);
+  std::uint64_t voxels = 1;
+  for (int d = 1; d <= ndim; ++d) {
+    if (h.dim[d] < 1) throw Error("invalid size " + std::to_string(h.dim[d]) + " along dimension " + std::to_string(d), path);
+    if (d <= 3) voxels *= static_cast<std::uint64_t>(h.dim[d]);
+  }
+  if (ndim < 3 || h.dim[3] == 1)
+    throw Error("2D image (" + std::to_string(h.dim[1]) + "x" + std::to_string(ndim >= 2 ? h.dim[2] : 1) +
+                    " voxels): a 3D head scan is needed",
+                path);
+  for (int d = 4; d <= ndim; ++d) {
+    if (h.dim[d] > 1)
+      throw Error("4D image with " + std::to_string(h.dim[d]) + " volumes: give a single 3D volume", path);
+  }
+  if (voxels > kMaxVoxels)
+    throw Error("header asks for an absurd size (" + std::to_string(h.dim[1]) + "x" + std::to_string(h.dim[2]) + "x" +
+                    std::to_string(h.dim[3]) + " voxels, more than 1024^3)",
+                path);
+
+  const TypeInfo* type = type_info(h.datatype);
+  if (!type) throw Error("unsupported NIfTI datatype " + std::to_string(h.datatype) + " (complex, RGB or unknown)", path);
+  if (h.bitpix != 0 && h.bitpix != type->bytes * 8)
+    throw Error("bitpix " + std::to_string(h.bitpix) + " does not match datatype " + type->name, path);
+  if (!std::isfinite(h.vox_offset) || h.vox_offset < 352.0f)
+    throw Error("invalid vox_offset " + std::to_string(h.vox_offset) + " (at least 352 for a .nii file)", path);
+
+  for (int d = 1; d <= 3; ++d) {
+    if (!std::isfinite(h.pixdim[d]) || h.pixdim[d] <= 0.0f)
+      throw Error("invalid voxel spacing pixdim[" + std::to_string(d) + "] = " + std::to_string(h.pixdim[d]) +
+                      " (must be positive and finite)",
+                  path);
+    if (h.pixdim[d] > 100.0f)
+      throw Error("absurd voxel spacing pixdim[" + std::to_string(d) + "] = " + std::to_string(h.pixdim[d]) + " mm", path);
+  }
+
+  std::vector<std::string> warnings;
+  Eigen::Matrix4d vox2ras;
+  const bool has_s = h.sform_code > 0;
+  const bool has_q = h.qform_code > 0;
+  if (has_s) {
+    vox2ras = sform_matrix(h);
+    if (has_q) {
+      const Eigen::Matrix4d q = qform_matrix(h);
+      const double diff = (q - vox2ras).topRows<3>().cwiseAbs().maxCoeff();
+      if (all_finite(q) && diff > 1e-3)
+        warnings.push_back(fmt::format("sform and qform disagree (largest difference {:.4g}); using the sform", diff));
+    }
+  } else if (has_q) {
+    vox2ras = qform_matrix(h);
+  } else {
+    vox2ras = Eigen::Matrix4d::Identity();
+    for (int d = 0; d < 3; ++d) vox2ras(d, d) = h.pixdim[d + 1];
+    warnings.push_back("no sform or qform: orientation unknown, assuming voxel axes along R, A, S");
+  }
+  if (!all_finite(vox2ras)) throw Error("orientation matrix has non-finite values", path);
+  const double det = vox2ras.topLeftCorner<3, 3>().determinant();
+  if (!std::isfinite(det) || std::abs(det) < 1e-6)
+    throw Error("orientation matrix is not invertible (determinant " + fmt::format("{:.3g}", det) + ")", path);
+  {
+    Grid probe;
+    probe.vox2ras = RasMatrix(vox2ras);
+    const Eigen::Vector3d sp = probe.spacing_mm();
+    if (sp.minCoeff() < 1e-3 || sp.maxCoeff() > 100.0)
+      throw Error(fmt::format("absurd voxel size from the orientation matrix ({:.4g} x {:.4g} x {:.4g} mm)", sp[0], sp[1], sp[2]), path);
+  }
+
+  double slope = h.scl_slope, inter = h.scl_inter;
+  if (!std::isfinite(slope) || slope == 0.0) {
+    slope = 1.0;
+    inter = 0.0;
+  }
+  if (!std::isfinite(inter)) throw Error("scl_inter is not finite", path);
+
+  // Skip the extensions up to vox_offset.
+  const long skip = static_cast<long>(h.vox_offset) - 348;
+  std::vector<unsigned char> pad(static_cast<std::size_t>(std::min<long>(skip, 1 << 20)));
+  long left = skip;
+  while (left > 0) {
+    const int chunk = static_cast<int>(std::min<long>(left, static_cast<long>(pad.size())));
+    const int n = gzread(file.get(), pad.data(), static_cast<unsigned>(chunk));
+    if (n <= 0) throw Error("truncated file: ends before the voxel data (vox_offset " + std::to_string(skip + 348) + ")", path);
+    left -= n;
+  }
+
+  const std::uint64_t bytes = voxels * static_cast<std::uint64_t>(type->bytes);
+  std::vector<unsigned char> raw;
+  try {
+    raw.resize(static_cast<std::size_t>(bytes));
+  } catch (const std::bad_alloc&) {
+    throw Error("not enough memory for " + std::to_string(bytes) + " bytes of voxels", path);
+  }
+  std::uint64_t done = 0;
+  while (done < bytes) {
+    const unsigned chunk = static_cast<unsigned>(std::min<std::uint64_t>(bytes - done, 1u << 30));
+    const int n = gzread(file.get(), raw.data() + done, chunk);
+    if (n < 0) {
+      int errnum = 0;
+      const char* msg = gzerror(file.get(), &errnum);
+      throw Error(std::string("corrupt compressed data: ") + (msg ? msg : "zlib error"), path);
+    }
+    if (n == 0) break;
+    done += static_cast<std::uint64_t>(n);
+  }
+  if (done < bytes)
+    throw Error("truncated file: " + std::to_string(done) + " of " + std::to_string(bytes) + " bytes of voxel data", path);
+  {
+    // Reading one more byte makes zlib check the gzip trailer (CRC and length).
+    unsigned char extra;
+    if (gzread(file.get(), &extra, 1) < 0) {
+      int errnum = 0;
+      const char* msg = gzerror(file.get(), &errnum);
+      throw Error(std::string("corrupt compressed data: ") + (msg ? msg : "zlib error"), path);
+    }
+  }
+
+  Image image;
+  image.grid.dim = {h.dim[1], h.dim[2], h.dim[3]};
+  image.grid.vox2ras = RasMatrix(vox2ras);
+  image.data.resize(static_cast<std::size_t>(voxels));
+  switch (h.datatype) {
+    case 2: convert<std::uint8_t>(raw, swap, image.data, slope, inter); break;
+    case 4: convert<std::int16_t>(raw, swap, image.data, slope, inter); break;
+    case 8: convert<std::int32_t>(raw, swap, image.data, slope, inter); break;
+    case 16: convert<float>(raw, swap, image.data, slope, inter); break;
+    case 64: convert<double>(raw, swap, image.data, slope, inter); break;
+    case 256: convert<std::int8_t>(raw, swap, image.data, slope, inter); break;
+    case 512: convert<std::uint16_t>(raw, swap, image.data, slope, inter); break;
+    case 768: convert<std::uint32_t>(raw, swap, image.data, slope, inter); break;
+    case 1024: convert<std::int64_t>(raw, swap, image.data, slope, inter); break;
+    case 1280: convert<std::uint64_t>(raw, swap, image.data, slope, inter); break;
+    default: throw Error("unsupported datatype", path);
+  }
+  if (info) {
+    info->path = path;
+    info->format = gzdirect(file.get()) ? "nifti" : "nifti-gz";
+    info->source_datatype = type->name;
+    info->warnings = warnings;
+  }
+  for (const auto& w : warnings) log::warn(w + " (" + path + ")");
+  return image;
+}
+
+namespace {
+void quaternion_from(const Eigen::Matrix3d& a, Nifti1Header& h) {
+  // Columns normalised; a negative determinant goes into qfac (pixdim[0]) as NIfTI prescribes.
+  Eigen::Vector3d spacing(a.col(0).norm(), a.col(1).norm(), a.col(2).norm());
+  Eigen::Matrix3d r = a * spacing.cwiseInverse().asDiagonal();
+  double qfac = 1.0;
+  if (r.determinant() < 0) {
+    qfac = -1.0;
+    r.col(2) *= -1.0;
+  }
+  // Nearest rotation (removes any shear so the qform is a proper rotation).
+  Eigen::JacobiSVD<Eigen::Matrix3d> svd(r, Eigen::ComputeFullU | Eigen::ComputeFullV);
+  r = svd.matrixU() * svd.matrixV().transpose();
+  Eigen::Quaterniond q(r);
+  q.normalize();
+  if (q.w() < 0) q.coeffs() *= -1.0;
+  h.quatern_b = static_cast<float>(q.x());
+  h.quatern_c = static_cast<float>(q.y());
+  h.quatern_d = static_cast<float>(q.z());
+  h.pixdim[0] = static_cast<float>(qfac);
+  for (int d = 0; d < 3; ++d) h.pixdim[d + 1] = static_cast<float>(spacing[d]);
+}
+}  // namespace
+
+void write_nifti(const std::string& path, const Grid& grid, const void* voxels, DiskType type,
+                 const WriteOptions& options) {
+  Nifti1Header h{};
+  h.sizeof_hdr = 348;
+  h.regular = 'r';
+  h.dim[0] = 3;
+  for (int d = 0; d < 3; ++d) h.dim[d + 1] = static_cast<std::int16_t>(grid.dim[d]);
+  for (int d = 4; d < 8; ++d) h.dim[d] = 1;
+  int bytes_per = 4;
+  switch (type) {
+    case DiskType::UInt8: h.datatype = 2; bytes_per = 1; break;
+    case DiskType::Int16: h.datatype = 4; bytes_per = 2; break;
+    case DiskType::Float32: h.datatype = 16; bytes_per = 4; break;
+  }
+  h.bitpix = static_cast<std::int16_t>(8 * bytes_per);
+  h.vox_offset = 352.0f;
+  h.scl_slope = 1.0f;
+  h.scl_inter = 0.0f;
+  h.xyzt_units = 2;  // mm
+  const std::string descrip = options.description.substr(0, 79);
+  std::memcpy(h.descrip, descrip.c_str(), descrip.size());
+  const Eigen::Matrix4d& m = grid.vox2ras.m;
+  quaternion_from(m.topLeftCorner<3, 3>(), h);
+  h.qoffset_x = static_cast<float>(m(0, 3));
+  h.qoffset_y = static_cast<float>(m(1, 3));
+  h.qoffset_z = static_cast<float>(m(2, 3));
+  for (int c = 0; c < 4; ++c) {
+    h.srow_x[c] = static_cast<float>(m(0, c));
+    h.srow_y[c] = static_cast<float>(m(1, c));
+    h.srow_z[c] = static_cast<float>(m(2, c));
+  }
+  h.qform_code = static_cast<std::int16_t>(options.frame);
+  h.sform_code = static_cast<std::int16_t>(options.frame);
+  std::memcpy(h.magic, "n+1\0", 4);
+  for (int d = 0; d < 3; ++d)
+    if (grid.dim[d] > 32767) throw Error("image too large for NIfTI-1", path);
+
+  AtomicFile out(path, options.force);
+  const bool gz = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
+  const std::string mode = gz ? "wb" + std::to_string(std::clamp(options.gzip_level, 1, 9)) : "wbT";
+  GzPtr file(gzopen(out.temp_path().c_str(), mode.c_str()));
+  if (!file) throw Error("cannot write", path);
+  gzbuffer(file.get(), 1 << 17);
+  const char extender[4] = {0, 0, 0, 0};
+  bool ok = gzwrite(file.get(), &h, sizeof h) == static_cast<int>(sizeof h);
+  ok = ok && gzwrite(file.get(), extender, 4) == 4;
+  const std::uint64_t total = static_cast<std::uint64_t>(grid.voxels()) * static_cast<std::uint64_t>(bytes_per);
+  const auto* p = static_cast<const unsigned char*>(voxels);
+  for (std::uint64_t done = 0; ok && done < total;) {
+    const unsigned chunk = static_cast<unsigned>(std::min<std::uint64_t>(total - done, 1u << 26));
+    ok = gzwrite(file.get(), p + done, chunk) == static_cast<int>(chunk);
+    done += chunk;
+  }
+  if (gzclose(file.release()) != Z_OK) ok = false;
+  if (!ok) throw Error("cannot write (disk full?)", path);
+  out.commit();
+}
+
+}  // namespace tmsplan::detail

@@ -1,0 +1,27 @@
+#pragma once
+// Test helpers: where data lives, temporary folders, running a tool and capturing its output.
+#include <string>
+
+namespace testing {
+
+/// ../shared/data, or "" when absent (tests then skip with a message).
+std::string shared_data();
+/// The scanner-like Colin27 copies made by make-samples, or "" when absent.
+std::string samples_dir();
+/// Colin27 head from mricron-data.
+std::string colin_head();
+/// A fresh empty folder under the build tree.
+std::string temp_dir(const std::string& name);
+std::string bin(const std::string& tool);
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+/// Runs a shell command line; captures stdout and stderr.
+RunResult run(const std::string& command_line);
+/// Lists the files in a folder (names only, sorted).
+std::string list_files(const std::string& dir);
+
+}  // namespace testing
