@@ -47,6 +47,25 @@ std::string read_file(const std::string& path, std::size_t max_bytes = 256u << 2
 std::string sha256_file(const std::string& path);
 std::string sha256_bytes(const std::string& bytes);
 
+/// The outputs of one tool run in one folder, named by the pipeline contract (DESIGN.md 8).
+/// check() verifies them all before any work starts, so a run never stops half-way because its
+/// last output exists.
+class OutputSet {
+public:
+  OutputSet(std::string dir, bool force);
+  /// Registers an output and returns its full path.
+  std::string add(const std::string& role, const std::string& file_name);
+  void check() const;
+  const std::string& path(const std::string& role) const;
+  bool force() const { return force_; }
+  const std::vector<std::pair<std::string, std::string>>& all() const { return outputs_; }
+
+private:
+  std::string dir_;
+  bool force_;
+  std::vector<std::pair<std::string, std::string>> outputs_;
+};
+
 /// Installs SIGINT/SIGTERM/SIGHUP handlers that unlink live temp files, then re-raise.
 void install_interrupt_cleanup();
 

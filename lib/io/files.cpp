@@ -122,6 +122,28 @@ void AtomicFile::commit() {
   committed_ = true;
 }
 
+OutputSet::OutputSet(std::string dir, bool force) : dir_(std::move(dir)), force_(force) {
+  if (dir_.empty()) throw UsageError("an output folder is needed (--out-dir)");
+}
+
+std::string OutputSet::add(const std::string& role, const std::string& file_name) {
+  const std::string p = (fs::path(dir_) / file_name).string();
+  outputs_.emplace_back(role, p);
+  return p;
+}
+
+void OutputSet::check() const {
+  std::error_code ec;
+  if (!fs::is_directory(dir_, ec)) throw Error("output folder does not exist", dir_);
+  for (const auto& [role, p] : outputs_) check_output_path(p, force_);
+}
+
+const std::string& OutputSet::path(const std::string& role) const {
+  for (const auto& [r, p] : outputs_)
+    if (r == role) return p;
+  throw Error("internal: no output named " + role);
+}
+
 void write_file_atomic(const std::string& path, const std::string& bytes, bool force) {
   AtomicFile file(path, force);
   {

@@ -1,0 +1,78 @@
+#pragma once
+/// Volume filters shared by the tools: smoothing, distance maps, morphology in millimetres,
+/// connected components, thresholds, overlap. All deterministic whatever the thread count.
+#include <vector>
+
+#include "tmsplan/image.hpp"
+
+namespace tmsplan {
+
+/// Separable Gaussian along the voxel axes, sigma in mm (per-axis spacing respected).
+Image gaussian_smooth(const Image& image, double sigma_mm);
+/// The same restricted to a mask: normalised convolution (values outside do not leak in).
+Image masked_smooth(const Image& image, const Mask& mask, double sigma_mm);
+
+/// Exact Euclidean distance (mm) from every voxel to the nearest voxel where mask is set
+/// (0 on the mask). Anisotropic spacing respected.
+Image distance_to(const Mask& mask);
+/// Dilation and erosion by a ball of radius_mm.
+Mask dilate(const Mask& mask, double radius_mm);
+Mask erode(const Mask& mask, double radius_mm);
+Mask open(const Mask& mask, double radius_mm);
+Mask close(const Mask& mask, double radius_mm);
+
+/// 6-connected components; labels 1..n ordered by first voxel in memory; sizes[label].
+struct Components {
+  Volume<std::int32_t> labels;
+  std::vector<std::size_t> sizes;  ///< sizes[0] unused
+};
+Components connected_components(const Mask& mask);
+Mask largest_component(const Mask& mask);
+/// Keeps the components that overlap `seed`.
+Mask components_touching(const Mask& mask, const Mask& seed);
+/// Fills every background region not connected to the volume's border.
+Mask fill_holes(const Mask& mask);
+/// Fills holes slice by slice along each axis (closes cavities open to one side in 3D).
+Mask fill_holes_2d(const Mask& mask);
+
+Mask mask_and(const Mask& a, const Mask& b);
+Mask mask_or(const Mask& a, const Mask& b);
+Mask mask_not(const Mask& a);
+std::size_t count(const Mask& mask);
+double volume_ml(const Mask& mask);
+double dice(const Mask& a, const Mask& b);
+
+/// A box of a grid: its own grid (with the right world position) and its offset in the parent.
+struct Crop {
+  Grid grid;
+  std::array<std::int64_t, 3> offset{0, 0, 0};
+};
+/// The bounding box of a mask, grown by margin_vox voxels and clipped to the grid.
+Crop bounding_crop(const Mask& mask, std::int64_t margin_vox);
+template <class T>
+Volume<T> crop(const Volume<T>& v, const Crop& c) {
+  Volume<T> out(c.grid);
+  for (std::int64_t k = 0; k < c.grid.dim[2]; ++k)
+    for (std::int64_t j = 0; j < c.grid.dim[1]; ++j)
+      for (std::int64_t i = 0; i < c.grid.dim[0]; ++i) out(i, j, k) = v(i + c.offset[0], j + c.offset[1], k + c.offset[2]);
+  return out;
+}
+/// Puts a cropped volume back into a full grid (fill elsewhere).
+template <class T>
+Volume<T> uncrop(const Volume<T>& v, const Grid& full, const Crop& c, T fill = T{}) {
+  Volume<T> out(full, fill);
+  for (std::int64_t k = 0; k < c.grid.dim[2]; ++k)
+    for (std::int64_t j = 0; j < c.grid.dim[1]; ++j)
+      for (std::int64_t i = 0; i < c.grid.dim[0]; ++i) out(i + c.offset[0], j + c.offset[1], k + c.offset[2]) = v(i, j, k);
+  return out;
+}
+
+/// Mean world position (RAS mm) of the voxels in the mask.
+Eigen::Vector3d centroid_ras(const Mask& mask);
+
+/// Value at the q-quantile (0..1) of the voxels (of those inside mask, when given).
+double quantile(const Image& image, double q, const Mask* mask = nullptr);
+/// Otsu's threshold of the voxels (inside mask when given), over a 256-bin histogram.
+double otsu_threshold(const Image& image, const Mask* mask = nullptr);
+
+}  // namespace tmsplan

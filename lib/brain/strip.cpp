@@ -1,0 +1,135 @@
+// skull-strip: head mask, bias correction, template prior by affine registration, then the
+// brain boundary refined on the subject's own intensities.
+#include <algorithm>
+#include <cmath>
+
+#include "tmsplan/provenance.hpp"
+
+#include "tmsplan/brain.hpp"
+#include "tmsplan/error.hpp"
+#include "tmsplan/filters.hpp"
+#include "tmsplan/log.hpp"
+#include "tmsplan/progress.hpp"
+#include "tmsplan/registration.hpp"
+#include "tmsplan/resample.hpp"
+
+namespace tmsplan {
+namespace {
+
+Image divide(const Image& image, const Image& field) {
+  Image out(image.grid, 0.0f);
+  for (std::size_t i = 0; i < out.data.size(); ++i) out.data[i] = image.data[i] / std::max(1e-3f, field.data[i]);
+  return out;
+}
+
+// Three-class 1D k-means (CSF, GM, WM) on the voxels of a mask; returns sorted means.
+std::array<double, 3> tissue_means(const Image& image, const Mask& mask) {
+  std::array<double, 3> m{quantile(image, 0.1, &mask), quantile(image, 0.45, &mask), quantile(image, 0.85, &mask)};
+  std::vector<float> v;
+  for (std::size_t i = 0; i < image.data.size(); ++i)
+    if (mask.data[i]) v.push_back(image.data[i]);
+  for (int it = 0; it < 30; ++it) {
+    std::array<double, 3> sum{0, 0, 0}, n{0, 0, 0};
+    for (float x : v) {
+      int best = 0;
+      for (int c = 1; c < 3; ++c)
+        if (std::abs(x - m[std::size_t(c)]) < std::abs(x - m[std::size_t(best)])) best = c;
+      sum[std::size_t(best)] += x;
+      n[std::size_t(best)] += 1;
+    }
+    for (int c = 0; c < 3; ++c)
+      if (n[std::size_t(c)] > 0) m[std::size_t(c)] = sum[std::size_t(c)] / n[std::size_t(c)];
+  }
+  std::sort(m.begin(), m.end());
+  return m;
+}
+
+// Brain tissue near the prior, detached from dura/scalp by an opening, grown back, closed over
+// sulcal CSF, holes filled, held within a band around the prior, then grown over the outer CSF.
+Mask extract_brain(const Image& corrected, const Mask& prior, const Mask& head, const std::string& source_name) {
+  const Mask core = erode(prior, 6.0);
+  const auto means = tissue_means(corrected, core);
+  const double csf_gm = 0.5 * (means[0] + means[1]);
+  log::debug(fmt::format("tissue means CSF {:.4g} GM {:.4g} WM {:.4g}", means[0], means[1], means[2]));
+
+  Mask tissue = mask_and(threshold(corrected, static_cast<float>(csf_gm)), dilate(prior, 8.0));
+  const double too_bright = means[2] + 3.0 * (means[2] - means[1]);
+  for (std::size_t i = 0; i < tissue.data.size(); ++i)
+    if (corrected.data[i] > too_bright) tissue.data[i] = 0;
+  Mask brain = components_touching(open(tissue, 2.0), erode(prior, 12.0));
+  brain = close(brain, 5.0);
+  brain = fill_holes(brain);
+  brain = mask_and(brain, dilate(prior, 5.0));
+  brain = largest_component(open(brain, 1.0));
+  // The deep interior of the prior is brain whatever its intensity (ventricles and cisterns,
+  // which open to the outer CSF and so are not holes).
+  brain = mask_or(brain, erode(prior, 7.0));
+  brain = fill_holes(brain);
+  // The outer surface of the brain includes the subarachnoid CSF up to the dura (as HD-BET and
+  // manual tracings do): grow 2 mm into dark voxels, never into bright fat or marrow.
+  const Mask grown = dilate(brain, 2.0);
+  const float bright = static_cast<float>(0.5 * (means[1] + means[2]));
+  for (std::size_t i = 0; i < grown.data.size(); ++i)
+    if (grown.data[i] && !brain.data[i] && head.data[i] && corrected.data[i] < bright) brain.data[i] = 1;
+  if (volume_ml(brain) < 500.0) throw Error("brain mask came out implausibly small", source_name);
+  return brain;
+}
+
+}  // namespace
+
+BrainResult skull_strip(const Image& t1, const std::string& source_name, const BrainOptions& options) {
+  BrainResult r;
+  Progress progress("skull-strip", 6);
+  const double t_start = now_seconds();
+  r.head = head_mask(t1, source_name);
+  ++progress;
+  log::debug(fmt::format("  {:.1f} s", now_seconds() - t_start));
+
+  // Bias field over the head first (good enough to register and to find tissue classes).
+  const Image field_head = estimate_bias_field(t1, r.head);
+  Image corrected = divide(t1, field_head);
+  ++progress;
+  log::debug(fmt::format("  {:.1f} s", now_seconds() - t_start));
+
+  const Image templ = read_image(options.template_head);
+  ReadOptions mask_read;
+  mask_read.refuse_constant = false;
+  const Image templ_brain_image = read_image(options.template_brain, mask_read);
+  if (!templ_brain_image.grid.same_as(templ.grid, 1e-2))
+    throw Error("template brain is not on the template head's grid", options.template_brain);
+  const Mask templ_brain = largest_component(threshold(templ_brain_image, 0.0f));
+  if (volume_ml(templ_brain) < 500.0) throw Error("template has no brain (fewer than 500 ml above 0)", options.template_brain);
+
+  const AffineResult reg = register_affine(corrected, templ);
+  r.subject_to_template = reg.subject_to_template;
+  r.registration_similarity = reg.similarity_after;
+  ++progress;
+  log::debug(fmt::format("  {:.1f} s", now_seconds() - t_start));
+
+  // Template brain in the subject: the prior.
+  const Eigen::Matrix4d s2t = reg.subject_to_template;
+  Mask prior = threshold(resample_affine(to_image(templ_brain), t1.grid, s2t, Interp::Linear), 0.5f);
+  prior = mask_and(prior, r.head);
+  if (volume_ml(prior) < 400.0) throw Error("the template brain does not land inside the head: registration failed", source_name);
+  ++progress;
+  log::debug(fmt::format("  {:.1f} s", now_seconds() - t_start));
+
+  // The brain stage works in the prior's bounding box (a third of a typical field of view).
+  const Crop box = bounding_crop(prior, static_cast<std::int64_t>(std::ceil(20.0 / t1.grid.spacing_mm().minCoeff())));
+  Mask brain = extract_brain(crop(corrected, box), crop(prior, box), crop(r.head, box), source_name);
+  brain = uncrop(brain, t1.grid, box);
+  ++progress;
+  log::debug(fmt::format("  {:.1f} s", now_seconds() - t_start));
+
+  // Final bias field from the brain alone (cleaner tissue histogram), applied to the whole image.
+  BiasOptions brain_bias;
+  brain_bias.smoothing_mm = 25.0;
+  const Image field = estimate_bias_field(corrected, brain, brain_bias);
+  r.corrected = divide(corrected, field);
+  r.brain = std::move(brain);
+  ++progress;
+  log::debug(fmt::format("  {:.1f} s", now_seconds() - t_start));
+  return r;
+}
+
+}  // namespace tmsplan

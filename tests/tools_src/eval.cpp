@@ -1,0 +1,72 @@
+// bench-eval: figures for the benchmark and the regression tests.
+//   bench-eval dice A B                       Dice of two masks on one grid (>0.5 inside)
+//   bench-eval labels-dice A B L...           Dice per label value
+//   bench-eval copy-dice COPIES NAME ORIG COPY [--labels L...]
+//       brings a copy's mask (or labels) back to the original grid through the known transform
+//       of copy NAME (copies.json from make-samples) and prints Dice against ORIG.
+#include <iostream>
+
+#include "sample_transform.hpp"
+#include "tmsplan/error.hpp"
+#include "tmsplan/files.hpp"
+#include "tmsplan/filters.hpp"
+#include "tmsplan/image.hpp"
+#include "tmsplan/resample.hpp"
+
+using namespace tmsplan;
+
+namespace {
+Image read_any(const std::string& p) {
+  ReadOptions ro;
+  ro.refuse_constant = false;
+  return read_image(p, ro);
+}
+Mask label_mask(const Image& im, int label) {
+  Mask m(im.grid, 0);
+  for (std::size_t i = 0; i < im.data.size(); ++i)
+    m.data[i] = label < 0 ? (im.data[i] > 0.5f) : (std::lround(im.data[i]) == label);
+  return m;
+}
+samples::KnownTransform find_copy(const std::string& copies, const std::string& name) {
+  const auto index = nlohmann::json::parse(read_file(copies));
+  for (const auto& c : index.at("copies"))
+    if (c.at("name") == name) return samples::KnownTransform::from_json(c);
+  throw Error("no copy named " + name, copies);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::vector<std::string> a(argv + 1, argv + argc);
+    if (a.size() >= 3 && a[0] == "dice") {
+      std::printf("%.4f\n", dice(label_mask(read_any(a[1]), -1), label_mask(read_any(a[2]), -1)));
+      return 0;
+    }
+    if (a.size() >= 4 && a[0] == "labels-dice") {
+      const Image x = read_any(a[1]), y = read_any(a[2]);
+      for (std::size_t i = 3; i < a.size(); ++i) {
+        const int l = std::stoi(a[i]);
+        std::printf("%d %.4f\n", l, dice(label_mask(x, l), label_mask(y, l)));
+      }
+      return 0;
+    }
+    if (a.size() >= 5 && a[0] == "copy-dice") {
+      const auto t = find_copy(a[1], a[2]);
+      const Image orig = read_any(a[3]), copy = read_any(a[4]);
+      // Each original voxel p sits at forward(p) in the copy: nearest-neighbour labels.
+      const Image back =
+          resample(copy, orig.grid, [&](const Eigen::Vector3d& p) { return t.forward(p); }, Interp::Nearest);
+      std::vector<int> labels;
+      for (std::size_t i = 5; i < a.size(); ++i)
+        if (a[i] != "--labels") labels.push_back(std::stoi(a[i]));
+      if (labels.empty()) labels.push_back(-1);
+      for (int l : labels) std::printf("%d %.4f\n", l, dice(label_mask(orig, l), label_mask(back, l)));
+      return 0;
+    }
+    std::fprintf(stderr, "usage: bench-eval dice A B | labels-dice A B L... | copy-dice COPIES NAME ORIG COPY [--labels L...]\n");
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench-eval: error: %s\n", describe(e).c_str());
+    return 1;
+  }
+}
