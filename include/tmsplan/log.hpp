@@ -13,7 +13,7 @@ Level level();
 void set_tool(const std::string& tool_name);
 /// Warnings are shown unless --quiet.
 void warn(const std::string& message);
-/// Progress-level information (shown unless --quiet).
+/// Progress-level information: shown on a terminal (unless --quiet) or with --verbose.
 void info(const std::string& message);
 /// Detail shown only with --verbose.
 void debug(const std::string& message);

@@ -1,5 +1,7 @@
 #include "tmsplan/log.hpp"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <mutex>
 
@@ -21,7 +23,9 @@ void warn(const std::string& message) {
   if (g_level >= Level::Normal) emit("warning: ", message);
 }
 void info(const std::string& message) {
-  if (g_level >= Level::Normal) emit("", message);
+  // Like progress: on a terminal, or with --verbose; quiet in pipelines and logs otherwise.
+  static const bool tty = isatty(STDERR_FILENO) != 0;
+  if (g_level == Level::Verbose || (g_level == Level::Normal && tty)) emit("", message);
 }
 void debug(const std::string& message) {
   if (g_level >= Level::Verbose) emit("", message);

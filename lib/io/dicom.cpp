@@ -36,6 +36,8 @@ Image read_dicom_series(const std::string& dir, const ReadOptions& options, Imag
     if (entry.is_regular_file()) ++files;
   if (files == 0) throw Error("folder holds no files (expected a DICOM series)", dir);
 
+  // ITK prints warnings straight to stderr; our errors say what went wrong instead.
+  itk::Object::GlobalWarningDisplayOff();
   auto names = itk::GDCMSeriesFileNames::New();
   names->SetUseSeriesDetails(true);
   names->SetDirectory(dir);
