@@ -24,5 +24,8 @@ fi
 BUILD_DIR=${BUILD_DIR:-build}
 BUILD_TYPE=${BUILD_TYPE:-Release}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+# Cache hits across clones in other folders (CI clones anew each run).
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+export CCACHE_NOHASHDIR=true
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" ${CMAKE_EXTRA_ARGS:-} >&2
 cmake --build "$BUILD_DIR" -j "$(nproc)" >&2

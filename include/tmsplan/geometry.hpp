@@ -83,6 +83,11 @@ RasPoint apply(const RasMatrix& m, const RasPoint& p);
 /// z into the head, y along the handle axis, x = y cross z).
 using Pose = RasMatrix;
 
+/// A pose (coil-local -> world) changes world frame on its output side only: D4 * M. Its axes
+/// are vectors in the new frame; the coil's own frame does not change.
+LpsMatrix pose_to_lps(const Pose& pose);
+Pose pose_from_lps(const LpsMatrix& pose);
+
 /// Nearest orthonormal, right-handed rotation to the 3x3 part (polar decomposition via SVD);
 /// the translation is kept. Navigators warp coils over matrices with a little shear.
 Eigen::Matrix4d orthonormalize(const Eigen::Matrix4d& m);

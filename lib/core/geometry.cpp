@@ -24,6 +24,9 @@ RasMatrix to_ras(const LpsMatrix& m) { return RasMatrix(flip4() * m.m * flip4())
 LpsMatrix vox2lps_from_vox2ras(const RasMatrix& vox2ras) { return LpsMatrix(flip4() * vox2ras.m); }
 RasMatrix vox2ras_from_vox2lps(const LpsMatrix& vox2lps) { return RasMatrix(flip4() * vox2lps.m); }
 
+LpsMatrix pose_to_lps(const Pose& pose) { return LpsMatrix(flip4() * pose.m); }
+Pose pose_from_lps(const LpsMatrix& pose) { return Pose(flip4() * pose.m); }
+
 RasPoint voxel_to_ras(const RasMatrix& vox2ras, const VoxelIndex& ijk) {
   return RasPoint(vox2ras.m.topLeftCorner<3, 3>() * ijk.v + vox2ras.m.topRightCorner<3, 1>());
 }

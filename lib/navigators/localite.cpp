@@ -264,12 +264,6 @@ LocaliteSpace read_space(const XmlElement& root, const std::string& source) {
   throw Error(fmt::format("coordinateSpace '{}' is not supported (RAS or LPS)", space), source);
 }
 
-// World frame flip for poses and points: only the world side changes (D * M), never the coil axes.
-const Eigen::Matrix4d& world_flip() {
-  static const Eigen::Matrix4d d = Eigen::Vector4d(-1, -1, 1, 1).asDiagonal();
-  return d;
-}
-
 Eigen::Matrix4d read_matrix4d(const XmlElement& m, const std::string& source, const std::string& what) {
   Eigen::Matrix4d out;
   for (int r = 0; r < 4; ++r) {
@@ -311,7 +305,7 @@ std::string write_localite_instrument_markers(const std::vector<Marker>& markers
     const Marker& mk = markers[i];
     const Pose pose = detail::pose_for_writing(mk.pose, fmt::format("marker '{}'", mk.name));
     Eigen::Matrix4d m = ours_to_localite(pose.m);
-    if (options.space == LocaliteSpace::lps) m = world_flip() * m;
+    if (options.space == LocaliteSpace::lps) m = pose_to_lps(Pose(m)).m;
     out += fmt::format("    <InstrumentMarker alwaysVisible=\"false\" index=\"{}\" selected=\"false\">\n", i);
     out += fmt::format(
         "        <Marker additionalInformation=\"\" color=\"#ff0000\" description=\"{}\" set=\"true\">\n",
@@ -353,7 +347,7 @@ LocaliteMarkers read_localite_markers(std::string_view text, const std::string& 
       continue;
     }
     Eigen::Matrix4d m = raw;
-    if (result.space == LocaliteSpace::lps) m = world_flip() * m;
+    if (result.space == LocaliteSpace::lps) m = pose_from_lps(LpsMatrix(m)).m;
     Marker mk;
     mk.name = description ? *description : std::string();
     mk.pose = detail::checked_pose(localite_to_ours(m), source, what);
@@ -365,8 +359,7 @@ LocaliteMarkers read_localite_markers(std::string_view text, const std::string& 
 std::string write_localite_entry_targets(const std::vector<EntryTarget>& targets,
                                          const LocaliteWriteOptions& options) {
   std::string out = header("EntryTargetList", options.space, false);
-  const Eigen::Vector3d flip = options.space == LocaliteSpace::lps ? Eigen::Vector3d(-1, -1, 1)
-                                                                   : Eigen::Vector3d(1, 1, 1);
+  const bool lps = options.space == LocaliteSpace::lps;
   for (std::size_t i = 0; i < targets.size(); ++i) {
     const EntryTarget& t = targets[i];
     if (!t.entry.allFinite() || !t.target.allFinite()) {
@@ -374,7 +367,7 @@ std::string write_localite_entry_targets(const std::vector<EntryTarget>& targets
     }
     const char* selected = i == 0 ? "true" : "false";
     const auto point = [&](const Eigen::Vector3d& p) {
-      const Eigen::Vector3d q = p.cwiseProduct(flip);
+      const Eigen::Vector3d q = lps ? to_lps(RasPoint(p)).v : p;
       return fmt::format("            <ColVec3D data0=\"{}\" data1=\"{}\" data2=\"{}\"/>\n", detail::fixed(q(0), 10),
                          detail::fixed(q(1), 10), detail::fixed(q(2), 10));
     };
@@ -396,8 +389,7 @@ std::vector<EntryTarget> read_localite_entry_targets(std::string_view text, cons
   if (root->name != "EntryTargetList") {
     throw Error(fmt::format("root element is <{}>, expected <EntryTargetList>", root->name), source);
   }
-  const Eigen::Vector3d flip =
-      read_space(*root, source) == LocaliteSpace::lps ? Eigen::Vector3d(-1, -1, 1) : Eigen::Vector3d(1, 1, 1);
+  const bool lps = read_space(*root, source) == LocaliteSpace::lps;
   struct Half {
     std::optional<Eigen::Vector3d> point;
     std::string description;
@@ -413,7 +405,10 @@ std::vector<EntryTarget> read_localite_entry_targets(std::string_view text, cons
     auto& slot = by_index[index];
     Half& half = is_entry ? slot.first : slot.second;
     if (half.point) throw Error(fmt::format("{}: a second {} with index {}", what, child->name, index), source);
-    half.point = read_colvec3d(marker, source, what).cwiseProduct(flip);
+    {
+      const Eigen::Vector3d p = read_colvec3d(marker, source, what);
+      half.point = lps ? to_ras(LpsPoint(p)).v : p;
+    }
     if (const std::string* d = marker.attribute("description")) half.description = *d;
   }
   std::vector<EntryTarget> out;
