@@ -20,6 +20,10 @@ struct AffineOptions {
   /// Try a grid of head tilts (pitch +-24, roll and yaw +-12 degrees) at the coarsest level before
   /// the local optimisation; turn off only for inputs known to be nearly aligned.
   bool search_rotations = true;
+  /// Optional region of the template (on templ's grid, not owned), e.g. Colin27's brain
+  /// (ch2bet > 0): the finest level samples only it plus an 8 mm margin, so the fit favours the
+  /// brain over scalp, face and neck. Coarser levels always use the whole head.
+  const Mask* template_focus = nullptr;
 };
 
 struct AffineResult {
@@ -28,8 +32,8 @@ struct AffineResult {
   /// Its inverse: a template point (MNI mm) to the subject's RAS mm.
   Eigen::Matrix4d template_to_subject = Eigen::Matrix4d::Identity();
   /// Normalised cross-correlation (-1..1) between the template and the subject resampled onto the
-  /// template's sample points (head plus a margin) at the finest level: before = the images as
-  /// their headers place them (identity), after = with the result.
+  /// template's sample points at the finest level (the head plus 12 mm, or the focus plus 8 mm):
+  /// before = the images as their headers place them (identity), after = with the result.
   double similarity_before = 0.0;
   double similarity_after = 0.0;
   /// Levenberg-Marquardt iterations over all levels and stages.
@@ -37,7 +41,8 @@ struct AffineResult {
 };
 
 /// Registers `subject` to `templ` (both head T1 images; intensities in any units). Throws Error
-/// when either image has no head signal or the result is implausible (scale outside 0.5..2).
+/// when either image has no head signal (constant, empty, or noise without background) or the
+/// result is implausible (final NCC below 0.25, a scale outside 0.5..2, or a reflection).
 AffineResult register_affine(const Image& subject, const Image& templ, const AffineOptions& options = {});
 
 /// Maps a point through a 4x4 affine (RAS mm -> RAS mm).

@@ -100,7 +100,9 @@ BrainResult skull_strip(const Image& t1, const std::string& source_name, const B
   const Mask templ_brain = largest_component(threshold(templ_brain_image, 0.0f));
   if (volume_ml(templ_brain) < 500.0) throw Error("template has no brain (fewer than 500 ml above 0)", options.template_brain);
 
-  const AffineResult reg = register_affine(corrected, templ);
+  AffineOptions reg_options;
+  reg_options.template_focus = &templ_brain;  // fit the brain, not face and neck (docs/registration.md)
+  const AffineResult reg = register_affine(corrected, templ, reg_options);
   r.subject_to_template = reg.subject_to_template;
   r.registration_similarity = reg.similarity_after;
   ++progress;

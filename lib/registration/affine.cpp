@@ -4,7 +4,6 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "pyramid.hpp"
 #include "tmsplan/error.hpp"
@@ -12,6 +11,7 @@
 #include "tmsplan/parallel.hpp"
 #include "tmsplan/progress.hpp"
 #include "tmsplan/registration.hpp"
+#include "tmsplan/resample.hpp"
 
 namespace tmsplan {
 namespace {
@@ -23,16 +23,18 @@ using Vec12 = Eigen::Matrix<double, 12, 1>;
 constexpr double kHeadRadiusMm = 80.0;   // converts rotations / matrix steps to mm at the scalp
 constexpr double kSlabDepthMm = 120.0;   // head-top slab used for centring (ignores the neck)
 constexpr double kMarginMm = 12.0;       // background margin around the template head sampled
+constexpr double kMinSimilarity = 0.25;  // NCC below this after fitting: not a head T1 like the template
+constexpr double kFocusMarginMm = 8.0;   // margin around the focus region (brain) at the finest level
 
 enum class Stage { Rigid, Affine };
 
-/// T(p) = A (p - c) + t maps a template point p to the subject; c is the template head centre.
+// T(p) = A (p - c) + t maps a template point p to the subject; c is the template head centre.
 struct Transform {
   Eigen::Matrix3d A = Eigen::Matrix3d::Identity();
   Eigen::Vector3d t = Eigen::Vector3d::Zero();
 };
 
-/// Template sample points of one level, grouped by template slice (the unit of parallel work).
+// Template sample points of one level, grouped by template slice (the unit of parallel work).
 struct Samples {
   std::vector<Eigen::Vector3f> p;  // world position minus the centre c
   std::vector<float> f;            // template value
@@ -68,7 +70,7 @@ struct HeadStats {
   float clip = 0;       // robust maximum (bright fat and vessels clipped to it)
 };
 
-/// Trilinear value at voxel position v (outside the grid: 0, gradient 0); gradient in voxel units.
+// Trilinear value at voxel position v (outside the grid: 0, gradient 0); gradient in voxel units.
 inline float trilinear(const Image& im, const Eigen::Vector3d& v, Eigen::Vector3d* grad) {
   const auto& d = im.grid.dim;
   for (int a = 0; a < 3; ++a)
@@ -102,9 +104,9 @@ inline float trilinear(const Image& im, const Eigen::Vector3d& v, Eigen::Vector3
 
 int parameter_count(Stage stage) { return stage == Stage::Rigid ? 6 : 12; }
 
-/// NCC of template samples against the subject under T and, when `system`, the Gauss-Newton
-/// system for the SSD between template and the best linear intensity map of the subject (whose
-/// minimum over T is the maximum of NCC^2). Per-slice partial sums, combined in slice order.
+// NCC of template samples against the subject under T and, when `system`, the Gauss-Newton
+// system for the SSD between template and the best linear intensity map of the subject (whose
+// minimum over T is the maximum of NCC^2). Per-slice partial sums, combined in slice order.
 Eval evaluate(const Level& level, const Transform& T, Stage stage, bool system) {
   const Eigen::Matrix3d MA = level.ras2vox_lin * T.A;
   const Eigen::Vector3d mo = level.ras2vox_lin * T.t + level.ras2vox_off;
@@ -159,7 +161,7 @@ Eval evaluate(const Level& level, const Transform& T, Stage stage, bool system) 
   return e;
 }
 
-/// Applies an LM step; returns the largest displacement it causes within the head, in mm.
+// Applies an LM step; returns the largest displacement it causes within the head, in mm.
 double apply_step(Transform& T, const Eigen::VectorXd& step, Stage stage) {
   const Eigen::Vector3d dt = step.head<3>();
   T.t += dt;
@@ -176,7 +178,7 @@ double apply_step(Transform& T, const Eigen::VectorXd& step, Stage stage) {
   return dt.norm() + dA.norm() * kHeadRadiusMm;
 }
 
-/// Levenberg-Marquardt (Marquardt's diagonal scaling) maximising NCC; returns iterations used.
+// Levenberg-Marquardt (Marquardt's diagonal scaling) maximising NCC; returns iterations used.
 int optimise(const Level& level, Transform& T, Stage stage, int max_iterations, double& ncc) {
   const int np = parameter_count(stage);
   const double tolerance_mm = 0.01 * level.spacing_mm;
@@ -210,10 +212,12 @@ int optimise(const Level& level, Transform& T, Stage stage, int max_iterations, 
 
 HeadStats head_stats(const Image& image, const std::string& which) {
   const std::size_t stride = std::max<std::size_t>(1, image.data.size() / 400000);
-  const std::vector<float> values = strided_values(image, stride);
+  std::vector<float> values = strided_values(image, stride);
+  values.erase(std::remove_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); }), values.end());
+  if (values.empty()) throw Error(which + " image is empty");
   const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
   const float robust = quantile(values, 0.99);
-  if (values.empty() || !(*hi > *lo) || !(robust > 0.0f) || !std::isfinite(robust))
+  if (!(*hi > *lo) || !(robust > 0.0f) || !std::isfinite(robust))
     throw Error(which + " image has no head signal (constant or non-positive intensities)");
   HeadStats h;
   h.threshold = 0.15f * robust;
@@ -222,11 +226,13 @@ HeadStats head_stats(const Image& image, const std::string& which) {
     if (v > h.threshold) fg.push_back(v);
   if (double(fg.size()) < 0.002 * double(values.size()))
     throw Error(which + " image has no head signal (almost no voxels above background)");
+  if (double(fg.size()) > 0.95 * double(values.size()))
+    throw Error(which + " image has no head signal (no background around a head: noise only?)");
   h.clip = quantile(fg, 0.995);
   return h;
 }
 
-/// Centroid of the head's top slab (world RAS), on a level image thresholded with `threshold`.
+// Centroid of the head's top slab (world RAS), on a level image thresholded with `threshold`.
 Eigen::Vector3d head_top_centre(const Image& image, float threshold, const std::string& which) {
   std::vector<Eigen::Vector3d> pts;
   const auto& d = image.grid.dim;
@@ -234,6 +240,10 @@ Eigen::Vector3d head_top_centre(const Image& image, float threshold, const std::
     for (std::int64_t j = 0; j < d[1]; ++j)
       for (std::int64_t i = 0; i < d[0]; ++i)
         if (image(i, j, k) > threshold) pts.push_back(image.grid.ras(i, j, k).v);
+  // Noise without a head is flat once smoothed: demand real background at this coarse scale.
+  const float low = quantile(image.data, 0.005), high = quantile(image.data, 0.995);
+  if (!(high > 0.0f) || high - low < 0.5f * high)
+    throw Error(which + " image has no head signal (no background around a head: noise only?)");
   std::vector<float> z;
   for (const auto& p : pts) z.push_back(float(p[2]));
   const double top = quantile(z, 0.998), bottom = quantile(z, 0.002);
@@ -248,14 +258,22 @@ Eigen::Vector3d head_top_centre(const Image& image, float threshold, const std::
 
 Image clipped(const Image& image, float clip) {
   Image out = image;
-  for (auto& v : out.data) v = std::clamp(v, 0.0f, clip);
+  for (auto& v : out.data) v = std::isfinite(v) ? std::clamp(v, 0.0f, clip) : 0.0f;  // NaN voxels count as air
   return out;
 }
 
-Samples template_samples(const Image& templ, float threshold, const Eigen::Vector3d& centre, double spacing_mm) {
-  Mask head(templ.grid, 0);
-  for (std::size_t n = 0; n < templ.data.size(); ++n) head.data[n] = templ.data[n] > threshold ? 1 : 0;
-  const Mask region = dilate(head, static_cast<int>(std::ceil(kMarginMm / spacing_mm)));
+// Template points of one level: the head (above `threshold`) plus a background margin, or, with
+// `focus` (on the level grid), the focus region plus a smaller margin.
+Samples template_samples(const Image& templ, float threshold, const Eigen::Vector3d& centre, double spacing_mm,
+                         const Mask* focus) {
+  Mask region;
+  if (focus) {
+    region = dilate(*focus, static_cast<int>(std::ceil(kFocusMarginMm / spacing_mm)));
+  } else {
+    Mask head(templ.grid, 0);
+    for (std::size_t n = 0; n < templ.data.size(); ++n) head.data[n] = templ.data[n] > threshold ? 1 : 0;
+    region = dilate(head, static_cast<int>(std::ceil(kMarginMm / spacing_mm)));
+  }
   Samples s;
   const auto& d = templ.grid.dim;
   for (std::int64_t k = 0; k < d[2]; ++k) {
@@ -271,24 +289,16 @@ Samples template_samples(const Image& templ, float threshold, const Eigen::Vecto
   return s;
 }
 
-/// Pyramid copies of an image, finest first built from the native image, coarser ones from it.
+// Pyramid copies of an image for levels given coarse to fine, each blurred to sigma = spacing / 2
+// in total: the finest from the native image, each coarser one from the next finer copy.
 std::vector<Image> pyramid(const Image& image, const std::vector<double>& levels_mm) {
-  std::vector<double> order = levels_mm;
-  std::sort(order.begin(), order.end());  // fine to coarse
-  std::vector<Image> fine_to_coarse;
-  const double native = image.grid.spacing_mm().minCoeff();
+  std::vector<Image> out(levels_mm.size());
   double have_sigma = 0.0;  // blur already applied, mm
-  for (double s : order) {
-    const double want_sigma = 0.5 * s;
+  for (std::size_t n = levels_mm.size(); n-- > 0;) {
+    const double want_sigma = 0.5 * levels_mm[n];
     const double extra = std::sqrt(std::max(0.0, want_sigma * want_sigma - have_sigma * have_sigma));
-    const Image& src = fine_to_coarse.empty() ? image : fine_to_coarse.back();
-    fine_to_coarse.push_back(downsample(src, std::max(s, native), extra));
+    out[n] = downsample(n + 1 == levels_mm.size() ? image : out[n + 1], levels_mm[n], extra);
     have_sigma = want_sigma;
-  }
-  std::vector<Image> out;
-  for (double s : levels_mm) {
-    const auto pos = std::find(order.begin(), order.end(), s) - order.begin();
-    out.push_back(fine_to_coarse[std::size_t(pos)]);
   }
   return out;
 }
@@ -308,8 +318,12 @@ Eigen::Vector3d apply_affine(const Eigen::Matrix4d& m, const Eigen::Vector3d& p)
 
 AffineResult register_affine(const Image& subject, const Image& templ, const AffineOptions& options) {
   if (options.levels_mm.empty()) throw Error("registration: no pyramid levels given");
-  for (double s : options.levels_mm)
+  for (std::size_t l = 0; l < options.levels_mm.size(); ++l) {
+    const double s = options.levels_mm[l];
     if (!(s > 0 && s <= 32)) throw Error("registration: pyramid level spacing must be in (0, 32] mm");
+    if (l > 0 && !(s < options.levels_mm[l - 1]))
+      throw Error("registration: pyramid levels must run from coarse to fine (e.g. 8, 4, 2 mm)");
+  }
   if (options.max_iterations_per_level < 1) throw Error("registration: max_iterations_per_level must be >= 1");
   for (const Image* im : {&subject, &templ})
     for (int a = 0; a < 3; ++a)
@@ -317,6 +331,13 @@ AffineResult register_affine(const Image& subject, const Image& templ, const Aff
         throw Error(std::string("registration: ") + (im == &subject ? "subject" : "template") +
                     " image is too small (fewer than 4 voxels along an axis)");
 
+  if (options.template_focus) {
+    if (!options.template_focus->grid.same_as(templ.grid))
+      throw Error("registration: the template focus mask does not lie on the template's grid");
+    if (std::none_of(options.template_focus->data.begin(), options.template_focus->data.end(),
+                     [](std::uint8_t v) { return v != 0; }))
+      throw Error("registration: the template focus mask is empty");
+  }
   const HeadStats subj_stats = head_stats(subject, "subject");
   const HeadStats templ_stats = head_stats(templ, "template");
   const std::size_t nlev = options.levels_mm.size();
@@ -337,21 +358,15 @@ AffineResult register_affine(const Image& subject, const Image& templ, const Aff
     const Eigen::Matrix4d r2v = L.subject.grid.vox2ras.m.inverse();
     L.ras2vox_lin = r2v.topLeftCorner<3, 3>();
     L.ras2vox_off = r2v.topRightCorner<3, 1>();
-    L.templ = template_samples(templ_pyr[l], templ_stats.threshold, c_templ, L.spacing_mm);
-    if (getenv("BRAIN") && l + 1 >= nlev - (getenv("BRAIN2") ? 1 : 0)) {
-      Image bet = read_image("/usr/share/mricron/templates/ch2bet.nii.gz");
-      for (auto& v : bet.data) v = v > 0 ? 1000.f : 0.f;
-      Image bl = downsample(bet, L.spacing_mm, 0.0);
-      Image tl = templ_pyr[l];
-      Mask m(bl.grid, 0); for (size_t n = 0; n < m.data.size(); ++n) m.data[n] = bl.data[n] > 500;
-      m = dilate(m, int(std::ceil(atof(getenv("BRAIN")) / L.spacing_mm)));
-      for (size_t n = 0; n < m.data.size(); ++n) if (!m.data[n]) tl.data[n] = -1;
-      Samples a = template_samples(tl, -0.5f, c_templ, 1e9), b;
-      for (size_t k = 0; k + 1 < a.slice_begin.size(); ++k) { b.slice_begin.push_back(b.p.size());
-        for (size_t n = a.slice_begin[k]; n < a.slice_begin[k+1]; ++n) if (a.f[n] > -0.5f) { b.p.push_back(a.p[n]); b.f.push_back(a.f[n]); } }
-      b.slice_begin.push_back(b.p.size());
-      L.templ = b;
+    Mask focus;
+    const bool focused = options.template_focus && l + 1 == nlev;  // finest level only: coarse ones capture
+    if (focused) {
+      const Image f = resample_affine(to_image(*options.template_focus), templ_pyr[l].grid,
+                                      Eigen::Matrix4d::Identity(), Interp::Linear);
+      focus = threshold(f, 0.5f);
     }
+    L.templ = template_samples(templ_pyr[l], templ_stats.threshold, c_templ, L.spacing_mm, focused ? &focus : nullptr);
+    if (L.templ.p.size() < 64) throw Error("registration: too few template sample points (empty focus mask?)");
   }
 
   AffineResult result;
@@ -365,8 +380,11 @@ AffineResult register_affine(const Image& subject, const Image& templ, const Aff
   {
     const Level& L = levels.front();
     std::vector<std::pair<double, Transform>> starts;
-    const std::vector<double> pitch = options.search_rotations ? std::vector<double>{-24, -12, 0, 12, 24} : std::vector<double>{0};
-    const std::vector<double> other = options.search_rotations ? std::vector<double>{-12, 0, 12} : std::vector<double>{0};
+    // Pitch (nodding) varies most between scanners and subjects; roll and yaw less.
+    const std::vector<double> pitch =
+        options.search_rotations ? std::vector<double>{-24, -12, 0, 12, 24} : std::vector<double>{0};
+    const std::vector<double> other =
+        options.search_rotations ? std::vector<double>{-12, 0, 12} : std::vector<double>{0};
     for (double rx : pitch)
       for (double ry : other)
         for (double rz : other) {
@@ -400,6 +418,10 @@ AffineResult register_affine(const Image& subject, const Image& templ, const Aff
   Eigen::Matrix4d t2s = Eigen::Matrix4d::Identity();
   t2s.topLeftCorner<3, 3>() = T.A;
   t2s.topRightCorner<3, 1>() = T.t - T.A * c_templ;
+  if (!(result.similarity_after >= kMinSimilarity))
+    throw Error(fmt::format("registration to the template failed: correlation {:.3f} after fitting (below {}); is "
+                            "the subject a head T1?",
+                            result.similarity_after, kMinSimilarity));
   const Eigen::Vector3d sv = Eigen::JacobiSVD<Eigen::Matrix3d>(T.A).singularValues();
   if (!t2s.allFinite() || T.A.determinant() <= 0 || sv.maxCoeff() > 2.0 || sv.minCoeff() < 0.5)
     throw Error(fmt::format("registration to the template failed: implausible scale (singular values {:.3f} {:.3f} "

@@ -35,7 +35,8 @@ Image blur_axis(const Image& in, int axis, const std::vector<double>& w) {
         ijk[static_cast<std::size_t>(outer_axis)] = o;
         ijk[static_cast<std::size_t>(inner_axis)] = u;
         const std::size_t base = in.grid.index(ijk[0], ijk[1], ijk[2]);
-        for (std::int64_t x = 0; x < n; ++x) line[static_cast<std::size_t>(x)] = in.data[base + std::size_t(x * stride)];
+        for (std::int64_t x = 0; x < n; ++x)
+          line[static_cast<std::size_t>(x)] = in.data[base + std::size_t(x * stride)];
         for (std::int64_t x = 0; x < n; ++x) {
           double sum = 0.0, wsum = 0.0;
           const std::int64_t lo = std::max<std::int64_t>(0, x - radius), hi = std::min<std::int64_t>(n - 1, x + radius);

@@ -1,0 +1,110 @@
+#pragma once
+/// target-pick's library side: the target library, MNI -> subject, snapping to the grey-matter
+/// crown, M1 hand-knob refinement, scalp entry and the coil pose (SimNIBS convention, DESIGN.md 3).
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tmsplan/image.hpp"
+
+namespace tmsplan::targets {
+
+struct LibraryEntry {
+  std::string name, description, source, kind, hemisphere, refine, handle_rule, handle_note;
+  Eigen::Vector3d mni{0, 0, 0};
+  std::map<std::string, int> atlas_label;  ///< e.g. {"brodmann": 4}
+};
+
+struct Library {
+  std::vector<LibraryEntry> entries;
+  std::map<std::string, Eigen::Vector3d> eeg_mni;        ///< 10-10 positions on the MNI scalp
+  std::map<std::string, Eigen::Vector3d> fiducials_mni;  ///< Nz, Iz, LPA, RPA
+  std::string eeg_source;
+  const LibraryEntry* find(const std::string& name) const;
+};
+
+/// Reads data/targets.json (or `path`); throws Error naming the file and the field on bad input.
+Library load_library(const std::string& path = {});
+std::string default_library_path();
+
+using PointMap = std::function<Eigen::Vector3d(const Eigen::Vector3d&)>;
+
+/// What the earlier steps left for one subject, all on the T1 grid.
+struct Subject {
+  Grid grid;
+  Mask head;                ///< head_mask.nii.gz
+  Mask gm;                  ///< dseg == 2
+  Mask brain;               ///< brain_mask.nii.gz
+  Image gyral_depth;        ///< mm below the brain's outer hull (empty data: computed here)
+  Labels brodmann;          ///< atlas_brodmann.nii.gz (empty data: no anatomical refinement)
+  PointMap mni_to_subject;  ///< MNI mm -> subject RAS mm
+  PointMap subject_to_mni;  ///< subject RAS mm -> MNI mm
+};
+
+/// One requested target.
+struct Request {
+  enum class Kind { Library, Mni, Ras, Eeg };
+  Kind kind = Kind::Library;
+  std::string name;  ///< library name, EEG label, or a user label for --mni / --ras
+  Eigen::Vector3d value{0, 0, 0};
+  std::optional<double> handle_angle_deg;  ///< from posterior toward lateral; overrides the rule
+};
+
+struct Options {
+  double snap_radius_mm = 10.0;  ///< search radius for the grey-matter crown
+  double crown_depth_mm = 3.0;   ///< GM within this depth of the hull counts as crown
+  double refine_radius_mm = 12.0;
+  double hair_offset_mm = 4.0;
+  double deep_warning_mm = 30.0;
+};
+
+struct Pick {
+  std::string name, description, source, handle_rule;
+  nlohmann::json input;
+  std::optional<Eigen::Vector3d> mni;
+  Eigen::Vector3d prior{0, 0, 0}, cortical{0, 0, 0}, scalp{0, 0, 0}, scalp_nearest{0, 0, 0}, normal{0, 0, 0};
+  Eigen::Vector3d centre{0, 0, 0}, handle{0, 0, 0};
+  Eigen::Matrix4d pose = Eigen::Matrix4d::Identity();
+  double snap_shift_mm = 0, refine_shift_mm = 0, scalp_to_cortex_mm = 0, handle_angle_deg = 45.0;
+  nlohmann::json atlas = nlohmann::json::object();
+  nlohmann::json classical;  ///< DLPFC: scalp rules vs this target
+  std::vector<std::string> warnings;
+  nlohmann::json to_json() const;
+};
+
+/// The scalp as the 0.5 level of the lightly smoothed head mask: nearest points, normals, rays.
+class Scalp {
+public:
+  explicit Scalp(const Mask& head);
+  /// Nearest point on the scalp surface to p (sub-voxel).
+  Eigen::Vector3d nearest(const Eigen::Vector3d& p) const;
+  /// Outward unit normal near a scalp point (smoothed over a few mm).
+  Eigen::Vector3d normal(const Eigen::Vector3d& p) const;
+  /// Where a ray from an inside point leaves the head; nullopt if it never does within max_mm.
+  std::optional<Eigen::Vector3d> exit(const Eigen::Vector3d& from, const Eigen::Vector3d& direction, double max_mm = 300) const;
+  /// Signed level: > 0.5 inside the head.
+  double inside_level(const Eigen::Vector3d& p) const;
+  /// Distance (mm) from an inside point to the nearest outside voxel.
+  double depth(const Eigen::Vector3d& p) const;
+
+private:
+  Image level_;   // smoothed indicator
+  Image smooth_;  // more smoothing, for normals
+  Image depth_;   // distance to the outside
+  std::vector<Eigen::Vector3d> boundary_;  // boundary voxel centres (RAS)
+};
+
+/// Picks one target. Throws Error naming the target when it cannot be placed (outside the head,
+/// no grey matter near it, unknown name).
+Pick pick(const Subject& subject, const Scalp& scalp, const Library& library, const Request& request,
+          const Options& options = {});
+
+/// DLPFC comparison: EEG F3 projected onto this scalp, and the 5 cm rule from an M1 scalp point.
+nlohmann::json classical_positions(const Subject& subject, const Scalp& scalp, const Library& library,
+                                   const Pick& dlpfc, const std::optional<Pick>& m1);
+
+}  // namespace tmsplan::targets

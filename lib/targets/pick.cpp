@@ -1,0 +1,342 @@
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "tmsplan/error.hpp"
+#include "tmsplan/filters.hpp"
+#include "tmsplan/resample.hpp"
+#include "tmsplan/targets.hpp"
+
+namespace tmsplan::targets {
+namespace {
+
+nlohmann::json vec_json(const Eigen::Vector3d& v) {
+  auto r = [](double x) { return std::round(x * 1e4) / 1e4; };
+  return {r(v[0]), r(v[1]), r(v[2])};
+}
+
+double level_at(const Image& im, const Eigen::Vector3d& p) {
+  const Eigen::Matrix4d& a = im.grid.vox2ras.m;
+  const Eigen::Vector3d ijk = a.topLeftCorner<3, 3>().inverse() * (p - a.topRightCorner<3, 1>());
+  return sample(im, ijk, Interp::Linear, 0.0f);
+}
+
+// Anatomical axes of the subject at a point: MNI's +x (right), +y (anterior), +z (superior)
+// carried through the subject mapping (so a tilted head gets tilted directions).
+Eigen::Matrix3d anatomical_axes(const Subject& s, const Eigen::Vector3d& mni) {
+  Eigen::Matrix3d axes;
+  const double h = 5.0;
+  for (int a = 0; a < 3; ++a) {
+    Eigen::Vector3d d = Eigen::Vector3d::Zero();
+    d[a] = h;
+    axes.col(a) = (s.mni_to_subject(mni + d) - s.mni_to_subject(mni - d)).normalized();
+  }
+  return axes;
+}
+
+}  // namespace
+
+// ---- Scalp ------------------------------------------------------------------------------------
+Scalp::Scalp(const Mask& head) {
+  level_ = gaussian_smooth(to_image(head), 0.7);
+  smooth_ = gaussian_smooth(to_image(head), 4.0);
+  depth_ = distance_to(mask_not(head));
+  const auto& d = head.grid.dim;
+  for (std::int64_t k = 0; k < d[2]; ++k)
+    for (std::int64_t j = 0; j < d[1]; ++j)
+      for (std::int64_t i = 0; i < d[0]; ++i) {
+        if (!head(i, j, k)) continue;
+        const std::int64_t nb[6][3] = {{i - 1, j, k}, {i + 1, j, k}, {i, j - 1, k}, {i, j + 1, k}, {i, j, k - 1}, {i, j, k + 1}};
+        bool edge = false;
+        for (const auto& n : nb) edge = edge || !head.grid.inside(n[0], n[1], n[2]) || !head(n[0], n[1], n[2]);
+        if (edge) boundary_.push_back(head.grid.ras(i, j, k).v);
+      }
+  if (boundary_.empty()) throw Error("head mask has no boundary");
+}
+
+double Scalp::inside_level(const Eigen::Vector3d& p) const { return level_at(level_, p); }
+double Scalp::depth(const Eigen::Vector3d& p) const { return level_at(depth_, p); }
+
+Eigen::Vector3d Scalp::normal(const Eigen::Vector3d& p) const {
+  const double h = 1.0;
+  Eigen::Vector3d g;
+  for (int a = 0; a < 3; ++a) {
+    Eigen::Vector3d d = Eigen::Vector3d::Zero();
+    d[a] = h;
+    g[a] = level_at(smooth_, p + d) - level_at(smooth_, p - d);
+  }
+  if (g.norm() < 1e-9) throw Error("no scalp normal here (flat head mask)");
+  return -g.normalized();
+}
+
+std::optional<Eigen::Vector3d> Scalp::exit(const Eigen::Vector3d& from, const Eigen::Vector3d& direction, double max_mm) const {
+  const Eigen::Vector3d u = direction.normalized();
+  double inside_t = 0.0;
+  if (inside_level(from) <= 0.5) return std::nullopt;
+  for (double t = 0.25; t <= max_mm; t += 0.25) {
+    if (inside_level(from + t * u) <= 0.5) {
+      double lo = inside_t, hi = t;
+      for (int it = 0; it < 30; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        (inside_level(from + mid * u) > 0.5 ? lo : hi) = mid;
+      }
+      return from + 0.5 * (lo + hi) * u;
+    }
+    inside_t = t;
+  }
+  return std::nullopt;
+}
+
+Eigen::Vector3d Scalp::nearest(const Eigen::Vector3d& p) const {
+  double best = std::numeric_limits<double>::infinity();
+  Eigen::Vector3d b = boundary_.front();
+  for (const auto& q : boundary_) {
+    const double d = (q - p).squaredNorm();
+    if (d < best) {
+      best = d;
+      b = q;
+    }
+  }
+  // Sub-voxel: the 0.5 crossing along the normal through the nearest boundary voxel.
+  const Eigen::Vector3d n = normal(b);
+  const auto hit = exit(b - 3.0 * n, n, 10.0);
+  return hit ? *hit : b;
+}
+
+// ---- picking ----------------------------------------------------------------------------------
+Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Request& req, const Options& opt) {
+  Pick out;
+  out.name = req.name;
+  const LibraryEntry* entry = nullptr;
+  std::string hemisphere;
+  switch (req.kind) {
+    case Request::Kind::Library:
+      entry = lib.find(req.name);
+      if (!entry) {
+        std::string names;
+        for (const auto& e : lib.entries) names += (names.empty() ? "" : ", ") + e.name;
+        throw Error("unknown target '" + req.name + "' (known: " + names + ")");
+      }
+      out.description = entry->description;
+      out.source = entry->source;
+      out.mni = entry->mni;
+      out.handle_rule = entry->handle_rule;
+      hemisphere = entry->hemisphere;
+      out.input = {{"kind", "library"}, {"value", req.name}};
+      break;
+    case Request::Kind::Mni:
+      out.description = "user coordinate (MNI)";
+      out.source = "user --mni";
+      out.mni = req.value;
+      out.handle_rule = "posterior_lateral_45";
+      out.input = {{"kind", "mni"}, {"value", vec_json(req.value)}};
+      break;
+    case Request::Kind::Eeg: {
+      const auto it = lib.eeg_mni.find(req.name);
+      if (it == lib.eeg_mni.end()) throw Error("unknown EEG position '" + req.name + "'");
+      out.description = "cortex under EEG " + req.name;
+      out.source = lib.eeg_source;
+      out.mni = it->second;
+      out.handle_rule = "posterior_lateral_45";
+      out.input = {{"kind", "eeg"}, {"value", req.name}};
+      break;
+    }
+    case Request::Kind::Ras:
+      out.description = "user coordinate (subject RAS)";
+      out.source = "user --ras";
+      out.handle_rule = "posterior_lateral_45";
+      out.input = {{"kind", "ras"}, {"value", vec_json(req.value)}};
+      break;
+  }
+  const std::string who = "target '" + out.name + "'";
+
+  // 1. Into the subject. EEG positions lie on the scalp: project them inwards onto the cortex.
+  Eigen::Vector3d mni = out.mni ? *out.mni : s.subject_to_mni(req.value);
+  out.prior = out.mni ? s.mni_to_subject(mni) : req.value;
+  if (req.kind == Request::Kind::Eeg) {
+    const Eigen::Vector3d on_scalp = scalp.nearest(out.prior);
+    const Eigen::Vector3d inward = -scalp.normal(on_scalp);
+    double best = std::numeric_limits<double>::infinity();
+    Eigen::Vector3d hit = out.prior;
+    for (double t = 0; t < 60; t += 0.5) {
+      const Eigen::Vector3d q = on_scalp + t * inward;
+      const auto ijk = ras_to_voxel(s.grid.vox2ras, RasPoint(q)).v;
+      const auto i = std::lround(ijk[0]), j = std::lround(ijk[1]), k = std::lround(ijk[2]);
+      if (s.grid.inside(i, j, k) && s.gm(i, j, k)) {
+        hit = q;
+        best = t;
+        break;
+      }
+    }
+    if (!std::isfinite(best)) throw Error("no grey matter under EEG position " + req.name);
+    out.prior = hit;
+  }
+  const Eigen::Vector3d prior_ijk = ras_to_voxel(s.grid.vox2ras, RasPoint(out.prior)).v;
+  if (!s.grid.inside(std::lround(prior_ijk[0]), std::lround(prior_ijk[1]), std::lround(prior_ijk[2])) ||
+      scalp.inside_level(out.prior) < 0.5)
+    throw Error(fmt::format("{} lies outside the head ({:.1f}, {:.1f}, {:.1f} RAS mm){}", who, out.prior[0], out.prior[1],
+                            out.prior[2], req.kind == Request::Kind::Ras ? ": is it an MNI coordinate? use --mni" : ""));
+  if (!out.mni) out.mni = mni;
+
+  // 2. Snap to the nearest grey-matter crown within the radius.
+  const Eigen::Vector3d sp = s.grid.spacing_mm();
+  const int r = static_cast<int>(std::ceil(std::max(opt.snap_radius_mm, opt.refine_radius_mm) / sp.minCoeff())) + 1;
+  struct Cand {
+    Eigen::Vector3d p;
+    double depth;
+    std::int64_t i, j, k;
+  };
+  std::vector<Cand> cands;
+  const auto ci = std::lround(prior_ijk[0]), cj = std::lround(prior_ijk[1]), ck = std::lround(prior_ijk[2]);
+  for (std::int64_t k = ck - r; k <= ck + r; ++k)
+    for (std::int64_t j = cj - r; j <= cj + r; ++j)
+      for (std::int64_t i = ci - r; i <= ci + r; ++i) {
+        if (!s.grid.inside(i, j, k) || !s.gm(i, j, k)) continue;
+        const Eigen::Vector3d p = s.grid.ras(i, j, k).v;
+        if ((p - out.prior).norm() > opt.snap_radius_mm) continue;
+        cands.push_back({p, double(s.gyral_depth(i, j, k)), i, j, k});
+      }
+  if (cands.empty())
+    throw Error(fmt::format("{}: no grey matter within {:.0f} mm of ({:.1f}, {:.1f}, {:.1f}) RAS mm", who, opt.snap_radius_mm,
+                            out.prior[0], out.prior[1], out.prior[2]));
+  double min_depth = std::numeric_limits<double>::infinity();
+  for (const auto& c : cands) min_depth = std::min(min_depth, c.depth);
+  const Cand* best = nullptr;
+  for (const auto& c : cands) {
+    if (c.depth > min_depth + opt.crown_depth_mm) continue;
+    if (!best || (c.p - out.prior).norm() < (best->p - out.prior).norm()) best = &c;
+  }
+  out.cortical = best->p;
+  out.snap_shift_mm = (out.cortical - out.prior).norm();
+
+  // 3. M1: toward the hand knob, approximated as the most superficial precentral (BA4) crown near
+  //    the snapped point (the knob bulges toward the scalp on the lateral convexity).
+  if (entry && entry->refine == "hand_knob" && !s.brodmann.data.empty()) {
+    const int ba4 = entry->atlas_label.count("brodmann") ? entry->atlas_label.at("brodmann") : 4;
+    const Eigen::Vector3d snapped = out.cortical;
+    double best_score = std::numeric_limits<double>::infinity();
+    Eigen::Vector3d chosen = snapped;
+    for (std::int64_t k = ck - r; k <= ck + r; ++k)
+      for (std::int64_t j = cj - r; j <= cj + r; ++j)
+        for (std::int64_t i = ci - r; i <= ci + r; ++i) {
+          if (!s.grid.inside(i, j, k) || !s.gm(i, j, k) || s.brodmann(i, j, k) != ba4) continue;
+          const Eigen::Vector3d p = s.grid.ras(i, j, k).v;
+          const double from = (p - snapped).norm();
+          if (from > opt.refine_radius_mm || s.gyral_depth(i, j, k) > min_depth + opt.crown_depth_mm) continue;
+          const double score = scalp.depth(p) + 0.25 * from;
+          if (score < best_score) {
+            best_score = score;
+            chosen = p;
+          }
+        }
+    out.refine_shift_mm = (chosen - snapped).norm();
+    out.cortical = chosen;
+    if (!std::isfinite(best_score)) out.warnings.push_back("no precentral (BA4) grey matter near the target: hand-knob refinement skipped");
+  }
+
+  // 4. Scalp entry (nearest scalp point), normal, coil pose.
+  out.scalp_nearest = scalp.nearest(out.cortical);
+  out.scalp = out.scalp_nearest;
+  out.normal = scalp.normal(out.scalp);
+  out.scalp_to_cortex_mm = (out.scalp - out.cortical).norm();
+  const Eigen::Vector3d z = -out.normal;
+  const Eigen::Matrix3d axes = anatomical_axes(s, s.subject_to_mni(out.cortical));
+  const double lateral_sign = hemisphere.empty() ? (s.subject_to_mni(out.cortical)[0] < 0 ? -1.0 : 1.0)
+                                                 : (hemisphere == "left" ? -1.0 : 1.0);
+  out.handle_angle_deg = req.handle_angle_deg.value_or(45.0);
+  if (out.handle_rule != "posterior_lateral_45" && !req.handle_angle_deg)
+    throw Error("unknown handle rule '" + out.handle_rule + "' for " + who);
+  const double a = out.handle_angle_deg * M_PI / 180.0;
+  const Eigen::Vector3d wanted = std::cos(a) * (-axes.col(1)) + std::sin(a) * lateral_sign * axes.col(0);
+  Eigen::Vector3d y = wanted - wanted.dot(z) * z;
+  if (y.norm() < 1e-6) throw Error("handle direction is parallel to the scalp normal for " + who);
+  y.normalize();
+  out.handle = y;
+  const Eigen::Vector3d x = y.cross(z);
+  out.centre = out.scalp + opt.hair_offset_mm * out.normal;
+  out.pose.setIdentity();
+  out.pose.col(0).head<3>() = x;
+  out.pose.col(1).head<3>() = y;
+  out.pose.col(2).head<3>() = z;
+  out.pose.col(3).head<3>() = out.centre;
+  if (out.handle_rule == "posterior_lateral_45" && !req.handle_angle_deg)
+    out.handle_rule = "handle backwards, 45 degrees away from the midline (posterior-to-anterior current)";
+  else
+    out.handle_rule = fmt::format("handle {:.0f} degrees from posterior toward lateral (user)", out.handle_angle_deg);
+
+  if (out.scalp_to_cortex_mm > opt.deep_warning_mm)
+    out.warnings.push_back(fmt::format("target is {:.1f} mm below the scalp (deeper than {:.0f} mm): stimulation may not reach it",
+                                       out.scalp_to_cortex_mm, opt.deep_warning_mm));
+  if (out.snap_shift_mm > 0.8 * opt.snap_radius_mm)
+    out.warnings.push_back(fmt::format("snapped {:.1f} mm to reach grey matter: check the registration", out.snap_shift_mm));
+  const Eigen::Vector3d cijk = ras_to_voxel(s.grid.vox2ras, RasPoint(out.cortical)).v;
+  if (!s.brodmann.data.empty())
+    out.atlas["brodmann"] = s.brodmann(std::lround(cijk[0]), std::lround(cijk[1]), std::lround(cijk[2]));
+  out.mni = out.mni ? out.mni : std::optional<Eigen::Vector3d>(mni);
+  return out;
+}
+
+nlohmann::json Pick::to_json() const {
+  nlohmann::json pose_rows = nlohmann::json::array();
+  for (int rr = 0; rr < 4; ++rr) {
+    nlohmann::json row = nlohmann::json::array();
+    for (int c = 0; c < 4; ++c) row.push_back(std::round(pose(rr, c) * 1e6) / 1e6);
+    pose_rows.push_back(row);
+  }
+  nlohmann::json j = {{"name", name},
+                      {"description", description},
+                      {"source", source},
+                      {"input", input},
+                      {"prior_ras", vec_json(prior)},
+                      {"cortical_ras", vec_json(cortical)},
+                      {"snap_shift_mm", std::round(snap_shift_mm * 100) / 100},
+                      {"refine_shift_mm", std::round(refine_shift_mm * 100) / 100},
+                      {"scalp_ras", vec_json(scalp)},
+                      {"scalp_nearest_ras", vec_json(scalp_nearest)},
+                      {"scalp_normal_ras", vec_json(normal)},
+                      {"coil_centre_ras", vec_json(centre)},
+                      {"coil_pose_ras", pose_rows},
+                      {"handle_direction_ras", vec_json(handle)},
+                      {"handle_rule", handle_rule},
+                      {"handle_angle_deg", handle_angle_deg},
+                      {"scalp_to_cortex_mm", std::round(scalp_to_cortex_mm * 100) / 100},
+                      {"atlas", atlas},
+                      {"warnings", warnings}};
+  if (mni) j["mni"] = vec_json(*mni);
+  if (!classical.is_null()) j["classical"] = classical;
+  return j;
+}
+
+nlohmann::json classical_positions(const Subject& s, const Scalp& scalp, const Library& lib, const Pick& dlpfc,
+                                   const std::optional<Pick>& m1) {
+  nlohmann::json out = nlohmann::json::object();
+  const auto f3 = lib.eeg_mni.find("F3");
+  if (f3 != lib.eeg_mni.end()) {
+    const Eigen::Vector3d p = scalp.nearest(s.mni_to_subject(f3->second));
+    out["eeg_F3_scalp_ras"] = vec_json(p);
+    out["eeg_F3_to_target_scalp_mm"] = std::round((p - dlpfc.scalp).norm() * 10) / 10;
+    out["eeg_F3_note"] = "F3 of the 10-10 system on the MNI head (" + lib.eeg_source + ") carried to this head";
+  }
+  if (m1) {
+    // 5 cm anterior of the motor spot along the scalp, in 5 mm steps re-projected onto the scalp.
+    const Eigen::Matrix3d axes = anatomical_axes(s, s.subject_to_mni(m1->scalp));
+    Eigen::Vector3d p = m1->scalp;
+    double walked = 0;
+    while (walked < 50.0 - 1e-9) {
+      const Eigen::Vector3d n = scalp.normal(p);
+      Eigen::Vector3d step = axes.col(1) - axes.col(1).dot(n) * n;
+      step = step.normalized() * std::min(5.0, 50.0 - walked);
+      const Eigen::Vector3d q = scalp.nearest(p + step);
+      walked += (q - p).norm();
+      p = q;
+    }
+    out["rule_5cm_scalp_ras"] = vec_json(p);
+    out["rule_5cm_to_target_scalp_mm"] = std::round((p - dlpfc.scalp).norm() * 10) / 10;
+    out["rule_5cm_note"] = "5 cm anterior of the " + m1->name + " scalp point, measured along the scalp";
+  }
+  return out;
+}
+
+}  // namespace tmsplan::targets

@@ -1,0 +1,165 @@
+// target-pick's library on Colin27 (which is in MNI space, so the mapping is known exactly), and
+// on the same head moved by a known rigid transform (only its header changes: exact).
+#include <catch2/catch.hpp>
+
+#include "support.hpp"
+#include "tmsplan/error.hpp"
+#include "tmsplan/filters.hpp"
+#include "tmsplan/resample.hpp"
+#include "tmsplan/targets.hpp"
+
+using namespace tmsplan;
+using namespace tmsplan::targets;
+
+namespace {
+
+struct Colin {
+  Subject subject;
+  Image t1;
+};
+
+// Colin27 as a subject: head by threshold-and-fill, GM by intensity inside the BET brain,
+// Brodmann atlas from mricron-data; `move` is a rigid transform applied to the world frame.
+Colin colin(const Eigen::Matrix4d& move) {
+  static const Image head_t1 = read_image(testing::colin_head());
+  static const Image bet = read_image("/usr/share/mricron/templates/ch2bet.nii.gz");
+  static const Image ba = read_image("/usr/share/mricron/templates/brodmann.nii.gz");
+  Colin c;
+  c.t1 = head_t1;
+  c.t1.grid.vox2ras = RasMatrix(move * head_t1.grid.vox2ras.m);
+  Subject& s = c.subject;
+  s.grid = c.t1.grid;
+  Mask head = fill_holes(largest_component(threshold(head_t1, 0.2f * float(quantile(head_t1, 0.995)))));
+  s.head = fill_holes_2d(head);
+  s.head.grid = s.grid;
+  s.brain = threshold(bet, 0.0f);
+  s.brain.grid = s.grid;
+  // Colin's GM lies between the CSF and WM intensities of the brain.
+  const double lo = quantile(head_t1, 0.25, &s.brain), hi = quantile(head_t1, 0.6, &s.brain);
+  s.gm = Mask(s.grid, 0);
+  for (std::size_t i = 0; i < s.gm.data.size(); ++i)
+    s.gm.data[i] = s.brain.data[i] && head_t1.data[i] > lo && head_t1.data[i] < hi;
+  s.gyral_depth = distance_to(mask_not(close(s.brain, 10.0)));
+  s.brodmann = Labels(s.grid, 0);
+  for (std::size_t i = 0; i < ba.data.size(); ++i) s.brodmann.data[i] = static_cast<std::uint8_t>(ba.data[i]);
+  const Eigen::Matrix4d inv = move.inverse();
+  s.mni_to_subject = [move](const Eigen::Vector3d& p) { return (move * p.homogeneous()).head<3>().eval(); };
+  s.subject_to_mni = [inv](const Eigen::Vector3d& p) { return (inv * p.homogeneous()).head<3>().eval(); };
+  return c;
+}
+
+Request lib(const std::string& name) {
+  Request r;
+  r.name = name;
+  return r;
+}
+
+Eigen::Matrix4d rigid(double ax, double ay, double az, const Eigen::Vector3d& t) {
+  Eigen::Matrix4d m = Eigen::Matrix4d::Identity();
+  m.topLeftCorner<3, 3>() = (Eigen::AngleAxisd(az, Eigen::Vector3d::UnitZ()) * Eigen::AngleAxisd(ay, Eigen::Vector3d::UnitY()) *
+                             Eigen::AngleAxisd(ax, Eigen::Vector3d::UnitX()))
+                                .toRotationMatrix();
+  m.topRightCorner<3, 1>() = t;
+  return m;
+}
+
+bool in_mask(const Mask& m, const Eigen::Vector3d& p) {
+  const auto ijk = ras_to_voxel(m.grid.vox2ras, RasPoint(p)).v;
+  const auto i = std::lround(ijk[0]), j = std::lround(ijk[1]), k = std::lround(ijk[2]);
+  return m.grid.inside(i, j, k) && m(i, j, k);
+}
+
+}  // namespace
+
+TEST_CASE("target library loads with citations and EEG positions", "[targets]") {
+  const Library library = load_library();
+  REQUIRE(library.find("M1_hand_left"));
+  CHECK(library.find("M1_hand_left")->mni.isApprox(Eigen::Vector3d(-37, -21, 58)));
+  CHECK(library.find("DLPFC_BA46"));
+  CHECK(library.eeg_mni.count("F3") == 1);
+  for (const auto& e : library.entries) CHECK(!e.source.empty());
+}
+
+TEST_CASE("M1 hand target on Colin27: grey matter, scalp boundary, pose along the normal", "[targets]") {
+  const Library library = load_library();
+  const Colin c = colin(Eigen::Matrix4d::Identity());
+  const Scalp scalp(c.subject.head);
+  const Pick p = pick(c.subject, scalp, library, lib("M1_hand_left"));
+  CHECK(in_mask(c.subject.gm, p.cortical));
+  CHECK((p.cortical - Eigen::Vector3d(-37, -21, 58)).norm() < 15.0);
+  CHECK(c.subject.brodmann(std::lround(p.cortical[0] + 90), std::lround(p.cortical[1] + 125), std::lround(p.cortical[2] + 71)) == 4);
+  // The scalp point is on the head-mask boundary: inside within one voxel, outside within one voxel.
+  CHECK(in_mask(c.subject.head, p.scalp - 1.0 * p.normal));
+  CHECK(!in_mask(c.subject.head, p.scalp + 1.0 * p.normal));
+  // Independent normal: gradient of a differently smoothed head mask.
+  const Image smooth = gaussian_smooth(to_image(c.subject.head), 2.5);
+  Eigen::Vector3d g;
+  for (int a = 0; a < 3; ++a) {
+    Eigen::Vector3d d = Eigen::Vector3d::Zero();
+    d[a] = 1.0;
+    g[a] = sample(smooth, p.scalp + d + Eigen::Vector3d(90, 126, 72), Interp::Linear) -
+           sample(smooth, p.scalp - d + Eigen::Vector3d(90, 126, 72), Interp::Linear);
+  }
+  const Eigen::Vector3d z = p.pose.block<3, 1>(0, 2);
+  CHECK(angle_deg(z, g) < 10.0);  // z points into the head, along the gradient of the indicator
+  // Pose: orthonormal, right-handed; handle backwards and to the left (left hemisphere).
+  const Eigen::Matrix3d r = p.pose.topLeftCorner<3, 3>();
+  CHECK((r.transpose() * r - Eigen::Matrix3d::Identity()).norm() < 1e-9);
+  CHECK(r.determinant() == Approx(1.0));
+  CHECK(p.handle.dot(Eigen::Vector3d(-1, -1, 0).normalized()) > 0.6);
+  CHECK(p.scalp_to_cortex_mm > 5.0);
+  CHECK(p.scalp_to_cortex_mm < 30.0);
+  CHECK((p.centre - p.scalp).norm() == Approx(4.0).margin(1e-6));
+}
+
+TEST_CASE("the same head moved in the world gives the moved answer", "[targets]") {
+  const Library library = load_library();
+  const Colin a = colin(Eigen::Matrix4d::Identity());
+  const Eigen::Matrix4d move = rigid(0.2, -0.15, 0.3, Eigen::Vector3d(12, -7, 20));
+  const Colin b = colin(move);
+  const Scalp sa(a.subject.head), sb(b.subject.head);
+  for (const std::string name : {"M1_hand_left", "M1_hand_right", "DLPFC_BA46"}) {
+    const Pick pa = pick(a.subject, sa, library, lib(name));
+    const Pick pb = pick(b.subject, sb, library, lib(name));
+    const Eigen::Vector3d back = (move.inverse() * pb.cortical.homogeneous()).head<3>();
+    CHECK((back - pa.cortical).norm() < 2.0);
+    const Eigen::Vector3d zb = move.inverse().topLeftCorner<3, 3>() * pb.pose.block<3, 1>(0, 2);
+    CHECK(angle_deg(zb, pa.pose.block<3, 1>(0, 2)) < 5.0);
+    const Eigen::Vector3d hb = move.inverse().topLeftCorner<3, 3>() * pb.handle;
+    CHECK(angle_deg(hb, pa.handle) < 5.0);
+  }
+}
+
+TEST_CASE("bad targets are refused naming the target", "[targets]") {
+  const Library library = load_library();
+  const Colin c = colin(Eigen::Matrix4d::Identity());
+  const Scalp scalp(c.subject.head);
+  CHECK_THROWS_WITH(pick(c.subject, scalp, library, lib("M1_foot")), Catch::Contains("unknown target 'M1_foot'"));
+  Request outside;
+  outside.kind = Request::Kind::Ras;
+  outside.name = "far";
+  outside.value = Eigen::Vector3d(150, 0, 0);
+  CHECK_THROWS_WITH(pick(c.subject, scalp, library, outside), Catch::Contains("target 'far' lies outside the head"));
+  Request eeg;
+  eeg.kind = Request::Kind::Eeg;
+  eeg.name = "Q7";
+  CHECK_THROWS_WITH(pick(c.subject, scalp, library, eeg), Catch::Contains("unknown EEG position 'Q7'"));
+}
+
+TEST_CASE("DLPFC: F3 and the 5 cm rule are reported with their distance to the MRI target", "[targets]") {
+  const Library library = load_library();
+  const Colin c = colin(Eigen::Matrix4d::Identity());
+  const Scalp scalp(c.subject.head);
+  const Pick m1 = pick(c.subject, scalp, library, lib("M1_hand_left"));
+  const Pick dlpfc = pick(c.subject, scalp, library, lib("DLPFC_BA46"));
+  const auto classical = classical_positions(c.subject, scalp, library, dlpfc, m1);
+  REQUIRE(classical.contains("eeg_F3_to_target_scalp_mm"));
+  REQUIRE(classical.contains("rule_5cm_to_target_scalp_mm"));
+  const double f3 = classical["eeg_F3_to_target_scalp_mm"], rule = classical["rule_5cm_to_target_scalp_mm"];
+  CHECK(f3 < 60.0);
+  CHECK(rule < 80.0);
+  // The 5 cm rule point lies about 5 cm from the motor spot.
+  const Eigen::Vector3d p(classical["rule_5cm_scalp_ras"][0], classical["rule_5cm_scalp_ras"][1], classical["rule_5cm_scalp_ras"][2]);
+  CHECK((p - m1.scalp).norm() > 40.0);
+  CHECK((p - m1.scalp).norm() < 52.0);
+}
