@@ -1,5 +1,6 @@
 // DICOM series through ITK/GDCM: the only place ITK's image IO is used. ITK works in LPS; the
 // conversion to our RAS frame goes through geometry.hpp.
+#include <gdcmReader.h>
 #include <itkGDCMImageIO.h>
 #include <itkGDCMSeriesFileNames.h>
 #include <itkImage.h>
@@ -7,6 +8,7 @@
 #include <itkMetaDataObject.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -21,6 +23,22 @@ namespace fs = std::filesystem;
 namespace tmsplan::detail {
 namespace {
 using ItkImage = itk::Image<float, 3>;
+
+// Philips' private scale slope (2005,100E) is a binary float32; ITK's string form keeps only six
+// digits, so read the exact value with GDCM. Returns 0 when absent.
+double philips_scale_slope(const std::string& file) {
+  gdcm::Reader reader;
+  reader.SetFileName(file.c_str());
+  if (!reader.Read()) return 0.0;
+  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  const gdcm::Tag tag(0x2005, 0x100e);
+  if (!ds.FindDataElement(tag)) return 0.0;
+  const gdcm::ByteValue* bv = ds.GetDataElement(tag).GetByteValue();
+  if (!bv || bv->GetLength() != 4) return 0.0;
+  float value = 0.0f;
+  std::memcpy(&value, bv->GetPointer(), 4);  // DICOM little endian, as is this machine
+  return std::isfinite(value) ? double(value) : 0.0;
+}
 
 bool parse_position(const std::string& text, Eigen::Vector3d& out) {
   std::string s = text;
@@ -130,11 +148,19 @@ Image read_dicom_series(const std::string& dir, const ReadOptions& options, Imag
       if (!itk::ExposeMetaData<std::string>(dict, "2005|100e", ss_text)) break;
       double rs = 1.0;
       if (itk::ExposeMetaData<std::string>(dict, "0028|1053", rs_text)) rs = std::atof(rs_text.c_str());
-      const double ss = std::atof(ss_text.c_str());
+      double ss = philips_scale_slope(file_names[k]);
+      if (!(ss > 0.0)) ss = std::atof(ss_text.c_str());
       if (!(ss > 0.0) || !(rs > 0.0) || !std::isfinite(ss * rs)) break;
-      const double factor = 1.0 / (rs * ss);
-      for (std::size_t n = k * slice; n < (k + 1) * slice; ++n)
-        image.data[n] = static_cast<float>(double(image.data[n]) * factor);
+      std::string ri_text;
+      double ri = 0.0;
+      if (itk::ExposeMetaData<std::string>(dict, "0028|1052", ri_text)) ri = std::atof(ri_text.c_str());
+      // Recover the stored value PV, then scale with the float32 slope and intercept that
+      // dcm2niix writes (scl_slope = 1/SS, scl_inter = RI/(RS*SS)), so both inputs agree exactly.
+      const double slope = static_cast<float>(1.0 / static_cast<float>(ss)), inter = static_cast<float>(ri / (rs * ss));
+      for (std::size_t n = k * slice; n < (k + 1) * slice; ++n) {
+        const double pv = std::round((double(image.data[n]) - ri) / rs);
+        image.data[n] = static_cast<float>(pv * slope + inter);
+      }
     }
   }
   if (info) {

@@ -1,0 +1,253 @@
+// Scalp rendering for the report: an orthographic software ray-caster on the smoothed head mask,
+// seen from outside along the scalp normal, with the figure-8 coil, its handle, the scalp entry
+// and the cortical target drawn on top.
+#include <algorithm>
+#include <cmath>
+
+#include "tmsplan/error.hpp"
+#include "tmsplan/filters.hpp"
+#include "tmsplan/parallel.hpp"
+#include "tmsplan/report.hpp"
+#include "tmsplan/resample.hpp"
+
+namespace tmsplan::report {
+
+namespace {
+
+// Mask smoothing before rendering: removes the voxel staircase from the shading.
+constexpr double kSmoothSigmaMm = 1.6;
+constexpr double kStepMm = 0.75;
+
+using Rgb3 = std::array<double, 3>;
+
+struct Canvas {
+  int w, h;
+  std::vector<std::uint8_t> &rgb;
+  void put(int u, int v, const Rgb3 &c, double alpha = 1.0) {
+    if (u < 0 || v < 0 || u >= w || v >= h)
+      return;
+    const std::size_t i = (std::size_t(v) * std::size_t(w) + std::size_t(u)) * 3;
+    for (int k = 0; k < 3; ++k)
+      rgb[i + std::size_t(k)] = static_cast<std::uint8_t>(
+          std::lround(std::clamp((1 - alpha) * rgb[i + std::size_t(k)] + alpha * c[std::size_t(k)], 0.0, 255.0)));
+  }
+  void disc(double u, double v, double r, const Rgb3 &c) {
+    const int r0 = int(std::ceil(r));
+    for (int dv = -r0; dv <= r0; ++dv)
+      for (int du = -r0; du <= r0; ++du)
+        if (du * du + dv * dv <= r * r)
+          put(int(std::lround(u)) + du, int(std::lround(v)) + dv, c);
+  }
+  void line(double u0, double v0, double u1, double v1, double width, const Rgb3 &c) {
+    const int steps = int(std::ceil(std::hypot(u1 - u0, v1 - v0))) + 1;
+    for (int s = 0; s <= steps; ++s) {
+      const double t = double(s) / steps;
+      disc(u0 + t * (u1 - u0), v0 + t * (v1 - v0), width / 2, c);
+    }
+  }
+};
+
+bool ray_box(const Eigen::Vector3d &o, const Eigen::Vector3d &d, const Eigen::Vector3d &lo, const Eigen::Vector3d &hi,
+             double &t0, double &t1) {
+  t0 = -1e30;
+  t1 = 1e30;
+  for (int a = 0; a < 3; ++a) {
+    if (std::abs(d[a]) < 1e-12) {
+      if (o[a] < lo[a] || o[a] > hi[a])
+        return false;
+      continue;
+    }
+    double ta = (lo[a] - o[a]) / d[a], tb = (hi[a] - o[a]) / d[a];
+    if (ta > tb)
+      std::swap(ta, tb);
+    t0 = std::max(t0, ta);
+    t1 = std::min(t1, tb);
+  }
+  return t1 > t0;
+}
+
+} // namespace
+
+std::string direction_name(const Eigen::Vector3d &d) {
+  const Eigen::Vector3d n = d.normalized();
+  static const char *pos[3] = {"right", "anterior", "superior"};
+  static const char *neg[3] = {"left", "posterior", "inferior"};
+  std::array<int, 3> order{0, 1, 2};
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return std::abs(n[a]) > std::abs(n[b]); });
+  std::string out;
+  for (int a : order) {
+    if (std::abs(n[a]) < 0.38 && !out.empty())
+      continue;
+    if (!out.empty())
+      out += "-";
+    out += n[a] >= 0 ? pos[a] : neg[a];
+  }
+  return out;
+}
+
+HeadSurface::HeadSurface(const Mask &head) {
+  if (count(head) == 0)
+    throw Error("the head mask is empty: nothing to render");
+  const Crop box = bounding_crop(head, 6);
+  const Mask small = crop(head, box);
+  Image f(small.grid);
+  for (std::size_t i = 0; i < f.data.size(); ++i)
+    f.data[i] = small.data[i] ? 1.0f : 0.0f;
+  density_ = gaussian_smooth(f, kSmoothSigmaMm);
+  ras2vox_ = density_.grid.vox2ras.m.inverse();
+  box_lo_ = Eigen::Vector3d::Constant(1e30);
+  box_hi_ = Eigen::Vector3d::Constant(-1e30);
+  for (int c = 0; c < 8; ++c) {
+    const auto &dim = density_.grid.dim;
+    const Eigen::Vector3d p =
+        density_.grid.ras((c & 1) ? dim[0] - 1 : 0, (c & 2) ? dim[1] - 1 : 0, (c & 4) ? dim[2] - 1 : 0).v;
+    box_lo_ = box_lo_.cwiseMin(p);
+    box_hi_ = box_hi_.cwiseMax(p);
+  }
+}
+
+ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOptions &options) const {
+  if (!(options.fov_mm > 0) || !(options.pixel_mm > 0) || options.fov_mm / options.pixel_mm > 4096)
+    throw Error("scalp rendering: bad field of view or pixel size");
+  const Eigen::Vector3d n = coil.view_normal.normalized();
+  if (!n.allFinite())
+    throw Error("scalp rendering: the view normal is not a direction");
+  const Eigen::Vector3d d = -n;
+  // Image up: superior projected on the view plane; anterior when looking down from the vertex.
+  Eigen::Vector3d up = Eigen::Vector3d::UnitZ() - n.z() * n;
+  if (up.norm() < 0.35)
+    up = Eigen::Vector3d::UnitY() - n.y() * n;
+  up.normalize();
+  const Eigen::Vector3d right = up.cross(n); // right x up = n: the viewer looks along -n.
+  const Eigen::Vector3d centre = coil.pose.m.topRightCorner<3, 1>();
+
+  ScalpRendering out;
+  out.width = out.height = int(std::lround(options.fov_mm / options.pixel_mm));
+  out.right = right;
+  out.up = up;
+  out.orientation = "image up: " + direction_name(up) + "; image right: " + direction_name(right) +
+                    "; seen from outside, looking " + direction_name(d);
+  out.rgb.assign(std::size_t(out.width) * std::size_t(out.height) * 3, 0);
+  const int W = out.width, H = out.height;
+  const double px = options.pixel_mm, fov = options.fov_mm;
+  const double far = (box_hi_ - box_lo_).norm() + (centre - 0.5 * (box_hi_ + box_lo_)).norm() + 10;
+  const Eigen::Vector3d light = (n + 0.45 * up - 0.3 * right).normalized();
+
+  const auto value = [&](const Eigen::Vector3d &p) {
+    const Eigen::Vector3d ijk = ras2vox_.topLeftCorner<3, 3>() * p + ras2vox_.topRightCorner<3, 1>();
+    return double(sample(density_, ijk, Interp::Linear, 0.0f));
+  };
+  std::vector<char> hits(std::size_t(W) * std::size_t(H), 0);
+  parallel_for(H, [&](std::int64_t v0, std::int64_t v1) {
+    for (std::int64_t v = v0; v < v1; ++v)
+      for (int u = 0; u < W; ++u) {
+        const double a = -fov / 2 + (u + 0.5) * px, b = fov / 2 - (double(v) + 0.5) * px;
+        const Eigen::Vector3d o = centre + a * right + b * up + far * n;
+        std::array<double, 3> colour{28, 32, 40};
+        double t0, t1;
+        if (ray_box(o, d, box_lo_, box_hi_, t0, t1)) {
+          double prev = std::max(t0, 0.0);
+          for (double t = prev; t <= t1; t += kStepMm) {
+            if (value(o + t * d) < 0.5) {
+              prev = t;
+              continue;
+            }
+            double lo = prev, hi = t; // bisection to the 0.5 level
+            for (int it = 0; it < 8; ++it) {
+              const double mid = 0.5 * (lo + hi);
+              (value(o + mid * d) >= 0.5 ? hi : lo) = mid;
+            }
+            const Eigen::Vector3d p = o + hi * d;
+            Eigen::Vector3d g;
+            for (int ax = 0; ax < 3; ++ax) {
+              Eigen::Vector3d e = Eigen::Vector3d::Zero();
+              e[ax] = 1.0;
+              g[ax] = value(p - e) - value(p + e); // outward: density falls outwards
+            }
+            const Eigen::Vector3d normal = g.norm() > 1e-9 ? Eigen::Vector3d(g.normalized()) : n;
+            const double lambert = std::max(0.0, normal.dot(light));
+            const double depth_mm = (centre - p).dot(n); // > 0: further from the viewer than the coil
+            const double fade = std::clamp(1.0 - depth_mm / 140.0, 0.3, 1.0);
+            const double shade = (0.22 + 0.78 * lambert) * fade;
+            colour = {236 * shade, 196 * shade, 166 * shade};
+            hits[std::size_t(v) * std::size_t(W) + std::size_t(u)] = 1;
+            break;
+          }
+        }
+        const std::size_t i = (std::size_t(v) * std::size_t(W) + std::size_t(u)) * 3;
+        for (int k = 0; k < 3; ++k)
+          out.rgb[i + std::size_t(k)] = static_cast<std::uint8_t>(std::lround(colour[std::size_t(k)]));
+      }
+  });
+  out.hit_scalp = std::any_of(hits.begin(), hits.end(), [](char c) { return c != 0; });
+
+  Canvas canvas{W, H, out.rgb};
+  const auto project = [&](const Eigen::Vector3d &p, double &u, double &v) {
+    u = ((p - centre).dot(right) + fov / 2) / px - 0.5;
+    v = (fov / 2 - (p - centre).dot(up)) / px - 0.5;
+  };
+  // Coil wings: each pixel's ray meets the coil plane; fill the windings' annuli translucently.
+  const Eigen::Vector3d cx = coil.pose.m.block<3, 1>(0, 0), cy = coil.pose.m.block<3, 1>(0, 1),
+                        cz = coil.pose.m.block<3, 1>(0, 2);
+  const double dz = d.dot(cz);
+  const Rgb3 coil_colour{60, 150, 255}, edge_colour{20, 70, 200};
+  if (std::abs(dz) > 0.2) {
+    const double ri = coil.wing_inner_radius_mm, ro = coil.wing_outer_radius_mm, off = coil.wing_offset_mm;
+    for (int v = 0; v < H; ++v)
+      for (int u = 0; u < W; ++u) {
+        const double a = -fov / 2 + (u + 0.5) * px, b = fov / 2 - (v + 0.5) * px;
+        const Eigen::Vector3d q = centre + a * right + b * up;
+        const Eigen::Vector3d on = q - ((q - centre).dot(cz) / dz) * d;
+        const double x = (on - centre).dot(cx), y = (on - centre).dot(cy);
+        for (double s : {-1.0, 1.0}) {
+          const double r = std::hypot(x - s * off, y);
+          if (r >= ri && r <= ro)
+            canvas.put(u, v, coil_colour, 0.38);
+        }
+      }
+  }
+  for (double s : {-1.0, 1.0})
+    for (double r : {coil.wing_inner_radius_mm, coil.wing_outer_radius_mm}) {
+      double pu = 0, pv = 0;
+      for (int k = 0; k <= 180; ++k) {
+        const double th = 2 * M_PI * k / 180.0;
+        const Eigen::Vector3d p = centre + (s * coil.wing_offset_mm + r * std::cos(th)) * cx + r * std::sin(th) * cy;
+        double u, v;
+        project(p, u, v);
+        if (k > 0)
+          canvas.line(pu, pv, u, v, 2.0, edge_colour);
+        pu = u;
+        pv = v;
+      }
+    }
+  // Handle: from the coil centre along the handle direction, with an arrow head.
+  const Rgb3 handle_colour{255, 140, 0};
+  double u0, v0, u1, v1;
+  project(centre, u0, v0);
+  project(centre + coil.handle_length_mm * coil.handle_direction.normalized(), u1, v1);
+  canvas.line(u0, v0, u1, v1, 6.0, handle_colour);
+  const double du = u1 - u0, dv = v1 - v0, len = std::hypot(du, dv);
+  if (len > 4) {
+    const double hx = du / len * 16, hy = dv / len * 16;
+    canvas.line(u1, v1, u1 - hx - hy * 0.6, v1 - hy + hx * 0.6, 5.0, handle_colour);
+    canvas.line(u1, v1, u1 - hx + hy * 0.6, v1 - hy - hx * 0.6, 5.0, handle_colour);
+  }
+  // Cortical target (red cross, below the skin) and scalp entry (yellow dot), coil centre (white).
+  double tu, tv;
+  project(coil.cortical_point, tu, tv);
+  canvas.line(tu - 8, tv - 8, tu + 8, tv + 8, 3.0, {230, 20, 20});
+  canvas.line(tu - 8, tv + 8, tu + 8, tv - 8, 3.0, {230, 20, 20});
+  project(coil.scalp_point, tu, tv);
+  canvas.disc(tu, tv, 5.0, {40, 40, 40});
+  canvas.disc(tu, tv, 4.0, {255, 230, 0});
+  project(centre, tu, tv);
+  canvas.disc(tu, tv, 2.5, {255, 255, 255});
+  // Scale bar: 50 mm, bottom left.
+  const double bar_px = 50.0 / px;
+  canvas.line(15, H - 15, 15 + bar_px, H - 15, 3.0, {255, 255, 255});
+  canvas.line(15, H - 22, 15, H - 8, 2.0, {255, 255, 255});
+  canvas.line(15 + bar_px, H - 22, 15 + bar_px, H - 8, 2.0, {255, 255, 255});
+  return out;
+}
+
+} // namespace tmsplan::report
