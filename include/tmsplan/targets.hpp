@@ -108,3 +108,23 @@ nlohmann::json classical_positions(const Subject& subject, const Scalp& scalp, c
                                    const Pick& dlpfc, const std::optional<Pick>& m1);
 
 }  // namespace tmsplan::targets
+
+namespace tmsplan::targets {
+
+/// Files of one subject's folder (DESIGN.md section 8) that target-pick reads.
+struct SubjectFiles {
+  std::string dir;
+  std::string reference_t1;  ///< the T1 the user gave skull-strip (from skull_strip.json)
+  std::string reference_sha256;
+};
+
+/// Loads masks, labels and maps from the subject folder onto one grid (refusing mismatches),
+/// computing the gyral depth when cortex-map did not leave one. The point maps are set by the
+/// caller (from cortex-map's transforms).
+Subject load_subject(const std::string& dir, SubjectFiles* files = nullptr);
+
+/// The targets.json document (schema data/schema/targets.schema.json).
+nlohmann::json targets_document(const std::vector<Pick>& picks, const Grid& grid, const SubjectFiles& files,
+                                double hair_offset_mm);
+
+}  // namespace tmsplan::targets
