@@ -1,44 +1,81 @@
 #!/usr/bin/env bash
-# plan-subject.sh T1 OUTDIR [--threads N] [--force]
-# Runs the tools in order into OUTDIR (the folder layout of docs/pipeline.md). A step whose
-# record exists and whose input hashes match is not redone, so a second run resumes.
+# plan-subject.sh T1 OUTDIR [--target NAME ...] [--protocol NAME] [--rmt PCT] [--threads N] [--force]
+#
+# Runs the five tools in order and fills OUTDIR as described in docs/pipeline.md (DESIGN.md 8).
+# T1 is a NIfTI file or a DICOM series folder. Resumes: a step whose record lists the current
+# sha256 of each of its inputs is not redone (--force redoes everything). Defaults: targets
+# M1_hand_left and DLPFC_BA46, protocol lefaucheur2020_np_m1_hf... see --help of each tool.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${TMSPLAN_BIN:-$here/build/bin}
-usage() { echo "usage: plan-subject.sh T1 OUTDIR [--threads N] [--force]" >&2; exit 2; }
+usage() {
+  echo "usage: plan-subject.sh T1 OUTDIR [--target NAME ...] [--protocol NAME|FILE] [--rmt PCT] [--threads N] [--force]" >&2
+  exit 2
+}
 [ $# -ge 2 ] || usage
 T1=$1; OUT=$2; shift 2
-THREADS=0; FORCE=()
+THREADS=0; FORCE=(); TARGETS=(); PROTOCOL=passard2007; RMT=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --threads) THREADS=$2; shift 2 ;;
+    --threads) [ $# -ge 2 ] || usage; THREADS=$2; shift 2 ;;
+    --target) [ $# -ge 2 ] || usage; TARGETS+=(--target "$2"); shift 2 ;;
+    --protocol) [ $# -ge 2 ] || usage; PROTOCOL=$2; shift 2 ;;
+    --rmt) [ $# -ge 2 ] || usage; RMT=(--rmt "$2"); shift 2 ;;
     --force) FORCE=(--force); shift ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) usage ;;
   esac
 done
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(--target M1_hand_left --target DLPFC_BA46)
+[ -e "$T1" ] || { echo "plan-subject: error: input does not exist ($T1)" >&2; exit 1; }
 mkdir -p "$OUT"
+COMMON=(--threads "$THREADS" --quiet)
 
-# up_to_date RECORD INPUT...: the record exists and lists each input with its current sha256.
+# fingerprint PATH: sha256 of a file, or of a folder's sorted file list and contents (as the tools
+# record for a DICOM folder).
+fingerprint() {
+  if [ -d "$1" ]; then
+    (cd "$1" && find . -type f | LC_ALL=C sort | xargs -d '\n' sha256sum) | sha256sum | cut -d' ' -f1
+  else
+    sha256sum "$1" | cut -d' ' -f1
+  fi
+}
+# up_to_date RECORD OPTIONS-STRING INPUT...: the record exists, was made with the same options,
+# and names each input's current hash.
 up_to_date() {
-  local record=$1; shift
-  [ -f "$record" ] || return 1
-  [ ${#FORCE[@]} -eq 0 ] || return 1
-  local f sum
+  local record=$1 options=$2; shift 2
+  [ ${#FORCE[@]} -eq 0 ] && [ -f "$record" ] || return 1
+  [ -f "$record.options" ] && [ "$(cat "$record.options")" = "$options" ] || return 1
+  local f
   for f in "$@"; do
-    sum=$(sha256sum "$f" | cut -d' ' -f1)
-    grep -q "$sum" "$record" || return 1
+    [ -d "$f" ] && { grep -q "\"path\": \"$(cd "$f" && pwd)\"" "$record" || return 1; continue; }
+    grep -q "$(fingerprint "$f")" "$record" || return 1
   done
 }
+note() { printf 'plan-subject: %s\n' "$*" >&2; }
+# run STEP RECORD OPTIONS-STRING INPUTS... -- COMMAND...
+run() {
+  local step=$1 record=$2 options=$3; shift 3
+  local inputs=()
+  while [ "$1" != "--" ]; do inputs+=("$1"); shift; done
+  shift
+  if up_to_date "$record" "$options" "${inputs[@]}"; then note "$step: up to date"; return; fi
+  note "$step"
+  local start=$SECONDS
+  "$@" --force >/dev/null
+  echo "$options" > "$record.options"
+  note "$step: $((SECONDS - start)) s"
+}
 
-step() { printf 'plan-subject: %s\n' "$*" >&2; }
-
-if up_to_date "$OUT/skull_strip.json" "$T1"; then step "skull-strip: up to date"; else
-  step "skull-strip"
-  "$BIN/skull-strip" "$T1" -o "$OUT" --threads "$THREADS" --force >/dev/null
-fi
-if [ -x "$BIN/segment" ]; then
-  if up_to_date "$OUT/segment.json" "$OUT/t1w_biascorr.nii.gz" "$OUT/brain_mask.nii.gz"; then step "segment: up to date"; else
-    step "segment"
-    "$BIN/segment" --t1 "$OUT/t1w_biascorr.nii.gz" --mask "$OUT/brain_mask.nii.gz" -o "$OUT" --threads "$THREADS" --force >/dev/null
-  fi
-fi
+run skull-strip "$OUT/skull_strip.json" "" "$T1" -- \
+  "$BIN/skull-strip" "$T1" -o "$OUT" "${COMMON[@]}"
+run segment "$OUT/segment.json" "" "$OUT/t1w_biascorr.nii.gz" "$OUT/brain_mask.nii.gz" -- \
+  "$BIN/segment" --t1 "$OUT/t1w_biascorr.nii.gz" --mask "$OUT/brain_mask.nii.gz" -o "$OUT" "${COMMON[@]}"
+run cortex-map "$OUT/cortex_map.json" "" "$OUT/t1w_biascorr.nii.gz" "$OUT/brain_mask.nii.gz" "$OUT/head_mask.nii.gz" "$OUT/dseg.nii.gz" -- \
+  "$BIN/cortex-map" --t1 "$OUT/t1w_biascorr.nii.gz" --brain "$OUT/brain_mask.nii.gz" --head "$OUT/head_mask.nii.gz" \
+  --dseg "$OUT/dseg.nii.gz" -o "$OUT" "${COMMON[@]}"
+run target-pick "$OUT/target_pick.json" "${TARGETS[*]}" "$OUT/t1w_biascorr.nii.gz" "$OUT/cortex_map.json" "$OUT/dseg.nii.gz" -- \
+  "$BIN/target-pick" -s "$OUT" "${TARGETS[@]}" "${COMMON[@]}"
+run protocol-export "$OUT/plan/protocol_export.json" "$PROTOCOL ${RMT[*]}" "$OUT/targets.json" -- \
+  "$BIN/protocol-export" --targets "$OUT/targets.json" --t1 "$T1" --protocol "$PROTOCOL" "${RMT[@]}" -o "$OUT" "${COMMON[@]}"
+note "report: $OUT/plan/report.html"

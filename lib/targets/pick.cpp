@@ -324,17 +324,17 @@ nlohmann::json classical_positions(const Subject& s, const Scalp& scalp, const L
     const Eigen::Matrix3d axes = anatomical_axes(s, s.subject_to_mni(m1->scalp));
     Eigen::Vector3d p = m1->scalp;
     double walked = 0;
-    while (walked < 50.0 - 1e-9) {
+    for (int step_index = 0; step_index < 10; ++step_index) {  // ten 5 mm steps along the scalp
       const Eigen::Vector3d n = scalp.normal(p);
-      Eigen::Vector3d step = axes.col(1) - axes.col(1).dot(n) * n;
-      step = step.normalized() * std::min(5.0, 50.0 - walked);
-      const Eigen::Vector3d q = scalp.nearest(p + step);
+      const Eigen::Vector3d tangent = (axes.col(1) - axes.col(1).dot(n) * n).normalized();
+      const Eigen::Vector3d q = scalp.nearest(p + 5.0 * tangent);
       walked += (q - p).norm();
       p = q;
     }
     out["rule_5cm_scalp_ras"] = vec_json(p);
     out["rule_5cm_to_target_scalp_mm"] = std::round((p - dlpfc.scalp).norm() * 10) / 10;
-    out["rule_5cm_note"] = "5 cm anterior of the " + m1->name + " scalp point, measured along the scalp";
+    out["rule_5cm_note"] = fmt::format("5 cm anterior of the {} scalp point along the scalp (ten 5 mm steps; path {:.1f} mm)",
+                                       m1->name, walked);
   }
   return out;
 }
