@@ -1,0 +1,494 @@
+// Deformable registration subject -> template after the affine stage: brain-masked images on the
+// template's pyramid grids (4 -> 2 mm), local normalised cross-correlation, greedy compositive
+// updates with Gaussian "fluid" smoothing of each update and "diffusion" smoothing of the field
+// (the scheme of PICSL greedy / ANTs' greedy SyN without the symmetric half). The forward field u
+// lives on the template grid: a template point x corresponds to the subject point A (x + u(x)).
+// See docs/cortex-map.md.
+#include <Eigen/Dense>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "mni_map_internal.hpp"
+#include "pyramid.hpp"
+#include "tmsplan/error.hpp"
+#include "tmsplan/filters.hpp"
+#include "tmsplan/log.hpp"
+#include "tmsplan/parallel.hpp"
+#include "tmsplan/progress.hpp"
+#include "tmsplan/provenance.hpp"
+#include "tmsplan/warp.hpp"
+
+namespace tmsplan {
+namespace {
+using namespace registration_detail;
+
+// Applies a 1D operation along `axis` to a volume with dims d, row-wise: for axis 0 along each
+// contiguous line, for axes 1 and 2 a whole x-row at a time (contiguous, vectorisable). `op(rows,
+// n, x, out_row)` fills out_row (length d[0]) for output position x along the axis, reading input
+// rows through rows(p) (the x-row at position p along the axis, 0 <= p < n).
+template <class RowOp>
+void along_rows(const std::vector<float>& in, std::vector<float>& out, const std::array<std::int64_t, 3>& d, int axis,
+                const RowOp& op) {
+  const std::size_t nx = std::size_t(d[0]);
+  if (axis == 1) {
+    parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
+      for (std::int64_t k = k0; k < k1; ++k) {
+        const float* plane = in.data() + std::size_t(k) * nx * std::size_t(d[1]);
+        auto rows = [&](std::int64_t p) { return plane + std::size_t(p) * nx; };
+        for (std::int64_t y = 0; y < d[1]; ++y) op(rows, d[1], y, out.data() + (std::size_t(k) * std::size_t(d[1]) + std::size_t(y)) * nx);
+      }
+    });
+  } else {
+    parallel_for(d[1], [&](std::int64_t j0, std::int64_t j1) {
+      for (std::int64_t j = j0; j < j1; ++j) {
+        auto rows = [&](std::int64_t p) { return in.data() + (std::size_t(p) * std::size_t(d[1]) + std::size_t(j)) * nx; };
+        for (std::int64_t z = 0; z < d[2]; ++z)
+          op(rows, d[2], z, out.data() + (std::size_t(z) * std::size_t(d[1]) + std::size_t(j)) * nx);
+      }
+    });
+  }
+}
+
+// Sums over a (2r+1)^3 box around every voxel (the box clipped at the borders).
+std::vector<float> box_sum(const std::vector<float>& in, const std::array<std::int64_t, 3>& d, int r) {
+  std::vector<float> a(in.size()), b(in.size());
+  const std::size_t nx = std::size_t(d[0]);
+  // Axis 0: running sums along contiguous lines.
+  parallel_for(d[1] * d[2], [&](std::int64_t l0, std::int64_t l1) {
+    for (std::int64_t l = l0; l < l1; ++l) {
+      const float* src = in.data() + std::size_t(l) * nx;
+      float* dst = a.data() + std::size_t(l) * nx;
+      double run = 0.0;
+      const std::int64_t n = d[0];
+      for (std::int64_t x = 0; x < std::min<std::int64_t>(r, n); ++x) run += src[x];
+      for (std::int64_t x = 0; x < n; ++x) {
+        if (x + r < n) run += src[x + r];
+        if (x - r - 1 >= 0) run -= src[x - r - 1];
+        dst[x] = static_cast<float>(run);
+      }
+    }
+  });
+  // Axes 1 and 2: direct sums of whole rows (r is small).
+  auto box_rows = [&](const auto& rows, std::int64_t n, std::int64_t x, float* dst) {
+    std::fill(dst, dst + nx, 0.0f);
+    for (std::int64_t p = std::max<std::int64_t>(0, x - r); p <= std::min<std::int64_t>(n - 1, x + r); ++p) {
+      const float* row = rows(p);
+      for (std::size_t i = 0; i < nx; ++i) dst[i] += row[i];
+    }
+  };
+  along_rows(a, b, d, 1, box_rows);
+  along_rows(b, a, d, 2, box_rows);
+  return a;
+}
+
+// Trilinear value of a scalar array on grid dims d at voxel position v; 0 outside.
+inline float trilinear(const float* data, const std::array<std::int64_t, 3>& d, double x, double y, double z) {
+  if (!(x >= -0.5 && y >= -0.5 && z >= -0.5 && x <= double(d[0]) - 0.5 && y <= double(d[1]) - 0.5 &&
+        z <= double(d[2]) - 0.5))
+    return 0.0f;
+  x = std::clamp(x, 0.0, double(d[0] - 1));
+  y = std::clamp(y, 0.0, double(d[1] - 1));
+  z = std::clamp(z, 0.0, double(d[2] - 1));
+  const std::int64_t i = std::min<std::int64_t>(std::int64_t(x), d[0] - 2);
+  const std::int64_t j = std::min<std::int64_t>(std::int64_t(y), d[1] - 2);
+  const std::int64_t k = std::min<std::int64_t>(std::int64_t(z), d[2] - 2);
+  const double fx = x - double(i), fy = y - double(j), fz = z - double(k);
+  const std::size_t sy = std::size_t(d[0]), sz = std::size_t(d[0] * d[1]);
+  const float* p = data + std::size_t(i) + sy * std::size_t(j) + sz * std::size_t(k);
+  const double c00 = p[0] + fx * (p[1] - p[0]), c10 = p[sy] + fx * (p[sy + 1] - p[sy]);
+  const double c01 = p[sz] + fx * (p[sz + 1] - p[sz]), c11 = p[sy + sz] + fx * (p[sy + sz + 1] - p[sy + sz]);
+  const double c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
+  return static_cast<float>(c0 + fz * (c1 - c0));
+}
+
+// A vector field on one level grid, three planar components in world mm.
+struct Field {
+  std::array<Image, 3> c;
+  explicit Field(const Grid& g) : c{Image(g, 0.0f), Image(g, 0.0f), Image(g, 0.0f)} {}
+};
+
+struct LevelGeometry {
+  Grid grid;
+  Eigen::Matrix3d w2v;  // world vector -> voxel vector (linear part of ras2vox)
+  Eigen::Matrix3d v2w;
+  explicit LevelGeometry(const Grid& g) : grid(g) {
+    v2w = g.vox2ras.m.topLeftCorner<3, 3>();
+    w2v = v2w.inverse();
+  }
+};
+
+// m(x + u(x)) for every voxel x (moving image on the same grid).
+Image warp_image(const Image& moving, const Field& u, const LevelGeometry& geo) {
+  Image out(geo.grid, 0.0f);
+  const auto& d = geo.grid.dim;
+  parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (std::int64_t j = 0; j < d[1]; ++j)
+        for (std::int64_t i = 0; i < d[0]; ++i) {
+          const std::size_t n = geo.grid.index(i, j, k);
+          const Eigen::Vector3d v =
+              Eigen::Vector3d(double(i), double(j), double(k)) +
+              geo.w2v * Eigen::Vector3d(u.c[0].data[n], u.c[1].data[n], u.c[2].data[n]);
+          out.data[n] = trilinear(moving.data.data(), d, v[0], v[1], v[2]);
+        }
+  });
+  return out;
+}
+
+// u(x) <- delta(x) + u(x + delta(x)): the map x -> x + u(x) composed after the small update.
+// Beyond the grid the field continues with its edge value (clamped), not zero.
+void compose(Field& u, const Field& delta, const LevelGeometry& geo) {
+  Field out(geo.grid);
+  const auto& d = geo.grid.dim;
+  const std::size_t sy = std::size_t(d[0]), sz = std::size_t(d[0] * d[1]);
+  parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (std::int64_t j = 0; j < d[1]; ++j)
+        for (std::int64_t i = 0; i < d[0]; ++i) {
+          const std::size_t n = geo.grid.index(i, j, k);
+          const Eigen::Vector3d dn(delta.c[0].data[n], delta.c[1].data[n], delta.c[2].data[n]);
+          const Eigen::Vector3d v = Eigen::Vector3d(double(i), double(j), double(k)) + geo.w2v * dn;
+          const double x = std::clamp(v[0], 0.0, double(d[0] - 1)), y = std::clamp(v[1], 0.0, double(d[1] - 1)),
+                       z = std::clamp(v[2], 0.0, double(d[2] - 1));
+          const std::int64_t i0 = std::min<std::int64_t>(std::int64_t(x), d[0] - 2);
+          const std::int64_t j0 = std::min<std::int64_t>(std::int64_t(y), d[1] - 2);
+          const std::int64_t q0 = std::min<std::int64_t>(std::int64_t(z), d[2] - 2);
+          const double fx = x - double(i0), fy = y - double(j0), fz = z - double(q0);
+          const std::size_t base = std::size_t(i0) + sy * std::size_t(j0) + sz * std::size_t(q0);
+          for (int a = 0; a < 3; ++a) {
+            const float* p = u.c[a].data.data() + base;
+            const double c00 = p[0] + fx * (p[1] - p[0]), c10 = p[sy] + fx * (p[sy + 1] - p[sy]);
+            const double c01 = p[sz] + fx * (p[sz + 1] - p[sz]), c11 = p[sy + sz] + fx * (p[sy + sz + 1] - p[sy + sz]);
+            const double c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
+            out.c[a].data[n] = static_cast<float>(dn[a] + c0 + fz * (c1 - c0));
+          }
+        }
+  });
+  u = std::move(out);
+}
+
+// Separable Gaussian smoothing of the three components, sigma in voxels, replicating the edge
+// values beyond the grid (a field continues at its border). Per-index writes only.
+void smooth_field(Field& f, double sigma_vox) {
+  if (!(sigma_vox > 0.1)) return;
+  const int radius = std::max(1, static_cast<int>(std::ceil(3.0 * sigma_vox)));
+  std::vector<float> w(std::size_t(2 * radius + 1));
+  double total = 0.0;
+  for (int x = -radius; x <= radius; ++x) total += std::exp(-0.5 * x * x / (sigma_vox * sigma_vox));
+  for (int x = -radius; x <= radius; ++x)
+    w[std::size_t(x + radius)] = static_cast<float>(std::exp(-0.5 * x * x / (sigma_vox * sigma_vox)) / total);
+  const auto& d = f.c[0].grid.dim;
+  const std::size_t nx = std::size_t(d[0]);
+  std::vector<float> tmp(f.c[0].data.size());
+  auto conv_rows = [&](const auto& rows, std::int64_t n, std::int64_t x, float* dst) {
+    std::fill(dst, dst + nx, 0.0f);
+    for (int t = -radius; t <= radius; ++t) {
+      const float* row = rows(std::clamp<std::int64_t>(x + t, 0, n - 1));
+      const float wt = w[std::size_t(t + radius)];
+      for (std::size_t i = 0; i < nx; ++i) dst[i] += wt * row[i];
+    }
+  };
+  for (auto& comp : f.c) {
+    std::vector<float>& data = comp.data;
+    // Axis 0 along contiguous lines, with a padded copy of each line.
+    parallel_for(d[1] * d[2], [&](std::int64_t l0, std::int64_t l1) {
+      std::vector<float> line(nx + 2 * std::size_t(radius));
+      for (std::int64_t l = l0; l < l1; ++l) {
+        const float* src = data.data() + std::size_t(l) * nx;
+        for (std::int64_t x = -radius; x < d[0] + radius; ++x)
+          line[std::size_t(x + radius)] = src[std::clamp<std::int64_t>(x, 0, d[0] - 1)];
+        float* dst = tmp.data() + std::size_t(l) * nx;
+        for (std::size_t x = 0; x < nx; ++x) {
+          float acc = 0.0f;
+          for (int t = 0; t <= 2 * radius; ++t) acc += w[std::size_t(t)] * line[x + std::size_t(t)];
+          dst[x] = acc;
+        }
+      }
+    });
+    along_rows(tmp, data, d, 1, conv_rows);
+    along_rows(data, tmp, d, 2, conv_rows);
+    std::swap(data, tmp);
+  }
+}
+
+// NCC of two images over the voxels of `mask` (same grid).
+double masked_ncc(const Image& a, const Image& b, const Mask& mask) {
+  double n = 0, sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+  for (std::size_t i = 0; i < a.data.size(); ++i)
+    if (mask.data[i]) {
+      const double x = a.data[i], y = b.data[i];
+      n += 1, sa += x, sb += y, saa += x * x, sbb += y * y, sab += x * y;
+    }
+  if (n < 2) return 0.0;
+  const double va = saa / n - (sa / n) * (sa / n), vb = sbb / n - (sb / n) * (sb / n);
+  if (!(va > 0 && vb > 0)) return 0.0;
+  return (sab / n - (sa / n) * (sb / n)) / std::sqrt(va * vb);
+}
+
+// Image times mask, divided by its 99.5th percentile inside the mask and clipped there, so both
+// images have the same scale and bright vessels or fat do not dominate.
+Image masked_normalised(const Image& image, const Mask& mask) {
+  std::vector<float> inside;
+  const std::size_t stride = std::max<std::size_t>(1, image.data.size() / 2000000);
+  for (std::size_t i = 0; i < image.data.size(); i += stride)
+    if (mask.data[i] && std::isfinite(image.data[i])) inside.push_back(image.data[i]);
+  const float top = quantile(inside, 0.995);
+  if (!(top > 0.0f)) throw Error("registration: the image is dark inside its brain mask");
+  Image out(image.grid, 0.0f);
+  for (std::size_t i = 0; i < image.data.size(); ++i)
+    if (mask.data[i] && std::isfinite(image.data[i])) out.data[i] = std::clamp(image.data[i] / top, 0.0f, 1.0f);
+  return out;
+}
+
+// A field on another grid of the same space (trilinear; edge value beyond the source grid).
+Field resample_field(const Field& f, const Grid& grid) {
+  Field out(grid);
+  const Eigen::Matrix4d m = f.c[0].grid.vox2ras.m.inverse() * grid.vox2ras.m;  // target voxel -> source voxel
+  const auto& ds = f.c[0].grid.dim;
+  const auto& d = grid.dim;
+  parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (std::int64_t j = 0; j < d[1]; ++j)
+        for (std::int64_t i = 0; i < d[0]; ++i) {
+          const Eigen::Vector3d v = m.topLeftCorner<3, 3>() * Eigen::Vector3d(double(i), double(j), double(k)) +
+                                    m.topRightCorner<3, 1>();
+          const double x = std::clamp(v[0], 0.0, double(ds[0] - 1)), y = std::clamp(v[1], 0.0, double(ds[1] - 1)),
+                       z = std::clamp(v[2], 0.0, double(ds[2] - 1));
+          const std::size_t n = grid.index(i, j, k);
+          for (int a = 0; a < 3; ++a) out.c[a].data[n] = trilinear(f.c[a].data.data(), ds, x, y, z);
+        }
+  });
+  return out;
+}
+
+// Smallest Jacobian determinant of x -> x + u(x) inside `mask` (central differences).
+double min_jacobian(const Field& u, const LevelGeometry& geo, const Mask& mask) {
+  const auto& d = geo.grid.dim;
+  std::vector<double> per_slice(std::size_t(d[2]), 1e9);
+  parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = std::max<std::int64_t>(k0, 1); k < std::min(k1, d[2] - 1); ++k)
+      for (std::int64_t j = 1; j < d[1] - 1; ++j)
+        for (std::int64_t i = 1; i < d[0] - 1; ++i) {
+          if (!mask(i, j, k)) continue;
+          Eigen::Matrix3d g;  // d u_a / d voxel_b
+          const std::int64_t step[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+          for (int b = 0; b < 3; ++b)
+            for (int a = 0; a < 3; ++a)
+              g(a, b) = 0.5 * (u.c[a](i + step[b][0], j + step[b][1], k + step[b][2]) -
+                               u.c[a](i - step[b][0], j - step[b][1], k - step[b][2]));
+          const Eigen::Matrix3d jac = Eigen::Matrix3d::Identity() + g * geo.w2v;
+          per_slice[std::size_t(k)] = std::min(per_slice[std::size_t(k)], jac.determinant());
+        }
+  });
+  return *std::min_element(per_slice.begin(), per_slice.end());
+}
+
+constexpr double kBorderTaperMm = 12.0;
+
+// Fades the field to zero over the outer `width_mm` of its grid (a smooth step), so that the map is
+// continuous where the field ends (beyond the grid: affine only). The template grid holds the head
+// with a margin: only background is touched.
+void taper_to_border(DisplacementField& f, double width_mm) {
+  const Grid& g = f.grid;
+  const Eigen::Vector3d h = g.spacing_mm();
+  std::array<std::vector<float>, 3> ramp;
+  for (int a = 0; a < 3; ++a) {
+    ramp[std::size_t(a)].resize(std::size_t(g.dim[a]));
+    for (std::int64_t i = 0; i < g.dim[a]; ++i) {
+      const double edge_mm = double(std::min<std::int64_t>(i, g.dim[a] - 1 - i)) * h[a];
+      const double t = std::clamp(edge_mm / width_mm, 0.0, 1.0);
+      ramp[std::size_t(a)][std::size_t(i)] = static_cast<float>(t * t * (3.0 - 2.0 * t));
+    }
+  }
+  parallel_for(g.dim[2], [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (std::int64_t j = 0; j < g.dim[1]; ++j)
+        for (std::int64_t i = 0; i < g.dim[0]; ++i) {
+          const float w = ramp[0][std::size_t(i)] * ramp[1][std::size_t(j)] * ramp[2][std::size_t(k)];
+          if (w == 1.0f) continue;
+          const std::size_t n = g.index(i, j, k);
+          for (auto& c : f.d) c[n] *= w;
+        }
+  });
+}
+
+// Greedy local-NCC iterations on one level; u is updated in place.
+void run_level(const Image& fixed, const Image& moving, const Mask& region, Field& u, const LevelGeometry& geo,
+               const DeformableOptions& options, int iterations, double spacing_mm) {
+  const auto& d = geo.grid.dim;
+  const std::size_t n = geo.grid.voxels();
+  const int r = options.ncc_radius_vox;
+  const double count = std::pow(2.0 * r + 1.0, 3);
+  // Fixed-image window statistics do not change.
+  std::vector<float> f2(n);
+  for (std::size_t i = 0; i < n; ++i) f2[i] = fixed.data[i] * fixed.data[i];
+  const std::vector<float> sf = box_sum(fixed.data, d, r), sff = box_sum(f2, d, r);
+  const Eigen::Matrix3d grad_to_world = geo.w2v.transpose();
+  const double max_step_mm = options.step_vox * spacing_mm;
+  double scale = 0.0;
+  std::vector<float> w2(n), fw(n), wm(n);
+  for (int it = 0; it < iterations; ++it) {
+    // The warped subject is seen only inside the template's region (as the template is), so the
+    // region's edge is the same in both images and drives nothing; the gradient is the subject's own.
+    const Image w = warp_image(moving, u, geo);
+    for (std::size_t i = 0; i < n; ++i) {
+      wm[i] = region.data[i] ? w.data[i] : 0.0f;
+      w2[i] = wm[i] * wm[i], fw[i] = fixed.data[i] * wm[i];
+    }
+    const std::vector<float> sw = box_sum(wm, d, r), sww = box_sum(w2, d, r), sfw = box_sum(fw, d, r);
+    Field g(geo.grid);
+    parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
+      for (std::int64_t k = k0; k < k1; ++k)
+        for (std::int64_t j = 0; j < d[1]; ++j)
+          for (std::int64_t i = 0; i < d[0]; ++i) {
+            const std::size_t q = geo.grid.index(i, j, k);
+            const double mf = sf[q] / count, mw = sw[q] / count;
+            const double vff = sff[q] - count * mf * mf, vww = sww[q] - count * mw * mw;
+            const double vfw = sfw[q] - count * mf * mw;
+            if (!(vff > 1e-5 && vww > 1e-5)) continue;
+            // d CC / d w at the window centre (ANTs' approximation), CC = vfw^2 / (vff vww).
+            if (!region.data[q]) continue;
+            const double dcc = 2.0 * vfw / (vff * vww) * ((fixed.data[q] - mf) - vfw / vww * (wm[q] - mw));
+            auto at = [&](std::int64_t a, std::int64_t b, std::int64_t c) {
+              return w(std::clamp<std::int64_t>(a, 0, d[0] - 1), std::clamp<std::int64_t>(b, 0, d[1] - 1),
+                       std::clamp<std::int64_t>(c, 0, d[2] - 1));
+            };
+            const Eigen::Vector3d gv(0.5 * (at(i + 1, j, k) - at(i - 1, j, k)), 0.5 * (at(i, j + 1, k) - at(i, j - 1, k)),
+                                     0.5 * (at(i, j, k + 1) - at(i, j, k - 1)));
+            const Eigen::Vector3d force = dcc * (grad_to_world * gv);
+            for (int a = 0; a < 3; ++a) g.c[a].data[q] = static_cast<float>(force[a]);
+          }
+    });
+    smooth_field(g, options.sigma_update_vox);
+    // Step: the first iteration of the level sets the scale so that the 99th percentile of the
+    // update length is max_step_mm; later updates keep that scale (so they shrink as the images
+    // match) and are clipped at max_step_mm.
+    if (it == 0) {
+      std::vector<float> norms;
+      norms.reserve(n / 4);
+      for (std::size_t i = 0; i < n; ++i) {
+        const double len = std::sqrt(double(g.c[0].data[i]) * g.c[0].data[i] + double(g.c[1].data[i]) * g.c[1].data[i] +
+                                     double(g.c[2].data[i]) * g.c[2].data[i]);
+        if (len > 0) norms.push_back(float(len));
+      }
+      const double p99 = quantile(norms, 0.99);
+      if (!(p99 > 0)) return;  // nothing to match
+      scale = max_step_mm / p99;
+    }
+    parallel_for(std::int64_t(n), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        Eigen::Vector3d v(g.c[0].data[std::size_t(i)], g.c[1].data[std::size_t(i)], g.c[2].data[std::size_t(i)]);
+        v *= scale;
+        const double len = v.norm();
+        if (len > max_step_mm) v *= max_step_mm / len;
+        for (int a = 0; a < 3; ++a) g.c[a].data[std::size_t(i)] = static_cast<float>(v[a]);
+      }
+    });
+    compose(u, g, geo);
+    smooth_field(u, options.sigma_field_vox);
+  }
+}
+
+}  // namespace
+
+DeformableResult register_deformable(const Image& subject, const Mask& subject_brain, const Image& templ,
+                                     const Mask& template_brain, const DeformableOptions& options) {
+  if (!subject_brain.grid.same_as(subject.grid))
+    throw Error("registration: the subject brain mask does not lie on the subject image's grid");
+  if (!template_brain.grid.same_as(templ.grid))
+    throw Error("registration: the template brain mask does not lie on the template's grid");
+  if (count(subject_brain) == 0) throw Error("registration: the subject brain mask is empty");
+  if (count(template_brain) == 0) throw Error("registration: the template brain mask is empty");
+  if (options.levels_mm.empty() || options.levels_mm.size() != options.iterations.size())
+    throw Error("registration: deformable levels and iteration counts must be given pairwise");
+  for (std::size_t l = 0; l < options.levels_mm.size(); ++l)
+    if (!(options.levels_mm[l] > 0 && options.levels_mm[l] <= 16) || options.iterations[l] < 0 ||
+        (l > 0 && !(options.levels_mm[l] < options.levels_mm[l - 1])))
+      throw Error("registration: deformable levels must run coarse to fine within (0, 16] mm");
+  if (options.ncc_radius_vox < 1 || options.ncc_radius_vox > 8)
+    throw Error("registration: NCC radius must be 1..8 voxels");
+
+  DeformableResult result;
+  double t0 = now_seconds();
+  AffineOptions aff = options.affine;
+  aff.template_focus = &template_brain;
+  result.affine = register_affine(subject, templ, aff);
+  const Eigen::Matrix4d A = result.affine.template_to_subject;
+  result.seconds_affine = now_seconds() - t0;
+  t0 = now_seconds();
+
+  Progress progress("deformable registration", std::int64_t(options.levels_mm.size()) + 1);
+  double tick = now_seconds();
+  auto stage = [&](const char* what) {
+    const double now = now_seconds();
+    log::debug(fmt::format("deformable: {} {:.2f} s", what, now - tick));
+    tick = now;
+  };
+  // Brain-masked images: each mask grown by a margin (chessboard, in voxels of the finest axis).
+  auto grown = [&](const Mask& m, double margin_mm) {
+    return registration_detail::dilate(m, static_cast<int>(std::ceil(margin_mm / m.grid.spacing_mm().minCoeff())));
+  };
+  const Image subject_masked = masked_normalised(subject, grown(subject_brain, options.subject_margin_mm));
+  const Mask template_region = grown(template_brain, options.mask_margin_mm);
+  const Image template_masked = masked_normalised(templ, template_region);
+  // The subject is blurred once in its own space for the finest level and brought onto the
+  // template's finest level grid by the affine; coarser levels blur that copy further.
+  const double finest = options.levels_mm.back();
+  const Image subject_blur = gaussian_blur_mm(subject_masked, 0.5 * finest);
+  const Image fixed_fine = downsample(template_masked, finest, 0.5 * finest);
+  const LevelGeometry geo(fixed_fine.grid);
+  const Image moving_fine = resample_affine(subject_blur, geo.grid, A, Interp::Linear);
+  stage("masked images");
+
+  std::unique_ptr<Field> u;
+  for (std::size_t l = 0; l < options.levels_mm.size(); ++l) {
+    const double s = options.levels_mm[l];
+    const bool is_fine = l + 1 == options.levels_mm.size();
+    const Image fixed = is_fine ? fixed_fine : downsample(template_masked, s, 0.5 * s);
+    const LevelGeometry level_geo(fixed.grid);
+    const Image moving =
+        is_fine ? moving_fine
+                : resample_affine(gaussian_blur_mm(moving_fine, std::sqrt(0.25 * (s * s - finest * finest))),
+                                  level_geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear);
+    u = u ? std::make_unique<Field>(resample_field(*u, level_geo.grid)) : std::make_unique<Field>(level_geo.grid);
+    stage("level setup");
+    const Mask region = threshold(resample_affine(to_image(template_region), level_geo.grid,
+                                                  Eigen::Matrix4d::Identity(), Interp::Linear),
+                                  0.5f);
+    run_level(fixed, moving, region, *u, level_geo, options, options.iterations[l], s);
+    stage("level iterations");
+    ++progress;
+  }
+
+  // Figures on the finest level: NCC of the brain-masked images over the template brain.
+  const Mask brain_level = threshold(resample_affine(to_image(template_brain), geo.grid, Eigen::Matrix4d::Identity(),
+                                                     Interp::Linear),
+                                     0.5f);
+  result.ncc_identity = masked_ncc(
+      fixed_fine, resample_affine(subject_blur, geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear), brain_level);
+  result.ncc_affine = masked_ncc(fixed_fine, moving_fine, brain_level);
+  result.ncc_deformable = masked_ncc(fixed_fine, warp_image(moving_fine, *u, geo), brain_level);
+  result.min_jacobian = min_jacobian(*u, geo, brain_level);
+  stage("figures");
+
+  // The field on the template's own grid, then its inverse on the subject's grid.
+  const Field full = resample_field(*u, templ.grid);
+  DisplacementField forward(templ.grid);
+  for (int a = 0; a < 3; ++a) forward.d[std::size_t(a)] = full.c[a].data;
+  taper_to_border(forward, kBorderTaperMm);
+  result.max_displacement_mm = forward.max_norm_mm();
+  stage("full-grid field");
+  result.seconds_deformable = now_seconds() - t0;
+  t0 = now_seconds();
+  DisplacementField inverse = invert_to_subject_grid(A, forward, subject.grid);
+  result.seconds_inverse = now_seconds() - t0;
+  ++progress;
+  result.map = MniMap(A, std::move(forward), std::move(inverse));
+  log::debug(fmt::format("deformable: NCC identity {:.4f}, affine {:.4f}, deformable {:.4f}; min Jacobian {:.3f}",
+                         result.ncc_identity, result.ncc_affine, result.ncc_deformable, result.min_jacobian));
+  return result;
+}
+
+}  // namespace tmsplan

@@ -1,0 +1,692 @@
+// Tissue classification: EM on a five-class intensity ladder (CSF, CSF/GM, GM, GM/WM, WM) with a
+// mean-field MRF prior and a smooth multiplicative bias field. See docs/segment.md.
+#include "tmsplan/tissue.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "tmsplan/error.hpp"
+#include "tmsplan/filters.hpp"
+#include "tmsplan/log.hpp"
+#include "tmsplan/parallel.hpp"
+#include "tmsplan/progress.hpp"
+#include "tmsplan/provenance.hpp"
+#include "tmsplan/resample.hpp"
+
+namespace tmsplan::tissue {
+
+const std::array<std::string, kClasses>& class_names() {
+  static const std::array<std::string, kClasses> names{"csf", "gm", "wm"};
+  return names;
+}
+
+namespace {
+
+// The ladder: pure classes at even positions, the partial-volume mixture of its two neighbours at
+// odd positions.
+constexpr int kLadder = 5;
+constexpr int kNodes = 7;                   // quadrature nodes over the mixing fraction
+constexpr std::int64_t kBlock = 1 << 15;    // fixed reduction blocks: sums do not depend on threads
+constexpr double kLog2Pi = 1.8378770664093453;
+
+using Ladder = std::array<float, kLadder>;
+
+// Compatibility of neighbouring ladder classes for the MRF: same class 1, ladder neighbours 1/2
+// (a mixed voxel sits between its two pure classes), anything further 0.
+constexpr float compat(int k, int l) {
+  const int d = k > l ? k - l : l - k;
+  return d == 0 ? 1.0f : d == 1 ? 0.5f : 0.0f;
+}
+
+struct Model {
+  std::array<double, kClasses> mu{}, sd{};
+  bool pv = true;
+  // Single precision copies for the per-voxel work. Node t of mixture p mixes class p (fraction
+  // a_t) with class p + 1; its variance is the same blend of the two class variances.
+  std::array<float, kClasses> fmu{}, ivar{}, lnorm{};
+  std::array<std::array<float, kNodes>, 2> node_mean{}, node_ivar{}, node_lnorm{};
+  std::array<float, kNodes> node_a{};
+
+  void prepare() {
+    for (int c = 0; c < kClasses; ++c) {
+      fmu[c] = float(mu[c]);
+      ivar[c] = float(1.0 / (sd[c] * sd[c]));
+      lnorm[c] = float(-0.5 * kLog2Pi - std::log(sd[c]));
+    }
+    for (int t = 0; t < kNodes; ++t) node_a[t] = float((t + 0.5) / kNodes);
+    for (int p = 0; p < 2; ++p)
+      for (int t = 0; t < kNodes; ++t) {
+        const double a = (t + 0.5) / kNodes;
+        const double var = a * sd[p] * sd[p] + (1 - a) * sd[p + 1] * sd[p + 1];
+        node_mean[p][t] = float(a * mu[p] + (1 - a) * mu[p + 1]);
+        node_ivar[p][t] = float(1.0 / var);
+        node_lnorm[p][t] = float(-0.5 * kLog2Pi - 0.5 * std::log(var) - std::log(double(kNodes)));
+      }
+  }
+};
+
+// Log-likelihood of intensity x under each ladder class; for the mixtures also the posterior mean
+// fraction of the darker class and the posterior mean of the noise-free intensity.
+struct Eval {
+  Ladder ll;
+  std::array<float, 2> fraction;
+  std::array<float, 2> clean;
+};
+
+void evaluate(const Model& m, float x, Eval& e) {
+  for (int c = 0; c < kClasses; ++c) {
+    const float d = x - m.fmu[c];
+    e.ll[2 * c] = m.lnorm[c] - 0.5f * d * d * m.ivar[c];
+  }
+  for (int p = 0; p < 2; ++p) {
+    if (!m.pv) {
+      e.ll[2 * p + 1] = -std::numeric_limits<float>::infinity();
+      e.fraction[p] = 0.5f;
+      e.clean[p] = 0.5f * (m.fmu[p] + m.fmu[p + 1]);
+      continue;
+    }
+    std::array<float, kNodes> lt;
+    float best = -std::numeric_limits<float>::infinity();
+    for (int t = 0; t < kNodes; ++t) {
+      const float d = x - m.node_mean[p][t];
+      lt[t] = m.node_lnorm[p][t] - 0.5f * d * d * m.node_ivar[p][t];
+      best = std::max(best, lt[t]);
+    }
+    float s = 0, sa = 0, sm = 0;
+    for (int t = 0; t < kNodes; ++t) {
+      const float w = std::exp(lt[t] - best);
+      s += w;
+      sa += w * m.node_a[t];
+      sm += w * m.node_mean[p][t];
+    }
+    e.ll[2 * p + 1] = best + std::log(s);
+    e.fraction[p] = sa / s;
+    e.clean[p] = sm / s;
+  }
+}
+
+// Sums per-block partial results in block order, so a reduction gives the same bits on any
+// number of threads.
+template <std::size_t N, class F>
+std::array<double, N> reduce(std::int64_t n, F&& body) {
+  const std::int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<std::array<double, N>> parts(static_cast<std::size_t>(blocks));
+  parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
+    for (std::int64_t b = b0; b < b1; ++b) {
+      std::array<double, N> acc{};
+      body(b * kBlock, std::min(n, (b + 1) * kBlock), acc);
+      parts[static_cast<std::size_t>(b)] = acc;
+    }
+  });
+  std::array<double, N> total{};
+  for (const auto& p : parts)
+    for (std::size_t i = 0; i < N; ++i) total[i] += p[i];
+  return total;
+}
+
+// The voxels inside the mask as a compact list with their face neighbours.
+struct Voxels {
+  std::int64_t n = 0;
+  std::vector<std::size_t> index;       // into the grid
+  std::vector<std::array<std::int32_t, 3>> ijk;
+  std::vector<float> y;                 // input intensity
+  std::vector<std::int32_t> neighbour;  // 6 per voxel, -1 outside the mask
+  std::vector<std::uint8_t> parity;     // (i + j + k) % 2, for red-black mean-field sweeps
+  std::array<double, 3> axis_weight{};  // MRF weight of a neighbour along each axis (1/mm)
+};
+
+Voxels gather(const Image& t1, const Mask& mask) {
+  const Grid& g = t1.grid;
+  Voxels v;
+  Volume<std::int32_t> where(g, -1);
+  for (std::int64_t k = 0; k < g.dim[2]; ++k)
+    for (std::int64_t j = 0; j < g.dim[1]; ++j)
+      for (std::int64_t i = 0; i < g.dim[0]; ++i) {
+        const std::size_t at = g.index(i, j, k);
+        if (!mask.data[at]) continue;
+        where.data[at] = static_cast<std::int32_t>(v.index.size());
+        v.index.push_back(at);
+        v.ijk.push_back({std::int32_t(i), std::int32_t(j), std::int32_t(k)});
+        v.y.push_back(std::max(0.0f, t1.data[at]));
+        v.parity.push_back(std::uint8_t((i + j + k) & 1));
+      }
+  v.n = static_cast<std::int64_t>(v.index.size());
+  v.neighbour.assign(std::size_t(v.n) * 6, -1);
+  parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t n = b; n < e; ++n) {
+      const auto& p = v.ijk[std::size_t(n)];
+      for (int a = 0; a < 3; ++a)
+        for (int s = 0; s < 2; ++s) {
+          std::array<std::int64_t, 3> q{p[0], p[1], p[2]};
+          q[a] += s ? 1 : -1;
+          if (g.inside(q[0], q[1], q[2])) v.neighbour[std::size_t(n) * 6 + std::size_t(2 * a + s)] = where(q[0], q[1], q[2]);
+        }
+    }
+  });
+  const Eigen::Vector3d sp = g.spacing_mm();
+  for (int a = 0; a < 3; ++a) v.axis_weight[a] = 1.0 / sp[a];
+  return v;
+}
+
+// Initial class means and spreads: 1D k-means (3 clusters) on a histogram of the intensities.
+Model initial_model(const Voxels& v) {
+  std::vector<float> sorted = v.y;
+  std::sort(sorted.begin(), sorted.end());
+  auto quantile = [&](double q) { return double(sorted[std::size_t(q * double(sorted.size() - 1))]); };
+  const double lo = quantile(0.005), hi = quantile(0.995);
+  if (!(hi > lo)) throw Error("the T1 has (almost) the same intensity everywhere inside the mask");
+  constexpr int bins = 1024;
+  std::vector<double> count(bins, 0.0);
+  const double width = (hi - lo) / bins;
+  for (float y : v.y) {
+    const int b = std::clamp(int((y - lo) / width), 0, bins - 1);
+    count[std::size_t(b)] += 1;
+  }
+  auto centre = [&](int b) { return lo + (b + 0.5) * width; };
+  std::array<double, 3> mu{quantile(0.15), quantile(0.5), quantile(0.85)};
+  std::array<double, 3> sum{}, sum2{}, w{};
+  for (int it = 0; it < 100; ++it) {
+    sum = {}, sum2 = {}, w = {};
+    for (int b = 0; b < bins; ++b) {
+      const double x = centre(b);
+      int best = 0;
+      for (int c = 1; c < 3; ++c)
+        if (std::abs(x - mu[c]) < std::abs(x - mu[best])) best = c;
+      sum[best] += count[b] * x;
+      sum2[best] += count[b] * x * x;
+      w[best] += count[b];
+    }
+    std::array<double, 3> next = mu;
+    for (int c = 0; c < 3; ++c)
+      if (w[c] > 0) next[c] = sum[c] / w[c];
+    if (next == mu) break;
+    mu = next;
+  }
+  Model m;
+  const double contrast = mu[2] - mu[0];
+  if (!(mu[0] < mu[1] && mu[1] < mu[2]) || !(contrast > 0))
+    throw Error("cannot split the intensities inside the mask into CSF, GM and WM (is it a T1?)");
+  for (int c = 0; c < 3; ++c) {
+    m.mu[c] = mu[c];
+    const double var = w[c] > 0 ? sum2[c] / w[c] - mu[c] * mu[c] : 0.0;
+    m.sd[c] = std::max(std::sqrt(std::max(var, 0.0)), 0.02 * contrast);
+  }
+  return m;
+}
+
+// The smooth (log) bias field, estimated on a coarse grid of cells and interpolated to voxels.
+class BiasGrid {
+public:
+  BiasGrid(const Grid& fine, const Voxels& v, double cell_mm) : v_(v) {
+    const Eigen::Vector3d sp = fine.spacing_mm();
+    Eigen::Matrix4d scale = Eigen::Matrix4d::Identity();
+    for (int a = 0; a < 3; ++a) {
+      step_[a] = std::max<std::int64_t>(1, std::lround(cell_mm / sp[a]));
+      coarse_.dim[a] = (fine.dim[a] + step_[a] - 1) / step_[a];
+      scale(a, a) = double(step_[a]);
+      scale(a, 3) = 0.5 * double(step_[a] - 1);
+    }
+    coarse_.vox2ras = RasMatrix(fine.vox2ras.m * scale);
+    // Coarse coordinates of each voxel (fixed; precomputed once).
+    cell_.resize(std::size_t(v.n));
+    coord_.resize(std::size_t(v.n));
+    for (std::int64_t n = 0; n < v.n; ++n) {
+      const auto& p = v.ijk[std::size_t(n)];
+      cell_[std::size_t(n)] = coarse_.index(p[0] / step_[0], p[1] / step_[1], p[2] / step_[2]);
+      for (int a = 0; a < 3; ++a)
+        coord_[std::size_t(n)][a] = float((double(p[a]) - 0.5 * double(step_[a] - 1)) / double(step_[a]));
+    }
+    for (int a = 0; a < 3; ++a) {
+      double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+      for (const auto& c : coord_) {
+        lo = std::min(lo, double(c[a]));
+        hi = std::max(hi, double(c[a]));
+      }
+      mid_[a] = 0.5 * (lo + hi);
+      half_[a] = std::max(0.5 * (hi - lo), 1.0);
+    }
+  }
+
+  // log_b = polynomial fitted to the weighted residual + smooth(w * rest) / smooth(w), re-centred
+  // to mean 0 over the mask. The polynomial carries the large-scale field without the flattening
+  // that normalised smoothing has near the edge of the mask.
+  void estimate(const std::vector<float>& weight, const std::vector<float>& residual, int degree, double sigma_mm,
+                std::vector<float>& log_b) const {
+    const std::size_t cells = coarse_.voxels();
+    std::vector<double> w(cells, 0.0), wr(cells, 0.0);
+    for (std::int64_t n = 0; n < v_.n; ++n) {  // serial: fixed summation order
+      const std::size_t c = cell_[std::size_t(n)];
+      w[c] += weight[std::size_t(n)];
+      wr[c] += double(weight[std::size_t(n)]) * residual[std::size_t(n)];
+    }
+    Image field(coarse_, 0.0f);
+    if (degree >= 0) {
+      std::vector<std::array<int, 3>> powers;
+      for (int i = 0; i <= degree; ++i)
+        for (int j = 0; i + j <= degree; ++j)
+          for (int k = 0; i + j + k <= degree; ++k) powers.push_back({i, j, k});
+      const int terms = int(powers.size());
+      auto basis = [&](std::int64_t i, std::int64_t j, std::int64_t k, Eigen::VectorXd& out) {
+        const std::array<double, 3> u{(double(i) - mid_[0]) / half_[0], (double(j) - mid_[1]) / half_[1],
+                                      (double(k) - mid_[2]) / half_[2]};
+        std::array<std::array<double, 8>, 3> pw;
+        for (int a = 0; a < 3; ++a) {
+          pw[a][0] = 1;
+          for (int e = 1; e <= degree; ++e) pw[a][e] = pw[a][e - 1] * u[a];
+        }
+        for (int t = 0; t < terms; ++t) out[t] = pw[0][powers[t][0]] * pw[1][powers[t][1]] * pw[2][powers[t][2]];
+      };
+      Eigen::MatrixXd normal = Eigen::MatrixXd::Zero(terms, terms);
+      Eigen::VectorXd rhs = Eigen::VectorXd::Zero(terms), b(terms);
+      for (std::int64_t k = 0; k < coarse_.dim[2]; ++k)
+        for (std::int64_t j = 0; j < coarse_.dim[1]; ++j)
+          for (std::int64_t i = 0; i < coarse_.dim[0]; ++i) {
+            const std::size_t c = coarse_.index(i, j, k);
+            if (w[c] <= 0) continue;
+            basis(i, j, k, b);
+            normal.selfadjointView<Eigen::Lower>().rankUpdate(b, w[c]);
+            rhs += wr[c] * b;
+          }
+      normal = normal.selfadjointView<Eigen::Lower>();
+      normal.diagonal().array() += 1e-9 * normal.diagonal().mean() + 1e-30;
+      const Eigen::VectorXd coef = normal.ldlt().solve(rhs);
+      for (std::int64_t k = 0; k < coarse_.dim[2]; ++k)
+        for (std::int64_t j = 0; j < coarse_.dim[1]; ++j)
+          for (std::int64_t i = 0; i < coarse_.dim[0]; ++i) {
+            basis(i, j, k, b);
+            field(i, j, k) = float(b.dot(coef));
+          }
+    }
+    if (sigma_mm > 0) {
+      Image rest(coarse_, 0.0f), wi(coarse_, 0.0f);
+      for (std::size_t c = 0; c < cells; ++c) {
+        wi.data[c] = float(w[c]);
+        rest.data[c] = float(wr[c] - w[c] * field.data[c]);
+      }
+      rest = gaussian_smooth(rest, sigma_mm);
+      wi = gaussian_smooth(wi, sigma_mm);
+      const float wmax = *std::max_element(wi.data.begin(), wi.data.end());
+      for (std::size_t c = 0; c < cells; ++c)
+        if (wi.data[c] > 1e-6f * wmax) field.data[c] += rest.data[c] / wi.data[c];
+    }
+    parallel_for(v_.n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t n = b; n < e; ++n) {
+        const auto& q = coord_[std::size_t(n)];
+        log_b[std::size_t(n)] = sample(field, Eigen::Vector3d(q[0], q[1], q[2]), Interp::Linear, 0.0f);
+      }
+    });
+    const auto s = reduce<1>(v_.n, [&](std::int64_t b, std::int64_t e, std::array<double, 1>& acc) {
+      for (std::int64_t n = b; n < e; ++n) acc[0] += log_b[std::size_t(n)];
+    });
+    const float mean = float(s[0] / double(v_.n));
+    for (auto& l : log_b) l -= mean;
+  }
+
+private:
+  const Voxels& v_;
+  Grid coarse_;
+  std::array<std::int64_t, 3> step_{};
+  std::vector<std::size_t> cell_;
+  std::vector<std::array<float, 3>> coord_;
+  std::array<double, 3> mid_{}, half_{};  // centre and half extent of the mask, in cells
+};
+
+// Noise level: robust spread of each voxel's difference from the mean of its face neighbours
+// (all six inside the mask). For i.i.d. noise of sd s that difference has sd s * sqrt(7/6);
+// anatomy adds little to its median absolute value.
+double estimate_noise(const Voxels& v) {
+  std::vector<float> diff;
+  diff.reserve(std::size_t(v.n));
+  for (std::int64_t i = 0; i < v.n; ++i) {
+    double sum = 0;
+    int count = 0;
+    for (int d = 0; d < 6; ++d) {
+      const std::int32_t j = v.neighbour[std::size_t(i) * 6 + std::size_t(d)];
+      if (j < 0) break;
+      sum += v.y[std::size_t(j)];
+      ++count;
+    }
+    if (count == 6) diff.push_back(float(std::abs(v.y[std::size_t(i)] - sum / 6.0)));
+  }
+  if (diff.empty()) return 0.0;
+  auto mid = diff.begin() + std::ptrdiff_t(diff.size() / 2);
+  std::nth_element(diff.begin(), mid, diff.end());
+  return 1.4826 * double(*mid) / std::sqrt(7.0 / 6.0);
+}
+
+// Edge-preserving smoothing inside the mask (bilateral filter over the 3x3x3 neighbourhood):
+// neighbours count by distance and by how close their intensity is, on the scale of the noise.
+// A clean scan is left almost untouched; a noisy one loses most of its noise, not its edges.
+void denoise(Voxels& v, const Image& t1, const Mask& mask, double range_sd, int passes) {
+  if (!(range_sd > 0)) return;
+  const Grid& g = t1.grid;
+  const Eigen::Vector3d sp = g.spacing_mm();
+  const double s_mm = sp.maxCoeff();
+  std::array<float, 27> spatial{};
+  for (int c = 0; c < 27; ++c) {
+    const Eigen::Vector3d d(double(c % 3 - 1) * sp[0], double(c / 3 % 3 - 1) * sp[1], double(c / 9 - 1) * sp[2]);
+    spatial[std::size_t(c)] = float(std::exp(-0.5 * d.squaredNorm() / (s_mm * s_mm)));
+  }
+  const float inv2r = float(0.5 / (range_sd * range_sd));
+  Image cur = t1;
+  for (int pass = 0; pass < passes; ++pass) {
+    std::vector<float> out(std::size_t(v.n));
+    parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t n = b; n < e; ++n) {
+        const auto& p = v.ijk[std::size_t(n)];
+        const float centre = cur.data[v.index[std::size_t(n)]];
+        float sw = 0, swx = 0;
+        for (int c = 0; c < 27; ++c) {
+          const std::int64_t i = p[0] + c % 3 - 1, j = p[1] + c / 3 % 3 - 1, k = p[2] + c / 9 - 1;
+          if (!g.inside(i, j, k)) continue;
+          const std::size_t at = g.index(i, j, k);
+          if (!mask.data[at]) continue;
+          const float d = cur.data[at] - centre;
+          const float w = spatial[std::size_t(c)] * std::exp(-d * d * inv2r);
+          sw += w;
+          swx += w * cur.data[at];
+        }
+        out[std::size_t(n)] = std::max(0.0f, swx / sw);
+      }
+    });
+    for (std::int64_t n = 0; n < v.n; ++n) cur.data[v.index[std::size_t(n)]] = out[std::size_t(n)];
+    if (pass + 1 == passes) v.y = std::move(out);
+  }
+}
+
+void check_inputs(const Image& t1, const Mask& mask, const Params& p) {
+  if (!t1.grid.same_as(mask.grid, 1e-2))
+    throw Error("the mask is not on the T1's grid (dimensions or world position differ)");
+  if (t1.data.size() != t1.grid.voxels() || mask.data.size() != mask.grid.voxels())
+    throw Error("image data does not match its grid");
+  const std::size_t inside = static_cast<std::size_t>(std::count_if(mask.data.begin(), mask.data.end(), [](std::uint8_t m) { return m != 0; }));
+  if (inside == 0) throw Error("the mask is empty");
+  if (inside == mask.data.size()) throw Error("the mask covers the whole volume");
+  if (inside < 1000) throw Error(fmt::format("the mask has only {} voxels: too few to fit a tissue model", inside));
+  if (inside > std::size_t(std::numeric_limits<std::int32_t>::max())) throw Error("the mask is too large");
+  if (!(p.max_iterations >= 1 && p.min_iterations >= 0 && p.min_iterations <= p.max_iterations))
+    throw Error("iterations: need 0 <= min_iterations <= max_iterations, max_iterations >= 1");
+  if (!(p.mrf_beta >= 0 && p.mrf_beta <= 10)) throw Error("mrf_beta must be in 0..10");
+  if (!(p.bias_sigma_mm >= 0 && p.bias_cell_mm > 0)) throw Error("bias smoothing must be >= 0 and cell size > 0");
+  if (!(p.denoise_range >= 0 && p.denoise_passes >= 0 && p.denoise_passes <= 10))
+    throw Error("denoise_range must be >= 0 and denoise_passes in 0..10");
+  if (!(p.map_smoothing_mm >= 0 && p.map_smoothing_mm <= 5)) throw Error("map_smoothing_mm must be in 0..5");
+  if (!(p.bias_degree >= -1 && p.bias_degree <= 7)) throw Error("bias polynomial degree must be in -1..7");
+}
+
+}  // namespace
+
+Result segment(const Image& t1, const Mask& mask, const Params& params) {
+  check_inputs(t1, mask, params);
+  const double t0 = now_seconds();
+  Voxels v = gather(t1, mask);
+  const double noise_sd = estimate_noise(v);
+  denoise(v, t1, mask, params.denoise_range * noise_sd, params.denoise_passes);
+  log::debug(fmt::format("noise sd {:.1f}, denoised at {:.2f} s", noise_sd, now_seconds() - t0));
+  const std::size_t n = std::size_t(v.n);
+  Model model = initial_model(v);
+  model.pv = params.partial_volume;
+  model.prepare();
+  const double contrast = model.mu[2] - model.mu[0];
+
+  std::vector<float> log_b(n, 0.0f);             // log of the bias field
+  std::vector<float> x = v.y;                    // bias-corrected intensity
+  std::vector<float> q(n * kLadder, 0.0f);       // posteriors on the ladder
+  std::vector<float> mix(n * 4, 0.0f);           // per mixture: fraction of the darker class, clean intensity
+
+  // Posterior of one voxel from its likelihood and (when beta > 0) its neighbours' posteriors.
+  const float beta = float(params.mrf_beta);
+  auto update_voxel = [&](std::size_t i, bool spatial) {
+    Eval e;
+    evaluate(model, x[i], e);
+    Ladder nsum{};
+    if (spatial) {
+      for (int d = 0; d < 6; ++d) {
+        const std::int32_t j = v.neighbour[i * 6 + std::size_t(d)];
+        if (j < 0) continue;
+        const float w = float(v.axis_weight[d / 2]);
+        const float* qj = &q[std::size_t(j) * kLadder];
+        for (int l = 0; l < kLadder; ++l) nsum[l] += w * qj[l];
+      }
+    }
+    Ladder lp;
+    float best = -std::numeric_limits<float>::infinity();
+    for (int k = 0; k < kLadder; ++k) {
+      float field = 0;
+      for (int l = 0; l < kLadder; ++l) field += compat(k, l) * nsum[l];
+      lp[k] = e.ll[k] + beta * field;
+      best = std::max(best, lp[k]);
+    }
+    float s = 0;
+    for (int k = 0; k < kLadder; ++k) s += (lp[k] = std::exp(lp[k] - best));
+    for (int k = 0; k < kLadder; ++k) q[i * kLadder + std::size_t(k)] = lp[k] / s;
+    mix[i * 4 + 0] = e.fraction[0];
+    mix[i * 4 + 1] = e.fraction[1];
+    mix[i * 4 + 2] = e.clean[0];
+    mix[i * 4 + 3] = e.clean[1];
+  };
+  // One mean-field sweep: even voxels from odd neighbours, then odd ones from the new even ones.
+  auto e_step = [&](bool spatial) {
+    for (std::uint8_t colour = 0; colour < 2; ++colour) {
+      parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i)
+          if (!spatial || v.parity[std::size_t(i)] == colour) update_voxel(std::size_t(i), spatial);
+      });
+      if (!spatial) break;
+    }
+  };
+  // Class means and spreads from the posteriors of the pure classes. The mixing proportions are
+  // not re-estimated: the MRF is the spatial prior (re-estimating them lets the mixed classes
+  // swallow the pure CSF class).
+  auto m_step = [&]() {
+    constexpr std::size_t N = 3 * kClasses;
+    const auto s = reduce<N>(v.n, [&](std::int64_t b, std::int64_t e, std::array<double, N>& acc) {
+      for (std::int64_t i = b; i < e; ++i) {
+        const double xi = x[std::size_t(i)];
+        const float* qi = &q[std::size_t(i) * kLadder];
+        for (int c = 0; c < kClasses; ++c) {
+          const double w = qi[2 * c];
+          acc[3 * c] += w;
+          acc[3 * c + 1] += w * xi;
+          acc[3 * c + 2] += w * xi * xi;
+        }
+      }
+    });
+    for (int c = 0; c < kClasses; ++c) {
+      if (s[3 * c] < 1.0) continue;  // an emptied class keeps its last estimate
+      const double mu = s[3 * c + 1] / s[3 * c];
+      const double var = std::max(0.0, s[3 * c + 2] / s[3 * c] - mu * mu);
+      model.mu[c] = mu;
+      model.sd[c] = std::max(std::sqrt(var), 0.01 * contrast);
+    }
+    model.prepare();
+  };
+
+  // Residual bias: log(y / expected clean intensity), weighted by its precision, smoothed.
+  std::unique_ptr<BiasGrid> bias_grid;
+  std::vector<float> weight, residual, log_y;
+  auto bias_step = [&]() {
+    if (!bias_grid) {
+      bias_grid = std::make_unique<BiasGrid>(t1.grid, v, params.bias_cell_mm);
+      weight.assign(n, 0.0f);
+      residual.assign(n, 0.0f);
+      log_y.resize(n);
+      for (std::size_t i = 0; i < n; ++i) log_y[i] = v.y[i] > 0 ? std::log(v.y[i]) : 0.0f;
+    }
+    parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        const std::size_t u = std::size_t(i);
+        // Only the pure classes inform the field: a mixed voxel's expected intensity follows its
+        // own intensity (through the fraction), so its residual says nothing about the bias.
+        const float* qi = &q[u * kLadder];
+        float w = 0, m = 0, var = 0;
+        for (int c = 0; c < kClasses; ++c) {
+          w += qi[2 * c];
+          m += qi[2 * c] * model.fmu[c];
+          var += qi[2 * c] / model.ivar[c];
+        }
+        if (w > 1e-3f) {
+          m /= w;
+          var /= w;
+        }
+        // Outliers (vessels, dura, lesions) do not steer the field.
+        const bool usable = w > 1e-3f && v.y[u] > 0 && m > 0 && std::abs(x[u] - m) < 3.0f * std::sqrt(var);
+        weight[u] = usable ? w * m * m / var : 0.0f;
+        residual[u] = usable ? log_y[u] - std::log(m) : 0.0f;
+      }
+    });
+    bias_grid->estimate(weight, residual, params.bias_degree, params.bias_sigma_mm, log_b);
+    parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) x[std::size_t(i)] = v.y[std::size_t(i)] * std::exp(-log_b[std::size_t(i)]);
+    });
+  };
+
+  // A first field, before any posterior exists: hard nearest-class assignments (k-means steps on
+  // the corrected intensities) and fits of rising polynomial degree. The low degrees are global,
+  // so regions where the raw intensities put the GM/WM split in the wrong place are outvoted by
+  // the rest of the brain instead of locking the field in.
+  auto prefit_bias = [&](int steps) {
+    bias_grid = std::make_unique<BiasGrid>(t1.grid, v, params.bias_cell_mm);
+    weight.assign(n, 0.0f);
+    residual.assign(n, 0.0f);
+    log_y.resize(n);
+    for (std::size_t i = 0; i < n; ++i) log_y[i] = v.y[i] > 0 ? std::log(v.y[i]) : 0.0f;
+    for (int step = 0; step < steps; ++step) {
+      parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) {
+          const std::size_t u = std::size_t(i);
+          int best = 0;
+          for (int c = 1; c < kClasses; ++c)
+            if (std::abs(x[u] - model.fmu[c]) < std::abs(x[u] - model.fmu[best])) best = c;
+          const float z2 = (x[u] - model.fmu[best]) * (x[u] - model.fmu[best]) * model.ivar[best];
+          const bool usable = v.y[u] > 0 && z2 < 4.0f;
+          weight[u] = usable ? model.fmu[best] * model.fmu[best] * model.ivar[best] : 0.0f;
+          residual[u] = usable ? log_y[u] - std::log(model.fmu[best]) : 0.0f;
+        }
+      });
+      const int degree = std::min(params.bias_degree, 1 + step / 3);
+      bias_grid->estimate(weight, residual, degree, 0.0, log_b);
+      parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) x[std::size_t(i)] = v.y[std::size_t(i)] * std::exp(-log_b[std::size_t(i)]);
+      });
+      constexpr std::size_t N = 3 * kClasses;
+      const auto s = reduce<N>(v.n, [&](std::int64_t b, std::int64_t e, std::array<double, N>& acc) {
+        for (std::int64_t i = b; i < e; ++i) {
+          const double xi = x[std::size_t(i)];
+          int best = 0;
+          for (int c = 1; c < kClasses; ++c)
+            if (std::abs(xi - model.mu[c]) < std::abs(xi - model.mu[best])) best = c;
+          acc[3 * best] += 1;
+          acc[3 * best + 1] += xi;
+          acc[3 * best + 2] += xi * xi;
+        }
+      });
+      for (int c = 0; c < kClasses; ++c) {
+        if (s[3 * c] < 1.0) continue;
+        model.mu[c] = s[3 * c + 1] / s[3 * c];
+        model.sd[c] = std::max(std::sqrt(std::max(0.0, s[3 * c + 2] / s[3 * c] - model.mu[c] * model.mu[c])), 0.01 * contrast);
+      }
+      model.prepare();
+    }
+  };
+  if (params.bias_correction && params.bias_degree >= 1) prefit_bias(15);
+  log::debug(fmt::format("bias prefit done at {:.2f} s: means {:.1f} {:.1f} {:.1f}", now_seconds() - t0, model.mu[0],
+                         model.mu[1], model.mu[2]));
+
+  // Initial posteriors from the intensities alone, then EM with the spatial prior and the field.
+  e_step(false);
+  m_step();
+  log::debug(fmt::format("initialised in {:.2f} s: means {:.1f} {:.1f} {:.1f}", now_seconds() - t0, model.mu[0],
+                         model.mu[1], model.mu[2]));
+  Result r;
+  {
+    Progress progress("segmenting", params.max_iterations);
+    for (int it = 1; it <= params.max_iterations; ++it) {
+      const auto before = model.mu;
+      if (params.bias_correction) bias_step();
+      e_step(beta > 0);
+      m_step();
+      ++progress;
+      double moved = 0;
+      for (int c = 0; c < kClasses; ++c) moved = std::max(moved, std::abs(model.mu[c] - before[c]) / contrast);
+      log::debug(fmt::format("{:.2f} s, iteration {}: means {:.1f} {:.1f} {:.1f}, sd {:.1f} {:.1f} {:.1f}, moved {:.2e}",
+                             now_seconds() - t0, it, model.mu[0], model.mu[1], model.mu[2], model.sd[0], model.sd[1],
+                             model.sd[2], moved));
+      r.iterations = it;
+      if (it >= params.min_iterations && moved < params.tolerance) {
+        r.converged = true;
+        break;
+      }
+    }
+    progress.set(params.max_iterations);
+  }
+  if (!(model.mu[0] < model.mu[1] && model.mu[1] < model.mu[2]))
+    throw Error("the tissue model did not keep CSF < GM < WM in intensity (is it a T1?)");
+
+  // Fold the mixed classes into the three tissue maps by their estimated fractions.
+  const Grid& g = t1.grid;
+  for (auto& p : r.probability) p = Image(g, 0.0f);
+  r.dseg = Labels(g, 0);
+  r.bias_field = Image(g, 1.0f);
+  parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const std::size_t u = std::size_t(i);
+      const float* qi = &q[u * kLadder];
+      const float* mi = &mix[u * 4];
+      std::array<float, kClasses> p{qi[0] + qi[1] * mi[0], qi[2] + qi[1] * (1 - mi[0]) + qi[3] * mi[1],
+                                    qi[4] + qi[3] * (1 - mi[1])};
+      const float total = p[0] + p[1] + p[2];
+      int best = 0;
+      for (int c = 0; c < kClasses; ++c) {
+        r.probability[std::size_t(c)].data[v.index[u]] = p[c] / total;
+        if (p[c] > p[best]) best = c;
+      }
+      r.dseg.data[v.index[u]] = std::uint8_t(best + 1);
+      r.bias_field.data[v.index[u]] = std::exp(log_b[u]);
+    }
+  });
+  // A light smoothing of the maps inside the mask: the class boundaries then follow the anatomy
+  // rather than the last voxel's noise (it matters on noisy scans, hardly on clean ones).
+  if (params.map_smoothing_mm > 0) {
+    for (auto& p : r.probability) p = masked_smooth(p, mask, params.map_smoothing_mm);
+    for (std::int64_t i = 0; i < v.n; ++i) {
+      const std::size_t at = v.index[std::size_t(i)];
+      float t = 0;
+      int best = 0;
+      for (int c = 0; c < kClasses; ++c) {
+        t += r.probability[c].data[at];
+        if (r.probability[c].data[at] > r.probability[best].data[at]) best = c;
+      }
+      for (int c = 0; c < kClasses; ++c) r.probability[c].data[at] /= t;
+      r.dseg.data[at] = std::uint8_t(best + 1);
+    }
+    for (auto& p : r.probability)
+      for (std::size_t i = 0; i < p.data.size(); ++i)
+        if (!mask.data[i]) p.data[i] = 0;
+  }
+  const double ml = g.voxel_volume_ml();
+  constexpr std::size_t N = 2 * kClasses;
+  const auto sums = reduce<N>(v.n, [&](std::int64_t b, std::int64_t e, std::array<double, N>& acc) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const std::size_t at = v.index[std::size_t(i)];
+      for (int c = 0; c < kClasses; ++c) acc[std::size_t(c)] += r.probability[std::size_t(c)].data[at];
+      acc[std::size_t(kClasses + r.dseg.data[at] - 1)] += 1;
+    }
+  });
+  for (int c = 0; c < kClasses; ++c) {
+    r.noise_sd = noise_sd;
+    r.mean[c] = model.mu[c];
+    r.sd[c] = model.sd[c];
+    r.volume_ml[c] = sums[std::size_t(c)] * ml;
+    r.label_volume_ml[c] = sums[std::size_t(kClasses + c)] * ml;
+  }
+  log::debug(fmt::format("segmented in {:.2f} s", now_seconds() - t0));
+  return r;
+}
+
+}  // namespace tmsplan::tissue

@@ -1,0 +1,403 @@
+// cortex-map: transform files (ITK affine text, NIfTI displacement fields in LPS) and their round
+// trip, inverse consistency of the two-way map, the deformable registration against the known
+// warp of a Colin27 copy, determinism, and the tool's refusals.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include "support.hpp"
+#include "tools_src/sample_transform.hpp"
+#include "tmsplan/error.hpp"
+#include "tmsplan/filters.hpp"
+#include "tmsplan/parallel.hpp"
+#include "tmsplan/warp.hpp"
+
+using namespace tmsplan;
+
+namespace {
+
+const char* const kColinBrain = "/usr/share/mricron/templates/ch2bet.nii.gz";
+
+struct ThreadsGuard {
+  ~ThreadsGuard() { set_threads(0); }
+};
+
+Eigen::Matrix4d test_affine() {
+  Eigen::Matrix4d a = Eigen::Matrix4d::Identity();
+  a.topLeftCorner<3, 3>() = Eigen::AngleAxisd(0.2, Eigen::Vector3d(1, 2, 3).normalized()).toRotationMatrix() *
+                            Eigen::Vector3d(1.05, 0.95, 1.1).asDiagonal();
+  a(0, 1) += 0.03;
+  a.topRightCorner<3, 1>() = Eigen::Vector3d(4, -7, 12);
+  return a;
+}
+
+// A template-like grid (RAS, 2 mm) and a subject-like grid (LPS-ish, tilted, 1.5 x 1.5 x 1.8 mm).
+Grid template_grid() {
+  Grid g;
+  g.dim = {48, 56, 48};
+  g.vox2ras.m.setIdentity();
+  g.vox2ras.m.topLeftCorner<3, 3>() *= 2.0;
+  g.vox2ras.m.topRightCorner<3, 1>() = Eigen::Vector3d(-47, -65, -40);
+  return g;
+}
+Grid subject_grid() {
+  Grid g;
+  g.dim = {70, 76, 60};
+  g.vox2ras.m.setIdentity();
+  g.vox2ras.m.topLeftCorner<3, 3>() = Eigen::AngleAxisd(0.15, Eigen::Vector3d(0.3, 1, 0.2).normalized()).toRotationMatrix() *
+                                      Eigen::Vector3d(-1.5, -1.5, 1.8).asDiagonal();
+  g.vox2ras.m.topRightCorner<3, 1>() = Eigen::Vector3d(55, 60, -50);
+  return g;
+}
+
+// Smooth analytic displacement (mm) of amplitude `amp`, as a registration would make it.
+Eigen::Vector3d smooth_u(const Eigen::Vector3d& p, double amp) {
+  const Eigen::Vector3d x = p / 60.0;
+  return amp * std::exp(-0.5 * x.squaredNorm()) *
+         Eigen::Vector3d(std::sin(M_PI * x[1]), std::cos(0.5 * M_PI * x[2]) * x[0], std::sin(M_PI * x[0] + 0.3));
+}
+
+DisplacementField analytic_field(const Grid& g, double amp) {
+  DisplacementField f(g);
+  for (std::int64_t k = 0; k < g.dim[2]; ++k)
+    for (std::int64_t j = 0; j < g.dim[1]; ++j)
+      for (std::int64_t i = 0; i < g.dim[0]; ++i) {
+        const Eigen::Vector3d v = smooth_u(g.ras(i, j, k).v, amp);
+        for (int c = 0; c < 3; ++c) f.d[std::size_t(c)][g.index(i, j, k)] = static_cast<float>(v[c]);
+      }
+  return f;
+}
+
+std::vector<Eigen::Vector3d> random_points(int n, double half_extent, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> uni(-half_extent, half_extent);
+  std::vector<Eigen::Vector3d> pts;
+  for (int i = 0; i < n; ++i) pts.emplace_back(uni(rng), uni(rng) - 10, uni(rng));
+  return pts;
+}
+
+std::string gunzip(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  REQUIRE(f != nullptr);
+  std::string out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, std::size_t(n));
+  gzclose(f);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("ITK affine files hold the LPS form and read back the same RAS map", "[cortexmap][unit]") {
+  const std::string dir = testing::temp_dir("cortexmap-affine");
+  const Eigen::Matrix4d a = test_affine();
+  write_itk_affine(dir + "/a.txt", a, false);
+  const Eigen::Matrix4d back = read_itk_affine(dir + "/a.txt");
+  CHECK((back - a).cwiseAbs().maxCoeff() < 1e-12);
+  CHECK_THROWS_AS(write_itk_affine(dir + "/a.txt", a, false), Error);  // no overwrite without force
+
+  // A RAS shift of (1, 2, 3) mm is the LPS shift (-1, -2, 3).
+  Eigen::Matrix4d shift = Eigen::Matrix4d::Identity();
+  shift.topRightCorner<3, 1>() = Eigen::Vector3d(1, 2, 3);
+  write_itk_affine(dir + "/shift.txt", shift, false);
+  std::ifstream in(dir + "/shift.txt");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text.find("#Insight Transform File V1.0") == 0);
+  CHECK(text.find("Transform: AffineTransform_double_3_3") != std::string::npos);
+  CHECK(text.find("Parameters: 1 0 0 0 1 0 0 0 1 -1 -2 3\n") != std::string::npos);
+
+  // ITK's centre convention: T(x) = M (x - c) + t + c (as ANTs and Slicer write files).
+  std::ofstream(dir + "/centred.txt") << "#Insight Transform File V1.0\n#Transform 0\n"
+                                         "Transform: MatrixOffsetTransformBase_double_3_3\n"
+                                         "Parameters: 0 -1 0 1 0 0 0 0 1 5 0 0\nFixedParameters: 10 20 30\n";
+  const Eigen::Matrix4d c = read_itk_affine(dir + "/centred.txt");
+  // LPS point (10, 20, 30) (the centre) maps to itself plus t: LPS (15, 20, 30) = RAS (-15, -20, 30).
+  CHECK((apply_affine(c, Eigen::Vector3d(-10, -20, 30)) - Eigen::Vector3d(-15, -20, 30)).norm() < 1e-12);
+
+  std::ofstream(dir + "/bad.txt") << "#Insight Transform File V1.0\nTransform: BSplineTransform_double_3_3\n";
+  CHECK_THROWS_AS(read_itk_affine(dir + "/bad.txt"), Error);
+  std::ofstream(dir + "/short.txt") << "#Insight Transform File V1.0\nTransform: AffineTransform_double_3_3\n"
+                                       "Parameters: 1 0 0\n";
+  CHECK_THROWS_AS(read_itk_affine(dir + "/short.txt"), Error);
+}
+
+TEST_CASE("displacement fields are 5D vector NIfTI in LPS and the saved map reads back to 1e-4 mm",
+          "[cortexmap][unit]") {
+  const std::string dir = testing::temp_dir("cortexmap-fields");
+  // A constant RAS displacement (1, 2, 3) is stored as LPS (-1, -2, 3), component-major.
+  DisplacementField constant(template_grid());
+  std::fill(constant.d[0].begin(), constant.d[0].end(), 1.0f);
+  std::fill(constant.d[1].begin(), constant.d[1].end(), 2.0f);
+  std::fill(constant.d[2].begin(), constant.d[2].end(), 3.0f);
+  write_displacement_field(dir + "/c.nii.gz", constant, Frame::Mni, false);
+  const std::string raw = gunzip(dir + "/c.nii.gz");
+  std::int16_t dim[8], intent, datatype;
+  std::memcpy(dim, raw.data() + 40, sizeof dim);
+  std::memcpy(&intent, raw.data() + 68, 2);
+  std::memcpy(&datatype, raw.data() + 70, 2);
+  CHECK(dim[0] == 5);
+  CHECK(dim[4] == 1);
+  CHECK(dim[5] == 3);
+  CHECK(intent == 1007);  // NIFTI_INTENT_VECTOR: what ITK writes; ITK 5.2 misreads 1006 (DISPVECT)
+  CHECK(datatype == 16);
+  const std::size_t n = template_grid().voxels();
+  REQUIRE(raw.size() == 352 + 12 * n);
+  float first[3];
+  for (int c = 0; c < 3; ++c) std::memcpy(&first[c], raw.data() + 352 + 4 * c * n, 4);
+  CHECK(first[0] == -1.0f);
+  CHECK(first[1] == -2.0f);
+  CHECK(first[2] == 3.0f);
+  const DisplacementField back = read_displacement_field(dir + "/c.nii.gz");
+  CHECK(back.grid.same_as(template_grid(), 1e-5));
+  CHECK(back.at_voxel(17) == Eigen::Vector3d(1, 2, 3));
+
+  // A whole map: save, load, same mapping both ways.
+  const Eigen::Matrix4d a = test_affine();
+  DisplacementField u = analytic_field(template_grid(), 4.0);
+  DisplacementField w = invert_to_subject_grid(a, u, subject_grid());
+  const MniMap map(a, u, w);
+  map.save(dir, false);
+  CHECK_THROWS_AS(map.save(dir, false), Error);
+  const MniMap loaded = MniMap::load(dir);
+  double worst = 0;
+  for (const auto& p : random_points(300, 45, 7)) {
+    worst = std::max(worst, (loaded.to_subject(p) - map.to_subject(p)).norm());
+    const Eigen::Vector3d q = map.to_subject(p);
+    worst = std::max(worst, (loaded.to_mni(q) - map.to_mni(q)).norm());
+  }
+  CHECK(worst < 1e-4);
+
+  // Broken inputs are refused with the file named.
+  std::filesystem::copy_file(dir + "/to_mni_affine.txt", dir + "/from_mni_affine.txt",
+                             std::filesystem::copy_options::overwrite_existing);
+  try {
+    MniMap::load(dir);
+    FAIL("a pair of affines that are not inverse was accepted");
+  } catch (const std::exception& e) {
+    CHECK(describe(e).find("not inverse") != std::string::npos);
+  }
+  CHECK_THROWS_AS(read_displacement_field(dir + "/to_mni_affine.txt"), Error);
+}
+
+TEST_CASE("the two-way map is inverse-consistent within 0.1 mm where both fields exist", "[cortexmap][unit]") {
+  const Eigen::Matrix4d a = test_affine();
+  const DisplacementField u = analytic_field(template_grid(), 5.0);
+  const DisplacementField w = invert_to_subject_grid(a, u, subject_grid());
+  const MniMap map(a, u, w);
+  double worst = 0, sum = 0, worst_back = 0;
+  // Points whose image lies inside both grids (3 voxels from their edges): there both fields
+  // exist (this analytic field does not fade at its border, so it jumps to zero there).
+  auto inside = [](const Grid& g, const Eigen::Vector3d& p) {
+    const Eigen::Vector3d v = ras_to_voxel(g.vox2ras, RasPoint(p)).v;
+    for (int a = 0; a < 3; ++a)
+      if (!(v[a] >= 3.0 && v[a] <= double(g.dim[a]) - 4.0)) return false;
+    return true;
+  };
+  std::vector<Eigen::Vector3d> pts;
+  for (const auto& p : random_points(2000, 45, 11))
+    if (inside(template_grid(), p) && inside(subject_grid(), map.to_subject(p))) pts.push_back(p);
+  REQUIRE(pts.size() > 300);
+  for (const auto& p : pts) {
+    const Eigen::Vector3d q = map.to_subject(p);
+    const double e = (map.to_mni(q) - p).norm();
+    worst = std::max(worst, e);
+    sum += e;
+    // And the other way round, from subject points.
+    worst_back = std::max(worst_back, (map.to_subject(map.to_mni(q)) - q).norm());
+  }
+  INFO("mean " << sum / double(pts.size()) << " max " << worst << " back " << worst_back);
+  CHECK(worst < 0.1);
+  CHECK(sum / double(pts.size()) < 0.03);
+  CHECK(worst_back < 0.1);
+  // The fields are not trivial: the map moves points by millimetres beyond the affine.
+  double moved = 0;
+  for (const auto& p : pts) moved = std::max(moved, (map.to_subject(p) - apply_affine(a, p)).norm());
+  CHECK(moved > 3.0);
+  // Resampling through the map goes the same way as mapping points: an image of the template's x
+  // coordinate, carried into the subject, holds at each subject voxel the MNI x of that voxel.
+  Image mni_x(template_grid(), 0.0f);
+  for (std::int64_t k = 0; k < mni_x.grid.dim[2]; ++k)
+    for (std::int64_t j = 0; j < mni_x.grid.dim[1]; ++j)
+      for (std::int64_t i = 0; i < mni_x.grid.dim[0]; ++i) mni_x(i, j, k) = float(mni_x.grid.ras(i, j, k).v[0]);
+  const Image in_subject = map.template_to_subject_image(mni_x, subject_grid(), Interp::Linear, -999.0f);
+  const Grid sg = subject_grid();
+  const Eigen::Vector3d centre_mni = map.to_mni(sg.ras(35, 38, 30).v);
+  CHECK(in_subject(35, 38, 30) == Approx(centre_mni[0]).margin(1e-3));
+}
+
+TEST_CASE("deformable registration recovers the known warp of a Colin27 copy", "[cortexmap]") {
+  const std::string dir = testing::samples_dir();
+  if (dir.empty()) {
+    WARN("skipped: samples absent (run make-samples --out " TMSPLAN_SAMPLES_DIR ")");
+    return;
+  }
+  nlohmann::json copy;
+  const auto index = nlohmann::json::parse(std::ifstream(dir + "/copies.json"));
+  for (const auto& c : index.at("copies"))
+    if (c.at("name") == "asl-warp") copy = c;
+  REQUIRE(!copy.is_null());
+  const auto known = samples::KnownTransform::from_json(copy);
+  const Image subject = read_image(dir + "/asl-warp.nii.gz");
+  const Image templ = read_image(testing::colin_head());
+  const Mask templ_brain = read_mask(kColinBrain, &templ.grid);
+  // The subject's brain mask: Colin27's carried through the known transform (an exact input, so
+  // the figure is the registration's alone; the benchmark uses skull-strip's masks).
+  const Mask subject_brain = threshold(
+      resample(to_image(templ_brain), subject.grid, [&](const Eigen::Vector3d& q) { return known.backward(q); },
+               Interp::Linear),
+      0.5f);
+  const DeformableResult r = register_deformable(subject, subject_brain, templ, templ_brain);
+
+  // Cortical points: template brain voxels 1.5-4 mm inside the brain's edge, evenly spread.
+  const Image depth = distance_to(mask_not(templ_brain));
+  std::vector<Eigen::Vector3d> pts;
+  std::size_t n = 0;
+  for (std::int64_t k = 0; k < templ.grid.dim[2]; k += 2)
+    for (std::int64_t j = 0; j < templ.grid.dim[1]; j += 2)
+      for (std::int64_t i = 0; i < templ.grid.dim[0]; i += 2)
+        if (depth(i, j, k) >= 1.5f && depth(i, j, k) <= 4.0f && (n++ % 97) == 0) pts.push_back(templ.grid.ras(i, j, k).v);
+  REQUIRE(pts.size() >= 100);
+  double sum_aff = 0, sum = 0, worst = 0, sum_inv = 0, worst_inv = 0;
+  for (const auto& p : pts) {
+    const Eigen::Vector3d truth = known.forward(p);
+    sum_aff += (apply_affine(r.affine.template_to_subject, p) - truth).norm();
+    const double e = (r.map.to_subject(p) - truth).norm();
+    sum += e;
+    worst = std::max(worst, e);
+    const double ei = (r.map.to_mni(r.map.to_subject(p)) - p).norm();
+    sum_inv += ei;
+    worst_inv = std::max(worst_inv, ei);
+  }
+  const double count = double(pts.size());
+  INFO(pts.size() << " points: affine mean " << sum_aff / count << ", deformable mean " << sum / count << " max "
+                  << worst << "; inverse consistency mean " << sum_inv / count << " max " << worst_inv
+                  << "; NCC " << r.ncc_affine << " -> " << r.ncc_deformable << ", min Jacobian " << r.min_jacobian);
+  CHECK(sum / count < 0.6);  // measured 0.23 (issue: <= 1.5)
+  CHECK(worst < 1.5);        // measured 0.63 (issue: <= 3)
+  CHECK(sum / count < 0.5 * sum_aff / count);
+  CHECK(sum_inv / count < 0.03);
+  CHECK(worst_inv < 0.1);
+  CHECK(r.ncc_deformable > r.ncc_affine);
+  CHECK(r.min_jacobian > 0.2);
+}
+
+TEST_CASE("deformable registration gives the same field with 1 and 2 threads", "[cortexmap]") {
+  const std::string dir = testing::samples_dir();
+  if (dir.empty()) {
+    WARN("skipped: samples absent (run make-samples --out " TMSPLAN_SAMPLES_DIR ")");
+    return;
+  }
+  ThreadsGuard guard;
+  const Image subject = read_image(dir + "/small-2mm.nii.gz");
+  const Image templ = read_image(testing::colin_head());
+  const Mask templ_brain = read_mask(kColinBrain, &templ.grid);
+  const Mask subject_brain = threshold(resample_affine(to_image(templ_brain), subject.grid, Eigen::Matrix4d::Identity(),
+                                                       Interp::Linear),
+                                       0.5f);  // roughly placed: only determinism is tested here
+  DeformableOptions options;
+  options.iterations = {8, 4};
+  options.affine.max_iterations_per_level = 5;
+  set_threads(1);
+  const DeformableResult one = register_deformable(subject, subject_brain, templ, templ_brain, options);
+  set_threads(2);
+  const DeformableResult two = register_deformable(subject, subject_brain, templ, templ_brain, options);
+  for (int c = 0; c < 3; ++c) {
+    const auto& a = one.map.to_mni_warp().d[std::size_t(c)];
+    const auto& b = two.map.to_mni_warp().d[std::size_t(c)];
+    REQUIRE(a.size() == b.size());
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+    const auto& wa = one.map.from_mni_warp().d[std::size_t(c)];
+    const auto& wb = two.map.from_mni_warp().d[std::size_t(c)];
+    CHECK(std::memcmp(wa.data(), wb.data(), wa.size() * sizeof(float)) == 0);
+  }
+  CHECK(one.map.to_mni_warp().max_norm_mm() > 0.0);
+}
+
+TEST_CASE("cortex-map refuses inputs on different grids, a template without a brain, and bad usage",
+          "[cortexmap][unit]") {
+  const std::string dir = testing::temp_dir("cortexmap-cli");
+  const std::string tool = testing::bin("cortex-map");
+  // A small synthetic head and masks; the brain mask on another grid.
+  Grid g;
+  g.dim = {40, 44, 40};
+  g.vox2ras.m.setIdentity();
+  g.vox2ras.m.topLeftCorner<3, 3>() *= 4.0;
+  g.vox2ras.m.topRightCorner<3, 1>() = Eigen::Vector3d(-80, -90, -70);
+  Image t1(g, 0.0f);
+  Mask head(g, 0), brain(g, 0);
+  for (std::int64_t k = 0; k < g.dim[2]; ++k)
+    for (std::int64_t j = 0; j < g.dim[1]; ++j)
+      for (std::int64_t i = 0; i < g.dim[0]; ++i) {
+        const double r = (g.ras(i, j, k).v - Eigen::Vector3d(0, -10, 10)).norm();
+        head(i, j, k) = r < 70;
+        brain(i, j, k) = r < 55;
+        t1(i, j, k) = r < 55 ? 100.0f : r < 70 ? 60.0f : 0.0f;
+      }
+  WriteOptions wo;
+  write_image(dir + "/t1.nii.gz", t1, wo);
+  write_mask(dir + "/head.nii.gz", head, wo);
+  Mask shifted = brain;
+  shifted.grid.vox2ras.m(0, 3) += 2.0;
+  write_mask(dir + "/brain_other_grid.nii.gz", shifted, wo);
+  write_mask(dir + "/brain.nii.gz", brain, wo);
+  std::filesystem::create_directories(dir + "/out");
+
+  const std::string base = tool + " --t1 " + dir + "/t1.nii.gz --head " + dir + "/head.nii.gz -o " + dir + "/out";
+  auto r = testing::run(base + " --brain " + dir + "/brain_other_grid.nii.gz");
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("brain_other_grid.nii.gz") != std::string::npos);
+  CHECK(r.err.find("grid") != std::string::npos);
+
+  r = testing::run(base + " --brain " + dir + "/brain.nii.gz --template " + testing::colin_head());
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("--template-brain") != std::string::npos);
+
+  // A "brain" that is not on the template's grid (the subject's own mask) is refused, named.
+  r = testing::run(base + " --brain " + dir + "/brain.nii.gz --template " + testing::colin_head() +
+                   " --template-brain " + dir + "/brain.nii.gz");
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("brain.nii.gz") != std::string::npos);
+
+  r = testing::run(tool + " --t1 " + dir + "/t1.nii.gz -o " + dir + "/out");
+  CHECK(r.exit_code == 2);
+
+  // Outputs that exist are refused before any work (no --force).
+  std::ofstream(dir + "/out/cortex_map.json") << "{}";
+  r = testing::run(base + " --brain " + dir + "/brain.nii.gz");
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("cortex_map.json") != std::string::npos);
+  CHECK(testing::list_files(dir + "/out") == "cortex_map.json ");
+
+  // map-point: one of --mni / --ras, a folder with transforms.
+  r = testing::run(tool + " map-point --subject-dir " + dir + " --mni 1,2,3");
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("to_mni_affine.txt") != std::string::npos);
+  r = testing::run(tool + " map-point --subject-dir " + dir);
+  CHECK(r.exit_code == 2);
+}
+
+TEST_CASE("map-point prints the mapped point as JSON", "[cortexmap][unit]") {
+  const std::string dir = testing::temp_dir("cortexmap-mappoint");
+  const Eigen::Matrix4d a = test_affine();
+  const DisplacementField u = analytic_field(template_grid(), 3.0);
+  const MniMap map(a, u, invert_to_subject_grid(a, u, subject_grid()));
+  map.save(dir, false);
+  const Eigen::Vector3d p(10, -20, 15);
+  auto r = testing::run(testing::bin("cortex-map") + " map-point --subject-dir " + dir + " --mni 10,-20,15");
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  const Eigen::Vector3d q(j.at("subject_ras")[0], j.at("subject_ras")[1], j.at("subject_ras")[2]);
+  CHECK((q - map.to_subject(p)).norm() < 1e-3);
+  r = testing::run(testing::bin("cortex-map") + " map-point --subject-dir " + dir + " --ras " +
+                   fmt::format("{},{},{}", q[0], q[1], q[2]));
+  REQUIRE(r.exit_code == 0);
+  const auto k = nlohmann::json::parse(r.out);
+  CHECK((Eigen::Vector3d(k.at("mni")[0], k.at("mni")[1], k.at("mni")[2]) - p).norm() < 0.01);
+}

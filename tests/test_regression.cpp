@@ -1,0 +1,63 @@
+// Regression: the whole pipeline on the small sample head, compared with stored figures
+// (tests/regression/small-2mm.json). CTest label "regression".
+#include <catch2/catch.hpp>
+
+#include <Eigen/Core>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "support.hpp"
+#include "tmsplan/files.hpp"
+
+namespace {
+double at_path(const nlohmann::json& j, const std::string& dotted) {
+  const nlohmann::json* node = &j;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t dot = dotted.find('.', start);
+    const std::string key = dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    node = &node->at(key);
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return node->get<double>();
+}
+}  // namespace
+
+TEST_CASE("pipeline on the small sample head reproduces the stored figures", "[regression]") {
+  const std::string samples = testing::samples_dir();
+  if (samples.empty()) {
+    WARN("skipped: samples not generated (run make-samples)");
+    return;
+  }
+  const auto expected = nlohmann::json::parse(tmsplan::read_file(std::string(TMSPLAN_SOURCE_DIR) + "/tests/regression/small-2mm.json"));
+  const std::string out = testing::temp_dir("regression-small-2mm");
+  const auto r = testing::run("TMSPLAN_BIN=" + std::string(TMSPLAN_BIN_DIR) + " " + std::string(TMSPLAN_SOURCE_DIR) +
+                              "/scripts/plan-subject.sh " + samples + "/small-2mm.nii.gz " + out + " --threads 2");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  for (const auto& [name, spec] : expected["figures"].items()) {
+    const std::string step = name.substr(0, name.find('.'));
+    const auto record = nlohmann::json::parse(tmsplan::read_file(out + "/" + step + ".json"));
+    const double got = at_path(record["figures"], name.substr(name.find('.') + 1));
+    const double want = spec["expected"], tol = spec["relative_tolerance"];
+    INFO(name << ": got " << got << ", expected " << want << " +- " << tol * 100 << "%");
+    CHECK(std::abs(got - want) <= tol * std::abs(want));
+  }
+  const auto targets = nlohmann::json::parse(tmsplan::read_file(out + "/targets.json"));
+  for (const auto& [name, spec] : expected["targets"].items()) {
+    bool found = false;
+    for (const auto& t : targets["targets"]) {
+      if (t["name"] != name) continue;
+      found = true;
+      Eigen::Vector3d got(t["cortical_ras"][0], t["cortical_ras"][1], t["cortical_ras"][2]);
+      Eigen::Vector3d want(spec["cortical_ras"][0], spec["cortical_ras"][1], spec["cortical_ras"][2]);
+      INFO(name << " cortical target moved by " << (got - want).norm() << " mm");
+      CHECK((got - want).norm() <= double(expected["target_tolerance_mm"]));
+      CHECK(std::abs(double(t["scalp_to_cortex_mm"]) - double(spec["scalp_to_cortex_mm"])) <= double(expected["depth_tolerance_mm"]));
+    }
+    CHECK(found);
+  }
+  for (const std::string f : {"report.html", "localite_instrument_markers.xml", "brainsight_v14.txt", "markers.tsv", "protocol.json"})
+    CHECK(std::filesystem::exists(out + "/plan/" + f));
+}
