@@ -63,7 +63,28 @@ int main(int argc, char** argv) {
       for (int l : labels) std::printf("%d %.4f\n", l, dice(label_mask(orig, l), label_mask(back, l)));
       return 0;
     }
-    std::fprintf(stderr, "usage: bench-eval dice A B | labels-dice A B L... | copy-dice COPIES NAME ORIG COPY [--labels L...]\n");
+    if (a.size() >= 5 && a[0] == "copy-targets") {
+      // Each target of the copy, brought back to the original through the known transform,
+      // against the same target picked on the original: distance (mm) and coil z angle (deg).
+      const auto t = find_copy(a[1], a[2]);
+      const auto orig = nlohmann::json::parse(read_file(a[3])), copy = nlohmann::json::parse(read_file(a[4]));
+      auto vec = [](const nlohmann::json& v) { return Eigen::Vector3d(v[0], v[1], v[2]); };
+      for (const auto& c : copy.at("targets")) {
+        for (const auto& o : orig.at("targets")) {
+          if (o.at("name") != c.at("name")) continue;
+          const Eigen::Vector3d q = vec(c.at("cortical_ras")), back = t.backward(q);
+          const Eigen::Vector3d zc(c["coil_pose_ras"][0][2], c["coil_pose_ras"][1][2], c["coil_pose_ras"][2][2]);
+          const Eigen::Vector3d zo(o["coil_pose_ras"][0][2], o["coil_pose_ras"][1][2], o["coil_pose_ras"][2][2]);
+          const Eigen::Vector3d zback = (t.backward(q + zc) - back).normalized();
+          const Eigen::Vector3d s = vec(c.at("scalp_ras")), sback = t.backward(s);
+          std::printf("%s cortical_mm %.2f scalp_mm %.2f coil_z_deg %.2f depth_mm %.2f/%.2f\n", c.at("name").get<std::string>().c_str(),
+                      (back - vec(o.at("cortical_ras"))).norm(), (sback - vec(o.at("scalp_ras"))).norm(),
+                      angle_deg(zback, zo), double(o.at("scalp_to_cortex_mm")), double(c.at("scalp_to_cortex_mm")));
+        }
+      }
+      return 0;
+    }
+    std::fprintf(stderr, "usage: bench-eval dice A B | labels-dice A B L... | copy-dice COPIES NAME ORIG COPY [--labels L...] | copy-targets COPIES NAME ORIG_TARGETS COPY_TARGETS\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench-eval: error: %s\n", describe(e).c_str());
