@@ -157,7 +157,7 @@ TEST_CASE("skull-strip: every bad input ends with exit 1, one error line naming 
   }
 }
 
-TEST_CASE("tools: usage errors exit 2; --help and --version exit 0 on stdout", "[cli]") {
+TEST_CASE("tools: usage errors exit 2, --help and --version exit 0 on stdout", "[cli]") {
   for (const std::string tool : {"skull-strip"}) {
     const auto bad = testing::run(testing::bin(tool) + " --no-such-option");
     CHECK(bad.exit_code == 2);

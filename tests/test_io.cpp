@@ -146,7 +146,7 @@ TEST_CASE("qform-only headers decode as the NIfTI standard says", "[unit]") {
   CHECK((p - Eigen::Vector3d(5 - 2, 6 - 1, 7 - 1)).norm() < 1e-6);
 }
 
-TEST_CASE("sform and qform that disagree give a warning, not a refusal; the sform wins", "[unit]") {
+TEST_CASE("sform and qform that disagree give a warning, not a refusal, and the sform wins", "[unit]") {
   const std::string dir = testing::temp_dir("disagree");
   const std::string path = write_phantom(dir, "d.nii", phantom(Eigen::Matrix4d::Identity()));
   std::string b = bytes_of(path);

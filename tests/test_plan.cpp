@@ -314,7 +314,7 @@ TEST_CASE("plan: report helpers escape text and encode base64", "[plan]") {
 
 // ---- Through the binary, on the Colin27 head --------------------------------------------------------
 
-TEST_CASE("plan: export writes every file; each navigator file reads back to the targets.json pose", "[plan]") {
+TEST_CASE("plan: export writes every file and each navigator file reads back to the targets.json pose", "[plan]") {
   COLIN_OR_SKIP(c);
   const std::string out = testing::temp_dir("plan_export");
   const auto r = testing::run(export_cmd(c->targets, c->t1, out, "--protocol passard2007 --rmt 50 --strict"));
@@ -505,7 +505,7 @@ TEST_CASE("plan: malformed targets.json exits 1 naming the file and the field, w
   check_bad("unit", doc.dump(), "handle_direction_ras: must be a unit vector");
 }
 
-TEST_CASE("plan: a T1 that is not the targets' reference is refused; same grid, other bytes warns", "[plan]") {
+TEST_CASE("plan: a T1 that is not the reference of the targets is refused, same grid with other bytes warns", "[plan]") {
   COLIN_OR_SKIP(c);
   const std::string dir = testing::temp_dir("plan_t1");
   Image shifted = read_image(c->t1);

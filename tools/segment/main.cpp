@@ -61,6 +61,13 @@ int main(int argc, char** argv) {
   app.add_option("--bias-sigma", params.bias_sigma_mm, "Extra local bias detail: Gaussian sigma in mm (0: none)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 500.0));
+  app.add_option("--denoise", params.denoise_range,
+                 "Edge-preserving pre-filter strength, in noise standard deviations (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 20.0));
+  app.add_option("--map-smoothing", params.map_smoothing_mm, "Gaussian sigma (mm) for the tissue maps (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 5.0));
   app.add_option("--iterations", params.max_iterations, "Maximum EM iterations")->capture_default_str()->check(CLI::Range(1, 500));
   app.add_flag("--no-bias-correction", no_bias, "Do not estimate a residual bias field");
   app.add_flag("--no-partial-volume", no_pv, "Do not model mixed CSF/GM and GM/WM voxels");

@@ -1,0 +1,282 @@
+// segment / tissue classification: a phantom with a known answer, determinism across thread counts,
+// refusals (library and CLI), and on real data agreement with FSL FAST and with Colin27's copies.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "support.hpp"
+#include "tmsplan/error.hpp"
+#include "tmsplan/files.hpp"
+#include "tmsplan/filters.hpp"
+#include "tmsplan/image.hpp"
+#include "tmsplan/parallel.hpp"
+#include "tmsplan/resample.hpp"
+#include "tmsplan/tissue.hpp"
+#include "tools_src/sample_transform.hpp"
+
+using namespace tmsplan;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Nested spheres: WM (r < 14 mm), GM shell (< 20 mm), CSF shell (< 25 mm) inside a brain mask of
+// r < 25 mm, with a tilted grid, a multiplicative bias of +-15 % and Gaussian noise.
+struct Phantom {
+  Image t1;
+  Mask mask;
+  Labels truth;
+};
+
+Phantom make_phantom(double noise_sd, double bias, unsigned seed = 7) {
+  Grid g;
+  g.dim = {64, 60, 56};
+  Eigen::Matrix4d m = Eigen::Matrix4d::Identity();
+  m.topLeftCorner<3, 3>() = Eigen::AngleAxisd(0.2, Eigen::Vector3d(1, 2, 3).normalized()).toRotationMatrix();
+  m.topRightCorner<3, 1>() = Eigen::Vector3d(-32, -30, -28);
+  g.vox2ras = RasMatrix(m);
+  Phantom p{Image(g, 0.0f), Mask(g, 0), Labels(g, 0)};
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> gauss(0.0, 1.0);
+  const Eigen::Vector3d centre = g.ras(32, 30, 28).v;
+  const double mean[4] = {5.0, 30.0, 80.0, 120.0};
+  for (std::int64_t k = 0; k < g.dim[2]; ++k)
+    for (std::int64_t j = 0; j < g.dim[1]; ++j)
+      for (std::int64_t i = 0; i < g.dim[0]; ++i) {
+        const Eigen::Vector3d d = g.ras(i, j, k).v - centre;
+        const double r = d.norm();
+        const int label = r < 14 ? 3 : r < 20 ? 2 : r < 25 ? 1 : 0;
+        const double field = 1.0 + bias * (d[0] / 25.0);
+        p.t1(i, j, k) = float(std::max(0.0, mean[label] * field + noise_sd * gauss(rng)));
+        p.truth(i, j, k) = std::uint8_t(label);
+        p.mask(i, j, k) = label > 0 ? 1 : 0;
+      }
+  return p;
+}
+
+Mask label_mask(const Labels& l, int value) {
+  Mask m(l.grid, 0);
+  for (std::size_t i = 0; i < l.data.size(); ++i) m.data[i] = l.data[i] == value ? 1 : 0;
+  return m;
+}
+
+Mask above(const Image& im, float t) {
+  Mask m(im.grid, 0);
+  for (std::size_t i = 0; i < im.data.size(); ++i) m.data[i] = im.data[i] > t ? 1 : 0;
+  return m;
+}
+
+std::string write_phantom(const std::string& dir, const Phantom& p) {
+  WriteOptions wo;
+  wo.force = true;
+  write_image(dir + "/t1.nii.gz", p.t1, wo);
+  write_mask(dir + "/mask.nii.gz", p.mask, wo);
+  return dir;
+}
+
+std::string segment_cmd(const std::string& t1, const std::string& mask, const std::string& out) {
+  return testing::bin("segment") + " --t1 " + t1 + " --mask " + mask + " -o " + out;
+}
+
+}  // namespace
+
+TEST_CASE("tissue: phantom with noise and bias is segmented close to the truth", "[tissue][unit]") {
+  const Phantom p = make_phantom(8.0, 0.15);
+  const tissue::Result r = tissue::segment(p.t1, p.mask);
+  CHECK(dice(label_mask(r.dseg, 3), label_mask(p.truth, 3)) > 0.98);
+  CHECK(dice(label_mask(r.dseg, 2), label_mask(p.truth, 2)) > 0.97);
+  CHECK(dice(label_mask(r.dseg, 1), label_mask(p.truth, 1)) > 0.97);
+  // Maps: 0 outside the mask, 0..1 and summing to 1 inside.
+  double worst = 0;
+  for (std::size_t i = 0; i < p.mask.data.size(); ++i) {
+    const float a = r.probability[0].data[i], b = r.probability[1].data[i], c = r.probability[2].data[i];
+    REQUIRE(a >= 0.0f);
+    REQUIRE(b <= 1.0f);
+    if (p.mask.data[i])
+      worst = std::max(worst, std::abs(double(a) + b + c - 1.0));
+    else
+      REQUIRE((a == 0.0f && b == 0.0f && c == 0.0f && r.dseg.data[i] == 0));
+  }
+  CHECK(worst < 1e-5);
+  // Fitted means in the ratio of the truth (the field's scale is free: its log mean is 0).
+  CHECK(r.mean[2] / r.mean[1] == Approx(120.0 / 80.0).epsilon(0.05));
+  CHECK(r.mean[1] / r.mean[0] == Approx(80.0 / 30.0).epsilon(0.15));
+  // The field follows the injected +-15 % ramp.
+  const double lo = quantile(r.bias_field, 0.05, &p.mask), hi = quantile(r.bias_field, 0.95, &p.mask);
+  CHECK(hi / lo > 1.15);
+  // Volumes: probabilities and labels agree with the truth within 8 %.
+  const double wm_true = volume_ml(label_mask(p.truth, 3));
+  CHECK(r.volume_ml[2] == Approx(wm_true).epsilon(0.08));
+  CHECK(r.label_volume_ml[2] == Approx(wm_true).epsilon(0.08));
+  CHECK(r.noise_sd == Approx(8.0).epsilon(0.3));
+}
+
+TEST_CASE("tissue: without the spatial prior noise costs accuracy and the prior restores it", "[tissue][unit]") {
+  const Phantom p = make_phantom(16.0, 0.0, 11);
+  tissue::Params plain;
+  plain.mrf_beta = 0.0;
+  plain.denoise_range = 0.0;
+  plain.map_smoothing_mm = 0.0;
+  const auto r0 = tissue::segment(p.t1, p.mask, plain);
+  const auto r1 = tissue::segment(p.t1, p.mask);
+  const double d0 = dice(label_mask(r0.dseg, 2), label_mask(p.truth, 2));
+  const double d1 = dice(label_mask(r1.dseg, 2), label_mask(p.truth, 2));
+  CHECK(d1 > d0 + 0.03);
+  CHECK(d1 > 0.95);
+}
+
+TEST_CASE("tissue: results are identical on 1 and 2 threads", "[tissue][unit]") {
+  const Phantom p = make_phantom(8.0, 0.15);
+  const int saved = threads();
+  set_threads(1);
+  const auto a = tissue::segment(p.t1, p.mask);
+  set_threads(2);
+  const auto b = tissue::segment(p.t1, p.mask);
+  set_threads(saved);
+  REQUIRE(a.dseg.data == b.dseg.data);
+  for (int c = 0; c < tissue::kClasses; ++c)
+    REQUIRE(std::memcmp(a.probability[c].data.data(), b.probability[c].data.data(), a.probability[c].data.size() * 4) == 0);
+  REQUIRE(a.mean == b.mean);
+  REQUIRE(a.iterations == b.iterations);
+}
+
+TEST_CASE("tissue: the library refuses masks off the grid, empty or whole", "[tissue][unit]") {
+  const Phantom p = make_phantom(8.0, 0.0);
+  Mask shifted = p.mask;
+  shifted.grid.vox2ras.m(0, 3) += 2.0;
+  CHECK_THROWS_WITH(tissue::segment(p.t1, shifted), Catch::Contains("grid"));
+  CHECK_THROWS_WITH(tissue::segment(p.t1, Mask(p.mask.grid, 0)), Catch::Contains("empty"));
+  CHECK_THROWS_WITH(tissue::segment(p.t1, Mask(p.mask.grid, 1)), Catch::Contains("whole volume"));
+  Image flat = p.t1;
+  for (auto& v : flat.data) v = 50.0f;
+  CHECK_THROWS_AS(tissue::segment(flat, p.mask), Error);
+}
+
+TEST_CASE("segment: writes the contract's outputs with a record", "[tissue][cli]") {
+  const std::string dir = write_phantom(testing::temp_dir("segment-ok"), make_phantom(8.0, 0.1));
+  fs::create_directories(dir + "/out");
+  const auto r = testing::run(segment_cmd(dir + "/t1.nii.gz", dir + "/mask.nii.gz", dir + "/out") + " --threads 2");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(testing::list_files(dir + "/out") ==
+        "dseg.nii.gz probseg_csf.nii.gz probseg_gm.nii.gz probseg_wm.nii.gz segment.json segment_qc.png ");
+  ReadOptions ro;
+  ro.refuse_constant = false;
+  const Image labels = read_image(dir + "/out/dseg.nii.gz", ro);
+  float top = 0;
+  for (float v : labels.data) top = std::max(top, v);
+  CHECK(top == 3.0f);
+  const auto j = nlohmann::json::parse(read_file(dir + "/out/segment.json"));
+  CHECK(j["inputs"]["t1"]["sha256"].get<std::string>().size() == 64);
+  CHECK(j["inputs"]["mask"]["sha256"].get<std::string>().size() == 64);
+  CHECK(j["figures"]["volume_ml"]["wm"].get<double>() > 5.0);
+  CHECK(j["figures"]["class_mean"]["wm"].get<double>() > j["figures"]["class_mean"]["gm"].get<double>());
+  CHECK(j["figures"].contains("seconds"));
+  CHECK(j["figures"].contains("iterations"));
+  // A second run refuses to overwrite, before any work, and leaves the outputs alone.
+  const auto again = testing::run(segment_cmd(dir + "/t1.nii.gz", dir + "/mask.nii.gz", dir + "/out"));
+  CHECK(again.exit_code == 1);
+  CHECK_THAT(again.err, Catch::Contains("exists"));
+}
+
+TEST_CASE("segment: mismatched grids, empty and whole masks end with a clear error and no output", "[tissue][cli]") {
+  const Phantom p = make_phantom(8.0, 0.0);
+  const std::string dir = write_phantom(testing::temp_dir("segment-refuse"), p);
+  WriteOptions wo;
+  wo.force = true;
+  Mask shifted = p.mask;
+  shifted.grid.vox2ras.m(1, 3) += 3.0;
+  write_mask(dir + "/shifted.nii.gz", shifted, wo);
+  Grid small = p.mask.grid;
+  small.dim = {32, 60, 56};
+  write_mask(dir + "/small.nii.gz", Mask(small, 1), wo);
+  Mask empty(p.mask.grid, 0), whole(p.mask.grid, 1);
+  write_mask(dir + "/empty.nii.gz", empty, wo);
+  write_mask(dir + "/whole.nii.gz", whole, wo);
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"shifted", "grid"}, {"small", "grid"}, {"empty", "empty"}, {"whole", "whole volume"}};
+  for (const auto& [name, message] : cases) {
+    const std::string out = dir + "/out-" + name;
+    fs::create_directories(out);
+    const auto r = testing::run(segment_cmd(dir + "/t1.nii.gz", dir + "/" + name + ".nii.gz", out));
+    INFO(name << ": " << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.err, Catch::StartsWith("segment: error:") && Catch::Contains(message) && Catch::Contains(name + ".nii.gz"));
+    CHECK(testing::list_files(out).empty());
+  }
+  const auto missing = testing::run(segment_cmd(dir + "/t1.nii.gz", dir + "/mask.nii.gz", dir + "/no-such-folder"));
+  CHECK(missing.exit_code == 1);
+  const auto usage = testing::run(testing::bin("segment") + " --t1 " + dir + "/t1.nii.gz -o " + dir);
+  CHECK(usage.exit_code == 2);
+}
+
+TEST_CASE("segment: Philips MPRAGE agrees with FSL FAST", "[tissue][data]") {
+  const std::string data = testing::shared_data();
+  if (data.empty()) {
+    WARN("../shared/data not found (set TMSPLAN_SHARED_DATA): skipping");
+    return;
+  }
+  const std::string d = data + "/philips-mprage";
+  const Image t1 = read_image(d + "/T1w.nii.gz");
+  const Mask mask = read_mask(d + "/reference/brainmask_hdbet.nii.gz", &t1.grid);
+  const auto r = tissue::segment(t1, mask);
+  const Mask gm_fast = above(read_image(d + "/reference/pve_gm_fast.nii.gz"), 0.5f);
+  const Mask wm_fast = above(read_image(d + "/reference/pve_wm_fast.nii.gz"), 0.5f);
+  const double gm = dice(above(r.probability[1], 0.5f), gm_fast), wm = dice(above(r.probability[2], 0.5f), wm_fast);
+  INFO("Dice vs FAST: GM " << gm << ", WM " << wm);
+  CHECK(gm > 0.855);  // measured 0.866
+  CHECK(wm > 0.91);   // measured 0.920
+  CHECK(r.mean[0] < r.mean[1]);
+  CHECK(r.mean[1] < r.mean[2]);
+}
+
+TEST_CASE("segment: a noisy, biased, oblique copy of Colin27 agrees with the original", "[tissue][data]") {
+  const std::string samples = testing::samples_dir();
+  const std::string brain = "/usr/share/mricron/templates/ch2bet.nii.gz";
+  if (samples.empty() || !fs::exists(testing::colin_head()) || !fs::exists(brain)) {
+    WARN("Colin27 samples or mricron-data not found (run make-samples): skipping");
+    return;
+  }
+  const auto spec = nlohmann::json::parse(read_file(samples + "/copies.json"));
+  nlohmann::json entry;
+  for (const auto& c : spec["copies"])
+    if (c["name"] == "oblique-bias") entry = c;
+  REQUIRE(!entry.is_null());
+  const auto t = samples::KnownTransform::from_json(entry);
+  const Image head = read_image(testing::colin_head());
+  const Mask mask = read_mask(brain, &head.grid);
+  const Image copy = read_image(samples + "/oblique-bias.nii.gz");
+  // The brain mask carried into the copy, the copy's labels carried back (nearest neighbour).
+  Mask copy_mask(copy.grid, 0);
+  const Image mask_image = to_image(mask);
+  const Eigen::Matrix4d orig_ras2vox = head.grid.vox2ras.m.inverse();
+  for (std::int64_t k = 0; k < copy.grid.dim[2]; ++k)
+    for (std::int64_t j = 0; j < copy.grid.dim[1]; ++j)
+      for (std::int64_t i = 0; i < copy.grid.dim[0]; ++i) {
+        const Eigen::Vector3d p = t.backward(copy.grid.ras(i, j, k).v);
+        const Eigen::Vector3d ijk = orig_ras2vox.topLeftCorner<3, 3>() * p + orig_ras2vox.topRightCorner<3, 1>();
+        copy_mask(i, j, k) = sample(mask_image, ijk, Interp::Nearest) > 0.5f ? 1 : 0;
+      }
+  const auto ro = tissue::segment(head, mask);
+  const auto rc = tissue::segment(copy, copy_mask);
+  Image copy_labels(copy.grid, 0.0f);
+  for (std::size_t i = 0; i < copy_labels.data.size(); ++i) copy_labels.data[i] = rc.dseg.data[i];
+  const Eigen::Matrix4d copy_ras2vox = copy.grid.vox2ras.m.inverse();
+  Labels back(head.grid, 0);
+  for (std::int64_t k = 0; k < head.grid.dim[2]; ++k)
+    for (std::int64_t j = 0; j < head.grid.dim[1]; ++j)
+      for (std::int64_t i = 0; i < head.grid.dim[0]; ++i) {
+        const Eigen::Vector3d q = t.forward(head.grid.ras(i, j, k).v);
+        const Eigen::Vector3d ijk = copy_ras2vox.topLeftCorner<3, 3>() * q + copy_ras2vox.topRightCorner<3, 1>();
+        back(i, j, k) = std::uint8_t(std::lround(sample(copy_labels, ijk, Interp::Nearest)));
+      }
+  const double gm = dice(label_mask(back, 2), label_mask(ro.dseg, 2));
+  const double wm = dice(label_mask(back, 3), label_mask(ro.dseg, 3));
+  INFO("oblique-bias vs original: GM " << gm << ", WM " << wm);
+  CHECK(gm > 0.93);  // measured 0.935
+  CHECK(wm > 0.93);  // measured 0.937
+}
