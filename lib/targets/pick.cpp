@@ -216,6 +216,9 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
   if (entry && entry->refine == "hand_knob" && !s.brodmann.data.empty()) {
     const int ba4 = entry->atlas_label.count("brodmann") ? entry->atlas_label.at("brodmann") : 4;
     const Eigen::Vector3d snapped = out.cortical;
+    // Stay at the knob's height (within 5 mm along the subject's superior axis): the most
+    // superficial precentral crown would otherwise drift up toward the vertex.
+    const Eigen::Vector3d superior = anatomical_axes(s, s.subject_to_mni(snapped)).col(2);
     double best_score = std::numeric_limits<double>::infinity();
     Eigen::Vector3d chosen = snapped;
     for (std::int64_t k = ck - r; k <= ck + r; ++k)
@@ -225,6 +228,7 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
           const Eigen::Vector3d p = s.grid.ras(i, j, k).v;
           const double from = (p - snapped).norm();
           if (from > opt.refine_radius_mm || s.gyral_depth(i, j, k) > min_depth + opt.crown_depth_mm) continue;
+          if (std::abs((p - snapped).dot(superior)) > 5.0) continue;
           const double score = scalp.depth(p) + 0.25 * from;
           if (score < best_score) {
             best_score = score;
