@@ -11,5 +11,8 @@ SAMPLE=${1:-$BUILD_DIR/samples/oblique-bias.nii.gz}
 OUT=${2:-out/demo}
 scripts/plan-subject.sh "$SAMPLE" "$OUT"
 echo
-echo "demo: outputs in $OUT"
-ls -1 "$OUT"
+echo "demo: targets and coil poses (RAS mm of the sample; $OUT/plan/markers.tsv):"
+cut -f1-7 "$OUT/plan/markers.tsv"
+echo
+echo "demo: the plan a clinician reads: $OUT/plan/report.html"
+echo "demo: every output of the five steps is in $OUT (see docs/pipeline.md)"
