@@ -219,8 +219,10 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
     // Stay at the knob's height (within 5 mm along the subject's superior axis): the most
     // superficial precentral crown would otherwise drift up toward the vertex.
     const Eigen::Vector3d superior = anatomical_axes(s, s.subject_to_mni(snapped)).col(2);
-    double best_score = std::numeric_limits<double>::infinity();
-    Eigen::Vector3d chosen = snapped;
+    // Candidates scored by depth below the scalp (+ a pull toward the snapped point); the
+    // refined point is the candidate nearest to the soft-min weighted centre of the best ones,
+    // so that small changes of the masks do not make it jump between crowns.
+    std::vector<std::pair<double, Eigen::Vector3d>> scored;
     for (std::int64_t k = ck - r; k <= ck + r; ++k)
       for (std::int64_t j = cj - r; j <= cj + r; ++j)
         for (std::int64_t i = ci - r; i <= ci + r; ++i) {
@@ -229,12 +231,27 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
           const double from = (p - snapped).norm();
           if (from > opt.refine_radius_mm || s.gyral_depth(i, j, k) > min_depth + opt.crown_depth_mm) continue;
           if (std::abs((p - snapped).dot(superior)) > 5.0) continue;
-          const double score = scalp.depth(p) + 0.25 * from;
-          if (score < best_score) {
-            best_score = score;
-            chosen = p;
-          }
+          scored.emplace_back(scalp.depth(p) + 0.25 * from, p);
         }
+    double best_score = std::numeric_limits<double>::infinity();
+    for (const auto& c : scored) best_score = std::min(best_score, c.first);
+    Eigen::Vector3d chosen = snapped;
+    if (!scored.empty()) {
+      Eigen::Vector3d centre = Eigen::Vector3d::Zero();
+      double weights = 0;
+      for (const auto& [score, p] : scored) {
+        const double w = std::exp(-(score - best_score) / 1.5);
+        centre += w * p;
+        weights += w;
+      }
+      centre /= weights;
+      double nearest = std::numeric_limits<double>::infinity();
+      for (const auto& [score, p] : scored)
+        if ((p - centre).norm() < nearest) {
+          nearest = (p - centre).norm();
+          chosen = p;
+        }
+    }
     out.refine_shift_mm = (chosen - snapped).norm();
     out.cortical = chosen;
     if (!std::isfinite(best_score)) out.warnings.push_back("no precentral (BA4) grey matter near the target: hand-knob refinement skipped");
