@@ -11,6 +11,7 @@
 #include <limits>
 #include <memory>
 
+#include "nifti_header.hpp"
 #include "nifti_internal.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
@@ -19,46 +20,7 @@
 namespace tmsplan::detail {
 namespace {
 
-#pragma pack(push, 1)
-struct Nifti1Header {
-  std::int32_t sizeof_hdr;
-  char data_type[10];
-  char db_name[18];
-  std::int32_t extents;
-  std::int16_t session_error;
-  char regular;
-  char dim_info;
-  std::int16_t dim[8];
-  float intent_p1, intent_p2, intent_p3;
-  std::int16_t intent_code;
-  std::int16_t datatype;
-  std::int16_t bitpix;
-  std::int16_t slice_start;
-  float pixdim[8];
-  float vox_offset;
-  float scl_slope;
-  float scl_inter;
-  std::int16_t slice_end;
-  char slice_code;
-  char xyzt_units;
-  float cal_max, cal_min;
-  float slice_duration;
-  float toffset;
-  std::int32_t glmax, glmin;
-  char descrip[80];
-  char aux_file[24];
-  std::int16_t qform_code;
-  std::int16_t sform_code;
-  float quatern_b, quatern_c, quatern_d;
-  float qoffset_x, qoffset_y, qoffset_z;
-  float srow_x[4];
-  float srow_y[4];
-  float srow_z[4];
-  char intent_name[16];
-  char magic[4];
-};
-#pragma pack(pop)
-static_assert(sizeof(Nifti1Header) == 348, "NIfTI-1 header must be 348 bytes");
+
 
 template <class T>
 void swap_bytes(T& v) {
@@ -102,12 +64,7 @@ void swap_header(Nifti1Header& h) {
   for (auto& v : h.srow_z) swap_bytes(v);
 }
 
-struct GzCloser {
-  void operator()(gzFile_s* f) const {
-    if (f) gzclose(f);
-  }
-};
-using GzPtr = std::unique_ptr<gzFile_s, GzCloser>;
+
 
 struct TypeInfo {
   int code;
@@ -125,6 +82,29 @@ const TypeInfo* type_info(int code) {
 }
 
 bool all_finite(const Eigen::Matrix4d& m) { return m.allFinite(); }
+
+Eigen::Matrix4d sform_matrix(const Nifti1Header& h) {
+  Eigen::Matrix4d m = Eigen::Matrix4d::Identity();
+  for (int c = 0; c < 4; ++c) {
+    m(0, c) = h.srow_x[c];
+    m(1, c) = h.srow_y[c];
+    m(2, c) = h.srow_z[c];
+  }
+  return m;
+}
+
+template <class T>
+void convert(const std::vector<unsigned char>& raw, bool swap, std::vector<float>& out, double slope, double inter) {
+  const std::size_t n = out.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, raw.data() + i * sizeof(T), sizeof(T));
+    if (swap) swap_bytes(v);
+    out[i] = static_cast<float>(static_cast<double>(v) * slope + inter);
+  }
+}
+
+}  // namespace
 
 Eigen::Matrix4d qform_matrix(const Nifti1Header& h) {
   const double b = h.quatern_b, c = h.quatern_c, d = h.quatern_d;
@@ -154,30 +134,29 @@ Eigen::Matrix4d qform_matrix(const Nifti1Header& h) {
   return m;
 }
 
-Eigen::Matrix4d sform_matrix(const Nifti1Header& h) {
-  Eigen::Matrix4d m = Eigen::Matrix4d::Identity();
-  for (int c = 0; c < 4; ++c) {
-    m(0, c) = h.srow_x[c];
-    m(1, c) = h.srow_y[c];
-    m(2, c) = h.srow_z[c];
+void quaternion_from(const Eigen::Matrix3d& a, Nifti1Header& h) {
+  // Columns normalised; a negative determinant goes into qfac (pixdim[0]) as NIfTI prescribes.
+  Eigen::Vector3d spacing(a.col(0).norm(), a.col(1).norm(), a.col(2).norm());
+  Eigen::Matrix3d r = a * spacing.cwiseInverse().asDiagonal();
+  double qfac = 1.0;
+  if (r.determinant() < 0) {
+    qfac = -1.0;
+    r.col(2) *= -1.0;
   }
-  return m;
+  // Nearest rotation (removes any shear so the qform is a proper rotation).
+  Eigen::JacobiSVD<Eigen::Matrix3d> svd(r, Eigen::ComputeFullU | Eigen::ComputeFullV);
+  r = svd.matrixU() * svd.matrixV().transpose();
+  Eigen::Quaterniond q(r);
+  q.normalize();
+  if (q.w() < 0) q.coeffs() *= -1.0;
+  h.quatern_b = static_cast<float>(q.x());
+  h.quatern_c = static_cast<float>(q.y());
+  h.quatern_d = static_cast<float>(q.z());
+  h.pixdim[0] = static_cast<float>(qfac);
+  for (int d = 0; d < 3; ++d) h.pixdim[d + 1] = static_cast<float>(spacing[d]);
 }
 
-template <class T>
-void convert(const std::vector<unsigned char>& raw, bool swap, std::vector<float>& out, double slope, double inter) {
-  const std::size_t n = out.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    T v;
-    std::memcpy(&v, raw.data() + i * sizeof(T), sizeof(T));
-    if (swap) swap_bytes(v);
-    out[i] = static_cast<float>(static_cast<double>(v) * slope + inter);
-  }
-}
-
-}  // namespace
-
-Image read_nifti(const std::string& path, const ReadOptions& options, ImageInfo* info) {
+Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageInfo* info) {
   check_input_path(path);
   GzPtr file(gzopen(path.c_str(), "rb"));
   if (!file) throw Error("cannot open", path);
@@ -347,30 +326,6 @@ Image read_nifti(const std::string& path, const ReadOptions& options, ImageInfo*
   for (const auto& w : warnings) log::warn(w + " (" + path + ")");
   return image;
 }
-
-namespace {
-void quaternion_from(const Eigen::Matrix3d& a, Nifti1Header& h) {
-  // Columns normalised; a negative determinant goes into qfac (pixdim[0]) as NIfTI prescribes.
-  Eigen::Vector3d spacing(a.col(0).norm(), a.col(1).norm(), a.col(2).norm());
-  Eigen::Matrix3d r = a * spacing.cwiseInverse().asDiagonal();
-  double qfac = 1.0;
-  if (r.determinant() < 0) {
-    qfac = -1.0;
-    r.col(2) *= -1.0;
-  }
-  // Nearest rotation (removes any shear so the qform is a proper rotation).
-  Eigen::JacobiSVD<Eigen::Matrix3d> svd(r, Eigen::ComputeFullU | Eigen::ComputeFullV);
-  r = svd.matrixU() * svd.matrixV().transpose();
-  Eigen::Quaterniond q(r);
-  q.normalize();
-  if (q.w() < 0) q.coeffs() *= -1.0;
-  h.quatern_b = static_cast<float>(q.x());
-  h.quatern_c = static_cast<float>(q.y());
-  h.quatern_d = static_cast<float>(q.z());
-  h.pixdim[0] = static_cast<float>(qfac);
-  for (int d = 0; d < 3; ++d) h.pixdim[d + 1] = static_cast<float>(spacing[d]);
-}
-}  // namespace
 
 void write_nifti(const std::string& path, const Grid& grid, const void* voxels, DiskType type,
                  const WriteOptions& options) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <sstream>
 
+#include "../io/nifti_header.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/geometry.hpp"
@@ -24,87 +25,8 @@ namespace {
 constexpr std::int16_t kIntentDispVect = 1006;
 constexpr std::int16_t kIntentVector = 1007;  // what ITK (and so ANTs) writes and reads back correctly
 
-#pragma pack(push, 1)
-struct Nifti1Header {
-  std::int32_t sizeof_hdr;
-  char data_type[10];
-  char db_name[18];
-  std::int32_t extents;
-  std::int16_t session_error;
-  char regular;
-  char dim_info;
-  std::int16_t dim[8];
-  float intent_p1, intent_p2, intent_p3;
-  std::int16_t intent_code;
-  std::int16_t datatype;
-  std::int16_t bitpix;
-  std::int16_t slice_start;
-  float pixdim[8];
-  float vox_offset;
-  float scl_slope;
-  float scl_inter;
-  std::int16_t slice_end;
-  char slice_code;
-  char xyzt_units;
-  float cal_max, cal_min;
-  float slice_duration;
-  float toffset;
-  std::int32_t glmax, glmin;
-  char descrip[80];
-  char aux_file[24];
-  std::int16_t qform_code;
-  std::int16_t sform_code;
-  float quatern_b, quatern_c, quatern_d;
-  float qoffset_x, qoffset_y, qoffset_z;
-  float srow_x[4];
-  float srow_y[4];
-  float srow_z[4];
-  char intent_name[16];
-  char magic[4];
-};
-#pragma pack(pop)
-static_assert(sizeof(Nifti1Header) == 348, "NIfTI-1 header must be 348 bytes");
-
-struct GzCloser {
-  void operator()(gzFile_s* f) const {
-    if (f) gzclose(f);
-  }
-};
-using GzPtr = std::unique_ptr<gzFile_s, GzCloser>;
-
-void set_quaternion(const Eigen::Matrix3d& a, Nifti1Header& h) {
-  const Eigen::Vector3d spacing(a.col(0).norm(), a.col(1).norm(), a.col(2).norm());
-  Eigen::Matrix3d r = a * spacing.cwiseInverse().asDiagonal();
-  double qfac = 1.0;
-  if (r.determinant() < 0) {
-    qfac = -1.0;
-    r.col(2) *= -1.0;
-  }
-  Eigen::JacobiSVD<Eigen::Matrix3d> svd(r, Eigen::ComputeFullU | Eigen::ComputeFullV);
-  r = svd.matrixU() * svd.matrixV().transpose();
-  Eigen::Quaterniond q(r);
-  q.normalize();
-  if (q.w() < 0) q.coeffs() *= -1.0;
-  h.quatern_b = static_cast<float>(q.x());
-  h.quatern_c = static_cast<float>(q.y());
-  h.quatern_d = static_cast<float>(q.z());
-  h.pixdim[0] = static_cast<float>(qfac);
-  for (int d = 0; d < 3; ++d) h.pixdim[d + 1] = static_cast<float>(spacing[d]);
-}
-
-Eigen::Matrix4d qform_of(const Nifti1Header& h) {
-  const double b = h.quatern_b, c = h.quatern_c, d = h.quatern_d;
-  const double a = std::sqrt(std::max(0.0, 1.0 - (b * b + c * c + d * d)));
-  Eigen::Matrix3d r;
-  r << a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c),  //
-      2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b),    //
-      2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b;
-  const double qfac = h.pixdim[0] < 0 ? -1.0 : 1.0;
-  Eigen::Matrix4d m = Eigen::Matrix4d::Identity();
-  m.topLeftCorner<3, 3>() = r * Eigen::Vector3d(h.pixdim[1], h.pixdim[2], h.pixdim[3] * qfac).asDiagonal();
-  m.topRightCorner<3, 1>() = Eigen::Vector3d(h.qoffset_x, h.qoffset_y, h.qoffset_z);
-  return m;
-}
+using detail::GzPtr;
+using detail::Nifti1Header;
 
 constexpr double kQuantum = 8192.0;  // displacements stored in steps of 1/8192 mm
 
@@ -240,7 +162,7 @@ void write_displacement_field(const std::string& path, const DisplacementField& 
   const std::string descrip = "tmsplan displacement (LPS mm)";
   std::memcpy(h.descrip, descrip.c_str(), descrip.size());
   const Eigen::Matrix4d& m = grid.vox2ras.m;
-  set_quaternion(m.topLeftCorner<3, 3>(), h);
+  detail::quaternion_from(m.topLeftCorner<3, 3>(), h);
   h.qoffset_x = static_cast<float>(m(0, 3));
   h.qoffset_y = static_cast<float>(m(1, 3));
   h.qoffset_z = static_cast<float>(m(2, 3));
@@ -294,7 +216,7 @@ DisplacementField read_displacement_field(const std::string& path) {
   if (h.sform_code > 0) {
     for (int c = 0; c < 4; ++c) m(0, c) = h.srow_x[c], m(1, c) = h.srow_y[c], m(2, c) = h.srow_z[c];
   } else if (h.qform_code > 0) {
-    m = qform_of(h);
+    m = detail::qform_matrix(h);
   } else {
     throw Error("displacement field has no world geometry (qform and sform codes 0)", path);
   }
