@@ -161,7 +161,9 @@ Image distance_to(const Mask& mask) {
 
 Mask dilate(const Mask& mask, double radius_mm) {
   const Volume<double> d2 = squared_distance(mask);
-  const double r2 = (radius_mm + 1e-6) * (radius_mm + 1e-6);
+  // A tolerance of 1 um: spacings of 0.99999 and 1.00001 mm (float headers, DICOM vs NIfTI) must
+  // give the same ball, not drop or keep the neighbours at exactly the radius.
+  const double r2 = (radius_mm + 1e-3) * (radius_mm + 1e-3);
   Mask out(mask.grid, 0);
   for (std::size_t i = 0; i < out.data.size(); ++i) out.data[i] = d2.data[i] <= r2 ? 1 : 0;
   return out;
