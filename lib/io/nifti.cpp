@@ -156,6 +156,20 @@ void quaternion_from(const Eigen::Matrix3d& a, Nifti1Header& h) {
   for (int d = 0; d < 3; ++d) h.pixdim[d + 1] = static_cast<float>(spacing[d]);
 }
 
+void set_xforms(const Eigen::Matrix4d& m, std::int16_t code, Nifti1Header& h) {
+  quaternion_from(m.topLeftCorner<3, 3>(), h);
+  h.qoffset_x = static_cast<float>(m(0, 3));
+  h.qoffset_y = static_cast<float>(m(1, 3));
+  h.qoffset_z = static_cast<float>(m(2, 3));
+  for (int c = 0; c < 4; ++c) {
+    h.srow_x[c] = static_cast<float>(m(0, c));
+    h.srow_y[c] = static_cast<float>(m(1, c));
+    h.srow_z[c] = static_cast<float>(m(2, c));
+  }
+  h.qform_code = code;
+  h.sform_code = code;
+}
+
 Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageInfo* info) {
   check_input_path(path);
   GzPtr file(gzopen(path.c_str(), "rb"));
@@ -348,18 +362,7 @@ void write_nifti(const std::string& path, const Grid& grid, const void* voxels, 
   h.xyzt_units = 2;  // mm
   const std::string descrip = options.description.substr(0, 79);
   std::memcpy(h.descrip, descrip.c_str(), descrip.size());
-  const Eigen::Matrix4d& m = grid.vox2ras.m;
-  quaternion_from(m.topLeftCorner<3, 3>(), h);
-  h.qoffset_x = static_cast<float>(m(0, 3));
-  h.qoffset_y = static_cast<float>(m(1, 3));
-  h.qoffset_z = static_cast<float>(m(2, 3));
-  for (int c = 0; c < 4; ++c) {
-    h.srow_x[c] = static_cast<float>(m(0, c));
-    h.srow_y[c] = static_cast<float>(m(1, c));
-    h.srow_z[c] = static_cast<float>(m(2, c));
-  }
-  h.qform_code = static_cast<std::int16_t>(options.frame);
-  h.sform_code = static_cast<std::int16_t>(options.frame);
+  set_xforms(grid.vox2ras.m, static_cast<std::int16_t>(options.frame), h);
   std::memcpy(h.magic, "n+1\0", 4);
   for (int d = 0; d < 3; ++d)
     if (grid.dim[d] > 32767) throw Error("image too large for NIfTI-1", path);

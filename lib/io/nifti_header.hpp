@@ -61,5 +61,7 @@ using GzPtr = std::unique_ptr<gzFile_s, GzCloser>;
 Eigen::Matrix4d qform_matrix(const Nifti1Header& h);
 /// Sets quatern_b/c/d, qfac (pixdim[0]) and pixdim[1..3] from a voxel -> world 3x3 (nearest rotation).
 void quaternion_from(const Eigen::Matrix3d& a, Nifti1Header& h);
+/// Writes one voxel -> world matrix as both qform and sform (same code), as every output has.
+void set_xforms(const Eigen::Matrix4d& vox2world, std::int16_t code, Nifti1Header& h);
 
 }  // namespace tmsplan::detail

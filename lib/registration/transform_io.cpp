@@ -161,17 +161,7 @@ void write_displacement_field(const std::string& path, const DisplacementField& 
   h.xyzt_units = 2;
   const std::string descrip = "tmsplan displacement (LPS mm)";
   std::memcpy(h.descrip, descrip.c_str(), descrip.size());
-  const Eigen::Matrix4d& m = grid.vox2ras.m;
-  detail::quaternion_from(m.topLeftCorner<3, 3>(), h);
-  h.qoffset_x = static_cast<float>(m(0, 3));
-  h.qoffset_y = static_cast<float>(m(1, 3));
-  h.qoffset_z = static_cast<float>(m(2, 3));
-  for (int c = 0; c < 4; ++c) {
-    h.srow_x[c] = static_cast<float>(m(0, c));
-    h.srow_y[c] = static_cast<float>(m(1, c));
-    h.srow_z[c] = static_cast<float>(m(2, c));
-  }
-  h.qform_code = h.sform_code = static_cast<std::int16_t>(frame);
+  detail::set_xforms(grid.vox2ras.m, static_cast<std::int16_t>(frame), h);
   std::memcpy(h.magic, "n+1\0", 4);
 
   // Components in LPS: x and y flip sign (geometry.hpp's to_lps on vectors). Values are rounded
