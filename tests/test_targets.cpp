@@ -2,6 +2,8 @@
 // on the same head moved by a known rigid transform (only its header changes: exact).
 #include <catch2/catch.hpp>
 
+#include <random>
+
 #include "support.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/filters.hpp"
@@ -162,4 +164,35 @@ TEST_CASE("DLPFC: F3 and the 5 cm rule are reported with their distance to the M
   const Eigen::Vector3d p(classical["rule_5cm_scalp_ras"][0], classical["rule_5cm_scalp_ras"][1], classical["rule_5cm_scalp_ras"][2]);
   CHECK((p - m1.scalp).norm() > 40.0);
   CHECK((p - m1.scalp).norm() < 52.0);
+}
+
+TEST_CASE("scalp model: bucketed nearest boundary equals a full scan, entry lies along its normal", "[targets]") {
+  const Colin c = colin(rigid(0.1, 0.05, -0.2, Eigen::Vector3d(3, -4, 5)));
+  const Scalp scalp(c.subject.head);
+  const Mask& head = c.subject.head;
+  std::vector<Eigen::Vector3d> boundary;
+  const auto& d = head.grid.dim;
+  auto in = [&](std::int64_t i, std::int64_t j, std::int64_t k) { return head.grid.inside(i, j, k) && head(i, j, k); };
+  for (std::int64_t k = 0; k < d[2]; ++k)
+    for (std::int64_t j = 0; j < d[1]; ++j)
+      for (std::int64_t i = 0; i < d[0]; ++i)
+        if (in(i, j, k) && !(in(i - 1, j, k) && in(i + 1, j, k) && in(i, j - 1, k) && in(i, j + 1, k) && in(i, j, k - 1) && in(i, j, k + 1)))
+          boundary.push_back(head.grid.ras(i, j, k).v);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> u(-130.0, 130.0);
+  for (int n = 0; n < 60; ++n) {
+    const Eigen::Vector3d p(u(rng), u(rng), u(rng));
+    double best = 1e18;
+    for (const auto& q : boundary) best = std::min(best, (q - p).squaredNorm());
+    CHECK((scalp.nearest_boundary(p) - p).squaredNorm() == Approx(best));
+  }
+  // Entries for points inside the head: on the surface (level 0.5), and the outward normal there
+  // points back at the target (within a few degrees).
+  for (const Eigen::Vector3d target : {Eigen::Vector3d(-40, -20, 55), Eigen::Vector3d(30, 40, 30), Eigen::Vector3d(0, -60, 40)}) {
+    const Eigen::Vector3d t = (rigid(0.1, 0.05, -0.2, Eigen::Vector3d(3, -4, 5)) * target.homogeneous()).head<3>();
+    const Eigen::Vector3d e = scalp.entry(t);
+    CHECK(scalp.inside_level(e) == Approx(0.5).margin(0.02));
+    CHECK(angle_deg(scalp.normal(e), e - t) < 3.0);
+    CHECK((e - t).norm() <= (scalp.nearest(t) - t).norm() + 3.0);
+  }
 }

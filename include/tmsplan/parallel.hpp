@@ -4,6 +4,7 @@
 /// on the thread count. Reductions must be combined by the caller in index order.
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace tmsplan {
 
@@ -12,5 +13,9 @@ int threads();
 
 /// Calls body(begin, end) on disjoint ranges covering [0, n).
 void parallel_for(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& body);
+
+/// Runs independent tasks on the threads (static split in list order). When tasks throw, the
+/// exception of the earliest one in list order is rethrown, as a serial run would.
+void parallel_tasks(const std::vector<std::function<void()>>& tasks);
 
 }  // namespace tmsplan

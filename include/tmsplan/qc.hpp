@@ -24,6 +24,8 @@ public:
   /// Writes the PNG atomically.
   void write_png(const std::string& path, bool force) const;
   int width() const { return 3 * size_; }
+  /// The RGB pixels (row-major, width x height x 3), e.g. to stack several figures in one PNG.
+  const std::vector<std::uint8_t>& pixels() const { return rgb_; }
   int height() const { return size_; }
 
 private:

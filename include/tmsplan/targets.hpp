@@ -36,6 +36,7 @@ using PointMap = std::function<Eigen::Vector3d(const Eigen::Vector3d&)>;
 /// What the earlier steps left for one subject, all on the T1 grid.
 struct Subject {
   Grid grid;
+  Image t1;                 ///< t1w_biascorr.nii.gz (for the QC picture)
   Mask head;                ///< head_mask.nii.gz
   Mask gm;                  ///< dseg == 2
   Mask brain;               ///< brain_mask.nii.gz
@@ -82,20 +83,35 @@ public:
   explicit Scalp(const Mask& head);
   /// Nearest point on the scalp surface to p (sub-voxel).
   Eigen::Vector3d nearest(const Eigen::Vector3d& p) const;
+  /// Scalp entry for a target inside the head: the scalp point whose (smoothed) outward normal
+  /// passes through the target.
+  Eigen::Vector3d entry(const Eigen::Vector3d& target) const;
   /// Outward unit normal near a scalp point (smoothed over a few mm).
   Eigen::Vector3d normal(const Eigen::Vector3d& p) const;
   /// Where a ray from an inside point leaves the head; nullopt if it never does within max_mm.
   std::optional<Eigen::Vector3d> exit(const Eigen::Vector3d& from, const Eigen::Vector3d& direction, double max_mm = 300) const;
-  /// Signed level: > 0.5 inside the head.
+  /// Smoothed head indicator at p (Gaussian, sigma 0.7 mm): > 0.5 inside the head.
   double inside_level(const Eigen::Vector3d& p) const;
-  /// Distance (mm) from an inside point to the nearest outside voxel.
+  /// Distance (mm) from p to the nearest boundary voxel of the head mask.
   double depth(const Eigen::Vector3d& p) const;
+  /// Centre of the boundary voxel nearest to p (RAS).
+  Eigen::Vector3d nearest_boundary(const Eigen::Vector3d& p) const;
 
 private:
-  Image level_;   // smoothed indicator
-  Image smooth_;  // more smoothing, for normals
-  Image depth_;   // distance to the outside
-  std::vector<Eigen::Vector3d> boundary_;  // boundary voxel centres (RAS)
+  struct Sums {
+    double level = 0;
+    Eigen::Vector3d away = Eigen::Vector3d::Zero();
+  };
+  Sums sums(const Eigen::Vector3d& p, double sigma) const;
+
+  Mask head_;
+  Eigen::Matrix4d ras2vox_;
+  Eigen::Vector3d spacing_;
+  std::vector<Eigen::Vector3d> boundary_;  // boundary voxel centres (RAS), scan order
+  Eigen::Vector3d origin_;                 // bucket grid over the boundary points
+  std::int64_t cells_[3] = {1, 1, 1};
+  std::vector<std::int64_t> start_;  // per cell: first index into order_
+  std::vector<std::size_t> order_;   // boundary indices sorted by cell
 };
 
 /// Picks one target. Throws Error naming the target when it cannot be placed (outside the head,

@@ -45,4 +45,19 @@ void parallel_for(std::int64_t n, const std::function<void(std::int64_t, std::in
     if (e) std::rethrow_exception(e);
 }
 
+void parallel_tasks(const std::vector<std::function<void()>>& tasks) {
+  std::vector<std::exception_ptr> errors(tasks.size());
+  parallel_for(static_cast<std::int64_t>(tasks.size()), [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t t = b; t < e; ++t) {
+      try {
+        tasks[static_cast<std::size_t>(t)]();
+      } catch (...) {
+        errors[static_cast<std::size_t>(t)] = std::current_exception();
+      }
+    }
+  });
+  for (auto& err : errors)
+    if (err) std::rethrow_exception(err);
+}
+
 }  // namespace tmsplan

@@ -177,8 +177,9 @@ MniMap MniMap::load(const std::string& dir) {
       throw Error(fmt::format("{} and {} are not inverse to each other (max deviation {:.3g})", kToMniAffine,
                               kFromMniAffine, mismatch),
                   base);
-    DisplacementField u = read_displacement_field(base + "/" + kToMniWarp);
-    DisplacementField w = read_displacement_field(base + "/" + kFromMniWarp);
+    DisplacementField u, w;
+    parallel_tasks({[&] { u = read_displacement_field(base + "/" + kToMniWarp); },
+                    [&] { w = read_displacement_field(base + "/" + kFromMniWarp); }});
     return MniMap(a, std::move(u), std::move(w));
   } catch (...) {
     rethrow_with_context("reading the MNI transforms", base);

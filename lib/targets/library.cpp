@@ -48,6 +48,7 @@ Library load_library(const std::string& path_in) {
   Library lib;
   if (!j.contains("targets") || !j["targets"].is_array()) throw Error("missing array 'targets'", path);
   for (const auto& t : j["targets"]) {
+    if (!t.is_object()) throw Error("every entry of 'targets' must be an object", path);
     LibraryEntry e;
     e.name = text(t, "name", path);
     e.description = text(t, "description", path);
@@ -58,14 +59,25 @@ Library load_library(const std::string& path_in) {
     e.handle_rule = text(t, "handle_rule", path);
     e.handle_note = text(t, "handle_note", path, false);
     e.mni = vec3(t.value("mni", nlohmann::json()), e.name + ".mni", path);
-    if (t.contains("atlas_label"))
-      for (const auto& [atlas, label] : t["atlas_label"].items()) e.atlas_label[atlas] = label.get<int>();
+    if (t.contains("atlas_label")) {
+      if (!t["atlas_label"].is_object()) throw Error("field '" + e.name + ".atlas_label' must be an object", path);
+      for (const auto& [atlas, label] : t["atlas_label"].items()) {
+        if (!label.is_number_integer() || label.get<long long>() < 0 || label.get<long long>() > 255)
+          throw Error("field '" + e.name + ".atlas_label." + atlas + "' must be a label number 0-255", path);
+        e.atlas_label[atlas] = label.get<int>();
+      }
+    }
+    if (lib.find(e.name)) throw Error("target '" + e.name + "' is listed twice", path);
     lib.entries.push_back(e);
   }
   if (j.contains("eeg")) {
-    lib.eeg_source = text(j["eeg"], "source", path);
-    for (const auto& [name, v] : j["eeg"].at("positions_mni").items()) lib.eeg_mni[name] = vec3(v, "eeg." + name, path);
-    for (const auto& [name, v] : j["eeg"].at("fiducials_mni").items()) lib.fiducials_mni[name] = vec3(v, "fiducial " + name, path);
+    const auto& eeg = j["eeg"];
+    if (!eeg.is_object()) throw Error("field 'eeg' must be an object", path);
+    lib.eeg_source = text(eeg, "source", path);
+    for (const char* field : {"positions_mni", "fiducials_mni"})
+      if (!eeg.contains(field) || !eeg[field].is_object()) throw Error(std::string("field 'eeg.") + field + "' must be an object", path);
+    for (const auto& [name, v] : eeg["positions_mni"].items()) lib.eeg_mni[name] = vec3(v, "eeg." + name, path);
+    for (const auto& [name, v] : eeg["fiducials_mni"].items()) lib.fiducials_mni[name] = vec3(v, "fiducial " + name, path);
   }
   return lib;
 }

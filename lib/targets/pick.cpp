@@ -39,10 +39,19 @@ Eigen::Matrix3d anatomical_axes(const Subject& s, const Eigen::Vector3d& mni) {
 }  // namespace
 
 // ---- Scalp ------------------------------------------------------------------------------------
-Scalp::Scalp(const Mask& head) {
-  level_ = gaussian_smooth(to_image(head), 0.7);
-  smooth_ = gaussian_smooth(to_image(head), 4.0);
-  depth_ = distance_to(mask_not(head));
+// Nothing is precomputed over the whole grid: the smoothed level and the normal are Gaussian sums
+// over the head mask around the query point (exact, continuous in the point), and nearest-point
+// queries go through a bucket grid of the boundary voxels. A few dozen queries per run cost
+// milliseconds where whole-grid smoothing and distance transforms cost seconds.
+namespace {
+constexpr double kLevelSigmaMm = 0.7;   // the scalp surface: 0.5 level of the lightly smoothed mask
+constexpr double kNormalSigmaMm = 4.0;  // normals: smoothed over a few mm
+constexpr double kCellMm = 8.0;         // bucket size of the boundary grid
+}  // namespace
+
+Scalp::Scalp(const Mask& head) : head_(head) {
+  ras2vox_ = head.grid.vox2ras.m.inverse();
+  spacing_ = head.grid.spacing_mm();
   const auto& d = head.grid.dim;
   for (std::int64_t k = 0; k < d[2]; ++k)
     for (std::int64_t j = 0; j < d[1]; ++j)
@@ -54,21 +63,66 @@ Scalp::Scalp(const Mask& head) {
         if (edge) boundary_.push_back(head.grid.ras(i, j, k).v);
       }
   if (boundary_.empty()) throw Error("head mask has no boundary");
+  Eigen::Vector3d lo = boundary_.front(), hi = lo;
+  for (const auto& q : boundary_) {
+    lo = lo.cwiseMin(q);
+    hi = hi.cwiseMax(q);
+  }
+  origin_ = lo;
+  for (int a = 0; a < 3; ++a) cells_[a] = static_cast<std::int64_t>(std::floor((hi[a] - lo[a]) / kCellMm)) + 1;
+  // Counting sort of the boundary points into cells (order within a cell: scan order).
+  std::vector<std::int64_t> cell_of(boundary_.size());
+  start_.assign(static_cast<std::size_t>(cells_[0] * cells_[1] * cells_[2] + 1), 0);
+  for (std::size_t n = 0; n < boundary_.size(); ++n) {
+    const Eigen::Vector3d c = (boundary_[n] - origin_) / kCellMm;
+    cell_of[n] = (static_cast<std::int64_t>(c[2]) * cells_[1] + static_cast<std::int64_t>(c[1])) * cells_[0] +
+                 static_cast<std::int64_t>(c[0]);
+    ++start_[static_cast<std::size_t>(cell_of[n] + 1)];
+  }
+  for (std::size_t c = 1; c < start_.size(); ++c) start_[c] += start_[c - 1];
+  order_.resize(boundary_.size());
+  std::vector<std::int64_t> fill(start_.begin(), start_.end() - 1);
+  for (std::size_t n = 0; n < boundary_.size(); ++n) order_[static_cast<std::size_t>(fill[static_cast<std::size_t>(cell_of[n])]++)] = n;
 }
 
-double Scalp::inside_level(const Eigen::Vector3d& p) const { return level_at(level_, p); }
-double Scalp::depth(const Eigen::Vector3d& p) const { return level_at(depth_, p); }
+// Gaussian-weighted sums over the mask voxels within 3 sigma of p: the mean of the mask (level)
+// and the weighted sum of (p - q) (points away from the head, i.e. along the outward normal).
+Scalp::Sums Scalp::sums(const Eigen::Vector3d& p, double sigma) const {
+  const Eigen::Vector3d c = ras2vox_.topLeftCorner<3, 3>() * p + ras2vox_.topRightCorner<3, 1>();
+  const double reach = 3.0 * sigma;
+  std::int64_t lo[3], hi[3];
+  for (int a = 0; a < 3; ++a) {
+    lo[a] = static_cast<std::int64_t>(std::floor(c[a] - reach / spacing_[a]));
+    hi[a] = static_cast<std::int64_t>(std::ceil(c[a] + reach / spacing_[a]));
+  }
+  Sums out;
+  double weights = 0;
+  const double inv2s2 = 1.0 / (2.0 * sigma * sigma);
+  for (std::int64_t k = lo[2]; k <= hi[2]; ++k)
+    for (std::int64_t j = lo[1]; j <= hi[1]; ++j)
+      for (std::int64_t i = lo[0]; i <= hi[0]; ++i) {
+        const Eigen::Vector3d q = head_.grid.ras(i, j, k).v;
+        const double r2 = (p - q).squaredNorm();
+        if (r2 > reach * reach) continue;
+        const double w = std::exp(-r2 * inv2s2);
+        weights += w;
+        if (head_.grid.inside(i, j, k) && head_(i, j, k)) {
+          out.level += w;
+          out.away += w * (p - q);
+        }
+      }
+  if (weights > 0) out.level /= weights;
+  return out;
+}
+
+double Scalp::inside_level(const Eigen::Vector3d& p) const { return sums(p, kLevelSigmaMm).level; }
+
+double Scalp::depth(const Eigen::Vector3d& p) const { return (nearest_boundary(p) - p).norm(); }
 
 Eigen::Vector3d Scalp::normal(const Eigen::Vector3d& p) const {
-  const double h = 1.0;
-  Eigen::Vector3d g;
-  for (int a = 0; a < 3; ++a) {
-    Eigen::Vector3d d = Eigen::Vector3d::Zero();
-    d[a] = h;
-    g[a] = level_at(smooth_, p + d) - level_at(smooth_, p - d);
-  }
+  const Eigen::Vector3d g = sums(p, kNormalSigmaMm).away;
   if (g.norm() < 1e-9) throw Error("no scalp normal here (flat head mask)");
-  return -g.normalized();
+  return g.normalized();
 }
 
 std::optional<Eigen::Vector3d> Scalp::exit(const Eigen::Vector3d& from, const Eigen::Vector3d& direction, double max_mm) const {
@@ -89,20 +143,65 @@ std::optional<Eigen::Vector3d> Scalp::exit(const Eigen::Vector3d& from, const Ei
   return std::nullopt;
 }
 
-Eigen::Vector3d Scalp::nearest(const Eigen::Vector3d& p) const {
+// Rings of cells around p's cell: every point in ring r + 1 or beyond is at least r cells away,
+// so the search stops once the best distance is within that bound. Ties go to the earlier point
+// in scan order, as a plain scan over all points would give.
+Eigen::Vector3d Scalp::nearest_boundary(const Eigen::Vector3d& p) const {
+  const Eigen::Vector3d c = (p - origin_) / kCellMm;
+  const std::int64_t ci = static_cast<std::int64_t>(std::floor(c[0])), cj = static_cast<std::int64_t>(std::floor(c[1])),
+                     ck = static_cast<std::int64_t>(std::floor(c[2]));
   double best = std::numeric_limits<double>::infinity();
-  Eigen::Vector3d b = boundary_.front();
-  for (const auto& q : boundary_) {
-    const double d = (q - p).squaredNorm();
-    if (d < best) {
-      best = d;
-      b = q;
+  std::size_t best_n = 0;
+  const std::int64_t max_ring = std::max({std::abs(ci), std::abs(cj), std::abs(ck), std::abs(ci - cells_[0]),
+                                          std::abs(cj - cells_[1]), std::abs(ck - cells_[2])}) +
+                                std::max({cells_[0], cells_[1], cells_[2]});
+  for (std::int64_t r = 0; r <= max_ring; ++r) {
+    for (std::int64_t k = ck - r; k <= ck + r; ++k) {
+      if (k < 0 || k >= cells_[2]) continue;
+      for (std::int64_t j = cj - r; j <= cj + r; ++j) {
+        if (j < 0 || j >= cells_[1]) continue;
+        const bool face = std::abs(k - ck) == r || std::abs(j - cj) == r;
+        for (std::int64_t i = ci - r; i <= ci + r; i += (face || r == 0) ? 1 : 2 * r) {
+          if (i < 0 || i >= cells_[0]) continue;
+          const auto cell = static_cast<std::size_t>((k * cells_[1] + j) * cells_[0] + i);
+          for (auto m = start_[cell]; m < start_[cell + 1]; ++m) {
+            const std::size_t n = order_[static_cast<std::size_t>(m)];
+            const double dd = (boundary_[n] - p).squaredNorm();
+            if (dd < best || (dd == best && n < best_n)) {
+              best = dd;
+              best_n = n;
+            }
+          }
+        }
+      }
     }
+    const double bound = static_cast<double>(r) * kCellMm;
+    if (std::isfinite(best) && best <= bound * bound) break;
   }
+  return boundary_[best_n];
+}
+
+Eigen::Vector3d Scalp::nearest(const Eigen::Vector3d& p) const {
+  const Eigen::Vector3d b = nearest_boundary(p);
   // Sub-voxel: the 0.5 crossing along the normal through the nearest boundary voxel.
   const Eigen::Vector3d n = normal(b);
   const auto hit = exit(b - 3.0 * n, n, 10.0);
   return hit ? *hit : b;
+}
+
+Eigen::Vector3d Scalp::entry(const Eigen::Vector3d& target) const {
+  // Fixed point of s -> (exit of the ray from the target along the normal at s), from the nearest
+  // point. The normal is smoothed over a few mm, so this is the nearest point of a smoothed scalp:
+  // it moves smoothly with the target where the nearest voxel boundary point jumps.
+  Eigen::Vector3d s = nearest(target);
+  for (int it = 0; it < 20; ++it) {
+    const auto hit = exit(target, normal(s), 120.0);
+    if (!hit) break;
+    const double moved = (*hit - s).norm();
+    s = *hit;
+    if (moved < 0.01) break;
+  }
+  return s;
 }
 
 // ---- picking ----------------------------------------------------------------------------------
@@ -212,26 +311,27 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
   out.snap_shift_mm = (out.cortical - out.prior).norm();
 
   // 3. M1: toward the hand knob, approximated as the most superficial precentral (BA4) crown near
-  //    the snapped point (the knob bulges toward the scalp on the lateral convexity).
+  //    the target (the knob bulges toward the scalp on the lateral convexity). Every window and
+  //    pull is centred on the mapped point (continuous in the registration), not on the snapped
+  //    voxel, and the answer is the crown voxel nearest the soft-min weighted centre of the best
+  //    candidates, so that small changes of the masks or the voxel lattice do not make it jump.
   if (entry && entry->refine == "hand_knob" && !s.brodmann.data.empty()) {
     const int ba4 = entry->atlas_label.count("brodmann") ? entry->atlas_label.at("brodmann") : 4;
     const Eigen::Vector3d snapped = out.cortical;
-    // Stay at the knob's height (within 5 mm along the subject's superior axis): the most
-    // superficial precentral crown would otherwise drift up toward the vertex.
-    const Eigen::Vector3d superior = anatomical_axes(s, s.subject_to_mni(snapped)).col(2);
-    // Candidates scored by depth below the scalp (+ a pull toward the snapped point); the
-    // refined point is the candidate nearest to the soft-min weighted centre of the best ones,
-    // so that small changes of the masks do not make it jump between crowns.
+    // Stay near the mapped point's height along the subject's superior axis: the most superficial
+    // precentral crown would otherwise drift up toward the vertex.
+    const Eigen::Vector3d superior = anatomical_axes(s, mni).col(2);
     std::vector<std::pair<double, Eigen::Vector3d>> scored;
     for (std::int64_t k = ck - r; k <= ck + r; ++k)
       for (std::int64_t j = cj - r; j <= cj + r; ++j)
         for (std::int64_t i = ci - r; i <= ci + r; ++i) {
           if (!s.grid.inside(i, j, k) || !s.gm(i, j, k) || s.brodmann(i, j, k) != ba4) continue;
           const Eigen::Vector3d p = s.grid.ras(i, j, k).v;
-          const double from = (p - snapped).norm();
+          const double from = (p - out.prior).norm();
           if (from > opt.refine_radius_mm || s.gyral_depth(i, j, k) > min_depth + opt.crown_depth_mm) continue;
-          if (std::abs((p - snapped).dot(superior)) > 5.0) continue;
-          scored.emplace_back(scalp.depth(p) + 0.25 * from, p);
+          const double height = std::abs((p - out.prior).dot(superior));
+          if (height > 8.0) continue;
+          scored.emplace_back(scalp.depth(p) + 0.25 * from + std::max(0.0, height - 4.0), p);
         }
     double best_score = std::numeric_limits<double>::infinity();
     for (const auto& c : scored) best_score = std::min(best_score, c.first);
@@ -257,9 +357,10 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
     if (!std::isfinite(best_score)) out.warnings.push_back("no precentral (BA4) grey matter near the target: hand-knob refinement skipped");
   }
 
-  // 4. Scalp entry (nearest scalp point), normal, coil pose.
+  // 4. Scalp entry: the nearest scalp point, and the point whose scalp normal passes through the
+  //    target (the coil goes there), normal, coil pose.
   out.scalp_nearest = scalp.nearest(out.cortical);
-  out.scalp = out.scalp_nearest;
+  out.scalp = scalp.entry(out.cortical);
   out.normal = scalp.normal(out.scalp);
   out.scalp_to_cortex_mm = (out.scalp - out.cortical).norm();
   const Eigen::Vector3d z = -out.normal;

@@ -3,6 +3,7 @@
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/filters.hpp"
+#include "tmsplan/parallel.hpp"
 #include "tmsplan/resample.hpp"
 #include "tmsplan/targets.hpp"
 #include "tmsplan/version.hpp"
@@ -11,12 +12,8 @@ namespace fs = std::filesystem;
 
 namespace tmsplan::targets {
 namespace {
-Image read_on(const std::string& path, const Grid& grid) {
-  ReadOptions ro;
-  ro.refuse_constant = false;
-  Image im = read_image(path, ro);
+void check_grid(const Image& im, const Grid& grid, const std::string& path) {
   if (!im.grid.same_as(grid, 1e-2)) throw Error("not on the grid of the subject's T1", path);
-  return im;
 }
 }  // namespace
 
@@ -24,21 +21,35 @@ Subject load_subject(const std::string& dir, SubjectFiles* files) {
   Subject s;
   const std::string t1_path = dir + "/t1w_biascorr.nii.gz";
   check_input_path(t1_path);
+  const std::string depth = dir + "/gyral_depth.nii.gz", ba = dir + "/atlas_brodmann.nii.gz";
+  const bool have_depth = fs::exists(depth), have_ba = fs::exists(ba);
+  // The files are independent: read them side by side, check the grids afterwards (in this order).
   ReadOptions ro;
-  const Image t1 = read_image(t1_path, ro);
-  s.grid = t1.grid;
-  s.head = read_mask(dir + "/head_mask.nii.gz", &s.grid);
-  s.brain = read_mask(dir + "/brain_mask.nii.gz", &s.grid);
-  const Image dseg = read_on(dir + "/dseg.nii.gz", s.grid);
+  ro.refuse_constant = false;
+  Image dseg, gyral, labels;
+  parallel_tasks({[&] { s.t1 = read_image(t1_path); },
+                  [&] { s.head = read_mask(dir + "/head_mask.nii.gz"); },
+                  [&] { s.brain = read_mask(dir + "/brain_mask.nii.gz"); },
+                  [&] { dseg = read_image(dir + "/dseg.nii.gz", ro); },
+                  [&] { if (have_depth) gyral = read_image(depth, ro); },
+                  [&] { if (have_ba) labels = read_image(ba, ro); }});
+  s.grid = s.t1.grid;
+  for (const auto& [mask, name] : {std::pair<const Mask*, const char*>{&s.head, "/head_mask.nii.gz"}, {&s.brain, "/brain_mask.nii.gz"}})
+    if (!mask->grid.same_as(s.grid, 1e-2))
+      throw Error("mask is not on the grid of the image it belongs to (dimensions or world position differ)", dir + name);
+  check_grid(dseg, s.grid, dir + "/dseg.nii.gz");
   s.gm = Mask(s.grid, 0);
   std::size_t gm = 0;
   for (std::size_t i = 0; i < dseg.data.size(); ++i) gm += (s.gm.data[i] = std::lround(dseg.data[i]) == 2 ? 1 : 0);
   if (gm == 0) throw Error("no grey matter (label 2) in the segmentation", dir + "/dseg.nii.gz");
-  const std::string depth = dir + "/gyral_depth.nii.gz";
-  s.gyral_depth = fs::exists(depth) ? read_on(depth, s.grid) : distance_to(mask_not(close(s.brain, 10.0)));
-  const std::string ba = dir + "/atlas_brodmann.nii.gz";
-  if (fs::exists(ba)) {
-    const Image labels = read_on(ba, s.grid);
+  if (have_depth) {
+    check_grid(gyral, s.grid, depth);
+    s.gyral_depth = std::move(gyral);
+  } else {
+    s.gyral_depth = distance_to(mask_not(close(s.brain, 10.0)));
+  }
+  if (have_ba) {
+    check_grid(labels, s.grid, ba);
     s.brodmann = Labels(s.grid, 0);
     for (std::size_t i = 0; i < labels.data.size(); ++i)
       s.brodmann.data[i] = static_cast<std::uint8_t>(std::clamp(std::lround(labels.data[i]), 0L, 255L));

@@ -1,4 +1,5 @@
 // target-pick: named or coordinate targets -> cortical target, scalp entry and full coil pose.
+#include <chrono>
 #include <filesystem>
 
 #include "tmsplan/cli.hpp"
@@ -54,13 +55,22 @@ int main(int argc, char** argv) {
     out.check();
 
     Record record("target-pick", argc, argv);
+    auto t0 = std::chrono::steady_clock::now();
+    auto lap = [&t0](const char* what) {
+      const auto t = std::chrono::steady_clock::now();
+      log::debug(fmt::format("{}: {:.2f} s", what, std::chrono::duration<double>(t - t0).count()));
+      t0 = t;
+    };
     const Library library = load_library(library_path);
     SubjectFiles files;
     Subject subject = load_subject(dir, &files);
+    lap("subject loaded");
     const MniMap map = MniMap::load(dir);
     subject.mni_to_subject = [&map](const Eigen::Vector3d& p) { return map.to_subject(p); };
     subject.subject_to_mni = [&map](const Eigen::Vector3d& p) { return map.to_mni(p); };
+    lap("MNI map loaded");
     const Scalp scalp(subject.head);
+    lap("scalp model");
 
     std::vector<Pick> picks;
     for (const auto& req : requests) {
@@ -78,18 +88,34 @@ int main(int argc, char** argv) {
     for (auto& p : picks)
       if (p.name.rfind("DLPFC", 0) == 0) p.classical = classical_positions(subject, scalp, library, p, m1);
 
+    lap("targets placed");
     const auto doc = targets_document(picks, subject.grid, files, options.hair_offset_mm);
     write_file_atomic(output, doc.dump(2) + "\n", force);
 
-    const Image t1 = read_image(dir + "/t1w_biascorr.nii.gz");
-    QcFigure qc(t1, RasPoint(picks.front().cortical), 200.0, 1.0);
-    qc.add_outline(subject.gm, {80, 160, 255});
+    // QC: one row per target (in the order of targets.json), three slices through its cortical
+    // point: grey matter outlined, the target's atlas area (e.g. BA4, precentral) shaded, target
+    // (yellow), scalp entry (red), handle direction (red arrow), coil axis into the head (cyan).
+    std::vector<std::uint8_t> rows;
+    int qc_width = 0, qc_height = 0;
     for (const auto& p : picks) {
+      QcFigure qc(subject.t1, RasPoint(p.cortical), 120.0, 0.5);
+      if (!subject.brodmann.data.empty() && p.atlas.contains("brodmann") && p.atlas["brodmann"].get<int>() > 0) {
+        const int area = p.atlas["brodmann"].get<int>();
+        Labels region(subject.grid, 0);
+        for (std::size_t i = 0; i < region.data.size(); ++i) region.data[i] = subject.brodmann.data[i] == area ? 1 : 0;
+        qc.add_labels(region, {{0, 0, 0}, {60, 200, 90}}, 0.3);
+      }
+      qc.add_outline(subject.gm, {80, 160, 255});
+      qc.add_arrow(RasPoint(p.scalp), RasVector(-p.scalp_to_cortex_mm * p.normal), {0, 220, 220});
       qc.add_arrow(RasPoint(p.scalp), RasVector(20.0 * p.handle), {255, 80, 80});
-      qc.add_point(RasPoint(p.cortical), {255, 220, 0}, 3);
-      qc.add_point(RasPoint(p.scalp), {255, 80, 80}, 3);
+      qc.add_point(RasPoint(p.cortical), {255, 220, 0}, 4);
+      qc.add_point(RasPoint(p.scalp), {255, 80, 80}, 4);
+      rows.insert(rows.end(), qc.pixels().begin(), qc.pixels().end());
+      qc_width = qc.width();
+      qc_height += qc.height();
     }
-    qc.write_png(out.path("qc"), force);
+    write_file_atomic(out.path("qc"), encode_png(rows, qc_width, qc_height), force);
+    lap("QC figure");
 
     for (const char* f : {"t1w_biascorr.nii.gz", "head_mask.nii.gz", "brain_mask.nii.gz", "dseg.nii.gz", "cortex_map.json"})
       if (std::filesystem::exists(dir + "/" + f)) record.add_input(f, dir + "/" + f);
@@ -100,6 +126,7 @@ int main(int argc, char** argv) {
       record.figures()[p.name] = {{"scalp_to_cortex_mm", p.scalp_to_cortex_mm}, {"snap_shift_mm", p.snap_shift_mm},
                                   {"refine_shift_mm", p.refine_shift_mm}};
     record.write(out.path("record"), force);
+    lap("record");
     std::printf("name\tcortical_ras\tscalp_ras\tscalp_to_cortex_mm\n");
     for (const auto& p : picks)
       std::printf("%s\t%.1f,%.1f,%.1f\t%.1f,%.1f,%.1f\t%.1f\n", p.name.c_str(), p.cortical[0], p.cortical[1], p.cortical[2],
