@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(build-essential cmake ccache pkg-config zlib1g-dev libpng-dev
+PACKAGES=(build-essential cmake ccache pkg-config zlib1g-dev libdeflate-dev libpng-dev
   libinsighttoolkit5-dev libeigen3-dev libcli11-dev nlohmann-json3-dev libfmt-dev catch2
   mricron-data ${TMSPLAN_EXTRA_PACKAGES:-})
 

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <random>
 
@@ -184,6 +185,33 @@ TEST_CASE("displacement fields are 5D vector NIfTI in LPS and the saved map read
     CHECK(describe(e).find("not inverse") != std::string::npos);
   }
   CHECK_THROWS_AS(read_displacement_field(dir + "/to_mni_affine.txt"), Error);
+
+  // Damaged warps (the fast whole-file path must refuse them as the streaming path does): cut in
+  // half, a corrupt byte run in the middle, and a header that promises far more data than the file.
+  const std::string warp = dir + "/" + MniMap::kToMniWarp;
+  auto damaged = [&](const std::string& name, const std::function<void(const std::string&)>& harm) {
+    const std::string p = dir + "/" + name;
+    std::filesystem::copy_file(warp, p, std::filesystem::copy_options::overwrite_existing);
+    harm(p);
+    try {
+      read_displacement_field(p);
+      FAIL(name << " was accepted");
+    } catch (const std::exception& e) {
+      CHECK(describe(e).find(p) != std::string::npos);
+    }
+  };
+  damaged("half.nii.gz", [](const std::string& p) { std::filesystem::resize_file(p, std::filesystem::file_size(p) / 2); });
+  damaged("corrupt.nii.gz", [](const std::string& p) {
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(std::filesystem::file_size(p) / 2));
+    f.write("garbage-garbage-garbage-garbage!", 32);
+  });
+  damaged("huge.nii", [&](const std::string& p) {
+    std::string bytes = gunzip(warp);
+    const std::int16_t big = 30000;
+    for (int d = 1; d <= 3; ++d) std::memcpy(&bytes[std::size_t(40 + 2 * d)], &big, 2);
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
+  });
 }
 
 TEST_CASE("the two-way map is inverse-consistent within 0.1 mm where both fields exist", "[cortexmap][unit]") {

@@ -17,6 +17,10 @@ class QcFigure {
 public:
   /// `centre` in RAS mm; `fov_mm` square field of each panel; `pixel_mm` pixel size.
   QcFigure(const Image& t1, const RasPoint& centre, double fov_mm = 240.0, double pixel_mm = 1.0);
+  /// Same, with the grey window given (see display_window), for several figures of one image.
+  QcFigure(const Image& t1, const std::array<double, 2>& window, const RasPoint& centre, double fov_mm, double pixel_mm);
+  /// The grey window of a T1: its 1% and 99.5% quantiles.
+  static std::array<double, 2> display_window(const Image& t1);
   void add_outline(const Mask& mask, Rgb colour);
   void add_labels(const Labels& labels, const std::vector<Rgb>& palette, double alpha = 0.45);
   void add_point(const RasPoint& p, Rgb colour, int radius_px = 3);

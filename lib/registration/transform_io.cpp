@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <sstream>
 
+#include "../io/gz.hpp"
 #include "../io/nifti_header.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
@@ -216,17 +218,31 @@ DisplacementField read_displacement_field(const std::string& path) {
   const std::size_t n = field.grid.voxels();
   if (n > kMaxVoxels) throw Error("displacement field too large", path);
   const std::size_t bytes = h.datatype == 16 ? 4 : 8;
-  const long skip = static_cast<long>(h.vox_offset) - static_cast<long>(sizeof h);
-  if (skip < 0) throw Error("bad vox_offset", path);
-  std::vector<char> pad(static_cast<std::size_t>(skip));
-  if (skip > 0 && gzread(file.get(), pad.data(), static_cast<unsigned>(skip)) != static_cast<int>(skip))
-    throw Error("truncated header extension", path);
-  std::vector<unsigned char> raw(3 * n * bytes);
-  for (std::size_t done = 0; done < raw.size();) {
-    const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(raw.size() - done, 1u << 26));
-    const int got = gzread(file.get(), raw.data() + done, chunk);
-    if (got <= 0) throw Error("truncated or corrupt displacement field data", path);
-    done += static_cast<std::size_t>(got);
+  if (!std::isfinite(h.vox_offset) || h.vox_offset < 348.0f || h.vox_offset > float(1 << 20))
+    throw Error(fmt::format("bad vox_offset {:g}", h.vox_offset), path);
+  const std::size_t offset = static_cast<std::size_t>(h.vox_offset);
+  const std::size_t need = offset + 3 * n * bytes;
+  const bool gz = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::file_size(path, ec);
+  if (!ec && need > detail::max_inflated_bytes(static_cast<std::size_t>(file_bytes), gz))
+    throw Error(fmt::format("truncated: the header promises {} bytes of displacements, more than the file can hold", 3 * n * bytes), path);
+  // Fast path: the whole file at once (libdeflate); else zlib streaming, which names the problem.
+  std::vector<unsigned char> raw;
+  std::size_t base = offset;
+  if (!(gz && detail::inflate_gzip_file(path, need, raw))) {
+    base = 0;
+    const std::size_t skip = offset - sizeof h;
+    std::vector<char> pad(skip);
+    if (skip > 0 && gzread(file.get(), pad.data(), static_cast<unsigned>(skip)) != static_cast<int>(skip))
+      throw Error("truncated header extension", path);
+    raw.assign(3 * n * bytes, 0);
+    for (std::size_t done = 0; done < raw.size();) {
+      const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(raw.size() - done, 1u << 26));
+      const int got = gzread(file.get(), raw.data() + done, chunk);
+      if (got <= 0) throw Error("truncated or corrupt displacement field data", path);
+      done += static_cast<std::size_t>(got);
+    }
   }
   const double slope = (h.scl_slope != 0.0f && std::isfinite(h.scl_slope)) ? h.scl_slope : 1.0;
   const double inter = std::isfinite(h.scl_inter) ? h.scl_inter : 0.0;
@@ -234,7 +250,7 @@ DisplacementField read_displacement_field(const std::string& path) {
   for (std::size_t i = 0; i < n; ++i) {
     Eigen::Vector3d v;
     for (int c = 0; c < 3; ++c) {
-      const std::size_t at = (std::size_t(c) * n + i) * bytes;
+      const std::size_t at = base + (std::size_t(c) * n + i) * bytes;
       double x;
       if (bytes == 4) {
         float f;

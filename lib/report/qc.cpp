@@ -12,10 +12,15 @@
 
 namespace tmsplan {
 
+std::array<double, 2> QcFigure::display_window(const Image& t1) { return {quantile(t1, 0.01), quantile(t1, 0.995)}; }
+
 QcFigure::QcFigure(const Image& t1, const RasPoint& centre, double fov_mm, double pixel_mm)
+    : QcFigure(t1, display_window(t1), centre, fov_mm, pixel_mm) {}
+
+QcFigure::QcFigure(const Image& t1, const std::array<double, 2>& window, const RasPoint& centre, double fov_mm, double pixel_mm)
     : centre_(centre.v), fov_(fov_mm), pixel_(pixel_mm), size_(static_cast<int>(std::lround(fov_mm / pixel_mm))), grid_(t1.grid) {
   rgb_.assign(std::size_t(3 * size_) * std::size_t(size_) * 3, 0);
-  const double lo = quantile(t1, 0.01), hi = quantile(t1, 0.995);
+  const double lo = window[0], hi = window[1];
   const Eigen::Matrix4d ras2vox = t1.grid.vox2ras.m.inverse();
   for (int panel = 0; panel < 3; ++panel)
     for (int v = 0; v < size_; ++v)

@@ -97,8 +97,9 @@ int main(int argc, char** argv) {
     // (yellow), scalp entry (red), handle direction (red arrow), coil axis into the head (cyan).
     std::vector<std::uint8_t> rows;
     int qc_width = 0, qc_height = 0;
+    const auto window = QcFigure::display_window(subject.t1);
     for (const auto& p : picks) {
-      QcFigure qc(subject.t1, RasPoint(p.cortical), 120.0, 0.5);
+      QcFigure qc(subject.t1, window, RasPoint(p.cortical), 120.0, 0.5);
       if (!subject.brodmann.data.empty() && p.atlas.contains("brodmann") && p.atlas["brodmann"].get<int>() > 0) {
         const int area = p.atlas["brodmann"].get<int>();
         Labels region(subject.grid, 0);
