@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <memory>
 
+#include "gz.hpp"
 #include "nifti_header.hpp"
 #include "nifti_internal.hpp"
 #include "tmsplan/error.hpp"
@@ -94,11 +96,11 @@ Eigen::Matrix4d sform_matrix(const Nifti1Header& h) {
 }
 
 template <class T>
-void convert(const std::vector<unsigned char>& raw, bool swap, std::vector<float>& out, double slope, double inter) {
+void convert(const unsigned char* raw, bool swap, std::vector<float>& out, double slope, double inter) {
   const std::size_t n = out.size();
   for (std::size_t i = 0; i < n; ++i) {
     T v;
-    std::memcpy(&v, raw.data() + i * sizeof(T), sizeof(T));
+    std::memcpy(&v, raw + i * sizeof(T), sizeof(T));
     if (swap) swap_bytes(v);
     out[i] = static_cast<float>(static_cast<double>(v) * slope + inter);
   }
@@ -224,6 +226,8 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
     throw Error("bitpix " + std::to_string(h.bitpix) + " does not match datatype " + type->name, path);
   if (!std::isfinite(h.vox_offset) || h.vox_offset < 352.0f)
     throw Error("invalid vox_offset " + std::to_string(h.vox_offset) + " (at least 352 for a .nii file)", path);
+  if (h.vox_offset > 1e12f)  // beyond any file; also keeps the conversion to an integer offset defined
+    throw Error(fmt::format("invalid vox_offset {:g} (voxel data would start beyond 1 TB)", h.vox_offset), path);
 
   for (int d = 1; d <= 3; ++d) {
     if (!std::isfinite(h.pixdim[d]) || h.pixdim[d] <= 0.0f)
@@ -247,6 +251,12 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
         warnings.push_back(fmt::format("sform and qform disagree (largest difference {:.4g}); using the sform", diff));
     }
   } else if (has_q) {
+    // A unit quaternion has b^2 + c^2 + d^2 <= 1; a larger sum is a corrupt header, and the
+    // renormalisation below would silently turn it into some 180-degree rotation.
+    const double bcd = double(h.quatern_b) * h.quatern_b + double(h.quatern_c) * h.quatern_c +
+                       double(h.quatern_d) * h.quatern_d;
+    if (std::isfinite(bcd) && bcd > 1.0 + 1e-3)
+      throw Error(fmt::format("qform quaternion is not a rotation (b^2 + c^2 + d^2 = {:.4g}, at most 1)", bcd), path);
     vox2ras = qform_matrix(h);
   } else {
     vox2ras = Eigen::Matrix4d::Identity();
@@ -272,46 +282,62 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
   }
   if (!std::isfinite(inter)) throw Error("scl_inter is not finite", path);
 
-  // Skip the extensions up to vox_offset.
-  const long skip = static_cast<long>(h.vox_offset) - 348;
-  std::vector<unsigned char> pad(static_cast<std::size_t>(std::min<long>(skip, 1 << 20)));
-  long left = skip;
-  while (left > 0) {
-    const int chunk = static_cast<int>(std::min<long>(left, static_cast<long>(pad.size())));
-    const int n = gzread(file.get(), pad.data(), static_cast<unsigned>(chunk));
-    if (n <= 0) throw Error("truncated file: ends before the voxel data (vox_offset " + std::to_string(skip + 348) + ")", path);
-    left -= n;
-  }
-
   const std::uint64_t bytes = voxels * static_cast<std::uint64_t>(type->bytes);
-  std::vector<unsigned char> raw;
-  try {
-    raw.resize(static_cast<std::size_t>(bytes));
-  } catch (const std::bad_alloc&) {
-    throw Error("not enough memory for " + std::to_string(bytes) + " bytes of voxels", path);
-  }
-  std::uint64_t done = 0;
-  while (done < bytes) {
-    const unsigned chunk = static_cast<unsigned>(std::min<std::uint64_t>(bytes - done, 1u << 30));
-    const int n = gzread(file.get(), raw.data() + done, chunk);
-    if (n < 0) {
-      int errnum = 0;
-      const char* msg = gzerror(file.get(), &errnum);
-      throw Error(std::string("corrupt compressed data: ") + (msg ? msg : "zlib error"), path);
-    }
-    if (n == 0) break;
-    done += static_cast<std::uint64_t>(n);
-  }
-  if (done < bytes)
-    throw Error("truncated file: " + std::to_string(done) + " of " + std::to_string(bytes) + " bytes of voxel data", path);
+  const std::size_t offset = static_cast<std::size_t>(h.vox_offset);
+  const bool gz = gzdirect(file.get()) == 0;
   {
-    // Reading one more byte makes zlib check the gzip trailer (CRC and length).
-    unsigned char extra;
-    if (gzread(file.get(), &extra, 1) < 0) {
-      int errnum = 0;
-      const char* msg = gzerror(file.get(), &errnum);
-      throw Error(std::string("corrupt compressed data: ") + (msg ? msg : "zlib error"), path);
+    std::error_code ec;
+    const auto file_bytes = std::filesystem::file_size(path, ec);
+    if (!ec && offset + bytes > max_inflated_bytes(static_cast<std::size_t>(file_bytes), gz))
+      throw Error(fmt::format("truncated file: the header promises {} bytes of voxel data, more than this {}-byte file can hold",
+                              bytes, file_bytes),
+                  path);
+  }
+  // Fast path: the whole gzip file at once (libdeflate, every member CRC-checked). Anything odd
+  // (trailing data, damage) falls back to zlib streaming below, which names the problem.
+  std::vector<unsigned char> raw;
+  const unsigned char* voxel_bytes = nullptr;
+  if (gz && inflate_gzip_file(path, offset + static_cast<std::size_t>(bytes), raw)) voxel_bytes = raw.data() + offset;
+  if (!voxel_bytes) {
+    // Skip the extensions up to vox_offset.
+    const long skip = static_cast<long>(h.vox_offset) - 348;
+    std::vector<unsigned char> pad(static_cast<std::size_t>(std::min<long>(skip, 1 << 20)));
+    long left = skip;
+    while (left > 0) {
+      const int chunk = static_cast<int>(std::min<long>(left, static_cast<long>(pad.size())));
+      const int n = gzread(file.get(), pad.data(), static_cast<unsigned>(chunk));
+      if (n <= 0) throw Error("truncated file: ends before the voxel data (vox_offset " + std::to_string(skip + 348) + ")", path);
+      left -= n;
     }
+    try {
+      raw.assign(static_cast<std::size_t>(bytes), 0);
+    } catch (const std::bad_alloc&) {
+      throw Error("not enough memory for " + std::to_string(bytes) + " bytes of voxels", path);
+    }
+    std::uint64_t done = 0;
+    while (done < bytes) {
+      const unsigned chunk = static_cast<unsigned>(std::min<std::uint64_t>(bytes - done, 1u << 30));
+      const int n = gzread(file.get(), raw.data() + done, chunk);
+      if (n < 0) {
+        int errnum = 0;
+        const char* msg = gzerror(file.get(), &errnum);
+        throw Error(std::string("corrupt compressed data: ") + (msg ? msg : "zlib error"), path);
+      }
+      if (n == 0) break;
+      done += static_cast<std::uint64_t>(n);
+    }
+    if (done < bytes)
+      throw Error("truncated file: " + std::to_string(done) + " of " + std::to_string(bytes) + " bytes of voxel data", path);
+    {
+      // Reading one more byte makes zlib check the gzip trailer (CRC and length).
+      unsigned char extra;
+      if (gzread(file.get(), &extra, 1) < 0) {
+        int errnum = 0;
+        const char* msg = gzerror(file.get(), &errnum);
+        throw Error(std::string("corrupt compressed data: ") + (msg ? msg : "zlib error"), path);
+      }
+    }
+    voxel_bytes = raw.data();
   }
 
   Image image;
@@ -319,16 +345,16 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
   image.grid.vox2ras = RasMatrix(vox2ras);
   image.data.resize(static_cast<std::size_t>(voxels));
   switch (h.datatype) {
-    case 2: convert<std::uint8_t>(raw, swap, image.data, slope, inter); break;
-    case 4: convert<std::int16_t>(raw, swap, image.data, slope, inter); break;
-    case 8: convert<std::int32_t>(raw, swap, image.data, slope, inter); break;
-    case 16: convert<float>(raw, swap, image.data, slope, inter); break;
-    case 64: convert<double>(raw, swap, image.data, slope, inter); break;
-    case 256: convert<std::int8_t>(raw, swap, image.data, slope, inter); break;
-    case 512: convert<std::uint16_t>(raw, swap, image.data, slope, inter); break;
-    case 768: convert<std::uint32_t>(raw, swap, image.data, slope, inter); break;
-    case 1024: convert<std::int64_t>(raw, swap, image.data, slope, inter); break;
-    case 1280: convert<std::uint64_t>(raw, swap, image.data, slope, inter); break;
+    case 2: convert<std::uint8_t>(voxel_bytes, swap, image.data, slope, inter); break;
+    case 4: convert<std::int16_t>(voxel_bytes, swap, image.data, slope, inter); break;
+    case 8: convert<std::int32_t>(voxel_bytes, swap, image.data, slope, inter); break;
+    case 16: convert<float>(voxel_bytes, swap, image.data, slope, inter); break;
+    case 64: convert<double>(voxel_bytes, swap, image.data, slope, inter); break;
+    case 256: convert<std::int8_t>(voxel_bytes, swap, image.data, slope, inter); break;
+    case 512: convert<std::uint16_t>(voxel_bytes, swap, image.data, slope, inter); break;
+    case 768: convert<std::uint32_t>(voxel_bytes, swap, image.data, slope, inter); break;
+    case 1024: convert<std::int64_t>(voxel_bytes, swap, image.data, slope, inter); break;
+    case 1280: convert<std::uint64_t>(voxel_bytes, swap, image.data, slope, inter); break;
     default: throw Error("unsupported datatype", path);
   }
   if (info) {
