@@ -66,7 +66,15 @@ private:
   std::vector<std::pair<std::string, std::string>> outputs_;
 };
 
-/// Installs SIGINT/SIGTERM/SIGHUP handlers that unlink live temp files, then re-raise.
+/// Installs SIGINT/SIGTERM/SIGHUP handlers that unlink live temp files (and the outputs the
+/// current run committed, see begin_run_outputs), then re-raise.
 void install_interrupt_cleanup();
+
+/// One tool run's outputs: after begin_run_outputs(), every committed AtomicFile target is
+/// remembered; discard_run_outputs() (a failure) or an interrupting signal removes them, so a run
+/// that does not finish leaves none of its outputs; keep_run_outputs() (success) forgets them.
+void begin_run_outputs();
+void keep_run_outputs();
+void discard_run_outputs();
 
 }  // namespace tmsplan

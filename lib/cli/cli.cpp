@@ -44,22 +44,27 @@ int Tool::run(int argc, char** argv, const std::function<void()>& body) {
   log::set_level(common_.quiet ? log::Level::Quiet : common_.verbose ? log::Level::Verbose : log::Level::Normal);
   set_threads(common_.threads);
   install_interrupt_cleanup();
+  begin_run_outputs();
+  int code = 1;
   try {
     body();
-    return 0;
+    code = 0;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s: error: %s (see --help)\n", name_.c_str(), e.what());
-    return 2;
+    code = 2;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "%s: error: out of memory\n", name_.c_str());
-    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: error: %s\n", name_.c_str(), describe(e).c_str());
-    return 1;
   } catch (...) {
     std::fprintf(stderr, "%s: error: unknown failure\n", name_.c_str());
-    return 1;
   }
+  // A run that failed removes the outputs it had already committed: no partial set is left.
+  if (code == 0)
+    keep_run_outputs();
+  else
+    discard_run_outputs();
+  return code;
 }
 
 Eigen::Vector3d parse_triple(const std::string& text, const std::string& option) {

@@ -69,8 +69,8 @@ Image read_dicom_series(const std::string& dir, const ReadOptions& options, Imag
   std::string uid = options.series_uid;
   if (uid.empty()) {
     if (uids.size() > 1) {
-      std::string list;
-      for (const auto& u : uids) list += "\n  " + u;
+      std::string list;  // one line: the tools print one error line
+      for (const auto& u : uids) list += (list.empty() ? " " : ", ") + u;
       throw Error("folder holds " + std::to_string(uids.size()) + " DICOM series; choose one with --series UID:" + list, dir);
     }
     uid = uids.front();

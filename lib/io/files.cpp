@@ -43,9 +43,38 @@ void unregister_temp(int slot) {
   if (slot >= 0) g_used[slot].store(false);
 }
 
+// Outputs committed by the current tool run (between begin_run_outputs and keep/discard): a run
+// that fails or is interrupted removes them, so it never leaves part of its output set behind.
+constexpr int kMaxCommitted = 128;
+char g_committed[kMaxCommitted][kPathLen];
+std::atomic<bool> g_committed_ready[kMaxCommitted];  // set once the path is fully copied
+std::atomic<int> g_committed_count{0};
+std::atomic<bool> g_tracking{false};
+
+void register_committed(const std::string& path) {
+  if (!g_tracking.load()) return;
+  const int slot = g_committed_count.fetch_add(1);
+  if (slot >= kMaxCommitted) return;  // more outputs than slots: the rest stay on failure
+  std::strncpy(g_committed[slot], path.c_str(), kPathLen - 1);
+  g_committed[slot][kPathLen - 1] = '\0';
+  g_committed_ready[slot].store(true);
+}
+
+void unlink_committed() {
+  const int n = std::min(g_committed_count.load(), kMaxCommitted);
+  for (int i = 0; i < n; ++i)
+    if (g_committed_ready[i].load()) ::unlink(g_committed[i]);
+}
+
+void forget_committed() {
+  for (auto& ready : g_committed_ready) ready.store(false);
+  g_committed_count.store(0);
+}
+
 extern "C" void cleanup_and_reraise(int sig) {
   for (int i = 0; i < kMaxTemps; ++i)
     if (g_used[i].load()) ::unlink(g_temps[i]);
+  if (g_tracking.load()) unlink_committed();
   std::signal(sig, SIG_DFL);
   std::raise(sig);
 }
@@ -61,6 +90,24 @@ void install_interrupt_cleanup() {
   std::signal(SIGINT, cleanup_and_reraise);
   std::signal(SIGTERM, cleanup_and_reraise);
   std::signal(SIGHUP, cleanup_and_reraise);
+}
+
+void begin_run_outputs() {
+  g_tracking.store(false);
+  forget_committed();
+  g_tracking.store(true);
+}
+
+void keep_run_outputs() {
+  g_tracking.store(false);
+  forget_committed();
+}
+
+void discard_run_outputs() {
+  if (!g_tracking.load()) return;
+  g_tracking.store(false);
+  unlink_committed();
+  forget_committed();
 }
 
 void check_input_path(const std::string& path) {
@@ -120,6 +167,7 @@ void AtomicFile::commit() {
     }
   }
   committed_ = true;
+  register_committed(target_);
 }
 
 OutputSet::OutputSet(std::string dir, bool force) : dir_(std::move(dir)), force_(force) {

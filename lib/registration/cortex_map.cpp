@@ -11,6 +11,7 @@
 
 #include "pyramid.hpp"
 #include "tmsplan/error.hpp"
+#include "tmsplan/files.hpp"
 #include "tmsplan/filters.hpp"
 #include "tmsplan/log.hpp"
 #include "tmsplan/qc.hpp"
@@ -150,7 +151,9 @@ void run(const Params& p, const OutputSet& out, Record& record) {
     t = now;
   };
 
-  // Inputs: one grid for the subject, a template with its brain.
+  // Inputs: one grid for the subject, a template with its brain; the atlases are read late, so
+  // check they exist before any work (a missing one must not stop the run half-way).
+  for (const auto& spec : kAtlases) check_input_path(p.atlas_dir + "/" + spec.file);
   const Image t1 = read_image(p.t1);
   const Mask brain = read_mask(p.brain, &t1.grid);
   const Mask head = read_mask(p.head, &t1.grid);

@@ -59,10 +59,19 @@ Subject load_subject(const std::string& dir, SubjectFiles* files) {
     files->reference_t1 = t1_path;
     const std::string record = dir + "/skull_strip.json";
     if (fs::exists(record)) {
-      const auto j = nlohmann::json::parse(read_file(record));
-      if (j.contains("inputs") && j["inputs"].contains("t1")) {
-        files->reference_t1 = j["inputs"]["t1"].value("path", t1_path);
-        files->reference_sha256 = j["inputs"]["t1"].value("sha256", "");
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(read_file(record, 16u << 20));
+      } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("not valid JSON: ") + e.what(), record);
+      }
+      if (j.is_object() && j.contains("inputs") && j["inputs"].is_object() && j["inputs"].contains("t1")) {
+        const auto& t1 = j["inputs"]["t1"];
+        if (!t1.is_object() || (t1.contains("path") && !t1["path"].is_string()) ||
+            (t1.contains("sha256") && !t1["sha256"].is_string()))
+          throw Error("field 'inputs.t1' must be an object with string 'path' and 'sha256'", record);
+        files->reference_t1 = t1.value("path", t1_path);
+        files->reference_sha256 = t1.value("sha256", "");
       }
     }
     if (files->reference_sha256.empty()) files->reference_sha256 = sha256_file(files->reference_t1);
