@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace tmsplan {
 
@@ -11,6 +13,8 @@ class Record {
 public:
   Record(std::string tool, int argc, char** argv);
   void add_input(const std::string& role, const std::string& path);
+  /// Several inputs at once, hashed side by side (role, path).
+  void add_inputs(const std::vector<std::pair<std::string, std::string>>& inputs);
   void add_output(const std::string& role, const std::string& path);
   nlohmann::json& parameters() { return json_["parameters"]; }
   nlohmann::json& figures() { return json_["figures"]; }

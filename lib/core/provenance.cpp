@@ -40,16 +40,34 @@ void Record::add_input(const std::string& role, const std::string& path) {
   json_["inputs"][role] = {{"path", std::filesystem::absolute(path).string()}, {"sha256", sha256_file(path)}};
 }
 
+void Record::add_inputs(const std::vector<std::pair<std::string, std::string>>& inputs) {
+  std::vector<std::string> hashes(inputs.size());
+  std::vector<std::function<void()>> tasks;
+  for (std::size_t i = 0; i < inputs.size(); ++i) tasks.push_back([&, i] { hashes[i] = sha256_file(inputs[i].second); });
+  parallel_tasks(tasks);
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    json_["inputs"][inputs[i].first] = {{"path", std::filesystem::absolute(inputs[i].second).string()}, {"sha256", hashes[i]}};
+}
+
 void Record::add_output(const std::string& role, const std::string& path) {
   json_["outputs"][role] = {{"path", path}};
 }
 
 void Record::write(const std::string& path, bool force) {
-  for (auto& [role, out] : json_["outputs"].items()) {
-    const std::string p = out["path"];
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(p, ec)) out["sha256"] = sha256_file(p);
-  }
+  // Output hashes side by side (the files are independent).
+  std::vector<nlohmann::json*> outs;
+  for (auto& [role, out] : json_["outputs"].items()) outs.push_back(&out);
+  std::vector<std::string> hashes(outs.size());
+  std::vector<std::function<void()>> tasks;
+  for (std::size_t i = 0; i < outs.size(); ++i)
+    tasks.push_back([&, i] {
+      const std::string p = (*outs[i])["path"];
+      std::error_code ec;
+      if (std::filesystem::is_regular_file(p, ec)) hashes[i] = sha256_file(p);
+    });
+  parallel_tasks(tasks);
+  for (std::size_t i = 0; i < outs.size(); ++i)
+    if (!hashes[i].empty()) (*outs[i])["sha256"] = hashes[i];
   const std::time_t t = std::time(nullptr);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));

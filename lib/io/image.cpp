@@ -1,6 +1,9 @@
 #include "tmsplan/image.hpp"
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <filesystem>
 
 #include "nifti_internal.hpp"
@@ -33,15 +36,16 @@ bool Grid::same_as(const Grid& other, double tol_mm) const {
 
 namespace {
 void check_voxel_values(const Image& image, const std::string& path, bool refuse_constant) {
+  // Branch-free (vectorises): non-finite floats have all exponent bits set; NaN fails both
+  // comparisons, so it never becomes lo or hi (and any non-finite voxel is refused anyway).
   std::size_t bad = 0;
   float lo = std::numeric_limits<float>::infinity(), hi = -lo;
   for (float v : image.data) {
-    if (!std::isfinite(v)) {
-      ++bad;
-      continue;
-    }
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
+    std::uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    bad += (bits & 0x7f800000u) == 0x7f800000u;
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
   }
   if (bad > 0) throw Error(std::to_string(bad) + " voxels are NaN or infinite", path);
   if (refuse_constant && !(hi > lo)) throw Error("all voxels have the same value (" + std::to_string(lo) + "): not an image of a head", path);

@@ -118,8 +118,10 @@ int main(int argc, char** argv) {
     write_file_atomic(out.path("qc"), encode_png(rows, qc_width, qc_height), force);
     lap("QC figure");
 
+    std::vector<std::pair<std::string, std::string>> inputs;
     for (const char* f : {"t1w_biascorr.nii.gz", "head_mask.nii.gz", "brain_mask.nii.gz", "dseg.nii.gz", "cortex_map.json"})
-      if (std::filesystem::exists(dir + "/" + f)) record.add_input(f, dir + "/" + f);
+      if (std::filesystem::exists(dir + "/" + f)) inputs.emplace_back(f, dir + "/" + f);
+    record.add_inputs(inputs);
     record.add_output("targets", output);
     record.add_output("qc", out.path("qc"));
     record.parameters() = {{"snap_radius_mm", options.snap_radius_mm}, {"hair_offset_mm", options.hair_offset_mm}};
