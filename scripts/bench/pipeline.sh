@@ -5,11 +5,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 PY=/usr/bin/python3
-row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$ROWS"; }
-# step_rows DIR DATA: one row per step from the records (wall seconds and peak memory they hold).
+TPL=/usr/share/mricron/templates
+. "$here/scripts/bench/common.sh"  # row, timed, ratio
+# step_rows DIR DATA RECORD...: one row per record (wall seconds and peak memory it holds).
 step_rows() {
-  local dir=$1 data=$2 rec
-  for rec in skull_strip segment cortex_map target_pick plan/protocol_export; do
+  local dir=$1 data=$2 rec; shift 2
+  for rec in "$@"; do
     [ -f "$dir/$rec.json" ] || continue
     $PY - "$dir/$rec.json" "$data" >> "$ROWS" <<'PYEOF'
 import json, sys
@@ -27,21 +28,98 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
   /usr/bin/time -f '%e %U %S %M' -o "$tf" "$here/scripts/plan-subject.sh" "$DATA/philips-mprage/T1w.nii.gz" "$d" \
     "${TARGETS[@]}" --threads "$THREADS" 2> "$WORK/pipeline-philips.log"
   read -r w u s kb < "$tf"; rm -f "$tf"
-  step_rows "$d" philips
-  row "plan-subject (5 tools)" philips "$w" "$(echo "$u + $s" | bc)" "$((kb / 1024))" "whole plan; peak = largest single step"
-  seg=$($PY "$here/scripts/segment_eval.py" dice-fast "$d" "$DATA/philips-mprage/reference" | tr '\n' ' ')
-  row segment philips - - - "$seg"
-  m1=$($PY -c "
+  step_rows "$d" philips skull_strip
+
+  # segment: ours, run again on the pipeline's skull-strip output under the same timer as the
+  # peers; every peer reads that same input (t1w_biascorr masked by brain_mask) and is scored by
+  # segment_eval.py dice-fast (probseg > 0.5 and dseg labels against FAST), as ours is.
+  REF="$DATA/philips-mprage/reference"
+  brain="$WORK/philips_brain.nii.gz"  # t1w_biascorr x brain_mask, for the tools that take a brain image
+  $PY "$here/scripts/bench/coord_images.py" mask "$d/t1w_biascorr.nii.gz" "$d/brain_mask.nii.gz" "$brain"
+  sg="$WORK/segment-philips"; rm -rf "$sg"; mkdir -p "$sg"
+  timed "$BIN/segment" --t1 "$d/t1w_biascorr.nii.gz" --mask "$d/brain_mask.nii.gz" -o "$sg" --threads "$THREADS" --force
+  seg_wall=$T_WALL
+  row segment philips "$T_WALL" "$T_CPU" "$T_MIB" "$($PY "$here/scripts/segment_eval.py" dice-fast "$sg" "$REF")"
+  p="$WORK/peer-hmrf"; rm -rf "$p"
+  if timed $PY "$here/scripts/bench/peer_hmrf.py" "$d/t1w_biascorr.nii.gz" "$d/brain_mask.nii.gz" "$p" 20 0.1; then
+    row "peer: dipy HMRF" philips "$T_WALL" "$T_CPU" "$T_MIB" \
+      "$($PY "$here/scripts/segment_eval.py" dice-fast "$p" "$REF"); 3 classes, beta 0.1, max_iter 20; wall peer/ours $(ratio "$seg_wall" "$T_WALL")"
+  else row "peer: dipy HMRF" philips - - - "FAILED (see $WORK/last.err)"; fi
+  if command -v fast >/dev/null; then
+    p="$WORK/peer-fast"; rm -rf "$p"; mkdir -p "$p"
+    if timed fast -t 1 -n 3 -o "$p/fast" "$brain"; then
+      ln -s fast_seg.nii.gz "$p/dseg.nii.gz"; ln -s fast_pve_0.nii.gz "$p/probseg_csf.nii.gz"
+      ln -s fast_pve_1.nii.gz "$p/probseg_gm.nii.gz"; ln -s fast_pve_2.nii.gz "$p/probseg_wm.nii.gz"
+      row "peer: FSL fast" philips "$T_WALL" "$T_CPU" "$T_MIB" \
+        "$($PY "$here/scripts/segment_eval.py" dice-fast "$p" "$REF"); the reference is FAST itself (other input); wall peer/ours $(ratio "$seg_wall" "$T_WALL")"
+    else row "peer: FSL fast" philips - - - "FAILED (see $WORK/last.err)"; fi
+  fi
+  if command -v Atropos >/dev/null; then
+    p="$WORK/peer-atropos"; rm -rf "$p"; mkdir -p "$p"
+    if timed Atropos -d 3 -a "$brain" -x "$d/brain_mask.nii.gz" -i "KMeans[3]" -c "[5,0]" -m "[0.1,1x1x1]" \
+         -o "[$p/dseg.nii.gz,$p/post%d.nii.gz]"; then
+      ln -s post1.nii.gz "$p/probseg_csf.nii.gz"; ln -s post2.nii.gz "$p/probseg_gm.nii.gz"; ln -s post3.nii.gz "$p/probseg_wm.nii.gz"
+      row "peer: ANTs Atropos" philips "$T_WALL" "$T_CPU" "$T_MIB" \
+        "$($PY "$here/scripts/segment_eval.py" dice-fast "$p" "$REF"); k-means init, MRF 0.1, 5 it.; wall peer/ours $(ratio "$seg_wall" "$T_WALL")"
+    else row "peer: ANTs Atropos" philips - - - "FAILED (see $WORK/last.err)"; fi
+  fi
+
+  # cortex-map: ours, run again under the timer on the pipeline's inputs; ours and the peers get the
+  # same figures from scripts/bench/reg_eval.py (brain Dice in MNI vs ch2bet, NCC over the template
+  # brain at 2 mm, where MNI (-37,-21,58) lands relative to our GM), from their transforms.
+  c="$WORK/cortexmap-philips"; rm -rf "$c"; mkdir -p "$c"
+  timed "$BIN/cortex-map" --t1 "$d/t1w_biascorr.nii.gz" --brain "$d/brain_mask.nii.gz" --head "$d/head_mask.nii.gz" \
+    --dseg "$d/dseg.nii.gz" -o "$c" --threads "$THREADS" --force
+  cm_wall=$T_WALL
+  reg_fig() {  # reg_eval output -> table text
+    awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+           printf "brain Dice in MNI vs ch2bet %s (affine only %s); NCC affine/deformable %s/%s; M1 (-37,-21,58) lands %s mm from GM",
+                  v["dice"], v["dice_affine"], v["ncc_affine"], v["ncc"], v["m1_gm_mm"] }'
+  }
+  fig=$($PY "$here/scripts/bench/reg_eval.py" "$d" --cortex-map "$c" | reg_fig)
+  extra=$($PY -c "
 import json
-r = json.load(open('$d/cortex_map.json'))['figures']
-g = r['registration']
-print(f\"brain Dice in MNI vs template {g['dice_brain_mni_vs_template_brain']}; NCC identity/affine/deformable {g['ncc_brain_identity']}/{g['ncc_brain_affine']}/{g['ncc_brain_deformable']}; M1 (-37,-21,58) lands {r['m1_hand']['distance_to_gm_mm']} mm from GM; scalp Euler {r['surfaces']['scalp']['euler']}\")")
-  row cortex-map philips - - - "$m1"
+r = json.load(open('$c/cortex_map.json'))['figures']
+s = r['seconds']
+print(f\"; scalp Euler {r['surfaces']['scalp']['euler']}; registration stages {s['affine'] + s['deformable'] + s['inverse']:.1f} s of the wall (rest: atlases, surfaces, maps, I/O)\")")
+  reg_s=$($PY -c "import json; s = json.load(open('$c/cortex_map.json'))['figures']['seconds']; print(s['affine'] + s['deformable'] + s['inverse'])")
+  row cortex-map philips "$T_WALL" "$T_CPU" "$T_MIB" "$fig$extra"
+  p="$WORK/peer-dipy-syn"; rm -rf "$p"
+  if timed env OMP_NUM_THREADS="$THREADS" $PY "$here/scripts/bench/peer_syn.py" "$d/t1w_biascorr.nii.gz" "$d/brain_mask.nii.gz" "$p" \
+       --affine-iters 1000,100,10 --affine-sampling 0.25 --syn-iters 10,10,5; then
+    stages=$(sed -n 's/^seconds \(.*\);.*/\1/p' "$WORK/last.out")
+    row "peer: dipy affine+SyN" philips "$T_WALL" "$T_CPU" "$T_MIB" \
+      "$($PY "$here/scripts/bench/reg_eval.py" "$d" --map "$p/mni_to_subject.nii" --affine-map "$p/mni_to_subject_affine.nii" | reg_fig); MI affine 1000/100/10 it. 25 % sampled, SyN CC r3 10/10/5 it. (s: $stages); wall peer/ours $(ratio "$cm_wall" "$T_WALL") (vs our registration stages $(ratio "$reg_s" "$T_WALL"))"
+  else row "peer: dipy affine+SyN" philips - - - "FAILED (see $WORK/last.err)"; fi
+  if command -v antsRegistration >/dev/null && command -v antsApplyTransforms >/dev/null; then
+    p="$WORK/peer-ants-syn"; rm -rf "$p"; mkdir -p "$p"
+    f="$TPL/ch2bet.nii.gz"
+    if timed antsRegistration -d 3 --float 1 -o "[$p/ants_,$p/warped.nii.gz]" -n Linear -r "[$f,$brain,1]" \
+         -t "Rigid[0.1]" -m "MI[$f,$brain,1,32,Regular,0.25]" -c "[1000x500x250x0,1e-6,10]" -f 8x4x2x1 -s 3x2x1x0vox \
+         -t "Affine[0.1]" -m "MI[$f,$brain,1,32,Regular,0.25]" -c "[1000x500x250x0,1e-6,10]" -f 8x4x2x1 -s 3x2x1x0vox \
+         -t "SyN[0.1,3,0]" -m "CC[$f,$brain,1,4]" -c "[100x70x50x20,1e-6,10]" -f 8x4x2x1 -s 3x2x1x0vox; then
+      ants_wall=$T_WALL ants_cpu=$T_CPU ants_mib=$T_MIB
+      # Where each template voxel lands in the subject: the subject's coordinate images warped like the image.
+      $PY "$here/scripts/bench/coord_images.py" split "$brain" "$p/coord_"
+      for a in x y z one; do
+        antsApplyTransforms -d 3 -i "$p/coord_$a.nii.gz" -r "$f" -n Linear -t "$p/ants_1Warp.nii.gz" -t "$p/ants_0GenericAffine.mat" -o "$p/map_$a.nii.gz"
+        antsApplyTransforms -d 3 -i "$p/coord_$a.nii.gz" -r "$f" -n Linear -t "$p/ants_0GenericAffine.mat" -o "$p/aff_$a.nii.gz"
+      done
+      $PY "$here/scripts/bench/coord_images.py" stack "$p"/map_{x,y,z}.nii.gz "$p/mni_to_subject.nii" "$p/map_one.nii.gz"
+      $PY "$here/scripts/bench/coord_images.py" stack "$p"/aff_{x,y,z}.nii.gz "$p/mni_to_subject_affine.nii" "$p/aff_one.nii.gz"
+      row "peer: ANTs antsRegistration" philips "$ants_wall" "$ants_cpu" "$ants_mib" \
+        "$($PY "$here/scripts/bench/reg_eval.py" "$d" --map "$p/mni_to_subject.nii" --affine-map "$p/mni_to_subject_affine.nii" | reg_fig); rigid+affine MI, SyN CC r4 100x70x50x20; wall peer/ours $(ratio "$cm_wall" "$ants_wall")"
+    else row "peer: ANTs antsRegistration" philips - - - "FAILED (see $WORK/last.err)"; fi
+  fi
+
+  step_rows "$d" philips target_pick
   tp=$($PY -c "
 import json
 t = json.load(open('$d/targets.json'))['targets']
 print('; '.join(f\"{x['name']} depth {x['scalp_to_cortex_mm']} mm\" + (f\", F3 {x['classical'].get('eeg_F3_to_target_scalp_mm')} mm, 5cm {x['classical'].get('rule_5cm_to_target_scalp_mm')} mm\" if x.get('classical') else '') for x in t))")
   row target-pick philips - - - "$tp"
+  step_rows "$d" philips plan/protocol_export
+  row "plan-subject (5 tools)" philips "$w" "$(echo "$u + $s" | bc)" "$((kb / 1024))" "whole plan; peak = largest single step"
 fi
 
 # Colin27 and its copies: the same targets, brought back through the known transforms.

@@ -1,0 +1,14 @@
+# Sourced by scripts/bench.sh and scripts/bench/pipeline.sh (needs WORK and ROWS set).
+# row STEP DATA WALL CPU MIB FIGURES: one table row.
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$ROWS"; }
+# timed CMD...: runs CMD under /usr/bin/time; sets T_WALL T_CPU (user+sys) T_MIB (peak RSS).
+# stdout goes to $WORK/last.out, stderr to $WORK/last.err. Returns 1 (message on stderr) on failure.
+timed() {
+  local tf u s kb; tf=$(mktemp)
+  /usr/bin/time -f '%e %U %S %M' -o "$tf" "$@" > "$WORK/last.out" 2> "$WORK/last.err" || {
+    echo "bench: failed: $*" >&2; tail -20 "$WORK/last.err" >&2; rm -f "$tf"; return 1; }
+  read -r T_WALL u s kb < <(tail -1 "$tf"); rm -f "$tf"
+  T_CPU=$(echo "$u + $s" | bc); T_MIB=$((kb / 1024))
+}
+# ratio OURS_WALL PEER_WALL: "peer wall / our wall" as x<factor> (> 1: ours faster).
+ratio() { awk -v o="$1" -v p="$2" 'BEGIN { if (o > 0) { r = p / o; printf (r < 1 ? "x%.2f" : r < 10 ? "x%.1f" : "x%.0f"), r } else print "-" }'; }
