@@ -118,9 +118,17 @@ import json
 t = json.load(open('$d/targets.json'))['targets']
 print('; '.join(f\"{x['name']} depth {x['scalp_to_cortex_mm']} mm\" + (f\", F3 {x['classical'].get('eeg_F3_to_target_scalp_mm')} mm, 5cm {x['classical'].get('rule_5cm_to_target_scalp_mm')} mm\" if x.get('classical') else '') for x in t))")
   row target-pick philips - - - "$tp"
+  row target-pick "philips checks" - - - "$(target_checks "$d")"
   step_rows "$d" philips plan/protocol_export
   row "plan-subject (5 tools)" philips "$w" "$(echo "$u + $s" | bc)" "$((kb / 1024))" "whole plan; peak = largest single step"
 fi
+
+# Independent checks of a folder's targets: cortical point in GM, scalp point on the head-mask
+# boundary (voxels), coil z against a plane fitted to the boundary within 10 mm (degrees).
+target_checks() {
+  "$BIN/bench-eval" target-checks "$1" "$1/targets.json" |
+    awk '{n++; g+=$3; b=($5>b?$5:b); a=($7>a?$7:a)} END {printf "%d/%d cortical points in GM; scalp point to head boundary max %.2f voxel; coil z vs local scalp plane max %.2f deg", g, n, b, a}'
+}
 
 # Colin27 and its copies: the same targets, brought back through the known transforms.
 c="$WORK/pipeline-colin"; mkdir -p "$c"
@@ -134,4 +142,5 @@ for copy in ras-shift lps-rot pir-aniso oblique-bias asl-warp; do
   tg=$("$BIN/bench-eval" copy-targets "$SAMPLES/copies.json" "$copy" "$c/targets.json" "$o/targets.json" |
     awk '{printf "%s %s/%s mm z %s deg; ", $1, $3, $5, $7}')
   row target-pick "copy $copy" - - - "cortical/scalp distance to original, coil z angle: $tg"
+  row target-pick "copy $copy checks" - - - "$(target_checks "$o")"
 done
