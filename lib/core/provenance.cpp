@@ -36,9 +36,7 @@ Record::Record(std::string tool, int argc, char** argv) : start_seconds_(now_sec
   json_["coordinates"] = "world RAS+ mm of the input T1 (NIfTI frame) unless a field says MNI";
 }
 
-void Record::add_input(const std::string& role, const std::string& path) {
-  json_["inputs"][role] = {{"path", std::filesystem::absolute(path).string()}, {"sha256", sha256_file(path)}};
-}
+void Record::add_input(const std::string& role, const std::string& path) { add_inputs({{role, path}}); }
 
 void Record::add_inputs(const std::vector<std::pair<std::string, std::string>>& inputs) {
   std::vector<std::string> hashes(inputs.size());

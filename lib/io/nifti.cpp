@@ -136,26 +136,30 @@ Eigen::Matrix4d qform_matrix(const Nifti1Header& h) {
   return m;
 }
 
-void quaternion_from(const Eigen::Matrix3d& a, Nifti1Header& h) {
+QformRotation qform_rotation(const Eigen::Matrix3d& a) {
   // Columns normalised; a negative determinant goes into qfac (pixdim[0]) as NIfTI prescribes.
-  Eigen::Vector3d spacing(a.col(0).norm(), a.col(1).norm(), a.col(2).norm());
-  Eigen::Matrix3d r = a * spacing.cwiseInverse().asDiagonal();
-  double qfac = 1.0;
+  QformRotation out;
+  out.spacing = Eigen::Vector3d(a.col(0).norm(), a.col(1).norm(), a.col(2).norm());
+  Eigen::Matrix3d r = a * out.spacing.cwiseInverse().asDiagonal();
   if (r.determinant() < 0) {
-    qfac = -1.0;
+    out.qfac = -1.0;
     r.col(2) *= -1.0;
   }
   // Nearest rotation (removes any shear so the qform is a proper rotation).
   Eigen::JacobiSVD<Eigen::Matrix3d> svd(r, Eigen::ComputeFullU | Eigen::ComputeFullV);
-  r = svd.matrixU() * svd.matrixV().transpose();
-  Eigen::Quaterniond q(r);
-  q.normalize();
-  if (q.w() < 0) q.coeffs() *= -1.0;
-  h.quatern_b = static_cast<float>(q.x());
-  h.quatern_c = static_cast<float>(q.y());
-  h.quatern_d = static_cast<float>(q.z());
-  h.pixdim[0] = static_cast<float>(qfac);
-  for (int d = 0; d < 3; ++d) h.pixdim[d + 1] = static_cast<float>(spacing[d]);
+  out.q = Eigen::Quaterniond(Eigen::Matrix3d(svd.matrixU() * svd.matrixV().transpose()));
+  out.q.normalize();
+  if (out.q.w() < 0) out.q.coeffs() *= -1.0;
+  return out;
+}
+
+void quaternion_from(const Eigen::Matrix3d& a, Nifti1Header& h) {
+  const QformRotation r = qform_rotation(a);
+  h.quatern_b = static_cast<float>(r.q.x());
+  h.quatern_c = static_cast<float>(r.q.y());
+  h.quatern_d = static_cast<float>(r.q.z());
+  h.pixdim[0] = static_cast<float>(r.qfac);
+  for (int d = 0; d < 3; ++d) h.pixdim[d + 1] = static_cast<float>(r.spacing[d]);
 }
 
 void set_xforms(const Eigen::Matrix4d& m, std::int16_t code, Nifti1Header& h) {

@@ -3,7 +3,7 @@
 // (lib/io/nifti.cpp) and the displacement-field files (lib/registration/transform_io.cpp).
 #include <zlib.h>
 
-#include <Eigen/Core>
+#include <Eigen/Geometry>
 #include <cstdint>
 #include <memory>
 
@@ -59,6 +59,14 @@ using GzPtr = std::unique_ptr<gzFile_s, GzCloser>;
 
 /// The qform as a voxel -> world matrix (NIfTI-1 standard, method 2).
 Eigen::Matrix4d qform_matrix(const Nifti1Header& h);
+/// The qform's parts of a voxel -> world 3x3 in double precision: unit quaternion (w >= 0) of the
+/// nearest rotation, qfac (-1 for a left-handed grid) and the column lengths (voxel spacing).
+struct QformRotation {
+  Eigen::Quaterniond q = Eigen::Quaterniond::Identity();
+  double qfac = 1.0;
+  Eigen::Vector3d spacing = Eigen::Vector3d::Ones();
+};
+QformRotation qform_rotation(const Eigen::Matrix3d& a);
 /// Sets quatern_b/c/d, qfac (pixdim[0]) and pixdim[1..3] from a voxel -> world 3x3 (nearest rotation).
 void quaternion_from(const Eigen::Matrix3d& a, Nifti1Header& h);
 /// Writes one voxel -> world matrix as both qform and sform (same code), as every output has.

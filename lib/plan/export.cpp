@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include "../io/nifti_header.hpp"
 #include "internal.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
@@ -58,23 +59,11 @@ bool ends_with(const std::string &s, const std::string &tail) {
 
 // The qform fields write_image puts in the header (nearest rotation, qfac for a left-handed grid).
 nav::AntImageInfo ant_image_info(const Grid &grid) {
-  const Eigen::Matrix3d a = grid.vox2ras.m.topLeftCorner<3, 3>();
-  const Eigen::Vector3d spacing(a.col(0).norm(), a.col(1).norm(), a.col(2).norm());
-  Eigen::Matrix3d r = a * spacing.cwiseInverse().asDiagonal();
-  double qfac = 1.0;
-  if (r.determinant() < 0) {
-    qfac = -1.0;
-    r.col(2) *= -1.0;
-  }
-  Eigen::JacobiSVD<Eigen::Matrix3d> svd(r, Eigen::ComputeFullU | Eigen::ComputeFullV);
-  Eigen::Quaterniond q(Eigen::Matrix3d(svd.matrixU() * svd.matrixV().transpose()));
-  q.normalize();
-  if (q.w() < 0)
-    q.coeffs() *= -1.0;
+  const detail::QformRotation r = detail::qform_rotation(grid.vox2ras.m.topLeftCorner<3, 3>());
   nav::AntImageInfo info;
-  info.quatern = {q.x(), q.y(), q.z()};
+  info.quatern = {r.q.x(), r.q.y(), r.q.z()};
   info.qoffset = {grid.vox2ras.m(0, 3), grid.vox2ras.m(1, 3), grid.vox2ras.m(2, 3)};
-  info.pixdim = {qfac, spacing[0], spacing[1], spacing[2]};
+  info.pixdim = {r.qfac, r.spacing[0], r.spacing[1], r.spacing[2]};
   return info;
 }
 
