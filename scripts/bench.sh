@@ -68,11 +68,12 @@ for copy in $(jq -r '.copies[].name' "$SAMPLES/copies.json" 2>/dev/null || $PY -
 done
 
 # ---- later steps: their own evaluation scripts add rows when present ------------------------
-for extra in scripts/bench/pipeline.sh; do
+for extra in scripts/bench/pipeline.sh scripts/bench/efield.sh; do
   if [ -x "$extra" ]; then
     BIN="$BIN" SAMPLES="$SAMPLES" DATA="$DATA" WORK="$WORK" THREADS="$THREADS" ROWS="$ROWS" "$extra"
   fi
 done
+[ "${SKIP_SEGMENT_SIM:-0}" = 1 ] || BUILD_DIR="${BUILD_DIR:-build}" BENCH_DIR="$WORK/segment-sim" THREADS="$THREADS" scripts/bench/segment_sim.sh | tee "$WORK/segment_sim.txt"  # simulated heads with truth, with peers (issue 15)
 
 echo
 printf '%-24s %-22s %7s %7s %8s  %s\n' step data "wall s" "cpu s" "peak MiB" figures

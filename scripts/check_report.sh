@@ -5,7 +5,9 @@
 #      no <link>, no <script>);
 #   2. in the browser: every image decoded (complete, naturalWidth > 0), checked by a temporary copy
 #      of the page with a small script appended (the report itself has no script);
-#   3. a screenshot of the page (default 1200 x 3000) to look at.
+#   3. a screenshot of the page (default 1200 x 3000) to look at;
+#   4. a screenshot at A4 print width (760 px) with the print stylesheet applied (SCREENSHOT with
+#      "-print" before .png), and the page printed to PDF (page count).
 # Usage: scripts/check_report.sh REPORT.html [SCREENSHOT.png] [WIDTH,HEIGHT]
 # Not part of the unit tests. Installs the Debian package chromium when it is missing (needs root).
 set -euo pipefail
@@ -98,3 +100,17 @@ timeout 120 "$browser" "${flags[@]}" --hide-scrollbars --screenshot="$shot" --wi
   "file://$report" 2>/dev/null || true
 [[ -s $shot ]] || { echo "check_report: chromium wrote no screenshot" >&2; exit 1; }
 echo "screenshot: $shot ($(stat -c %s "$shot") bytes, window $size)"
+
+# 4. Print width: a copy whose print rules apply on screen, at A4's printable width (190 mm).
+print_shot="${shot%.png}-print.png"
+sed 's/@media print/@media all/' "$report" > "$work/print.html"
+rm -f "$print_shot"
+timeout 120 "$browser" "${flags[@]}" --hide-scrollbars --screenshot="$print_shot" \
+  --window-size="760,${size#*,}" "file://$work/print.html" 2>/dev/null || true
+[[ -s $print_shot ]] || { echo "check_report: chromium wrote no print-width screenshot" >&2; exit 1; }
+echo "print-width screenshot: $print_shot (760 px wide, print stylesheet applied)"
+timeout 120 "$browser" "${flags[@]}" --no-pdf-header-footer --print-to-pdf="$work/report.pdf" \
+  "file://$report" 2>/dev/null || true
+if [[ -s $work/report.pdf ]]; then
+  echo "pdf: $(grep -c '/Type */Page[^s]' "$work/report.pdf" || true) A4 pages"
+fi

@@ -1,28 +1,42 @@
 #!/usr/bin/env bash
-# plan-subject.sh T1 OUTDIR [--target NAME ...] [--protocol NAME] [--rmt PCT] [--threads N] [--force]
+# plan-subject.sh T1 OUTDIR [--target NAME ...] [--protocol NAME] [--rmt PCT] [--coil NAME|FILE]
+#                 [--efield-model bem|sphere] [--no-efield] [--threads N] [--force]
 #
-# Runs the five tools in order and fills OUTDIR as described in docs/pipeline.md (DESIGN.md 8).
+# Runs the six tools in order (efield between target-pick and protocol-export; --no-efield skips it) and fills OUTDIR as described in docs/pipeline.md (DESIGN.md 8).
 # T1 is a NIfTI file or a DICOM series folder. Resumes: a step whose record lists the current
 # sha256 of each of its inputs is not redone (--force redoes everything). Defaults: targets
 # M1_hand_left and DLPFC_BA46, protocol lefaucheur2020_np_m1_hf... see --help of each tool.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${TMSPLAN_BIN:-$here/build/bin}
+# The tools: TMSPLAN_BIN when set; else next to this script when installed (<prefix>/bin/tmsplan-plan);
+# else the source tree's build/bin (BUILD_DIR relative to it when set).
+self=$(readlink -f "$0")
+here=$(cd "$(dirname "$self")/.." && pwd)
+if [ -n "${TMSPLAN_BIN:-}" ]; then
+  BIN=$TMSPLAN_BIN
+elif [ -x "$(dirname "$self")/skull-strip" ]; then
+  BIN=$(dirname "$self")
+else
+  case ${BUILD_DIR:-build} in /*) BIN=$BUILD_DIR/bin ;; *) BIN=$here/${BUILD_DIR:-build}/bin ;; esac
+fi
+[ -x "$BIN/skull-strip" ] || { echo "plan-subject: error: tmsplan tools not found ($BIN): build them (scripts/setup.sh) or set TMSPLAN_BIN" >&2; exit 1; }
 usage() {
-  echo "usage: plan-subject.sh T1 OUTDIR [--target NAME ...] [--protocol NAME|FILE] [--rmt PCT] [--threads N] [--force]" >&2
+  echo "usage: plan-subject.sh T1 OUTDIR [--target NAME ...] [--protocol NAME|FILE] [--rmt PCT] [--coil NAME|FILE] [--efield-model bem|sphere] [--no-efield] [--threads N] [--force]" >&2
   exit 2
 }
 [ $# -ge 2 ] || usage
 T1=$1; OUT=$2; shift 2
-THREADS=0; FORCE=(); TARGETS=(); PROTOCOL=passard2007; RMT=()
+THREADS=0; FORCE=(); TARGETS=(); PROTOCOL=passard2007; RMT=(); COIL=fig8-70; EMODEL=bem; EFIELD=1
 while [ $# -gt 0 ]; do
   case $1 in
     --threads) [ $# -ge 2 ] || usage; THREADS=$2; shift 2 ;;
     --target) [ $# -ge 2 ] || usage; TARGETS+=(--target "$2"); shift 2 ;;
     --protocol) [ $# -ge 2 ] || usage; PROTOCOL=$2; shift 2 ;;
     --rmt) [ $# -ge 2 ] || usage; RMT=(--rmt "$2"); shift 2 ;;
+    --coil) [ $# -ge 2 ] || usage; COIL=$2; shift 2 ;;
+    --efield-model) [ $# -ge 2 ] || usage; EMODEL=$2; shift 2 ;;
+    --no-efield) EFIELD=0; shift ;;
     --force) FORCE=(--force); shift ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) usage ;;
   esac
 done
@@ -76,6 +90,12 @@ run cortex-map "$OUT/cortex_map.json" "" "$OUT/t1w_biascorr.nii.gz" "$OUT/brain_
   --dseg "$OUT/dseg.nii.gz" -o "$OUT" "${COMMON[@]}"
 run target-pick "$OUT/target_pick.json" "${TARGETS[*]}" "$OUT/t1w_biascorr.nii.gz" "$OUT/cortex_map.json" "$OUT/dseg.nii.gz" -- \
   "$BIN/target-pick" -s "$OUT" "${TARGETS[@]}" "${COMMON[@]}"
-run protocol-export "$OUT/plan/protocol_export.json" "$PROTOCOL ${RMT[*]}" "$OUT/targets.json" -- \
-  "$BIN/protocol-export" --targets "$OUT/targets.json" --t1 "$T1" --protocol "$PROTOCOL" "${RMT[@]}" -o "$OUT" "${COMMON[@]}"
+PLAN_TARGETS=$OUT/targets.json
+if [ "$EFIELD" = 1 ]; then
+  run efield "$OUT/efield.json" "$COIL $EMODEL ${RMT[*]}" "$OUT/targets.json" "$OUT/brain_mask.nii.gz" "$OUT/pial.surf.gii" -- \
+    "$BIN/efield" -s "$OUT" --coil "$COIL" --model "$EMODEL" "${RMT[@]}" "${COMMON[@]}"
+  PLAN_TARGETS=$OUT/targets_efield.json
+fi
+run protocol-export "$OUT/plan/protocol_export.json" "$PROTOCOL ${RMT[*]}" "$PLAN_TARGETS" -- \
+  "$BIN/protocol-export" --targets "$PLAN_TARGETS" --t1 "$T1" --protocol "$PROTOCOL" "${RMT[@]}" -o "$OUT" "${COMMON[@]}"
 note "report: $OUT/plan/report.html"

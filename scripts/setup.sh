@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake ccache pkg-config zlib1g-dev libdeflate-dev libpng-dev
   libinsighttoolkit5-dev libeigen3-dev libcli11-dev nlohmann-json3-dev libfmt-dev catch2
-  mricron-data ${TMSPLAN_EXTRA_PACKAGES:-})
+  mricron-data help2man ${TMSPLAN_EXTRA_PACKAGES:-})
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -4,6 +4,10 @@
 
 namespace testing {
 
+/// Ends this test as skipped: prints why on stderr and exits with code 77, which ctest reports as
+/// "Skipped" (SKIP_RETURN_CODE in tests/CMakeLists.txt), never as passed.
+[[noreturn]] void skip(const std::string& why);
+
 /// ../shared/data, or "" when absent (tests then skip with a message).
 std::string shared_data();
 /// The scanner-like Colin27 copies made by make-samples, or "" when absent.

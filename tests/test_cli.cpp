@@ -177,8 +177,7 @@ TEST_CASE("tools: usage errors exit 2, --help and --version exit 0 on stdout", "
 TEST_CASE("skull-strip: missing output folder and existing outputs are refused before any work", "[cli]") {
   const std::string samples = testing::samples_dir();
   if (samples.empty()) {
-    WARN("skipped: samples not generated (run make-samples)");
-    return;
+    testing::skip("samples not generated (run make-samples)");
   }
   const std::string dir = testing::temp_dir("cli-outputs");
   const std::string input = samples + "/small-2mm.nii.gz";

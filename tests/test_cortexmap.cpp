@@ -8,6 +8,7 @@
 #include <functional>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -17,6 +18,7 @@
 #include "tmsplan/error.hpp"
 #include "tmsplan/filters.hpp"
 #include "tmsplan/parallel.hpp"
+#include "tmsplan/provenance.hpp"
 #include "tmsplan/warp.hpp"
 
 using namespace tmsplan;
@@ -260,30 +262,36 @@ TEST_CASE("the two-way map is inverse-consistent within 0.1 mm where both fields
   CHECK(in_subject(35, 38, 30) == Approx(centre_mni[0]).margin(1e-3));
 }
 
-TEST_CASE("deformable registration recovers the known warp of a Colin27 copy", "[cortexmap]") {
-  const std::string dir = testing::samples_dir();
-  if (dir.empty()) {
-    WARN("skipped: samples absent (run make-samples --out " TMSPLAN_SAMPLES_DIR ")");
-    return;
-  }
+namespace {
+// Known-answer figures of register_deformable on a Colin27 copy, with the subject's brain mask
+// Colin27's own carried through the known transform (an exact input, so the figures are the
+// registration's alone; the benchmark uses skull-strip's masks). Points: template brain voxels
+// 1.5-4 mm inside the brain's edge, evenly spread.
+struct KnownWarpFigures {
+  std::size_t points = 0;
+  double affine_mean = 0, mean = 0, worst = 0, inverse_mean = 0, inverse_worst = 0;
+  double seconds = 0;
+  DeformableResult r;
+};
+
+KnownWarpFigures known_warp_figures(const std::string& dir, const std::string& name, const DeformableOptions& options) {
   nlohmann::json copy;
   const auto index = nlohmann::json::parse(std::ifstream(dir + "/copies.json"));
   for (const auto& c : index.at("copies"))
-    if (c.at("name") == "asl-warp") copy = c;
+    if (c.at("name") == name) copy = c;
   REQUIRE(!copy.is_null());
   const auto known = samples::KnownTransform::from_json(copy);
-  const Image subject = read_image(dir + "/asl-warp.nii.gz");
+  const Image subject = read_image(dir + "/" + name + ".nii.gz");
   const Image templ = read_image(testing::colin_head());
   const Mask templ_brain = read_mask(kColinBrain, &templ.grid);
-  // The subject's brain mask: Colin27's carried through the known transform (an exact input, so
-  // the figure is the registration's alone; the benchmark uses skull-strip's masks).
   const Mask subject_brain = threshold(
       resample(to_image(templ_brain), subject.grid, [&](const Eigen::Vector3d& q) { return known.backward(q); },
                Interp::Linear),
       0.5f);
-  const DeformableResult r = register_deformable(subject, subject_brain, templ, templ_brain);
-
-  // Cortical points: template brain voxels 1.5-4 mm inside the brain's edge, evenly spread.
+  KnownWarpFigures f;
+  const double t0 = now_seconds();
+  f.r = register_deformable(subject, subject_brain, templ, templ_brain, options);
+  f.seconds = now_seconds() - t0;
   const Image depth = distance_to(mask_not(templ_brain));
   std::vector<Eigen::Vector3d> pts;
   std::size_t n = 0;
@@ -291,36 +299,87 @@ TEST_CASE("deformable registration recovers the known warp of a Colin27 copy", "
     for (std::int64_t j = 0; j < templ.grid.dim[1]; j += 2)
       for (std::int64_t i = 0; i < templ.grid.dim[0]; i += 2)
         if (depth(i, j, k) >= 1.5f && depth(i, j, k) <= 4.0f && (n++ % 97) == 0) pts.push_back(templ.grid.ras(i, j, k).v);
-  REQUIRE(pts.size() >= 100);
-  double sum_aff = 0, sum = 0, worst = 0, sum_inv = 0, worst_inv = 0;
+  f.points = pts.size();
   for (const auto& p : pts) {
     const Eigen::Vector3d truth = known.forward(p);
-    sum_aff += (apply_affine(r.affine.template_to_subject, p) - truth).norm();
-    const double e = (r.map.to_subject(p) - truth).norm();
-    sum += e;
-    worst = std::max(worst, e);
-    const double ei = (r.map.to_mni(r.map.to_subject(p)) - p).norm();
-    sum_inv += ei;
-    worst_inv = std::max(worst_inv, ei);
+    f.affine_mean += (apply_affine(f.r.affine.template_to_subject, p) - truth).norm();
+    const double e = (f.r.map.to_subject(p) - truth).norm();
+    f.mean += e;
+    f.worst = std::max(f.worst, e);
+    const double ei = (f.r.map.to_mni(f.r.map.to_subject(p)) - p).norm();
+    f.inverse_mean += ei;
+    f.inverse_worst = std::max(f.inverse_worst, ei);
   }
-  const double count = double(pts.size());
-  INFO(pts.size() << " points: affine mean " << sum_aff / count << ", deformable mean " << sum / count << " max "
-                  << worst << "; inverse consistency mean " << sum_inv / count << " max " << worst_inv
-                  << "; NCC " << r.ncc_affine << " -> " << r.ncc_deformable << ", min Jacobian " << r.min_jacobian);
-  CHECK(sum / count < 0.6);  // measured 0.23 (issue: <= 1.5)
-  CHECK(worst < 1.5);        // measured 0.63 (issue: <= 3)
-  CHECK(sum / count < 0.5 * sum_aff / count);
-  CHECK(sum_inv / count < 0.03);
-  CHECK(worst_inv < 0.1);
-  CHECK(r.ncc_deformable > r.ncc_affine);
-  CHECK(r.min_jacobian > 0.2);
+  const double count = std::max<double>(1.0, double(pts.size()));
+  f.affine_mean /= count, f.mean /= count, f.inverse_mean /= count;
+  return f;
+}
+
+std::string describe(const KnownWarpFigures& f) {
+  return fmt::format("{} points: affine mean {:.3f}, deformable mean {:.3f} max {:.3f}; inverse consistency mean {:.4f} "
+                     "max {:.4f}; NCC {:.4f} -> {:.4f}, min Jacobian {:.3f}; {:.1f} s",
+                     f.points, f.affine_mean, f.mean, f.worst, f.inverse_mean, f.inverse_worst, f.r.ncc_affine,
+                     f.r.ncc_deformable, f.r.min_jacobian, f.seconds);
+}
+}  // namespace
+
+TEST_CASE("deformable registration recovers the known warp of a Colin27 copy", "[cortexmap]") {
+  const std::string dir = testing::samples_dir();
+  if (dir.empty()) {
+    testing::skip("samples absent (run make-samples --out " TMSPLAN_SAMPLES_DIR ")");
+  }
+  // Measured (2026-11-30, level grids cropped to the template region): asl-warp mean 0.197 max
+  // 1.175 mm (uncropped 0.218 / 1.189); pir-warp5 0.279 / 2.034 (uncropped 0.294 / 2.052; with a
+  // 1 mm level of 10 iterations 0.285 / 2.025). Issue 16 asks <= 0.3 / <= 1.0 on pir-warp5: the
+  // max is not met yet.
+  for (const auto& [name, max_mm] : std::vector<std::pair<std::string, double>>{{"asl-warp", 1.5}, {"pir-warp5", 2.5}}) {
+    const KnownWarpFigures f = known_warp_figures(dir, name, {});
+    INFO(name << ": " << describe(f));
+    REQUIRE(f.points >= 100);
+    CHECK(f.mean < 0.6);
+    CHECK(f.worst < max_mm);
+    CHECK(f.mean < 0.5 * f.affine_mean);
+    CHECK(f.inverse_mean < 0.03);
+    CHECK(f.inverse_worst < 0.1);
+    CHECK(f.r.ncc_deformable > f.r.ncc_affine);
+    CHECK(f.r.min_jacobian > 0.2);
+  }
+}
+
+// Not run by default: known-answer figures for registration settings given in the environment
+// (H16_LEVELS=4,2,1 H16_ITERS=60,40,10 H16_COPIES=asl-warp,pir-warp5 ...), for tuning.
+TEST_CASE("deformable registration settings sweep", "[.][cortexmap-sweep]") {
+  const std::string dir = testing::samples_dir();
+  if (dir.empty()) return;
+  auto env = [](const char* k, const char* def) { const char* v = std::getenv(k); return std::string(v ? v : def); };
+  auto split = [](const std::string& s) {
+    std::vector<double> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) out.push_back(std::stod(item));
+    return out;
+  };
+  DeformableOptions o;
+  o.levels_mm = split(env("H16_LEVELS", "4,2"));
+  o.iterations.clear();
+  for (double v : split(env("H16_ITERS", "60,40"))) o.iterations.push_back(int(v));
+  o.ncc_radius_vox = std::stoi(env("H16_RADIUS", "2"));
+  o.sigma_update_vox = std::stod(env("H16_SUP", "1.732"));
+  o.sigma_field_vox = std::stod(env("H16_SFIELD", "0.707"));
+  o.step_vox = std::stod(env("H16_STEP", "0.25"));
+  o.crop_margin_mm = std::stod(env("H16_CROP", "8"));
+  std::stringstream names(env("H16_COPIES", "asl-warp,pir-warp5"));
+  std::string name;
+  while (std::getline(names, name, ',')) {
+    const KnownWarpFigures f = known_warp_figures(dir, name, o);
+    WARN(name << ": " << describe(f));
+  }
 }
 
 TEST_CASE("deformable registration gives the same field with 1 and 2 threads", "[cortexmap]") {
   const std::string dir = testing::samples_dir();
   if (dir.empty()) {
-    WARN("skipped: samples absent (run make-samples --out " TMSPLAN_SAMPLES_DIR ")");
-    return;
+    testing::skip("samples absent (run make-samples --out " TMSPLAN_SAMPLES_DIR ")");
   }
   ThreadsGuard guard;
   const Image subject = read_image(dir + "/small-2mm.nii.gz");

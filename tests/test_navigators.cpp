@@ -4,12 +4,17 @@
 
 #include <catch2/catch.hpp>
 
+#include "name_reader.hpp"
+#include "support.hpp"
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
+
+#include <unistd.h>
 
 using namespace tmsplan;
 using namespace tmsplan::nav;
@@ -33,12 +38,9 @@ std::string nnav_dir() {
   return fs::is_directory(dir) ? dir.string() : std::string();
 }
 
-#define NNAV_OR_SKIP(var)                                                                       \
-  const std::string var = nnav_dir();                                                           \
-  if (var.empty()) {                                                                            \
-    WARN("skipped: shared data not found at " << shared_data_dir() << " (set TMSPLAN_SHARED_DATA)"); \
-    return;                                                                                     \
-  }
+#define NNAV_OR_SKIP(var)                                                                        \
+  const std::string var = nnav_dir();                                                            \
+  if (var.empty()) testing::skip("shared data not found at " + shared_data_dir() + " (set TMSPLAN_SHARED_DATA)");
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -296,18 +298,34 @@ TEST_CASE("malformed input throws tmsplan::Error naming the source", "[unit]") {
     }
   }
   SECTION("every truncation of the text formats throws or parses, none crashes") {
+    // A cut either throws an Error naming the file or parses to at most the markers written, each
+    // one named as written (a cut inside the last row may shorten its fields, not invent rows).
+    const auto check_cut = [&](const std::vector<Marker>& got) {
+      CHECK(got.size() <= markers.size());
+      for (std::size_t i = 0; i < got.size(); ++i) CHECK(markers[i].name.rfind(got[i].name, 0) == 0);
+    };
+    std::size_t parsed = 0, thrown = 0;
     for (std::size_t n = 0; n < bs.size(); n += 3) {
       try {
-        read_brainsight_targets(bs.substr(0, n), "cut.txt");
-      } catch (const Error&) {
+        check_cut(read_brainsight_targets(bs.substr(0, n), "cut.txt").targets);
+        ++parsed;
+      } catch (const Error& e) {
+        CHECK(e.file() == "cut.txt");
+        ++thrown;
       }
     }
     for (std::size_t n = 0; n < tsv.size(); n += 3) {
       try {
-        read_markers_tsv(tsv.substr(0, n), "cut.tsv");
-      } catch (const Error&) {
+        check_cut(read_markers_tsv(tsv.substr(0, n), "cut.tsv"));
+        ++parsed;
+      } catch (const Error& e) {
+        CHECK(e.file() == "cut.tsv");
+        ++thrown;
       }
     }
+    CHECK(parsed + thrown > 0);
+    CHECK(read_brainsight_targets(bs, "full.txt").targets.size() == markers.size());
+    CHECK(read_markers_tsv(tsv, "full.tsv").size() == markers.size());
     for (std::size_t n = 0; n + 1 < ant.size(); n += 3) {
       check_throws_error([&] { read_ant_markers(ant.substr(0, n), "cut.mrk"); }, "cut.mrk");
     }
@@ -392,19 +410,21 @@ TEST_CASE("malformed input throws tmsplan::Error naming the source", "[unit]") {
       }
       return s;
     };
-    const auto survive = [](auto&& read) {
+    // Each mutated file either parses or throws an Error that names it; anything else fails.
+    const auto survive = [](auto&& read, const std::string& source) {
       try {
         read();
-      } catch (const Error&) {
+      } catch (const Error& e) {
+        CHECK(e.file() == source);
       }
     };
     for (int round = 0; round < 300; ++round) {
       const std::string x = mutate(xml), e = mutate(et), b = mutate(bs), a = mutate(ant), t = mutate(tsv);
-      survive([&] { read_localite_markers(x, "f.xml"); });
-      survive([&] { read_localite_entry_targets(e, "f.xml"); });
-      survive([&] { read_brainsight_targets(b, "f.txt"); });
-      survive([&] { read_ant_markers(a, "f.mrk"); });
-      survive([&] { read_markers_tsv(t, "f.tsv"); });
+      survive([&] { read_localite_markers(x, "f.xml"); }, "f.xml");
+      survive([&] { read_localite_entry_targets(e, "f.xml"); }, "f.xml");
+      survive([&] { read_brainsight_targets(b, "f.txt"); }, "f.txt");
+      survive([&] { read_ant_markers(a, "f.mrk"); }, "f.mrk");
+      survive([&] { read_markers_tsv(t, "f.tsv"); }, "f.tsv");
     }
   }
   SECTION("garbage") {
@@ -623,4 +643,103 @@ TEST_CASE("ANT visor2 sample parses and writes back", "[data]") {
   opt.image = m.image;
   const AntMarkers back = read_ant_markers(write_ant_markers(m.markers, opt), "back.mrk");
   check_same_markers(back.markers, m.markers);
+}
+
+// ---- File names as the navigators name them -----------------------------------------------------
+
+TEST_CASE("Localite file names: a deterministic, valid 17-digit timestamp from the plan", "[unit][names]") {
+  const std::string a = localite_timestamp("plan A"), b = localite_timestamp("plan B");
+  CHECK(a == localite_timestamp("plan A"));  // the same plan gives the same name
+  CHECK(a != b);
+  for (const std::string& stamp : {a, b}) {
+    INFO(stamp);
+    REQUIRE(stamp.size() == 17);
+    CHECK(stamp.rfind("20000101", 0) == 0);
+    CHECK(!name_reader::parse_stamp(stamp).empty());  // a real date and time, as readers parse it
+    CHECK(localite_instrument_marker_name(stamp) == "InstrumentMarker" + stamp + ".xml");
+    CHECK(localite_entry_target_name(stamp) == "EntryTarget" + stamp + ".xml");
+    CHECK(is_localite_name(localite_instrument_marker_name(stamp), "InstrumentMarker"));
+    CHECK(!is_localite_name(localite_instrument_marker_name(stamp), "EntryTarget"));
+  }
+  // Not a date: refused by the name helpers and by the name-driven reader alike.
+  for (const std::string bad : {"20121325103137328", "20120230103137328", "20120925253137328", "2012092510313732",
+                                "2012092510313732x"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(localite_instrument_marker_name(bad), Error);
+    CHECK(!is_localite_name("InstrumentMarker" + bad + ".xml", "InstrumentMarker"));
+    CHECK(name_reader::parse_stamp(bad).empty());
+  }
+  CHECK(is_localite_name("EntryTarget20120925115848265.xml", "EntryTarget"));
+  CHECK(!is_localite_name("EntryTarget20120925115848265.XML", "EntryTarget"));
+  CHECK(!is_localite_name("localite_instrument_markers.xml", "InstrumentMarker"));
+}
+
+TEST_CASE("a name-driven reader finds and parses the files our writers produce under our names",
+          "[unit][names]") {
+  const std::string dir = (fs::temp_directory_path() / ("tmsplan_names_" + std::to_string(::getpid()))).string();
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::vector<Marker> markers;
+  Pose p;
+  p.m.topRightCorner<3, 1>() = Eigen::Vector3d(-40, -20, 70);
+  markers.push_back({"M1_hand_left", p, Eigen::Vector3d(-41, -20, 72), Eigen::Vector3d(-37, -21, 58)});
+  p.m.topRightCorner<3, 1>() = Eigen::Vector3d(-45, 40, 55);
+  markers.push_back({"DLPFC_BA9", p, Eigen::Vector3d(-46, 41, 56), Eigen::Vector3d(-36, 39, 43)});
+  const std::string im = write_localite_instrument_markers(markers);
+  const std::string et = write_localite_entry_targets({{"M1_hand_left", {-41, -20, 72}, {-37, -21, 58}}});
+  const std::string stamp = localite_timestamp(im + et);
+  const auto put = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir + "/" + name, std::ios::binary) << text;
+  };
+  put(localite_instrument_marker_name(stamp), im);
+  put(localite_entry_target_name(stamp), et);
+  put("brainsight_v12.txt", write_brainsight_targets(markers));
+  put("ant_markers.mrk", write_ant_markers(markers));
+  put("localite_instrument_markers.xml", im);  // the old name: no reader recognises it
+  const name_reader::Folder f = name_reader::read_folder(dir);
+  REQUIRE(f.instrument_markers.size() == 1);
+  CHECK(f.instrument_markers.begin()->first == "InstrumentMarker" + stamp + ".xml");
+  CHECK(f.instrument_markers.begin()->second.size() == 2);
+  REQUIRE(f.entry_targets.size() == 1);
+  CHECK(f.entry_targets.begin()->second.at(0).name == "M1_hand_left");
+  REQUIRE(f.brainsight.size() == 1);
+  CHECK(f.brainsight.begin()->second.size() == 2);
+  REQUIRE(f.ant.size() == 1);
+  CHECK(f.ant.begin()->second.size() == 2);
+  CHECK(f.unrecognised == std::vector<std::string>{"localite_instrument_markers.xml"});
+  CHECK(f.stamps.at("InstrumentMarker" + stamp + ".xml").rfind("2000-01-01 ", 0) == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("our names follow the navigators' own sample files", "[data][names]") {
+  NNAV_OR_SKIP(nnav);
+  const std::string session = nnav + "/localite/Session_20120925103137328";
+  // The same name-driven reader reads Localite's own session folders...
+  const name_reader::Folder im = name_reader::read_folder(session + "/InstrumentMarkers");
+  CHECK(im.instrument_markers.size() == 5);
+  CHECK(im.unrecognised.empty());
+  const name_reader::Folder et = name_reader::read_folder(session + "/EntryTarget");
+  CHECK(et.entry_targets.size() == 4);
+  CHECK(et.unrecognised.empty());
+  // ... whose names are kind + 17-digit stamp + .xml, the form our names take (the InstrumentMarker
+  // samples carry a RAS_/LPS_ prefix added by SimNIBS's tests, after which the name is Localite's).
+  for (const auto& [name, stamp] : im.stamps) {
+    INFO(name);
+    const std::string bare = name.substr(name.find("InstrumentMarker"));
+    CHECK(is_localite_name(bare, "InstrumentMarker"));
+    CHECK(bare.size() == localite_instrument_marker_name(localite_timestamp("x")).size());
+  }
+  for (const auto& [name, stamp] : et.stamps) {
+    INFO(name);
+    CHECK(is_localite_name(name, "EntryTarget"));
+    CHECK(name.size() == localite_entry_target_name(localite_timestamp("x")).size());
+  }
+  // Brainsight exports are .txt files recognised by their "# Version:" header; ANT by .mrk.
+  for (const auto& e : fs::directory_iterator(nnav + "/brainsight")) {
+    INFO(e.path());
+    CHECK(e.path().extension() == ".txt");
+  }
+  for (const auto& e : fs::directory_iterator(nnav + "/ant")) CHECK(e.path().extension() == ".mrk");
+  const name_reader::Folder ant = name_reader::read_folder(nnav + "/ant");
+  CHECK(ant.ant.size() == 1);
 }

@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "name_reader.hpp"
 #include "support.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
@@ -191,12 +192,16 @@ const Colin *colin() {
   return &c;
 }
 
-#define COLIN_OR_SKIP(var)                                                                                             \
-  const Colin *var = colin();                                                                                          \
-  if (!var) {                                                                                                          \
-    WARN("skipped: " << testing::colin_head() << " not found (install mricron-data)");                                 \
-    return;                                                                                                            \
-  }
+#define COLIN_OR_SKIP(var)                                                                        \
+  const Colin *var = colin();                                                                     \
+  if (!var) testing::skip(testing::colin_head() + " not found (install mricron-data)");
+
+std::size_t count_of(const std::string &text, const std::string &what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+    ++n;
+  return n;
+}
 
 std::string export_cmd(const std::string &targets, const std::string &t1, const std::string &out,
                        const std::string &extra) {
@@ -228,7 +233,7 @@ std::string user_protocol(double hz, double pct, double train_s, int trains, dou
 
 // ---- Library-level ------------------------------------------------------------------------------
 
-TEST_CASE("plan: targets.json validation orthonormalises small shear and refuses bad poses", "[plan]") {
+TEST_CASE("plan: targets.json validation orthonormalises small shear and refuses bad poses", "[plan][unit]") {
   const std::string good = R"json({"schema": "tmsplan-targets/1", "tool": "t", "version": "1",
     "reference_t1": {"path": "t1.nii", "sha256": "0000000000000000000000000000000000000000000000000000000000000000",
                      "dim": [10, 10, 10], "vox2ras": [[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]},
@@ -272,7 +277,7 @@ TEST_CASE("plan: targets.json validation orthonormalises small shear and refuses
   refused("\"targets\": [{", "\"targets\": [], \"x\": [{", "targets");
 }
 
-TEST_CASE("plan: dose arithmetic follows Stokes (3 %MSO/mm) and says when no M1 exists", "[plan]") {
+TEST_CASE("plan: dose arithmetic follows Stokes (3 %MSO/mm) and says when no M1 exists", "[plan][unit]") {
   plan::Targets all;
   plan::Target m1, dl;
   m1.name = "M1_hand_left";
@@ -302,7 +307,7 @@ TEST_CASE("plan: dose arithmetic follows Stokes (3 %MSO/mm) and says when no M1 
   CHECK_THROWS_AS(plan::compute_doses(all, sel, p, 45.0, "M1_nowhere", warnings), Error);
 }
 
-TEST_CASE("plan: report helpers escape text and encode base64", "[plan]") {
+TEST_CASE("plan: report helpers escape text and encode base64", "[plan][unit]") {
   CHECK(report::base64("") == "");
   CHECK(report::base64("f") == "Zg==");
   CHECK(report::base64("fo") == "Zm8=");
@@ -321,8 +326,18 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
   INFO(r.err);
   REQUIRE(r.exit_code == 0); // Passard 2007 (10 Hz, 80% RMT, 8 s trains) passes under --strict
   const std::string plan = out + "/plan/";
-  for (const auto &name : plan::output_names())
+  // Files found the way a name-driven reader finds them: Localite's by their own names.
+  const name_reader::Folder found = name_reader::read_folder(plan);
+  REQUIRE(found.instrument_markers.size() == 1);
+  REQUIRE(found.entry_targets.size() == 1);
+  const std::string im_name = found.instrument_markers.begin()->first;
+  const std::string stamp = im_name.substr(16, 17);
+  for (const auto &name : plan::output_names(stamp))
     CHECK(fs::is_regular_file(plan + name));
+  CHECK(found.entry_targets.begin()->first == "EntryTarget" + stamp + ".xml");
+  CHECK(found.brainsight.size() == 2);
+  CHECK(found.ant.size() == 1);
+  CHECK(!fs::exists(plan + "localite_instrument_markers.xml"));
 
   std::map<std::string, json> want;
   for (const auto &t : c->doc["targets"])
@@ -340,9 +355,10 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
       }
     }
   };
-  const auto loc = nav::read_localite_markers(read_file(plan + "localite_instrument_markers.xml"), "loc");
+  const auto loc = nav::read_localite_markers(read_file(plan + im_name), "loc");
   CHECK(loc.space == nav::LocaliteSpace::ras);
   check_markers(loc.markers, "localite", false);
+  check_markers(found.instrument_markers.begin()->second, "localite by name", false);
   const auto b12 = nav::read_brainsight_targets(read_file(plan + "brainsight_v12.txt"), "b12");
   CHECK(b12.version == 12);
   CHECK(b12.coordinate_system == "NIfTI:Aligned");
@@ -356,7 +372,7 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
   REQUIRE(ant.image);
   CHECK(ant.image->pixdim[1] == Approx(1.0));
   check_markers(nav::read_markers_tsv(read_file(plan + "markers.tsv"), "tsv"), "markers.tsv", true);
-  const auto et = nav::read_localite_entry_targets(read_file(plan + "localite_entry_target.xml"), "et");
+  const auto &et = found.entry_targets.begin()->second;
   REQUIRE(et.size() == want.size());
   for (const auto &e : et) {
     CHECK((e.entry - vec_of(want[e.name]["scalp_ras"])).norm() < kTol);
@@ -382,6 +398,13 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
     CHECK(!d["arithmetic"].get<std::string>().empty());
   }
   CHECK(pj["citations"].size() >= 3);
+  for (const auto &c : pj["citations"]) {
+    CHECK(!c["citation"].get<std::string>().empty());
+    CHECK(!c["status"].get<std::string>().empty());
+  }
+  CHECK(pj["safety"]["inter_train_interval_rule"]["min_safe_s"] == 5);
+  for (const auto &t : pj["safety"]["trains"])
+    CHECK(t["interval_verdict"] == "ok");
 
   // The navigator T1: same grid and voxels as the input.
   const Image in = read_image(c->t1), nav_t1 = read_image(plan + "t1w_navigator.nii.gz");
@@ -400,7 +423,16 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
     CHECK_THAT(tag, Catch::Contains("src=\"data:image/png;base64,"));
     CHECK(html.substr(at, end - at).find("src=", tag.find("src=") + 4) == std::string::npos);
   }
-  CHECK(images == 5);
+  CHECK(images == 5); // 2 per target (no dseg.nii.gz here: no cortical view) + the earlier QC
+  // One box of what to check, one Sources section; no per-row flags; the guideline at DLPFC.
+  CHECK(count_of(html, "class=\"checks\"") == 1);
+  CHECK(count_of(html, "id=\"sources\"") == 1);
+  CHECK(count_of(html, "unverified:") == 0);
+  CHECK(count_of(html, "[row not verified]") == 0);
+  CHECK(count_of(html, "Rossi S et al. (2009)") >= 1);
+  CHECK_THAT(html, Catch::Contains("Chen R et al. (1997)") && Catch::Contains("Clin Neurophysiol 118:1617-1625") &&
+                       Catch::Contains("level B to high-frequency rTMS for fibromyalgia pain") &&
+                       Catch::Contains("no cortical view"));
   CHECK(html.find("http://") == std::string::npos);
   CHECK(html.find("https://") == std::string::npos);
   CHECK(html.find("<script") == std::string::npos);
@@ -416,6 +448,8 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
 
   SECTION("existing outputs are not overwritten without --force") {
     const std::string before = sha256_file(plan + "report.html");
+    // Another plan's Localite file in the folder is refused without --force, replaced with it.
+    write_text(plan + "InstrumentMarker20000101000000000.xml", read_file(plan + im_name));
     const auto again = testing::run(export_cmd(c->targets, c->t1, out, "--protocol passard2007"));
     CHECK(again.exit_code == 1);
     CHECK_THAT(again.err, Catch::Contains("exists") && Catch::Contains("--force"));
@@ -423,6 +457,12 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
     const auto forced = testing::run(export_cmd(c->targets, c->t1, out, "--protocol mhalla2011 --force"));
     CHECK(forced.exit_code == 0);
     CHECK(json::parse(read_file(plan + "protocol.json"))["protocol"]["id"] == "mhalla2011");
+    CHECK(!fs::exists(plan + "InstrumentMarker20000101000000000.xml"));
+    const name_reader::Folder after = name_reader::read_folder(plan);
+    CHECK(after.instrument_markers.size() == 1);
+    CHECK(after.entry_targets.size() == 1);
+    // Same targets, same Localite files: the same names as before.
+    CHECK(after.instrument_markers.begin()->first == im_name);
   }
 }
 
@@ -433,13 +473,16 @@ TEST_CASE("plan: --localite-lps writes LPS files that read back to the same RAS 
       testing::run(export_cmd(c->targets, c->t1, out, "--protocol passard2007 --localite-lps --target M1_hand_left"));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
-  const std::string xml = read_file(out + "/plan/localite_instrument_markers.xml");
+  const name_reader::Folder found = name_reader::read_folder(out + "/plan");
+  REQUIRE(found.instrument_markers.size() == 1);
+  REQUIRE(found.entry_targets.size() == 1);
+  const std::string xml = read_file(out + "/plan/" + found.instrument_markers.begin()->first);
   CHECK_THAT(xml, Catch::Contains("coordinateSpace=\"LPS\""));
   const auto loc = nav::read_localite_markers(xml, "loc");
   CHECK(loc.space == nav::LocaliteSpace::lps);
   REQUIRE(loc.markers.size() == 1);
   check_pose(loc.markers[0].pose.m, pose_of(c->doc["targets"][0]), "localite LPS");
-  const auto et = nav::read_localite_entry_targets(read_file(out + "/plan/localite_entry_target.xml"), "et");
+  const auto &et = found.entry_targets.begin()->second;
   REQUIRE(et.size() == 1);
   CHECK((et[0].target - vec_of(c->doc["targets"][0]["cortical_ras"])).norm() < kTol);
 }
@@ -452,6 +495,14 @@ TEST_CASE("plan: a 20 Hz 120% 5 s train is flagged, and refused under --strict w
       export_cmd(c->targets, c->t1, dir, "--protocol " + dir + "/unsafe.json --strict --subject-dir " + c->dir));
   CHECK(strict.exit_code == 1);
   CHECK_THAT(strict.err, Catch::Contains("EXCEEDS") && Catch::Contains("--strict") && Catch::Contains("20 Hz"));
+  CHECK(!fs::exists(dir + "/plan"));
+  // Trains within the table but 2 s apart break the inter-train interval rule (Chen 1997): refused.
+  write_text(dir + "/quick.json", user_protocol(10, 80, 5, 10, 2));
+  const auto quick = testing::run(
+      export_cmd(c->targets, c->t1, dir, "--protocol " + dir + "/quick.json --strict --subject-dir " + c->dir));
+  CHECK(quick.exit_code == 1);
+  CHECK_THAT(quick.err, Catch::Contains("BREAKS the interval rule") && Catch::Contains("--strict") &&
+                            Catch::Contains("Chen"));
   CHECK(!fs::exists(dir + "/plan"));
   // A preset without a train structure cannot be checked: --strict refuses it too.
   const auto unknown = testing::run(export_cmd(c->targets, c->t1, dir, "--protocol lefaucheur2020_fm_m1_hf --strict"));
@@ -555,8 +606,7 @@ TEST_CASE("plan: without an M1 target the dose says no adjustment is possible", 
 TEST_CASE("plan: export on the Philips T1 round-trips through every navigator file", "[plan][data]") {
   const std::string data = testing::shared_data();
   if (data.empty()) {
-    WARN("skipped: shared data not found (set TMSPLAN_SHARED_DATA)");
-    return;
+    testing::skip("shared data not found (set TMSPLAN_SHARED_DATA)");
   }
   const std::string t1_path = data + "/philips-mprage/T1w.nii.gz";
   const std::string dir = testing::temp_dir("plan_philips");
@@ -577,17 +627,23 @@ TEST_CASE("plan: export on the Philips T1 round-trips through every navigator fi
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   const std::string plan = dir + "/plan/";
-  const auto loc = nav::read_localite_markers(read_file(plan + "localite_instrument_markers.xml"), "loc");
-  const auto b14 = nav::read_brainsight_targets(read_file(plan + "brainsight_v14.txt"), "b14");
-  const auto ant = nav::read_ant_markers(read_file(plan + "ant_markers.mrk"), "ant");
-  REQUIRE(loc.markers.size() == 2);
-  REQUIRE(b14.targets.size() == 2);
-  REQUIRE(ant.markers.size() == 2);
+  // The Localite, Brainsight and ANT files load in a name-driven reader (files found by their names).
+  const name_reader::Folder found = name_reader::read_folder(plan);
+  REQUIRE(found.instrument_markers.size() == 1);
+  REQUIRE(found.entry_targets.size() == 1);
+  REQUIRE(found.brainsight.size() == 2);
+  REQUIRE(found.ant.size() == 1);
+  const auto &loc = found.instrument_markers.begin()->second;
+  const auto &b14 = found.brainsight.at("brainsight_v14.txt");
+  const auto &ant = found.ant.begin()->second;
+  REQUIRE(loc.size() == 2);
+  REQUIRE(b14.size() == 2);
+  REQUIRE(ant.size() == 2);
   for (std::size_t i = 0; i < 2; ++i) {
     const Eigen::Matrix4d want = pose_of(doc["targets"][i]);
-    check_pose(loc.markers[i].pose.m, want, "localite");
-    check_pose(b14.targets[i].pose.m, want, "brainsight");
-    check_pose(ant.markers[i].pose.m, want, "ant");
+    check_pose(loc[i].pose.m, want, "localite");
+    check_pose(b14[i].pose.m, want, "brainsight");
+    check_pose(ant[i].pose.m, want, "ant");
   }
   const Image nav_t1 = read_image(plan + "t1w_navigator.nii.gz");
   CHECK(nav_t1.grid.same_as(t1.grid, 1e-3));

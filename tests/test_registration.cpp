@@ -202,8 +202,7 @@ TEST_CASE("the same subject stored in another voxel order gives the same RAS ans
 TEST_CASE("scanner-like Colin27 copies register to their known transforms", "[registration][data]") {
   const std::string dir = testing::samples_dir();
   if (dir.empty()) {
-    WARN("skipped: samples absent (run make-samples --out " TMSPLAN_SAMPLES_DIR ")");
-    return;
+    testing::skip("samples absent (run make-samples --out " TMSPLAN_SAMPLES_DIR ")");
   }
   const Mask brain = threshold(read_image(kColinBrain), 0.0f);
   AffineOptions focused;
@@ -231,8 +230,7 @@ TEST_CASE("scanner-like Colin27 copies register to their known transforms", "[re
 TEST_CASE("registration is deterministic: 1 and 2 threads give identical matrices", "[registration][data]") {
   const std::string dir = testing::samples_dir();
   if (dir.empty()) {
-    WARN("skipped: samples absent (run make-samples --out " TMSPLAN_SAMPLES_DIR ")");
-    return;
+    testing::skip("samples absent (run make-samples --out " TMSPLAN_SAMPLES_DIR ")");
   }
   ThreadsGuard guard;
   const Image subject = read_image(dir + "/pir-aniso.nii.gz");
@@ -249,8 +247,7 @@ TEST_CASE("registration is deterministic: 1 and 2 threads give identical matrice
 TEST_CASE("a real T1 head: Colin27's brain mapped by the affine overlaps HD-BET's mask", "[registration][data]") {
   const std::string data = testing::shared_data();
   if (data.empty()) {
-    WARN("skipped: ../shared/data is absent (set TMSPLAN_SHARED_DATA)");
-    return;
+    testing::skip("../shared/data is absent (set TMSPLAN_SHARED_DATA)");
   }
   const Image subject = read_image(data + "/philips-mprage/T1w.nii.gz");
   const Mask reference = read_mask(data + "/philips-mprage/reference/brainmask_hdbet.nii.gz", &subject.grid);

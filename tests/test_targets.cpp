@@ -50,6 +50,38 @@ Colin colin(const Eigen::Matrix4d& move) {
   return c;
 }
 
+// Colin27 on another voxel lattice: the T1 resampled (linear) onto its own grid shifted by
+// `shift_vox` voxels, the masks made from it as colin() makes them (so they differ from the
+// original's by the lattice alone); MNI = world, as in colin().
+Colin colin_regridded(const Eigen::Vector3d& shift_vox) {
+  static const Image head_t1 = read_image(testing::colin_head());
+  static const Image bet = read_image("/usr/share/mricron/templates/ch2bet.nii.gz");
+  static const Image ba = read_image("/usr/share/mricron/templates/brodmann.nii.gz");
+  Grid g = head_t1.grid;
+  Eigen::Matrix4d shift = Eigen::Matrix4d::Identity();
+  shift.topRightCorner<3, 1>() = shift_vox;
+  g.vox2ras = RasMatrix(head_t1.grid.vox2ras.m * shift);
+  const Eigen::Matrix4d id = Eigen::Matrix4d::Identity();
+  Colin c;
+  c.t1 = resample_affine(head_t1, g, id, Interp::Linear);
+  Subject& s = c.subject;
+  s.grid = g;
+  Mask head = fill_holes(largest_component(threshold(c.t1, 0.2f * float(quantile(head_t1, 0.995)))));
+  s.head = fill_holes_2d(head);
+  s.brain = threshold(resample_affine(bet, g, id, Interp::Linear), 0.0f);
+  const double lo = quantile(c.t1, 0.25, &s.brain), hi = quantile(c.t1, 0.6, &s.brain);
+  s.gm = Mask(s.grid, 0);
+  for (std::size_t i = 0; i < s.gm.data.size(); ++i)
+    s.gm.data[i] = s.brain.data[i] && c.t1.data[i] > lo && c.t1.data[i] < hi;
+  s.gyral_depth = distance_to(mask_not(close(s.brain, 10.0)));
+  const Image bag = resample_affine(ba, g, id, Interp::Nearest);
+  s.brodmann = Labels(s.grid, 0);
+  for (std::size_t i = 0; i < bag.data.size(); ++i) s.brodmann.data[i] = static_cast<std::uint8_t>(bag.data[i]);
+  s.mni_to_subject = [](const Eigen::Vector3d& p) { return p; };
+  s.subject_to_mni = [](const Eigen::Vector3d& p) { return p; };
+  return c;
+}
+
 Request lib(const std::string& name) {
   Request r;
   r.name = name;
@@ -73,7 +105,7 @@ bool in_mask(const Mask& m, const Eigen::Vector3d& p) {
 
 }  // namespace
 
-TEST_CASE("target library loads with citations and EEG positions", "[targets]") {
+TEST_CASE("target library loads with citations and EEG positions", "[targets][unit]") {
   const Library library = load_library();
   REQUIRE(library.find("M1_hand_left"));
   CHECK(library.find("M1_hand_left")->mni.isApprox(Eigen::Vector3d(-37, -21, 58)));
@@ -130,6 +162,38 @@ TEST_CASE("the same head moved in the world gives the moved answer", "[targets]"
     const Eigen::Vector3d hb = move.inverse().topLeftCorner<3, 3>() * pb.handle;
     CHECK(angle_deg(hb, pa.handle) < 5.0);
   }
+}
+
+TEST_CASE("the same head on another voxel lattice gives the same targets (sub-voxel points)", "[targets]") {
+  // Only the lattice differs (the map to MNI is exact): what is left is the picking's own lattice
+  // noise plus the masks' re-gridding. Voxel-centre answers differed by up to ~0.9 mm.
+  const Library library = load_library();
+  const Colin a = colin(Eigen::Matrix4d::Identity());
+  const Scalp sa(a.subject.head);
+  double sum = 0, worst = 0, worst_z = 0;
+  int n = 0;
+  for (const Eigen::Vector3d shift : {Eigen::Vector3d(0.5, 0.5, 0.5), Eigen::Vector3d(0.3, -0.4, 0.2)}) {
+    const Colin b = colin_regridded(shift);
+    const Scalp sb(b.subject.head);
+    for (const std::string name : {"M1_hand_left", "M1_hand_right", "DLPFC_BA46", "DLPFC_BA9"}) {
+      const Pick pa = pick(a.subject, sa, library, lib(name));
+      const Pick pb = pick(b.subject, sb, library, lib(name));
+      const double e = (pb.cortical - pa.cortical).norm();
+      const double ez = angle_deg(pb.pose.block<3, 1>(0, 2), pa.pose.block<3, 1>(0, 2));
+      INFO(name << " shift " << shift.transpose() << ": cortical " << e << " mm, coil z " << ez << " deg");
+      CHECK(in_mask(b.subject.gm, pb.cortical));
+      sum += e, worst = std::max(worst, e), worst_z = std::max(worst_z, ez), ++n;
+    }
+  }
+  INFO("mean " << sum / n << " max " << worst << " mm; coil z max " << worst_z << " deg");
+  WARN("lattice consistency: mean " << sum / n << " max " << worst << " mm; coil z max " << worst_z << " deg");
+  // Measured 2026-11-30: voxel-centre picking (before issue 16) mean 1.13, max 1.66 mm, coil z max
+  // 1.45 deg; continuous points mean 0.77, max 1.66 mm (M1 hand knob), coil z max 1.26 deg. The
+  // masks here are re-made on the new lattice, so part of it is theirs. Issue 16 asks <= 0.5 / 1.0
+  // on the copies: not met yet.
+  CHECK(sum / n < 1.0);
+  CHECK(worst < 2.0);
+  CHECK(worst_z < 2.0);
 }
 
 TEST_CASE("bad targets are refused naming the target", "[targets]") {

@@ -69,6 +69,21 @@ struct LocaliteMarkers {
   std::size_t untracked_skipped = 0;
 };
 
+/// Localite names its files by kind and a 17-digit timestamp, YYYYMMDDhhmmssSSS:
+/// `InstrumentMarker<stamp>.xml`, `EntryTarget<stamp>.xml`, `TriggerMarkers_Coil<n>_<stamp>.xml`,
+/// and readers (e.g. SimNIBS's Localite import) take the file's kind and date from that name.
+/// The stamp of a plan is deterministic: 2000-01-01 (a date that is plainly not a clock time) and
+/// a time of day taken from the sha256 of `content` (the plan's Localite files), so the same plan
+/// gives the same names and two plans do not collide in one session folder.
+std::string localite_timestamp(std::string_view content);
+/// "InstrumentMarker<stamp>.xml" and "EntryTarget<stamp>.xml"; throws Error unless `stamp` is 17
+/// digits forming a valid date and time.
+std::string localite_instrument_marker_name(const std::string& stamp);
+std::string localite_entry_target_name(const std::string& stamp);
+/// True for a Localite-style file name of this kind ("InstrumentMarker", "EntryTarget"): the kind,
+/// 17 digits forming a valid date and time, ".xml".
+bool is_localite_name(std::string_view file_name, std::string_view kind);
+
 /// `InstrumentMarkerList` XML, one InstrumentMarker per marker (name -> description).
 std::string write_localite_instrument_markers(const std::vector<Marker>& markers,
                                               const LocaliteWriteOptions& options = {});

@@ -53,6 +53,7 @@ struct Target {
   std::optional<double> handle_angle_deg;
   nlohmann::json atlas; ///< As written (object or null).
   std::vector<std::string> warnings;
+  nlohmann::json efield; ///< The efield step's block (targets_efield.json), null without it.
 };
 
 struct Targets {
@@ -75,12 +76,13 @@ Targets load_targets(const std::string &path);
 /// True for a primary-motor target: its name starts with "M1" (M1_hand_left, M1_hand_right, M1...).
 bool is_motor_target(const Target &t);
 
-/// The Stokes factor the plan uses: 3 %MSO per mm (Stokes et al. 2005, J Neurophysiol 94:4520).
+/// The Stokes factor the plan uses: about 3 %MSO per mm (Stokes et al. 2005, J Neurophysiol).
 inline constexpr double kDoseFactorPctMsoPerMm = protocol::stokes2005_pct_mso_per_mm;
 inline constexpr const char *kDoseFactorCitation =
-    "Stokes MG et al. (2005) Simple metric for scaling motor threshold based on scalp-cortex distance: "
-    "application to studies using transcranial magnetic stimulation. J Neurophysiol 94:4520-4527 "
-    "(about 3 %MSO per mm; 2.8 %MSO/mm in Stokes et al. 2007, Exp Brain Res 181:41-49)";
+    "Stokes MG et al. (2005) Simple metric for scaling motor threshold based on scalp-cortex distance. "
+    "J Neurophysiol (about 3 %MSO per mm; verified, volume and pages unconfirmed); 2.8 %MSO per mm in "
+    "Stokes MG, Chambers CD, Gould IC, et al. (2007) Distance-adjusted motor threshold for transcranial "
+    "magnetic stimulation. Clin Neurophysiol 118:1617-1625";
 
 /// Dose of one target: its motor threshold corrected for depth and the stimulation intensity.
 struct TargetDose {
@@ -128,8 +130,12 @@ struct Result {
   std::vector<std::string> warnings;
 };
 
-/// Names of the files written into OUTDIR/plan/ (record last).
-const std::vector<std::string> &output_names();
+/// Names of the files written into OUTDIR/plan/ (record last), for a plan whose Localite files
+/// carry the timestamp `localite_stamp` (nav::localite_timestamp of the plan's Localite files):
+/// InstrumentMarker<stamp>.xml and EntryTarget<stamp>.xml as Localite names them, then
+/// brainsight_v12.txt, brainsight_v14.txt, ant_markers.mrk, markers.tsv, tms.tsv, protocol.json,
+/// t1w_navigator.nii.gz, report.html, protocol_export.json.
+std::vector<std::string> output_names(const std::string &localite_stamp);
 
 /// Checks all inputs and outputs, builds everything in memory, then writes all files atomically
 /// into OUTDIR/plan/ (created when absent). On any error nothing is left behind. `record` is the

@@ -14,12 +14,15 @@ namespace tmsplan::protocol {
 /// The schema version of protocols.json, protocol.json and safety_limits.json this library reads.
 inline constexpr int schema_version = 1;
 
-/// One rTMS protocol. Train fields may be absent only in presets, and only when `verify` says
-/// why (the source did not give them or they could not be checked).
+/// One rTMS protocol. Train fields may be absent only in presets, and only when a note in
+/// `verify` says why (the source did not give them or they could not be confirmed).
 struct Protocol {
   std::string id;              ///< Short identifier, e.g. "passard2007".
   std::string name;
   std::string citation;
+  /// The citation's checked status: "verified", "corrected", "unconfirmed", optionally followed by
+  /// "; " and what else was or was not confirmed (JSON "citation_status"; empty: not stated).
+  std::string citation_status;
   std::string evidence_level;  ///< Lefaucheur 2020 level "A", "B", "C", or "trial" for one study.
   std::string target;          ///< Target id, e.g. "M1_hand_left".
   double frequency_hz = 0;
@@ -34,7 +37,9 @@ struct Protocol {
   int sessions = 0;
   std::string schedule;  ///< e.g. "10 daily sessions (5 per week)".
   std::string use;       ///< One sentence on when to use it.
-  std::map<std::string, std::string> verify;  ///< field -> why the value is not verified.
+  /// field -> one plain sentence: why the value is absent, unconfirmed at its source, or taken from
+  /// another source (JSON "notes"; the older key "verify" is read too). No note: verified.
+  std::map<std::string, std::string> verify;
 };
 
 /// True when intensity, trains, pulses per train and the inter-train interval are all known.
@@ -61,7 +66,7 @@ std::string to_json(const Protocol& p);
 
 /// Checks one protocol (see parse_protocol for `require_complete`); throws Error naming source
 /// and field: non-positive or non-finite values, pulses_per_session != trains x pulses per train,
-/// pulses_per_train != frequency x train duration, missing verify notes for absent fields.
+/// pulses_per_train != frequency x train duration, missing notes for absent fields.
 void validate(const Protocol& p, const std::string& source, bool require_complete);
 
 // ---- Safety ------------------------------------------------------------------------------------
@@ -76,13 +81,29 @@ struct SafetyCell {
 struct SafetyRow {
   double frequency_hz = 0;
   std::vector<SafetyCell> cells;  ///< One per SafetyTable::intensities_pct_mt.
-  std::string verify;             ///< Why this row is not verified; empty when it is.
+  std::string verify;             ///< Legacy per-row note (read, never shown); empty normally.
+};
+
+/// The inter-train interval rule (Chen et al. 1997): `min_safe_s` between trains was shown safe;
+/// `unsafe_at_or_below_s` or less was unsafe above `unsafe_above_pct_mt` % MT.
+struct IntervalRule {
+  std::string source;
+  bool checked = false;
+  std::string rule;  ///< The rule in one or two plain sentences.
+  double min_safe_s = 0;
+  double unsafe_at_or_below_s = 0;
+  double unsafe_above_pct_mt = 0;
 };
 
 /// Maximum safe single-train durations by frequency and intensity (% motor threshold).
 struct SafetyTable {
   std::string source;
   bool checked_against_primary = false;
+  std::string about;                      ///< The table's one-paragraph description.
+  /// "original" (the table's own durations) or "reduced_25pct" (25 % shorter, after Chen 1997).
+  std::string duration_version = "original";
+  std::string duration_version_note;      ///< One sentence saying which version and why.
+  std::optional<IntervalRule> interval;   ///< Absent in older tables: intervals then unchecked.
   std::vector<double> intensities_pct_mt;  ///< Ascending.
   std::vector<SafetyRow> rows;             ///< Ascending frequency.
 };
@@ -95,13 +116,17 @@ enum class Verdict { ok, exceeds, unknown };
 std::string to_string(Verdict v);
 
 struct SafetyResult {
-  Verdict verdict = Verdict::unknown;
+  Verdict verdict = Verdict::unknown;  ///< check_protocol: the worse of the train and interval verdicts.
   double limit_s = 0;                 ///< The cell used (0 when unknown).
   bool limit_is_lower_bound = false;  ///< The cell was ">x".
   bool beyond_tested = false;         ///< ok, but the train is longer than the longest tested.
   double table_frequency_hz = 0;      ///< Row and column used (conservative neighbours).
   double table_intensity_pct_mt = 0;
-  std::string message;                ///< One human-readable line.
+  std::string message;                ///< One human-readable line (the train check).
+  Verdict train_verdict = Verdict::unknown;     ///< The duration table's verdict alone.
+  Verdict interval_verdict = Verdict::unknown;  ///< The inter-train interval rule's verdict.
+  bool interval_shown_unsafe = false;           ///< At or below the interval shown unsafe.
+  std::string interval_message;                 ///< One human-readable line (the interval check).
 };
 
 /// Checks one train. Between table values the conservative neighbour is used: the next higher
@@ -109,14 +134,18 @@ struct SafetyResult {
 /// (lower frequency and intensity are no less safe). Above the highest row or column: unknown.
 SafetyResult check_train(const SafetyTable& table, double frequency_hz, double intensity_pct_mt,
                          double train_duration_s);
-/// Checks the protocol's train at its highest intensity (intensity_pct_rmt_max when given);
-/// unknown when the intensity or the train duration is not known.
+/// Checks an inter-train interval against the table's interval rule: exceeds (breaks the rule)
+/// below min_safe_s, unknown without a rule. Fills the interval_* fields of a result.
+void check_interval(const SafetyTable& table, double interval_s, double intensity_pct_mt, SafetyResult& result);
+/// Checks the protocol's train at its highest intensity (intensity_pct_rmt_max when given) and its
+/// inter-train interval; each is unknown when a value it needs is not known. `verdict` is the
+/// worse of the two (exceeds, then unknown, then ok).
 SafetyResult check_protocol(const SafetyTable& table, const Protocol& p);
 
 // ---- Dose --------------------------------------------------------------------------------------
 
-/// Stokes 2005: motor threshold rises about 3 %MSO per mm of extra scalp-to-cortex distance
-/// (2.8 %MSO/mm in Stokes 2007).
+/// Stokes et al. 2005 (J Neurophysiol): motor threshold rises about 3 %MSO per mm of extra
+/// scalp-to-cortex distance; 2.8 %MSO/mm in Stokes et al. 2007 (Clin Neurophysiol 118:1617-1625).
 inline constexpr double stokes2005_pct_mso_per_mm = 3.0;
 inline constexpr double stokes2007_pct_mso_per_mm = 2.8;
 

@@ -4,6 +4,7 @@
 /// target (a software ray-caster on the head mask with the figure-8 coil drawn).
 #include <Eigen/Core>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -45,8 +46,11 @@ struct TargetSection {
   std::string name;
   std::string description;
   Table coordinates;
-  std::vector<Picture> pictures;
+  std::vector<Picture> pictures;      ///< The first is shown full width, the others side by side.
   std::vector<std::string> warnings;
+  std::string guideline;              ///< What the guideline supports at this target (when it matters).
+  Table efield;                       ///< The induced field and E-field dose (efield step), when run.
+  std::vector<std::string> efield_notes;
 };
 
 /// One provenance entry: a tool run (this one or an earlier step's record).
@@ -72,6 +76,11 @@ struct ReportData {
   std::vector<Verdict> dose_verdicts;
   std::vector<std::string> dose_notes;
   std::vector<TargetSection> targets;
+  /// The single box of what the clinician must still check (shown first, once).
+  std::vector<std::string> checks;
+  /// Every citation behind the plan: citation, used for, checked status.
+  Table sources;
+  std::vector<std::string> sources_notes;
   std::vector<Picture> earlier_qc;
   Table files; ///< The plan's files: name, what, sha256.
   std::vector<Provenance> provenance;
@@ -106,6 +115,10 @@ struct CoilDrawing {
 struct ScalpRenderOptions {
   double fov_mm = 220.0;
   double pixel_mm = 0.5;
+  std::array<double, 3> surface_rgb{236, 196, 166}; ///< Lit colour of the surface (skin by default).
+  bool show_handle = true;                          ///< The handle arrow.
+  bool show_entry = true;                           ///< The scalp entry (yellow dot).
+  double scale_bar_mm = 50.0;
 };
 
 struct ScalpRendering {
@@ -118,7 +131,8 @@ struct ScalpRendering {
   bool hit_scalp = false;         ///< At least one ray hit the head.
 };
 
-/// The head as a smooth surface (the mask smoothed once) that can be rendered from any side.
+/// A mask as a smooth surface (the mask smoothed once) that can be rendered from any side: the
+/// head (scalp view) or grey plus white matter (the cortex's outer, pial, surface).
 class HeadSurface {
 public:
   explicit HeadSurface(const Mask &head);

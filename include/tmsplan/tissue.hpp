@@ -24,6 +24,11 @@ struct Params {
   double tolerance = 1e-3;      ///< stop when no class mean moves by more than this fraction of the WM-CSF contrast
   double mrf_beta = 1.0;        ///< MRF strength per (1 mm) face neighbour; 0 disables the spatial prior
   bool partial_volume = true;   ///< model CSF/GM and GM/WM mixed voxels
+  /// class means from all voxels through the linear mixing model (mixed voxels included by their
+  /// posterior fractions), not from the pure-class posteriors alone. Off by default: on the
+  /// simulated set it fixed the GM/WM volume ratio but cost Dice at low SNR, and Philips WM vs FAST
+  /// fell to 0.916 (docs/segment.md).
+  bool mixel_means = false;
   bool bias_correction = true;  ///< estimate a smooth multiplicative intensity field
   int bias_degree = 3;          ///< degree of the polynomial (in x, y, z) fitted to the log field; -1: none
   double bias_sigma_mm = 0.0;   ///< Gaussian smoothing (mm) of what the polynomial leaves; 0: none
@@ -31,6 +36,9 @@ struct Params {
   double denoise_range = 3.0;   ///< edge-preserving pre-filter: intensity scale in noise sds; 0: off
   int denoise_passes = 2;       ///< passes of that filter
   double map_smoothing_mm = 0.6;  ///< Gaussian sigma applied to the tissue maps inside the mask; 0: off
+  /// Axes finer than 0.9 x this spacing are worked on at this spacing (mm); the probabilities are
+  /// brought back to the input grid (linear) and thresholded there. 0: always the input grid.
+  double working_spacing_mm = 1.0;
 };
 
 struct Result {
@@ -49,5 +57,9 @@ struct Result {
 /// Segments `t1` inside `mask`. Throws Error when the grids differ, the mask is empty or covers the
 /// whole volume, or the intensities inside the mask cannot be split into three classes.
 Result segment(const Image& t1, const Mask& mask, const Params& params = {});
+
+/// The grid segment() works on for an input grid: the input grid itself unless an axis is finer
+/// than 0.9 x spacing_mm; then that axis gets spacing_mm (same orientation and extent).
+Grid working_grid(const Grid& input, double spacing_mm);
 
 }  // namespace tmsplan::tissue

@@ -106,6 +106,9 @@ struct DeformableOptions {
   /// and scalp far from the brain; wide, so that where the subject's mask stops does not show
   /// inside the template region).
   double subject_margin_mm = 12.0;
+  /// The level grids cover the template region grown by this margin, not the whole template field
+  /// (beyond them the field continues with its edge value, then fades at the template's border).
+  double crop_margin_mm = 8.0;
 };
 
 struct DeformableResult {

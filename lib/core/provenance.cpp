@@ -1,4 +1,5 @@
 #include "tmsplan/provenance.hpp"
+#include "tmsplan/clock.hpp"
 
 #include <sys/resource.h>
 
@@ -11,6 +12,15 @@
 #include "tmsplan/version.hpp"
 
 namespace tmsplan {
+
+std::string utc_timestamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return stamp;
+}
 
 double now_seconds() {
   using namespace std::chrono;
@@ -66,10 +76,7 @@ void Record::write(const std::string& path, bool force) {
   parallel_tasks(tasks);
   for (std::size_t i = 0; i < outs.size(); ++i)
     if (!hashes[i].empty()) (*outs[i])["sha256"] = hashes[i];
-  const std::time_t t = std::time(nullptr);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  json_["time"] = {{"finished_utc", stamp},
+  json_["time"] = {{"finished_utc", utc_timestamp()},
                    {"wall_seconds", now_seconds() - start_seconds_},
                    {"peak_memory_mib", peak_memory_mib()},
                    {"threads", threads()}};

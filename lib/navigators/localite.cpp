@@ -2,6 +2,7 @@
 // A small non-validating XML reader (elements and attributes only; no DTD, no external entities)
 // is enough for these files and keeps the parser safe on garbage: no recursion, bounded depth.
 #include "tmsplan/error.hpp"
+#include "tmsplan/files.hpp"
 #include "tmsplan/navigators.hpp"
 
 #include <fmt/format.h>
@@ -297,6 +298,49 @@ std::string header(const char* list, LocaliteSpace space, bool poses) {
 }
 
 }  // namespace
+
+std::string localite_timestamp(std::string_view content) {
+  const std::string sha = sha256_bytes(std::string(content));
+  const unsigned long long v = std::stoull(sha.substr(0, 12), nullptr, 16);
+  const unsigned long long ms = v % 86400000ULL;  // a time of day, to the millisecond
+  return fmt::format("20000101{:02d}{:02d}{:02d}{:03d}", ms / 3600000ULL, ms / 60000ULL % 60, ms / 1000ULL % 60,
+                     ms % 1000ULL);
+}
+
+namespace {
+
+bool valid_stamp(std::string_view s) {
+  if (s.size() != 17 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+  const auto num = [&](std::size_t pos, std::size_t n) {
+    int v = 0;
+    for (std::size_t i = pos; i < pos + n; ++i) v = v * 10 + (s[i] - '0');
+    return v;
+  };
+  const int year = num(0, 4), month = num(4, 2), day = num(6, 2), hour = num(8, 2), minute = num(10, 2),
+            second = num(12, 2);
+  static const int days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (year < 1900 || month < 1 || month > 12 || day < 1 || day > days[month - 1]) return false;
+  if (month == 2 && day == 29 && !(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0))) return false;
+  return hour <= 23 && minute <= 59 && second <= 59;
+}
+
+std::string localite_name(const std::string& kind, const std::string& stamp) {
+  if (!valid_stamp(stamp)) throw Error(fmt::format("'{}' is not a Localite timestamp (YYYYMMDDhhmmssSSS)", stamp));
+  return kind + stamp + ".xml";
+}
+
+}  // namespace
+
+std::string localite_instrument_marker_name(const std::string& stamp) { return localite_name("InstrumentMarker", stamp); }
+std::string localite_entry_target_name(const std::string& stamp) { return localite_name("EntryTarget", stamp); }
+
+bool is_localite_name(std::string_view file_name, std::string_view kind) {
+  if (file_name.size() != kind.size() + 17 + 4 || file_name.substr(0, kind.size()) != kind ||
+      file_name.substr(file_name.size() - 4) != ".xml") {
+    return false;
+  }
+  return valid_stamp(file_name.substr(kind.size(), 17));
+}
 
 std::string write_localite_instrument_markers(const std::vector<Marker>& markers,
                                               const LocaliteWriteOptions& options) {

@@ -14,6 +14,7 @@
 
 #include "../io/nifti_header.hpp"
 #include "internal.hpp"
+#include "tmsplan/clock.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/filters.hpp"
@@ -29,29 +30,21 @@ namespace tmsplan::plan {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-const std::vector<std::string> &output_names() {
-  static const std::vector<std::string> names = {"localite_instrument_markers.xml",
-                                                 "localite_entry_target.xml",
-                                                 "brainsight_v12.txt",
-                                                 "brainsight_v14.txt",
-                                                 "ant_markers.mrk",
-                                                 "markers.tsv",
-                                                 "tms.tsv",
-                                                 "protocol.json",
-                                                 "t1w_navigator.nii.gz",
-                                                 "report.html",
-                                                 "protocol_export.json"};
-  return names;
+std::vector<std::string> output_names(const std::string &localite_stamp) {
+  return {nav::localite_instrument_marker_name(localite_stamp),
+          nav::localite_entry_target_name(localite_stamp),
+          "brainsight_v12.txt",
+          "brainsight_v14.txt",
+          "ant_markers.mrk",
+          "markers.tsv",
+          "tms.tsv",
+          "protocol.json",
+          "t1w_navigator.nii.gz",
+          "report.html",
+          "protocol_export.json"};
 }
 
 namespace {
-
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return stamp;
-}
 
 bool ends_with(const std::string &s, const std::string &tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
@@ -158,8 +151,14 @@ Result export_plan(const Params &params, Record &record) {
   if (fs::exists(plan_dir, ec) && !fs::is_directory(plan_dir, ec))
     throw Error("exists and is not a folder", plan_dir);
   const bool plan_dir_exists = fs::is_directory(plan_dir, ec);
+  // The Localite names depend on the plan (checked once the files are built); the others now.
   std::map<std::string, std::string> out_path;
-  for (const auto &name : output_names()) {
+  const std::vector<std::string> fixed_names = [] {
+    std::vector<std::string> names = output_names("20000101000000000");
+    names.erase(names.begin(), names.begin() + 2);
+    return names;
+  }();
+  for (const auto &name : fixed_names) {
     out_path[name] = (plan_dir / name).string();
     if (plan_dir_exists)
       check_output_path(out_path[name], params.force);
@@ -180,24 +179,27 @@ Result export_plan(const Params &params, Record &record) {
   std::vector<std::string> warnings;
   for (const auto &n : all.notes)
     warnings.push_back(params.targets_path + ": " + n);
-  if (safety.verdict == protocol::Verdict::exceeds) {
-    if (params.strict)
-      throw Error("safety check failed under --strict: " + safety.message);
-    warnings.push_back("SAFETY: " + safety.message);
-  } else if (safety.verdict == protocol::Verdict::unknown) {
-    if (params.strict)
-      throw Error("safety cannot be confirmed under --strict: " + safety.message);
-    warnings.push_back("safety not confirmed: " + safety.message);
+  // --strict refuses a protocol that breaks the train-duration rule or the inter-train interval
+  // rule, or that cannot be checked against either.
+  for (const auto &[verdict, message] : {std::pair{safety.train_verdict, safety.message},
+                                         std::pair{safety.interval_verdict, safety.interval_message}}) {
+    if (verdict == protocol::Verdict::exceeds) {
+      if (params.strict)
+        throw Error("safety check failed under --strict: " + message);
+      warnings.push_back("SAFETY: " + message);
+    } else if (verdict == protocol::Verdict::unknown) {
+      if (params.strict)
+        throw Error("safety cannot be confirmed under --strict: " + message);
+      warnings.push_back("safety not confirmed: " + message);
+    }
   }
   if (!protocol::is_complete(proto))
     warnings.push_back(fmt::format("protocol '{}' is incomplete (train structure not given by its source); take the "
                                    "trains from a trial preset before treatment",
                                    proto.id));
-  for (const Target *t : selected) {
-    if (!proto.target.empty() && t->name.rfind(proto.target, 0) != 0 && proto.target.rfind(t->name, 0) != 0)
-      warnings.push_back(
-          fmt::format("protocol '{}' was studied at {}; here it is planned at {}", proto.id, proto.target, t->name));
-  }
+  for (const Target *t : selected)
+    if (const std::string note = guideline_at(proto, t->name); !note.empty())
+      warnings.push_back(note);
   const std::vector<TargetDose> doses =
       compute_doses(all, selected, proto, params.rmt_pct_mso, params.m1_target, warnings);
 
@@ -259,8 +261,31 @@ Result export_plan(const Params &params, Record &record) {
   std::map<std::string, std::string> text;
   nav::LocaliteWriteOptions lo;
   lo.space = params.localite_lps ? nav::LocaliteSpace::lps : nav::LocaliteSpace::ras;
-  text["localite_instrument_markers.xml"] = nav::write_localite_instrument_markers(markers, lo);
-  text["localite_entry_target.xml"] = nav::write_localite_entry_targets(entry_targets, lo);
+  const std::string im_xml = nav::write_localite_instrument_markers(markers, lo);
+  const std::string et_xml = nav::write_localite_entry_targets(entry_targets, lo);
+  const std::string stamp = nav::localite_timestamp(im_xml + et_xml);
+  const std::vector<std::string> names = output_names(stamp);
+  const std::string &im_name = names[0], &et_name = names[1];
+  text[im_name] = im_xml;
+  text[et_name] = et_xml;
+  // Localite files of another plan in the folder would be read as this plan's: refuse them
+  // without --force, remove them with it (after this plan's files are committed).
+  std::vector<fs::path> stale;
+  for (const auto &name : {im_name, et_name}) {
+    out_path[name] = (plan_dir / name).string();
+    if (plan_dir_exists)
+      check_output_path(out_path[name], params.force);
+  }
+  if (plan_dir_exists)
+    for (const auto &e : fs::directory_iterator(plan_dir, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n == im_name || n == et_name ||
+          !(nav::is_localite_name(n, "InstrumentMarker") || nav::is_localite_name(n, "EntryTarget")))
+        continue;
+      if (!params.force)
+        throw Error("holds the Localite file of another plan (use --force to replace it)", e.path().string());
+      stale.push_back(e.path());
+    }
   nav::BrainsightWriteOptions b12;
   b12.version = 12;
   b12.coordinate_system = "NIfTI:Aligned";
@@ -278,7 +303,8 @@ Result export_plan(const Params &params, Record &record) {
   text["tms.tsv"] = nav::write_tms_tsv(rows);
 
   PlanSummary summary{params,      all,       selected, proto,       table,     safety, doses,
-                      subject_dir, head_path, t1_sha,   sha_matches, now_utc(), {}};
+                      subject_dir, head_path, t1_sha,   sha_matches, utc_timestamp(), {},       names,
+                      im_name,     et_name};
   text["protocol.json"] = protocol_json(summary, warnings);
 
   // ---- Write: stage everything beside its target, then commit all together ----------------------
@@ -324,7 +350,7 @@ Result export_plan(const Params &params, Record &record) {
       s.file->commit();
       committed.push_back(out_path[s.name]);
     }
-    for (const auto &name : output_names())
+    for (const auto &name : names)
       if (name != "protocol_export.json")
         record.add_output(name, out_path[name]);
     json figures = json::object();
@@ -345,6 +371,13 @@ Result export_plan(const Params &params, Record &record) {
     if (created_dir)
       fs::remove(plan_dir, ec); // only when empty
     throw;
+  }
+  for (const auto &p : stale) {
+    fs::remove(p, ec);
+    if (ec)
+      warnings.push_back(fmt::format("{}: the Localite file of an earlier plan could not be removed", p.string()));
+    else
+      log::info("removed the Localite file of an earlier plan: " + p.string());
   }
   for (const auto &w : warnings)
     log::warn(w);

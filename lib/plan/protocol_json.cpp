@@ -62,18 +62,33 @@ std::string protocol_json(const PlanSummary &s, const std::vector<std::string> &
          {"train_duration_s", optional_value(s.proto.train_duration_s)},
          {"pulses_per_train", ppt ? json(*ppt) : json(nullptr)},
          {"verdict", protocol::to_string(s.safety.verdict)},
-         {"limit_s", s.safety.verdict == protocol::Verdict::unknown ? json(nullptr) : json(s.safety.limit_s)},
+         {"train_verdict", protocol::to_string(s.safety.train_verdict)},
+         {"inter_train_interval_s", optional_value(s.proto.inter_train_interval_s)},
+         {"interval_verdict", protocol::to_string(s.safety.interval_verdict)},
+         {"interval_message", s.safety.interval_message},
+         {"limit_s", s.safety.train_verdict == protocol::Verdict::unknown ? json(nullptr) : json(s.safety.limit_s)},
          {"limit_is_lower_bound", s.safety.limit_is_lower_bound},
          {"beyond_tested", s.safety.beyond_tested},
          {"table_frequency_hz", s.safety.table_frequency_hz},
          {"table_intensity_pct_mt", s.safety.table_intensity_pct_mt},
          {"message", s.safety.message}});
   }
+  json interval = nullptr;
+  if (s.table.interval)
+    interval = {{"source", s.table.interval->source},
+                {"checked", s.table.interval->checked},
+                {"rule", s.table.interval->rule},
+                {"min_safe_s", s.table.interval->min_safe_s},
+                {"unsafe_at_or_below_s", s.table.interval->unsafe_at_or_below_s},
+                {"unsafe_above_pct_mt", s.table.interval->unsafe_above_pct_mt}};
   doc["safety"] = {{"table", s.table.source},
                    {"checked_against_primary", s.table.checked_against_primary},
+                   {"duration_version", s.table.duration_version},
+                   {"duration_version_note", s.table.duration_version_note},
                    {"rule", "each train against the longest safe single train at its frequency and intensity "
-                            "(% of the motor threshold at the stimulated site); conservative neighbour between "
-                            "table values; inter-train intervals not checked"},
+                            "(% of the motor threshold at the stimulated site), conservative neighbour between "
+                            "table values; and the inter-train interval against the interval rule"},
+                   {"inter_train_interval_rule", interval},
                    {"strict", s.params.strict},
                    {"trains", trains}};
 
@@ -103,13 +118,28 @@ std::string protocol_json(const PlanSummary &s, const std::vector<std::string> &
     doc["dose"]["note"] = "no M1 target in targets.json: no depth adjustment is possible";
 
   json citations = json::array();
+  const auto cite = [&](const std::string &citation, const std::string &used_for, const std::string &status) {
+    for (const auto &c : citations)
+      if (c["citation"] == citation)
+        return;
+    citations.push_back({{"citation", citation}, {"used_for", used_for}, {"status", status}});
+  };
   if (!s.proto.citation.empty())
-    citations.push_back(s.proto.citation);
-  citations.push_back(s.table.source);
-  citations.push_back(kDoseFactorCitation);
-  citations.push_back("Lefaucheur JP et al. (2020) Evidence-based guidelines on the therapeutic use of repetitive "
-                      "transcranial magnetic stimulation (rTMS): an update (2014-2018). Clin Neurophysiol 131:474-528 "
-                      "(evidence levels)");
+    cite(s.proto.citation, "protocol " + s.proto.id,
+         s.proto.citation_status.empty() ? "not stated" : s.proto.citation_status);
+  cite(s.table.source, "safety: longest safe single train",
+       s.table.checked_against_primary ? "verified, including the table's values"
+                                       : "citation verified; the table's values unconfirmed");
+  if (s.table.interval)
+    cite(s.table.interval->source, "safety: inter-train interval rule",
+         s.table.interval->checked ? "verified" : "unconfirmed");
+  for (const char *key : {"lefaucheur2020", "stokes2005", "stokes2007"}) {
+    const SourceEntry &e = source(key);
+    cite(e.citation, e.used_for, e.status);
+  }
+  for (const Target *t : s.selected)
+    if (const SourceEntry *e = source_for_target(t->source))
+      cite(e->citation, e->used_for, e->status);
   doc["citations"] = citations;
   doc["warnings"] = warnings;
   return doc.dump(2) + "\n";

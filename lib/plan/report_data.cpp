@@ -3,11 +3,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <filesystem>
+#include <memory>
 
 #include "internal.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
+#include "tmsplan/filters.hpp"
 #include "tmsplan/log.hpp"
 #include "tmsplan/qc.hpp"
 #include "tmsplan/report.hpp"
@@ -97,11 +101,40 @@ std::string atlas_text(const json &atlas) {
   return out;
 }
 
-report::TargetSection target_section(const Target &t, const TargetDose *dose, const Image &t1, const Mask &head,
-                                     const report::HeadSurface &surface, std::vector<std::string> &warnings) {
+// The head's bounding box in RAS: the slice panels are centred on it and cover it whole.
+struct HeadBox {
+  Eigen::Vector3d centre{0, 0, 0};
+  double fov_mm = 240.0;
+};
+
+HeadBox head_box(const Mask &head) {
+  HeadBox box;
+  if (count(head) == 0)
+    return box;
+  const Crop c = bounding_crop(head, 0);
+  Eigen::Vector3d lo = Eigen::Vector3d::Constant(1e30), hi = Eigen::Vector3d::Constant(-1e30);
+  for (int k = 0; k < 8; ++k) {
+    const auto &d = c.grid.dim;
+    const Eigen::Vector3d p = c.grid.ras((k & 1) ? d[0] - 1 : 0, (k & 2) ? d[1] - 1 : 0, (k & 4) ? d[2] - 1 : 0).v;
+    lo = lo.cwiseMin(p);
+    hi = hi.cwiseMax(p);
+  }
+  box.centre = 0.5 * (lo + hi);
+  // The largest extent plus a 10 mm margin on each side, in whole centimetres.
+  box.fov_mm = std::clamp(std::ceil(((hi - lo).maxCoeff() + 20.0) / 10.0) * 10.0, 160.0, 320.0);
+  return box;
+}
+
+report::TargetSection target_section(const Target &t, const TargetDose *dose, const protocol::Protocol &proto,
+                                     const Image &t1, const Mask &head, const HeadBox &box,
+                                     const report::HeadSurface &surface, const report::HeadSurface *cortex,
+                                     const std::string &efield_dir, std::vector<std::string> &warnings) {
   report::TargetSection sec;
   sec.name = t.name;
-  sec.description = t.description + (t.source.empty() ? "" : " Source: " + t.source + ".");
+  const SourceEntry *src = source_for_target(t.source);
+  sec.description = t.description + (src ? " Source: " + src->citation + " (status in Sources)."
+                                         : t.source.empty() ? "" : " Source: " + t.source + ".");
+  sec.guideline = guideline_at(proto, t.name);
   sec.coordinates.header = {"quantity", "subject RAS (mm)", "MNI (mm)"};
   auto &rows = sec.coordinates.rows;
   rows.push_back({"cortical target", vec(t.cortical_ras), t.mni ? vec(*t.mni) : "-"});
@@ -125,7 +158,9 @@ report::TargetSection target_section(const Target &t, const TargetDose *dose, co
     rows.push_back({"dose", dose->arithmetic, ""});
   sec.warnings = t.warnings;
 
-  QcFigure fig(t1, RasPoint(t.cortical_ras), 240.0, 0.75);
+  // Slices through the target, each panel centred on the head so that it shows the whole head.
+  const double pixel = box.fov_mm / 320.0;
+  QcFigure fig(t1, QcFigure::display_window(t1), RasPoint(t.cortical_ras), RasPoint(box.centre), box.fov_mm, pixel);
   fig.add_outline(head, {80, 220, 120});
   fig.add_arrow(RasPoint(t.coil_centre_ras), RasVector(30.0 * t.handle_direction_ras), {255, 140, 0});
   fig.add_point(RasPoint(t.scalp_ras), {255, 230, 0}, 3);
@@ -133,10 +168,12 @@ report::TargetSection target_section(const Target &t, const TargetDose *dose, co
   fig.add_point(RasPoint(t.cortical_ras), {230, 20, 20}, 3);
   sec.pictures.push_back(
       {fmt::format("{}: slices through the cortical target", t.name),
-       "Axial, coronal and sagittal slices through the cortical target " + vec(t.cortical_ras) +
-           " (240 mm fields; neurological convention: subject's right on the right of the axial and coronal panels, "
-           "anterior on the right of the sagittal panel). Red: cortical target; yellow: scalp entry; white: coil "
-           "centre; orange arrow: handle direction (30 mm); points are projected onto each slice. Green: head outline.",
+       fmt::format("Axial, coronal and sagittal slices through the cortical target {}, each panel a {:g} mm square "
+                   "centred on the head (neurological convention: subject's right on the right of the axial and "
+                   "coronal panels, anterior on the right of the sagittal panel; white bar: 50 mm). Red: cortical "
+                   "target; yellow: scalp entry; white: coil centre; orange arrow: handle direction (30 mm); points "
+                   "are projected onto each slice. Green: head outline.",
+                   vec(t.cortical_ras), box.fov_mm),
        report::figure_png(fig)});
 
   report::CoilDrawing coil;
@@ -150,10 +187,33 @@ report::TargetSection target_section(const Target &t, const TargetDose *dose, co
     warnings.push_back(t.name + ": the scalp rendering did not meet the head (check the head mask)");
   sec.pictures.push_back(
       {fmt::format("{}: scalp and coil", t.name),
-       "The head seen from outside along the scalp normal at the entry point (" + r.orientation +
+       "The head seen from outside along the scalp normal at the entry point, a 220 mm square (" + r.orientation +
            "). Blue: figure-8 coil (70 mm wings) at the coil centre; orange arrow: handle direction; yellow dot: "
            "scalp entry; red cross: cortical target below the skin; white bar: 50 mm.",
        encode_png(r.rgb, r.width, r.height)});
+
+  if (cortex) {
+    report::ScalpRenderOptions o;
+    o.fov_mm = 180.0; // the whole 176 mm coil footprint
+    o.pixel_mm = 0.45;
+    o.surface_rgb = {226, 178, 178};
+    o.show_handle = false;
+    o.show_entry = false;
+    o.scale_bar_mm = 50.0;
+    const report::ScalpRendering c = cortex->render(coil, o);
+    if (!c.hit_scalp)
+      warnings.push_back(t.name + ": the cortical rendering did not meet the cortex (check dseg.nii.gz)");
+    sec.pictures.push_back(
+        {fmt::format("{}: cortical surface under the coil", t.name),
+         "The cortex's outer (pial) surface, grey plus white matter of dseg.nii.gz, seen along the same axis as the "
+         "scalp view, a 180 mm square (" +
+             c.orientation +
+             "). Blue: the coil's footprint (its 70 mm wings projected along the view axis); red cross: cortical "
+             "target; white dot: coil centre; white bar: 50 mm. Darker: deeper (sulci).",
+         encode_png(c.rgb, c.width, c.height)});
+  }
+  // E-field section (lib/plan/report_efield.cpp)
+  add_efield_section(t, efield_dir, sec);
   return sec;
 }
 
@@ -208,10 +268,48 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
   sum.push_back({"resting motor threshold",
                  s.params.rmt_pct_mso ? fmt::format("{:g} %MSO", *s.params.rmt_pct_mso) : "not given (--rmt)"});
   sum.push_back({"plan generated", s.generated_utc});
-  d.warnings = warnings; // the ones known before rendering; rendering adds more below
+  // What the clinician must still check: one box, each item once (then the run's warnings).
+  const auto &p = s.proto;
+  auto &checks = d.checks;
+  if (!s.table.checked_against_primary)
+    checks.push_back("Safety table: no value of the maximum-train-duration table (Rossi et al. 2009, Table 4, after "
+                     "Wassermann 1998) has been checked against the printed table; check the row this protocol uses "
+                     "before relying on its verdict.");
+  for (const auto &[field, note] : p.verify) {
+    const bool intensity = field == "intensity_pct_rmt" || field == "intensity_pct_rmt_max";
+    if (!intensity && note.find("unconfirmed") == std::string::npos)
+      continue;
+    std::string value;
+    if (field == "intensity_pct_rmt")
+      value = p.intensity_pct_rmt ? fmt::format("{:g}% RMT", *p.intensity_pct_rmt) : "not set";
+    else if (field == "train_duration_s")
+      value = p.train_duration_s ? fmt::format("{:g} s", *p.train_duration_s) : "not set";
+    else if (field == "trains")
+      value = p.trains ? std::to_string(*p.trains) : "not set";
+    else if (field == "inter_train_interval_s")
+      value = p.inter_train_interval_s ? fmt::format("{:g} s", *p.inter_train_interval_s) : "not set";
+    checks.push_back(fmt::format("Protocol {}, {}{}: {}", p.id, field == "intensity_pct_rmt" ? "intensity" : field,
+                                 value.empty() ? "" : " (" + value + ")", note));
+  }
+  bool motor_prior = false;
+  for (const Target *t : s.selected) {
+    const SourceEntry *src = source_for_target(t->source);
+    if (src && src->key == "mayka2006" && !motor_prior) {
+      motor_prior = true;
+      checks.push_back("M1 coordinate: the MNI prior (-37, -21, 58) is approximate; Mayka et al. 2006 pooled "
+                       "Talairach coordinates, so whether it is MNI or Talairach (a few mm apart) is unconfirmed. "
+                       "The target was refined on the hand knob: confirm the hotspot on the patient.");
+    } else if (src && src->key != "mayka2006") {
+      checks.push_back(fmt::format("Target {}{}: {}.", t->name, t->mni ? " " + vec(*t->mni, 0) : std::string(),
+                                   src->status));
+    }
+  }
+  for (const auto &w : warnings)
+    checks.push_back(w);
+  d.warnings.clear();
+  const std::size_t known_warnings = warnings.size(); // rendering adds more below
 
   // Protocol and safety.
-  const auto &p = s.proto;
   auto &pr = d.protocol.rows;
   pr.push_back({"protocol", p.id + (p.name.empty() ? "" : ": " + p.name)});
   pr.push_back({"evidence level",
@@ -219,7 +317,7 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
                     ? "not stated"
                     : p.evidence_level + (p.evidence_level == "trial" ? " (a single trial)"
                                                                       : " (Lefaucheur et al. 2020 guideline level)")});
-  pr.push_back({"citation", p.citation.empty() ? "none given" : p.citation});
+  pr.push_back({"citation", p.citation.empty() ? "none given" : p.citation + " (status in Sources)"});
   pr.push_back({"studied target", p.target});
   pr.push_back({"frequency", fmt::format("{:g} Hz", p.frequency_hz)});
   pr.push_back({"intensity", opt_num(p.intensity_pct_rmt, "% RMT") +
@@ -235,23 +333,38 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
   pr.push_back({"sessions", std::to_string(p.sessions) + (p.schedule.empty() ? "" : "; " + p.schedule)});
   if (!p.use.empty())
     pr.push_back({"use", p.use});
+  std::string borrowed; // notes on values taken from another source (the unconfirmed ones are in the box)
   for (const auto &[field, why] : p.verify)
-    pr.push_back({"unverified: " + field, why});
+    if (field != "intensity_pct_rmt" && field != "intensity_pct_rmt_max" &&
+        why.find("unconfirmed") == std::string::npos)
+      borrowed += (borrowed.empty() ? "" : " ") + field + ": " + why;
+  if (!borrowed.empty())
+    pr.push_back({"where the values come from", borrowed});
   pr.push_back({"complete", protocol::is_complete(p) ? "yes" : "no: train structure missing"});
 
-  const Tone safety_tone = s.safety.verdict == protocol::Verdict::exceeds   ? Tone::bad
-                           : s.safety.verdict == protocol::Verdict::unknown ? Tone::warn
-                                                                            : Tone::ok;
-  const std::string badge = s.safety.verdict == protocol::Verdict::ok        ? "PASSES"
-                            : s.safety.verdict == protocol::Verdict::exceeds ? "EXCEEDS LIMIT"
-                                                                             : "UNKNOWN";
-  for (const Target *t : s.selected)
-    d.safety.push_back({t->name, badge, s.safety.message, safety_tone});
-  d.safety_notes.push_back("Table: " + s.table.source);
-  if (!s.table.checked_against_primary)
-    d.safety_notes.push_back("The table's values have not been checked against the printed primary table.");
-  d.safety_notes.push_back("Intensity is taken as % of the motor threshold at the stimulated site (after the depth "
-                           "adjustment); inter-train intervals are not checked. Healthy-subject limits.");
+  const auto tone_of = [](protocol::Verdict v) {
+    return v == protocol::Verdict::exceeds ? Tone::bad : v == protocol::Verdict::unknown ? Tone::warn : Tone::ok;
+  };
+  const auto badge_of = [](protocol::Verdict v, const char *bad) {
+    return v == protocol::Verdict::ok ? std::string("PASSES") : v == protocol::Verdict::exceeds ? bad : "UNKNOWN";
+  };
+  d.safety.push_back({"single-train duration", badge_of(s.safety.train_verdict, "EXCEEDS LIMIT"), s.safety.message,
+                      tone_of(s.safety.train_verdict)});
+  d.safety.push_back({"inter-train interval", badge_of(s.safety.interval_verdict, "BREAKS RULE"),
+                      s.safety.interval_message, tone_of(s.safety.interval_verdict)});
+  d.safety_notes.push_back("Duration table: " + s.table.source);
+  d.safety_notes.push_back(
+      s.table.duration_version_note.empty()
+          ? "Durations: the table's " +
+                std::string(s.table.duration_version == "original" ? "original values (not reduced)"
+                                                                   : "values reduced by 25% (after Chen et al. 1997)") +
+                "."
+          : s.table.duration_version_note);
+  if (s.table.interval)
+    d.safety_notes.push_back("Interval rule (" + s.table.interval->source + "): " + s.table.interval->rule);
+  d.safety_notes.push_back("The same train at every target: intensity is taken as % of the motor threshold at the "
+                           "stimulated site (after the depth adjustment). Healthy-subject limits; --strict refuses a "
+                           "protocol that breaks either rule or cannot be checked.");
 
   // Dose.
   d.dose.header = {"target",    "d_target (mm)",    "d_M1 (mm)", "k x (d_target - d_M1)",
@@ -285,42 +398,70 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
                          "protocol % RMT x MT_target / 100.");
 
   // Targets.
-  log::info("rendering the scalp");
+  log::info("rendering the scalp and the cortex");
   const report::HeadSurface surface(head);
+  std::unique_ptr<report::HeadSurface> cortex;
+  const fs::path dseg_path = fs::path(s.subject_dir) / "dseg.nii.gz";
+  if (fs::is_regular_file(dseg_path, ec)) {
+    try {
+      ReadOptions ro;
+      ro.refuse_constant = false;
+      const Image dseg = read_image(dseg_path.string(), ro);
+      if (!dseg.grid.same_as(t1.grid, 1e-3))
+        throw Error("not on the T1's grid", dseg_path.string());
+      Mask brain(t1.grid, 0);
+      for (std::size_t i = 0; i < brain.data.size(); ++i)
+        brain.data[i] = dseg.data[i] > 1.5f ? 1 : 0; // grey (2) and white (3) matter
+      cortex = std::make_unique<report::HeadSurface>(brain);
+    } catch (const std::exception &e) {
+      warnings.push_back(fmt::format("{}: no cortical view ({})", dseg_path.string(), e.what()));
+    }
+  } else {
+    warnings.push_back("no dseg.nii.gz in the subject folder: the report has no cortical view");
+  }
+  const HeadBox box = head_box(head);
   for (const Target *t : s.selected) {
     const TargetDose *dose = nullptr;
     for (const auto &x : s.doses)
       if (x.target == t->name)
         dose = &x;
-    d.targets.push_back(target_section(*t, dose, t1, head, surface, warnings));
+    d.targets.push_back(target_section(*t, dose, s.proto, t1, head, box, surface, cortex.get(),
+                                    std::filesystem::path(s.params.targets_path).parent_path().string(), warnings));
   }
-  for (std::size_t i = d.warnings.size(); i < warnings.size(); ++i)
-    d.warnings.push_back(warnings[i]);
+  for (std::size_t i = known_warnings; i < warnings.size(); ++i)
+    d.checks.push_back(warnings[i]);
 
   // Earlier QC pictures.
-  const std::vector<std::pair<std::string, std::string>> qc = {{"skull_strip_qc.png", "skull-strip"},
-                                                               {"segment_qc.png", "segment"},
-                                                               {"cortex_map_qc.png", "cortex-map"},
-                                                               {"target_pick_qc.png", "target-pick"}};
-  for (const auto &[file, step] : qc) {
+  // What each step draws (its QcFigure): whole panels of the stated field, white gaps between them.
+  const std::vector<std::array<std::string, 3>> qc = {
+      {"skull_strip_qc.png", "skull-strip", "Axial, coronal and sagittal slices through the brain's centre, 240 mm "
+                                            "fields; white bar: 50 mm."},
+      {"segment_qc.png", "segment", "Axial, coronal and sagittal slices through the brain mask's centre, 240 mm "
+                                    "fields; white bar: 50 mm."},
+      {"cortex_map_qc.png", "cortex-map", "Slices through the M1 hand point, 160 mm fields (a close-up): BA4 red, BA6 "
+                                          "yellow, BA1-3 cyan, grey matter's outer edge white; white bar: 50 mm."},
+      {"target_pick_qc.png", "target-pick", "One row per target: slices through its cortical point, 120 mm fields (a "
+                                            "close-up); white bar: 50 mm."}};
+  for (const auto &[file, step, what] : qc) {
     const fs::path path = fs::path(s.subject_dir) / file;
     if (!fs::is_regular_file(path, ec))
       continue;
     std::string bytes = read_file(path.string(), kMaxEmbedBytes);
     if (bytes.size() < 8 || bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0) {
       warnings.push_back(path.string() + ": not a PNG, left out of the report");
-      d.warnings.push_back(warnings.back());
+      d.checks.push_back(warnings.back());
       continue;
     }
-    d.earlier_qc.push_back({step + " QC", "From " + path.string() + ".", std::move(bytes)});
+    d.earlier_qc.push_back({step + " QC", what + " From " + path.string() + ".", std::move(bytes)});
   }
 
   // Plan files and provenance.
   d.files.header = {"file", "content", "sha256"};
   const std::map<std::string, std::string> what = {
-      {"localite_instrument_markers.xml", std::string("Localite TMS Navigator InstrumentMarkerList (coil poses, ") +
-                                              (s.params.localite_lps ? "LPS" : "RAS") + ")"},
-      {"localite_entry_target.xml", "Localite EntryTargetList (scalp entry and cortical target points)"},
+      {s.localite_instrument_markers, std::string("Localite TMS Navigator InstrumentMarkerList (coil poses, ") +
+                                          (s.params.localite_lps ? "LPS" : "RAS") +
+                                          "); named as Localite names it, the timestamp derived from the plan"},
+      {s.localite_entry_targets, "Localite EntryTargetList (scalp entry and cortical target points)"},
       {"brainsight_v12.txt", "Brainsight targets, version 12, NIfTI:Aligned"},
       {"brainsight_v14.txt", "Brainsight targets, version 14, NIfTI:Q:Aligned"},
       {"ant_markers.mrk", "ANT visor2 markers (JSON, SimNIBS coil axes)"},
@@ -328,13 +469,49 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
       {"tms.tsv", "protocol per target (plain TSV)"},
       {"protocol.json", "protocol, safety verdicts, dose arithmetic, citations"},
       {"t1w_navigator.nii.gz", "the T1 with qform = sform, to load in the navigator"}};
-  for (const auto &name : output_names()) {
+  for (const auto &name : s.file_names) {
     const auto it = s.file_sha.find(name);
     if (it != s.file_sha.end())
       d.files.rows.push_back({name, what.count(name) ? what.at(name) : "", it->second});
   }
   d.files.rows.push_back({"report.html", "this page", "-"});
   d.files.rows.push_back({"protocol_export.json", "provenance record of this run", "-"});
+
+  // Sources: every citation behind the plan, each once, with its checked status.
+  d.sources.header = {"citation", "used for", "status"};
+  const auto cite = [&](const std::string &citation, const std::string &used_for, const std::string &status) {
+    for (const auto &row : d.sources.rows)
+      if (row[0] == citation)
+        return;
+    d.sources.rows.push_back({citation, used_for, status});
+  };
+  if (!p.citation.empty())
+    cite(p.citation, "protocol " + p.id, p.citation_status.empty() ? "not stated in the protocol" : p.citation_status);
+  cite(source("lefaucheur2020").citation, source("lefaucheur2020").used_for, source("lefaucheur2020").status);
+  cite(s.table.source, "safety: longest safe single train (" + s.table.duration_version + " durations)",
+       s.table.checked_against_primary ? "verified, including the table's values"
+                                       : "citation verified; the table's values unconfirmed (see the box above)");
+  if (s.table.interval)
+    cite(s.table.interval->source, "safety: inter-train interval rule",
+         s.table.interval->checked ? source("chen1997").status : "unconfirmed");
+  cite(source("rossi2021").citation, source("rossi2021").used_for, source("rossi2021").status);
+  for (const char *key : {"stokes2005", "stokes2007"})
+    cite(source(key).citation, source(key).used_for, source(key).status);
+  bool motor = false;
+  for (const Target *t : s.selected) {
+    if (const SourceEntry *e = source_for_target(t->source))
+      cite(e->citation, e->used_for, e->status);
+    else if (!t->source.empty())
+      cite(t->source, "target " + t->name, "as given in targets.json; status unknown");
+    motor = motor || is_motor_target(*t);
+  }
+  if (motor)
+    cite(source("andreobadia2008").citation, source("andreobadia2008").used_for, source("andreobadia2008").status);
+  d.sources_notes.push_back(
+      "Checked 2026-11-30 against indexing records (PubMed, publisher and university pages), abstracts, review "
+      "tables and other groups' public code. Verified: the value is in the paper's abstract or indexing record, or in "
+      "a review table quoting it. Corrected: the citation used before was wrong. Unconfirmed: no accessible source "
+      "confirms it; a clinician must check it against the paper before relying on it.");
 
   d.provenance.push_back(provenance_from(record, "this run (plan/protocol_export.json)"));
   d.provenance.back().finished = s.generated_utc;

@@ -245,6 +245,11 @@ Targets parse_targets(const std::string &json_text, const std::string &source) {
     }
     t.handle_rule = rd.text(o, "handle_rule", at, false);
     t.handle_angle_deg = rd.optional_number(o, "handle_angle_deg", at);
+    if (o.contains("efield")) {
+      if (!o["efield"].is_object())
+        rd.fail(at + "efield", "must be an object");
+      t.efield = o["efield"];
+    }
     if (o.contains("atlas")) {
       if (!o["atlas"].is_object() && !o["atlas"].is_null())
         rd.fail(at + "atlas", "must be an object");

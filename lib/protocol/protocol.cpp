@@ -1,4 +1,5 @@
 // Protocol presets and user protocol files: JSON reading, validation, writing.
+#include "tmsplan/data.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/protocol.hpp"
 
@@ -25,9 +26,9 @@ using nlohmann::ordered_json;
 
 const std::set<std::string>& known_fields() {
   static const std::set<std::string> fields = {
-      "id", "name", "citation", "evidence_level", "target", "frequency_hz", "intensity_pct_rmt",
+      "id", "name", "citation", "citation_status", "evidence_level", "target", "frequency_hz", "intensity_pct_rmt",
       "intensity_pct_rmt_max", "train_duration_s", "pulses_per_train", "inter_train_interval_s", "trains",
-      "pulses_per_session", "pulses_per_session_max", "sessions", "schedule", "use", "verify"};
+      "pulses_per_session", "pulses_per_session_max", "sessions", "schedule", "use", "notes", "verify"};
   return fields;
 }
 
@@ -113,6 +114,7 @@ Protocol read_protocol(const json& obj, const std::string& source, const std::st
   const Reader rr(obj, source, at);
   p.name = rr.text("name", true);
   p.citation = rr.text("citation", preset);
+  p.citation_status = rr.text("citation_status", false);
   p.evidence_level = rr.text("evidence_level", preset);
   p.target = rr.text("target", true);
   p.schedule = rr.text("schedule", preset);
@@ -127,10 +129,14 @@ Protocol read_protocol(const json& obj, const std::string& source, const std::st
   p.pulses_per_session = rr.required(rr.whole("pulses_per_session"), "pulses_per_session");
   p.pulses_per_session_max = rr.whole("pulses_per_session_max");
   p.sessions = rr.required(rr.whole("sessions"), "sessions");
-  if (const json* v = rr.find("verify")) {
-    if (!v->is_object()) rr.fail("verify", "is not an object of field: note");
+  // "notes" (one sentence per absent, unconfirmed or borrowed value); "verify" is the older name.
+  if (rr.find("notes") && rr.find("verify")) rr.fail("verify", "is given with 'notes' (use only 'notes')");
+  for (const char* key_name : {"notes", "verify"}) {
+    const json* v = rr.find(key_name);
+    if (!v) continue;
+    if (!v->is_object()) rr.fail(key_name, "is not an object of field: note");
     for (const auto& [key, note] : v->items()) {
-      if (!note.is_string()) rr.fail("verify", fmt::format("note for '{}' is not a string", key));
+      if (!note.is_string()) rr.fail(key_name, fmt::format("note for '{}' is not a string", key));
       p.verify[key] = note.get<std::string>();
     }
   }
@@ -174,8 +180,8 @@ std::optional<int> pulses_per_train(const Protocol& p) {
   return std::nullopt;
 }
 
-std::string default_presets_path() { return std::string(TMSPLAN_DATA_DIR) + "/protocols.json"; }
-std::string default_safety_limits_path() { return std::string(TMSPLAN_DATA_DIR) + "/safety_limits.json"; }
+std::string default_presets_path() { return data_path("protocols.json"); }
+std::string default_safety_limits_path() { return data_path("safety_limits.json"); }
 
 void validate(const Protocol& p, const std::string& source, bool require_complete) {
   const std::string where = fmt::format("protocol '{}'", p.id);
@@ -192,6 +198,11 @@ void validate(const Protocol& p, const std::string& source, bool require_complet
   if (!p.evidence_level.empty() && p.evidence_level != "A" && p.evidence_level != "B" && p.evidence_level != "C" &&
       p.evidence_level != "trial") {
     fail("evidence_level", fmt::format("is '{}'; expected A, B, C or trial", p.evidence_level));
+  }
+  if (!p.citation_status.empty()) {
+    const std::string& cs = p.citation_status;
+    const bool known = cs.rfind("verified", 0) == 0 || cs.rfind("corrected", 0) == 0 || cs.rfind("unconfirmed", 0) == 0;
+    if (!known) fail("citation_status", fmt::format("is '{}'; it must start with verified, corrected or unconfirmed", cs));
   }
   positive("frequency_hz", p.frequency_hz);
   if (p.intensity_pct_rmt) positive("intensity_pct_rmt", *p.intensity_pct_rmt);
@@ -211,8 +222,10 @@ void validate(const Protocol& p, const std::string& source, bool require_complet
   }
   positive("sessions", p.sessions);
   for (const auto& [field, note] : p.verify) {
-    if (!known_fields().count(field)) fail("verify", fmt::format("names unknown field '{}'", field));
-    if (note.empty()) fail("verify", fmt::format("note for '{}' is empty", field));
+    if (!known_fields().count(field) || field == "notes" || field == "verify") {
+      fail("notes", fmt::format("names unknown field '{}'", field));
+    }
+    if (note.empty()) fail("notes", fmt::format("note for '{}' is empty", field));
   }
 
   if (p.train_duration_s) {
@@ -241,7 +254,7 @@ void validate(const Protocol& p, const std::string& source, bool require_complet
     if (present) return;
     if (require_complete) fail(field, "is missing");
     if (!p.verify.count(field) && (alternative.empty() || !p.verify.count(alternative))) {
-      fail(field, "is missing without a 'verify' note saying why");
+      fail(field, "is missing without a note (\"notes\") saying why");
     }
   };
   needed(p.intensity_pct_rmt.has_value(), "intensity_pct_rmt", "");
@@ -293,6 +306,7 @@ std::string to_json(const Protocol& p) {
   j["id"] = p.id;
   j["name"] = p.name;
   if (!p.citation.empty()) j["citation"] = p.citation;
+  if (!p.citation_status.empty()) j["citation_status"] = p.citation_status;
   if (!p.evidence_level.empty()) j["evidence_level"] = p.evidence_level;
   j["target"] = p.target;
   j["frequency_hz"] = p.frequency_hz;
@@ -307,7 +321,7 @@ std::string to_json(const Protocol& p) {
   j["sessions"] = p.sessions;
   if (!p.schedule.empty()) j["schedule"] = p.schedule;
   if (!p.use.empty()) j["use"] = p.use;
-  if (!p.verify.empty()) j["verify"] = p.verify;
+  if (!p.verify.empty()) j["notes"] = p.verify;
   try {
     return j.dump(2) + "\n";
   } catch (const json::exception& e) {

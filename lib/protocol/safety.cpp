@@ -75,6 +75,45 @@ SafetyTable parse_safety_table(const std::string& json_text, const std::string& 
     throw Error("field 'checked_against_primary' is not a boolean", source);
   }
   t.checked_against_primary = doc["checked_against_primary"].get<bool>();
+  const auto opt_text = [&](const json& obj, const char* key, const std::string& where) -> std::string {
+    if (!obj.contains(key)) return {};
+    if (!obj[key].is_string()) throw Error(fmt::format("field '{}{}' is not a string", where, key), source);
+    return obj[key].get<std::string>();
+  };
+  t.about = opt_text(doc, "about", "");
+  if (doc.contains("duration_version")) {
+    t.duration_version = opt_text(doc, "duration_version", "");
+    if (t.duration_version != "original" && t.duration_version != "reduced_25pct") {
+      throw Error(fmt::format("field 'duration_version' is '{}'; expected original or reduced_25pct", t.duration_version),
+                  source);
+    }
+  }
+  t.duration_version_note = opt_text(doc, "duration_version_note", "");
+  if (doc.contains("inter_train_interval")) {
+    const json& r = doc["inter_train_interval"];
+    if (!r.is_object()) throw Error("field 'inter_train_interval' is not an object", source);
+    IntervalRule rule;
+    rule.source = opt_text(r, "source", "inter_train_interval.");
+    rule.rule = opt_text(r, "rule", "inter_train_interval.");
+    if (rule.source.empty()) throw Error("field 'inter_train_interval.source' is missing", source);
+    if (!r.contains("checked") || !r["checked"].is_boolean()) {
+      throw Error("field 'inter_train_interval.checked' is missing or not a boolean", source);
+    }
+    rule.checked = r["checked"].get<bool>();
+    const auto seconds = [&](const char* key) {
+      if (!r.contains(key) || !r[key].is_number() || !std::isfinite(r[key].get<double>()) || r[key].get<double>() <= 0) {
+        throw Error(fmt::format("field 'inter_train_interval.{}' is missing or not a positive number", key), source);
+      }
+      return r[key].get<double>();
+    };
+    rule.min_safe_s = seconds("min_safe_s");
+    rule.unsafe_at_or_below_s = seconds("unsafe_at_or_below_s");
+    rule.unsafe_above_pct_mt = seconds("unsafe_above_pct_mt");
+    if (rule.unsafe_at_or_below_s >= rule.min_safe_s) {
+      throw Error("field 'inter_train_interval.unsafe_at_or_below_s' is not below min_safe_s", source);
+    }
+    t.interval = rule;
+  }
   const json& cols = need("intensities_pct_mt");
   if (!cols.is_array() || cols.empty()) throw Error("field 'intensities_pct_mt' is not a non-empty array", source);
   for (const json& c : cols) {
@@ -139,7 +178,7 @@ SafetyResult check_train(const SafetyTable& table, double frequency_hz, double i
   SafetyResult res;
   const std::string train =
       fmt::format("{:g} Hz, {:g}% MT, {:g} s train", frequency_hz, intensity_pct_mt, train_duration_s);
-  const std::string caveat = table.checked_against_primary ? "" : " [table not checked against the primary source]";
+  const std::string caveat = table.checked_against_primary ? "" : " (table values unconfirmed)";
   if (frequency_hz > table.rows.back().frequency_hz + kEps) {
     res.message = fmt::format("{}: unknown, above the table's highest frequency ({:g} Hz){}", train,
                               table.rows.back().frequency_hz, caveat);
@@ -165,35 +204,73 @@ SafetyResult check_train(const SafetyTable& table, double frequency_hz, double i
   const std::string at = fmt::format("table at {:g} Hz, {:g}% MT{}: {}", row.frequency_hz,
                                      res.table_intensity_pct_mt, moved ? ", the conservative neighbour" : "",
                                      cell_text(cell));
-  const std::string row_note = row.verify.empty() ? "" : " [row not verified]";
   if (cell.lower_bound) {
     res.verdict = Verdict::ok;
     res.beyond_tested = train_duration_s > cell.seconds + kEps;
-    res.message = fmt::format("{}: ok ({}; no limit{}){}{}", train, at,
-                              res.beyond_tested ? ", but longer than the longest train tested" : "", caveat,
-                              row_note);
+    res.message = fmt::format("{}: ok ({}; no limit{}){}", train, at,
+                              res.beyond_tested ? ", but longer than the longest train tested" : "", caveat);
   } else if (train_duration_s <= cell.seconds + kEps) {
     res.verdict = Verdict::ok;
-    res.message = fmt::format("{}: ok ({}){}{}", train, at, caveat, row_note);
+    res.message = fmt::format("{}: ok ({}){}", train, at, caveat);
   } else {
     res.verdict = Verdict::exceeds;
-    res.message = fmt::format("{}: EXCEEDS the {:g} s limit ({}){}{}", train, cell.seconds, at, caveat, row_note);
+    res.message = fmt::format("{}: EXCEEDS the {:g} s limit ({}){}", train, cell.seconds, at, caveat);
   }
+  res.train_verdict = res.verdict;
   return res;
+}
+
+void check_interval(const SafetyTable& table, double interval_s, double intensity_pct_mt, SafetyResult& result) {
+  if (!(std::isfinite(interval_s) && interval_s > 0 && std::isfinite(intensity_pct_mt) && intensity_pct_mt > 0)) {
+    throw Error(fmt::format("interval check of an invalid train ({:g} s between trains, {:g}% MT)", interval_s,
+                            intensity_pct_mt));
+  }
+  result.interval_shown_unsafe = false;
+  if (!table.interval) {
+    result.interval_verdict = Verdict::unknown;
+    result.interval_message = fmt::format("{:g} s between trains: unknown, the safety table has no interval rule",
+                                          interval_s);
+    return;
+  }
+  const IntervalRule& r = *table.interval;
+  const std::string head = fmt::format("{:g} s between trains at {:g}% MT", interval_s, intensity_pct_mt);
+  if (interval_s <= r.unsafe_at_or_below_s + kEps && intensity_pct_mt > r.unsafe_above_pct_mt + kEps) {
+    result.interval_verdict = Verdict::exceeds;
+    result.interval_shown_unsafe = true;
+    result.interval_message = fmt::format("{}: BREAKS the interval rule ({:g} s or less was unsafe above {:g}% MT, {})",
+                                          head, r.unsafe_at_or_below_s, r.unsafe_above_pct_mt, r.source);
+  } else if (interval_s < r.min_safe_s - kEps) {
+    result.interval_verdict = Verdict::exceeds;
+    result.interval_message = fmt::format("{}: BREAKS the interval rule (shorter than the {:g} s shown safe, {})", head,
+                                          r.min_safe_s, r.source);
+  } else {
+    result.interval_verdict = Verdict::ok;
+    result.interval_message = fmt::format("{}: ok (at least the {:g} s shown safe, {})", head, r.min_safe_s, r.source);
+  }
 }
 
 SafetyResult check_protocol(const SafetyTable& table, const Protocol& p) {
   std::optional<double> duration = p.train_duration_s;
   if (!duration && p.pulses_per_train) duration = *p.pulses_per_train / p.frequency_hz;
+  SafetyResult res;
   if (!duration || !p.intensity_pct_rmt) {
-    SafetyResult res;
     res.message = fmt::format("protocol '{}': unknown, its {} is not known", p.id,
                               duration ? "intensity" : "train duration");
-    return res;
+  } else {
+    res = check_train(table, p.frequency_hz, p.intensity_pct_rmt_max.value_or(*p.intensity_pct_rmt), *duration);
+    res.message = fmt::format("protocol '{}': {}", p.id, res.message);
   }
-  const double intensity = p.intensity_pct_rmt_max.value_or(*p.intensity_pct_rmt);
-  SafetyResult res = check_train(table, p.frequency_hz, intensity, *duration);
-  res.message = fmt::format("protocol '{}': {}", p.id, res.message);
+  res.train_verdict = res.verdict;
+  if (!p.inter_train_interval_s || !p.intensity_pct_rmt) {
+    res.interval_verdict = Verdict::unknown;
+    res.interval_message = fmt::format("protocol '{}': interval unknown, its {} is not known", p.id,
+                                       p.inter_train_interval_s ? "intensity" : "inter-train interval");
+  } else {
+    check_interval(table, *p.inter_train_interval_s, p.intensity_pct_rmt_max.value_or(*p.intensity_pct_rmt), res);
+    res.interval_message = fmt::format("protocol '{}': {}", p.id, res.interval_message);
+  }
+  const auto rank = [](Verdict v) { return v == Verdict::exceeds ? 2 : v == Verdict::unknown ? 1 : 0; };
+  if (rank(res.interval_verdict) > rank(res.train_verdict)) res.verdict = res.interval_verdict;
   return res;
 }
 

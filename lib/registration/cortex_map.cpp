@@ -14,6 +14,7 @@
 #include "tmsplan/files.hpp"
 #include "tmsplan/filters.hpp"
 #include "tmsplan/log.hpp"
+#include "tmsplan/parallel.hpp"
 #include "tmsplan/qc.hpp"
 #include "tmsplan/surface.hpp"
 #include "tmsplan/warp.hpp"
@@ -215,20 +216,32 @@ void run(const Params& p, const OutputSet& out, Record& record) {
   lap("atlases");
 
   // Surfaces.
+  // Surfaces and maps: independent, largely serial work (handle filling, distance transforms),
+  // run as parallel tasks (each task's result does not depend on where it runs).
   MeshReport scalp_report, pial_report, white_report;
-  const Mesh scalp = scalp_surface(head, &scalp_report);
-  write_gifti(out.path("scalp_surface"), scalp, force);
-  const Mesh pial = pial_surface(gm, wm, &pial_report);
-  write_gifti(out.path("pial_surface"), pial, force);
-  const Mesh white = white_surface(wm, &white_report);
-  write_gifti(out.path("white_surface"), white, force);
+  Mesh scalp, pial, white;
+  Image scalp_distance, depth;
+  parallel_tasks({[&] {
+                    scalp = scalp_surface(head, &scalp_report);
+                    write_gifti(out.path("scalp_surface"), scalp, force);
+                  },
+                  [&] {
+                    pial = pial_surface(gm, wm, &pial_report);
+                    write_gifti(out.path("pial_surface"), pial, force);
+                  },
+                  [&] {
+                    white = white_surface(wm, &white_report);
+                    write_gifti(out.path("white_surface"), white, force);
+                  },
+                  [&] {
+                    scalp_distance = scalp_distance_map(head, gm);
+                    write_image(out.path("scalp_cortex_distance"), scalp_distance, wo);
+                    depth = gyral_depth_map(brain, gm);
+                    write_image(out.path("gyral_depth"), depth, wo);
+                  }});
   lap("surfaces");
 
-  // Maps and per-region summaries.
-  const Image scalp_distance = scalp_distance_map(head, gm);
-  write_image(out.path("scalp_cortex_distance"), scalp_distance, wo);
-  const Image depth = gyral_depth_map(brain, gm);
-  write_image(out.path("gyral_depth"), depth, wo);
+  // Per-region summaries.
   nlohmann::json regions = nlohmann::json::object();
   for (const auto& a : atlases) {
     const auto dist = region_summary(scalp_distance, a.labels, {}, &gm);

@@ -314,6 +314,37 @@ void taper_to_border(DisplacementField& f, double width_mm) {
   });
 }
 
+// The sub-block of `image` holding every voxel of `mask` plus `margin_mm` (clamped to the grid): the
+// level grids of the deformable stage cover the template's brain region, not the whole head field.
+template <class T>
+Volume<T> crop_to_mask(const Volume<T>& image, const Mask& mask, double margin_mm) {
+  const auto& d = mask.grid.dim;
+  std::array<std::int64_t, 3> lo{d[0], d[1], d[2]}, hi{-1, -1, -1};
+  for (std::int64_t k = 0; k < d[2]; ++k)
+    for (std::int64_t j = 0; j < d[1]; ++j)
+      for (std::int64_t i = 0; i < d[0]; ++i)
+        if (mask(i, j, k)) {
+          lo = {std::min(lo[0], i), std::min(lo[1], j), std::min(lo[2], k)};
+          hi = {std::max(hi[0], i), std::max(hi[1], j), std::max(hi[2], k)};
+        }
+  const Eigen::Vector3d h = mask.grid.spacing_mm();
+  Grid g;
+  Eigen::Matrix4d shift = Eigen::Matrix4d::Identity();
+  for (int a = 0; a < 3; ++a) {
+    const auto m = static_cast<std::int64_t>(std::ceil(margin_mm / h[a]));
+    lo[std::size_t(a)] = std::max<std::int64_t>(0, lo[std::size_t(a)] - m);
+    hi[std::size_t(a)] = std::min<std::int64_t>(d[a] - 1, hi[std::size_t(a)] + m);
+    g.dim[std::size_t(a)] = hi[std::size_t(a)] - lo[std::size_t(a)] + 1;
+    shift(a, 3) = double(lo[std::size_t(a)]);
+  }
+  g.vox2ras = RasMatrix(mask.grid.vox2ras.m * shift);
+  Volume<T> out(g);
+  for (std::int64_t k = 0; k < g.dim[2]; ++k)
+    for (std::int64_t j = 0; j < g.dim[1]; ++j)
+      for (std::int64_t i = 0; i < g.dim[0]; ++i) out(i, j, k) = image(i + lo[0], j + lo[1], k + lo[2]);
+  return out;
+}
+
 // Greedy local-NCC iterations on one level; u is updated in place.
 void run_level(const Image& fixed, const Image& moving, const Mask& region, Field& u, const LevelGeometry& geo,
                const DeformableOptions& options, int iterations, double spacing_mm) {
@@ -431,8 +462,12 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
     return registration_detail::dilate(m, static_cast<int>(std::ceil(margin_mm / m.grid.spacing_mm().minCoeff())));
   };
   const Image subject_masked = masked_normalised(subject, grown(subject_brain, options.subject_margin_mm));
-  const Mask template_region = grown(template_brain, options.mask_margin_mm);
-  const Image template_masked = masked_normalised(templ, template_region);
+  const Mask template_region_full = grown(template_brain, options.mask_margin_mm);
+  // Level grids cover the template region plus a margin only (the head field around it is
+  // background for the fit); beyond them the field continues with its edge value.
+  const Mask template_region = crop_to_mask(template_region_full, template_region_full, options.crop_margin_mm);
+  const Image template_masked = masked_normalised(crop_to_mask(templ, template_region_full, options.crop_margin_mm),
+                                                  template_region);
   // The subject is blurred once in its own space for the finest level and brought onto the
   // template's finest level grid by the affine; coarser levels blur that copy further.
   const double finest = options.levels_mm.back();

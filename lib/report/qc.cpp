@@ -29,8 +29,16 @@ QcFigure::QcFigure(const Image& t1, const RasPoint& centre, double fov_mm, doubl
     : QcFigure(t1, display_window(t1), centre, fov_mm, pixel_mm) {}
 
 QcFigure::QcFigure(const Image& t1, const std::array<double, 2>& window, const RasPoint& centre, double fov_mm, double pixel_mm)
-    : centre_(centre.v), fov_(fov_mm), pixel_(pixel_mm), size_(static_cast<int>(std::lround(fov_mm / pixel_mm))), grid_(t1.grid) {
-  rgb_.assign(std::size_t(3 * size_) * std::size_t(size_) * 3, 0);
+    : QcFigure(t1, window, centre, centre, fov_mm, pixel_mm) {}
+
+QcFigure::QcFigure(const Image& t1, const std::array<double, 2>& window, const RasPoint& slice_point,
+                   const RasPoint& view_centre, double fov_mm, double pixel_mm)
+    : centre_(view_centre.v), slice_(slice_point.v), fov_(fov_mm), pixel_(pixel_mm),
+      size_(static_cast<int>(std::lround(fov_mm / pixel_mm))), grid_(t1.grid) {
+  if (!(fov_mm > 0) || !(pixel_mm > 0) || size_ < 8 || size_ > 4096)
+    throw Error("QC figure: bad field of view or pixel size");
+  // White everywhere: the gaps between and around the panels stay white.
+  rgb_.assign(std::size_t(width()) * std::size_t(height()) * 3, 255);
   const double lo = window[0], hi = window[1];
   const Eigen::Matrix4d ras2vox = t1.grid.vox2ras.m.inverse();
   for (int panel = 0; panel < 3; ++panel)
@@ -42,14 +50,25 @@ QcFigure::QcFigure(const Image& t1, const std::array<double, 2>& window, const R
         const auto g = static_cast<std::uint8_t>(std::clamp((value - lo) / std::max(1e-9, hi - lo) * 255.0, 0.0, 255.0));
         put(panel, u, v, {g, g, g});
       }
+  for (int panel = 0; panel < 3; ++panel) scale_bar(panel);
+}
+
+void QcFigure::scale_bar(int panel) {
+  const double mm = fov_ < 100.0 ? 20.0 : 50.0;
+  const int len = static_cast<int>(std::lround(mm / pixel_));
+  const int x0 = std::max(4, size_ / 40), y0 = size_ - std::max(6, size_ / 30);
+  for (int dv = -3; dv <= 3; ++dv)  // black under-stroke, then the white bar
+    for (int u = x0 - 2; u <= x0 + len + 2; ++u) put(panel, u, y0 + dv, {0, 0, 0});
+  for (int dv = -1; dv <= 1; ++dv)
+    for (int u = x0; u <= x0 + len; ++u) put(panel, u, y0 + dv, {255, 255, 255});
 }
 
 Eigen::Vector3d QcFigure::pixel_ras(int panel, int u, int v) const {
   const double a = -fov_ / 2 + (u + 0.5) * pixel_, b = fov_ / 2 - (v + 0.5) * pixel_;
   switch (panel) {
-    case 0: return centre_ + Eigen::Vector3d(a, b, 0);   // axial: R right, A up
-    case 1: return centre_ + Eigen::Vector3d(a, 0, b);   // coronal: R right, S up
-    default: return centre_ + Eigen::Vector3d(0, a, b);  // sagittal: A right, S up
+    case 0: return {centre_[0] + a, centre_[1] + b, slice_[2]};   // axial: R right, A up
+    case 1: return {centre_[0] + a, slice_[1], centre_[2] + b};   // coronal: R right, S up
+    default: return {slice_[0], centre_[1] + a, centre_[2] + b};  // sagittal: A right, S up
   }
 }
 
@@ -68,7 +87,9 @@ bool QcFigure::project(int panel, const Eigen::Vector3d& p, double& u, double& v
 
 void QcFigure::put(int panel, int u, int v, Rgb c, double alpha) {
   if (u < 0 || v < 0 || u >= size_ || v >= size_) return;
-  const std::size_t idx = (std::size_t(v) * std::size_t(3 * size_) + std::size_t(panel * size_ + u)) * 3;
+  const int g = gap_px();
+  const std::size_t x = std::size_t(g + panel * (size_ + g) + u), y = std::size_t(g + v);
+  const std::size_t idx = (y * std::size_t(width()) + x) * 3;
   for (int ch = 0; ch < 3; ++ch)
     rgb_[idx + std::size_t(ch)] =
         static_cast<std::uint8_t>(std::lround((1 - alpha) * rgb_[idx + std::size_t(ch)] + alpha * c[std::size_t(ch)]));

@@ -169,7 +169,8 @@ ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOpt
             const double depth_mm = (centre - p).dot(n); // > 0: further from the viewer than the coil
             const double fade = std::clamp(1.0 - depth_mm / 140.0, 0.3, 1.0);
             const double shade = (0.22 + 0.78 * lambert) * fade;
-            colour = {236 * shade, 196 * shade, 166 * shade};
+            const auto &c = options.surface_rgb;
+            colour = {c[0] * shade, c[1] * shade, c[2] * shade};
             hits[std::size_t(v) * std::size_t(W) + std::size_t(u)] = 1;
             break;
           }
@@ -225,9 +226,10 @@ ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOpt
   double u0, v0, u1, v1;
   project(centre, u0, v0);
   project(centre + coil.handle_length_mm * coil.handle_direction.normalized(), u1, v1);
-  canvas.line(u0, v0, u1, v1, 6.0, handle_colour);
+  if (options.show_handle)
+    canvas.line(u0, v0, u1, v1, 6.0, handle_colour);
   const double du = u1 - u0, dv = v1 - v0, len = std::hypot(du, dv);
-  if (len > 4) {
+  if (options.show_handle && len > 4) {
     const double hx = du / len * 16, hy = dv / len * 16;
     canvas.line(u1, v1, u1 - hx - hy * 0.6, v1 - hy + hx * 0.6, 5.0, handle_colour);
     canvas.line(u1, v1, u1 - hx + hy * 0.6, v1 - hy - hx * 0.6, 5.0, handle_colour);
@@ -237,13 +239,15 @@ ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOpt
   project(coil.cortical_point, tu, tv);
   canvas.line(tu - 8, tv - 8, tu + 8, tv + 8, 3.0, {230, 20, 20});
   canvas.line(tu - 8, tv + 8, tu + 8, tv - 8, 3.0, {230, 20, 20});
-  project(coil.scalp_point, tu, tv);
-  canvas.disc(tu, tv, 5.0, {40, 40, 40});
-  canvas.disc(tu, tv, 4.0, {255, 230, 0});
+  if (options.show_entry) {
+    project(coil.scalp_point, tu, tv);
+    canvas.disc(tu, tv, 5.0, {40, 40, 40});
+    canvas.disc(tu, tv, 4.0, {255, 230, 0});
+  }
   project(centre, tu, tv);
   canvas.disc(tu, tv, 2.5, {255, 255, 255});
-  // Scale bar: 50 mm, bottom left.
-  const double bar_px = 50.0 / px;
+  // Scale bar, bottom left.
+  const double bar_px = options.scale_bar_mm / px;
   canvas.line(15, H - 15, 15 + bar_px, H - 15, 3.0, {255, 255, 255});
   canvas.line(15, H - 22, 15, H - 8, 2.0, {255, 255, 255});
   canvas.line(15 + bar_px, H - 22, 15 + bar_px, H - 8, 2.0, {255, 255, 255});

@@ -111,6 +111,11 @@ td.mono, .mono { font-family:"DejaVu Sans Mono", monospace; font-size:12.5px; wo
 .convention { background:#eef4ff; border-left:4px solid #3861c8; padding:6px 10px; margin:10px 0; }
 .warnings { background:var(--warnbg); border-left:4px solid #d89a00; padding:6px 12px; margin:10px 0; }
 .warnings li { margin:2px 0; }
+.checks { background:var(--warnbg); border:2px solid #d89a00; border-radius:4px; padding:8px 14px; margin:12px 0; }
+.checks h2 { border:none; margin:0 0 4px; font-size:17px; color:var(--warn); }
+.checks li { margin:3px 0; }
+.guideline { background:#eef4ff; border-left:4px solid #3861c8; padding:6px 10px; margin:8px 0; }
+.sources td:first-child { width:42%; } .sources td:nth-child(2) { width:22%; }
 .verdict { display:flex; gap:10px; align-items:flex-start; padding:6px 10px; margin:5px 0; border-radius:4px; }
 .badge { font-weight:bold; padding:2px 8px; border-radius:3px; color:#fff; white-space:nowrap; }
 .tone-ok { background:var(--okbg); } .tone-ok .badge { background:var(--ok); }
@@ -122,7 +127,7 @@ figure img { max-width:100%; height:auto; border:1px solid #999; display:block; 
 figcaption { color:#444; font-size:12.5px; margin-top:3px; }
 .pictures { display:flex; flex-wrap:wrap; gap:14px; align-items:flex-start; }
 .pictures figure.wide { flex:1 1 100%; }
-.pictures figure.square { flex:0 1 440px; }
+.pictures figure.square { flex:1 1 300px; max-width:540px; }
 .target { page-break-inside:auto; }
 .note { color:#444; font-size:13px; }
 footer { margin-top:30px; color:#666; font-size:12px; border-top:1px solid #ccc; padding-top:6px; }
@@ -131,7 +136,8 @@ footer { margin-top:30px; color:#666; font-size:12px; border-top:1px solid #ccc;
   h2 { page-break-after:avoid; }
   figure, table, .verdict { page-break-inside:avoid; }
   section.target { page-break-before:always; }
-  .pictures figure.square { flex:0 1 48%; }
+  .pictures figure.square { flex:1 1 45%; max-width:none; }
+  .checks { page-break-inside:avoid; }
   a { color:inherit; text-decoration:none; }
   @page { size:A4; margin:14mm; }
 }
@@ -202,15 +208,20 @@ std::string render_html(const ReportData &data) {
   h += "<p class=\"sub\">Generated " + html_escape(data.generated_utc) + " by tmsplan " + html_escape(kVersion) +
        " (protocol-export). A planning aid: the clinician checks every value before treatment.</p></header>\n";
 
+  // The single box of what the clinician must still check, first on the page.
+  if (!data.checks.empty() || !data.warnings.empty()) {
+    std::vector<std::string> items = data.checks;
+    items.insert(items.end(), data.warnings.begin(), data.warnings.end());
+    h += "<section id=\"checks\" class=\"checks\"><h2>Before treatment, check</h2>\n" + list_html(items, "") +
+         "<p class=\"note\">Every citation and its checked status: <a href=\"#sources\">Sources</a>.</p></section>\n";
+  }
+
   h += "<section id=\"summary\"><h2>Patient and scan</h2>\n" + table_html(data.summary, "kv", {false, true});
   h += "<p class=\"convention\"><b>Coordinates.</b> " + html_escape(data.coordinate_convention) + "</p>\n";
-  if (!data.warnings.empty()) {
-    h += "<div class=\"warnings\"><b>Warnings</b>\n" + list_html(data.warnings, "") + "</div>\n";
-  }
   h += "</section>\n";
 
   h += "<section id=\"protocol\"><h2>Protocol and safety</h2>\n" + table_html(data.protocol, "kv");
-  h += "<h3>Safety (Rossi et al. 2009/2021 table of maximum single-train duration)</h3>\n";
+  h += "<h3>Safety: single-train duration and inter-train interval</h3>\n";
   for (const auto &v : data.safety)
     h += verdict_html(v);
   h += list_html(data.safety_notes, "note");
@@ -229,7 +240,14 @@ std::string render_html(const ReportData &data) {
          "</h2>\n";
     if (!t.description.empty())
       h += "<p>" + html_escape(t.description) + "</p>\n";
+    if (!t.guideline.empty())
+      h += "<p class=\"guideline\"><b>Guideline at this target.</b> " + html_escape(t.guideline) + "</p>\n";
     h += table_html(t.coordinates, "coords", {false, true, true});
+    if (!t.efield.rows.empty()) {
+      h += "<h3>Induced electric field</h3>\n" + table_html(t.efield, "coords", {false, true, true, true});
+      for (const auto &n : t.efield_notes)
+        h += "<p class=\"note\">" + html_escape(n) + "</p>\n";
+    }
     if (!t.warnings.empty())
       h += "<div class=\"warnings\"><b>Warnings</b>\n" + list_html(t.warnings, "") + "</div>\n";
     h += "<div class=\"pictures\">\n";
@@ -244,6 +262,9 @@ std::string render_html(const ReportData &data) {
   for (const auto &p : data.earlier_qc)
     h += picture_html(p, "wide");
   h += "</section>\n";
+
+  h += "<section id=\"sources\"><h2>Sources</h2>\n" + table_html(data.sources, "sources");
+  h += list_html(data.sources_notes, "note") + "</section>\n";
 
   h += "<section id=\"files\"><h2>Plan files</h2>\n" + table_html(data.files, "", {true, false, true}) + "</section>\n";
 

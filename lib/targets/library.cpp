@@ -1,12 +1,13 @@
 #include <cmath>
 
+#include "tmsplan/data.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/targets.hpp"
 
 namespace tmsplan::targets {
 
-std::string default_library_path() { return std::string(TMSPLAN_DATA_DIR) + "/targets.json"; }
+std::string default_library_path() { return data_path("targets.json"); }
 
 const LibraryEntry* Library::find(const std::string& name) const {
   for (const auto& e : entries)

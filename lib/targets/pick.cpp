@@ -302,18 +302,49 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
                             out.prior[0], out.prior[1], out.prior[2]));
   double min_depth = std::numeric_limits<double>::infinity();
   for (const auto& c : cands) min_depth = std::min(min_depth, c.depth);
-  const Cand* best = nullptr;
-  for (const auto& c : cands) {
-    if (c.depth > min_depth + opt.crown_depth_mm) continue;
-    if (!best || (c.p - out.prior).norm() < (best->p - out.prior).norm()) best = &c;
+  // A continuous point, not a voxel centre: the crown voxels nearest the mapped point, weighted
+  // by exp(-(distance - nearest) / 1 mm) and by a soft crown membership (1 up to crown_depth - 0.5
+  // mm above the shallowest, 0 beyond + 0.5), averaged. The same head on another lattice gives
+  // the same point up to the masks' own differences; the nearest voxel jumped by up to 0.9 mm.
+  auto crown_weight = [&](double depth) { return std::clamp(min_depth + opt.crown_depth_mm + 0.5 - depth, 0.0, 1.0); };
+  auto in_gm = [&](const Eigen::Vector3d& p) {
+    const Eigen::Vector3d v = ras_to_voxel(s.grid.vox2ras, RasPoint(p)).v;
+    const auto i = std::lround(v[0]), j = std::lround(v[1]), k = std::lround(v[2]);
+    return s.grid.inside(i, j, k) && s.gm(i, j, k) != 0;
+  };
+  // The point itself where it lies in grey matter (a soft centre of a sharply curved crown can
+  // fall just outside it), else the candidate nearest to it.
+  auto onto_gm = [&](const Eigen::Vector3d& centre, const std::vector<Eigen::Vector3d>& pool) {
+    if (in_gm(centre) || pool.empty()) return centre;
+    Eigen::Vector3d best = pool.front();
+    for (const auto& p : pool)
+      if ((p - centre).norm() < (best - centre).norm()) best = p;
+    return best;
+  };
+  {
+    constexpr double kSnapTemperatureMm = 1.0;
+    double nearest = std::numeric_limits<double>::infinity();
+    for (const auto& c : cands)
+      if (crown_weight(c.depth) > 0.0) nearest = std::min(nearest, (c.p - out.prior).norm());
+    Eigen::Vector3d centre = Eigen::Vector3d::Zero();
+    double weights = 0.0;
+    std::vector<Eigen::Vector3d> pool;
+    for (const auto& c : cands) {
+      const double from = (c.p - out.prior).norm(), cw = crown_weight(c.depth);
+      if (cw <= 0.0 || from > nearest + 5.0 * kSnapTemperatureMm) continue;
+      const double w = cw * std::exp(-(from - nearest) / kSnapTemperatureMm);
+      centre += w * c.p;
+      weights += w;
+      pool.push_back(c.p);
+    }
+    out.cortical = onto_gm(centre / weights, pool);
   }
-  out.cortical = best->p;
   out.snap_shift_mm = (out.cortical - out.prior).norm();
 
   // 3. M1: toward the hand knob, approximated as the most superficial precentral (BA4) crown near
   //    the target (the knob bulges toward the scalp on the lateral convexity). Every window and
   //    pull is centred on the mapped point (continuous in the registration), not on the snapped
-  //    voxel, and the answer is the crown voxel nearest the soft-min weighted centre of the best
+  //    voxel, and the answer is the soft-min weighted centre of the best
   //    candidates, so that small changes of the masks or the voxel lattice do not make it jump.
   if (entry && entry->refine == "hand_knob" && !s.brodmann.data.empty()) {
     const int ba4 = entry->atlas_label.count("brodmann") ? entry->atlas_label.at("brodmann") : 4;
@@ -345,12 +376,11 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
         weights += w;
       }
       centre /= weights;
-      double nearest = std::numeric_limits<double>::infinity();
+      // The soft-min centre itself (continuous), kept in grey matter.
+      std::vector<Eigen::Vector3d> pool;
       for (const auto& [score, p] : scored)
-        if ((p - centre).norm() < nearest) {
-          nearest = (p - centre).norm();
-          chosen = p;
-        }
+        if (score - best_score < 5.0 * 1.5) pool.push_back(p);
+      chosen = onto_gm(centre, pool);
     }
     out.refine_shift_mm = (chosen - snapped).norm();
     out.cortical = chosen;

@@ -75,7 +75,7 @@ struct Model {
 struct Eval {
   Ladder ll;
   std::array<float, 2> fraction;
-  std::array<float, 2> clean;
+  std::array<float, 2> fraction2;  // posterior mean of the squared fraction
 };
 
 void evaluate(const Model& m, float x, Eval& e) {
@@ -87,7 +87,7 @@ void evaluate(const Model& m, float x, Eval& e) {
     if (!m.pv) {
       e.ll[2 * p + 1] = -std::numeric_limits<float>::infinity();
       e.fraction[p] = 0.5f;
-      e.clean[p] = 0.5f * (m.fmu[p] + m.fmu[p + 1]);
+      e.fraction2[p] = 0.25f;
       continue;
     }
     std::array<float, kNodes> lt;
@@ -97,16 +97,16 @@ void evaluate(const Model& m, float x, Eval& e) {
       lt[t] = m.node_lnorm[p][t] - 0.5f * d * d * m.node_ivar[p][t];
       best = std::max(best, lt[t]);
     }
-    float s = 0, sa = 0, sm = 0;
+    float s = 0, sa = 0, saa = 0;
     for (int t = 0; t < kNodes; ++t) {
       const float w = std::exp(lt[t] - best);
       s += w;
       sa += w * m.node_a[t];
-      sm += w * m.node_mean[p][t];
+      saa += w * m.node_a[t] * m.node_a[t];
     }
     e.ll[2 * p + 1] = best + std::log(s);
     e.fraction[p] = sa / s;
-    e.clean[p] = sm / s;
+    e.fraction2[p] = saa / s;
   }
 }
 
@@ -416,13 +416,12 @@ void check_inputs(const Image& t1, const Mask& mask, const Params& p) {
   if (!(p.denoise_range >= 0 && p.denoise_passes >= 0 && p.denoise_passes <= 10))
     throw Error("denoise_range must be >= 0 and denoise_passes in 0..10");
   if (!(p.map_smoothing_mm >= 0 && p.map_smoothing_mm <= 5)) throw Error("map_smoothing_mm must be in 0..5");
+  if (!(p.working_spacing_mm >= 0 && p.working_spacing_mm <= 3)) throw Error("working_spacing_mm must be in 0..3");
   if (!(p.bias_degree >= -1 && p.bias_degree <= 7)) throw Error("bias polynomial degree must be in -1..7");
 }
 
-}  // namespace
-
-Result segment(const Image& t1, const Mask& mask, const Params& params) {
-  check_inputs(t1, mask, params);
+// The tissue model on the grid it is given (segment() decides which grid that is).
+Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
   const double t0 = now_seconds();
   Voxels v = gather(t1, mask);
   const double noise_sd = estimate_noise(v);
@@ -437,7 +436,7 @@ Result segment(const Image& t1, const Mask& mask, const Params& params) {
   std::vector<float> log_b(n, 0.0f);             // log of the bias field
   std::vector<float> x = v.y;                    // bias-corrected intensity
   std::vector<float> q(n * kLadder, 0.0f);       // posteriors on the ladder
-  std::vector<float> mix(n * 4, 0.0f);           // per mixture: fraction of the darker class, clean intensity
+  std::vector<float> mix(n * 4, 0.0f);           // per mixture: E[fraction of the darker class], E[fraction^2]
 
   // Posterior of one voxel from its likelihood and (when beta > 0) its neighbours' posteriors.
   const float beta = float(params.mrf_beta);
@@ -467,8 +466,8 @@ Result segment(const Image& t1, const Mask& mask, const Params& params) {
     for (int k = 0; k < kLadder; ++k) q[i * kLadder + std::size_t(k)] = lp[k] / s;
     mix[i * 4 + 0] = e.fraction[0];
     mix[i * 4 + 1] = e.fraction[1];
-    mix[i * 4 + 2] = e.clean[0];
-    mix[i * 4 + 3] = e.clean[1];
+    mix[i * 4 + 2] = e.fraction2[0];
+    mix[i * 4 + 3] = e.fraction2[1];
   };
   // One mean-field sweep: even voxels from odd neighbours, then odd ones from the new even ones.
   auto e_step = [&](bool spatial) {
@@ -484,24 +483,52 @@ Result segment(const Image& t1, const Mask& mask, const Params& params) {
   // not re-estimated: the MRF is the spatial prior (re-estimating them lets the mixed classes
   // swallow the pure CSF class).
   auto m_step = [&]() {
-    constexpr std::size_t N = 3 * kClasses;
+    // Per pure class: posterior weight, first and second moments of x. Then the normal equations
+    // of the linear mixing model over all voxels: E[f f^T] mu = E[f] x, f the voxel's tissue
+    // fractions (one-hot for a pure class, (a, 1 - a) for a mixture, with the posterior moments of a).
+    constexpr std::size_t P = 3 * kClasses, N = P + 6 + 3;
     const auto s = reduce<N>(v.n, [&](std::int64_t b, std::int64_t e, std::array<double, N>& acc) {
       for (std::int64_t i = b; i < e; ++i) {
         const double xi = x[std::size_t(i)];
         const float* qi = &q[std::size_t(i) * kLadder];
+        const float* mi = &mix[std::size_t(i) * 4];
         for (int c = 0; c < kClasses; ++c) {
           const double w = qi[2 * c];
           acc[3 * c] += w;
           acc[3 * c + 1] += w * xi;
           acc[3 * c + 2] += w * xi * xi;
         }
+        // E[f f^T] as (00, 11, 22, 01, 12, 02) and E[f] x
+        double ff[6] = {qi[0], qi[2], qi[4], 0, 0, 0}, fx[3] = {qi[0] * xi, qi[2] * xi, qi[4] * xi};
+        for (int p = 0; p < 2; ++p) {
+          const double w = qi[2 * p + 1], a = mi[p], a2 = mi[2 + p];
+          ff[p] += w * a2;
+          ff[p + 1] += w * (1 - 2 * a + a2);
+          ff[3 + p] += w * (a - a2);
+          fx[p] += w * a * xi;
+          fx[p + 1] += w * (1 - a) * xi;
+        }
+        for (int t = 0; t < 6; ++t) acc[P + std::size_t(t)] += ff[t];
+        for (int t = 0; t < 3; ++t) acc[P + 6 + std::size_t(t)] += fx[t];
       }
     });
+    std::array<double, kClasses> mu = model.mu;
+    for (int c = 0; c < kClasses; ++c)
+      if (s[3 * c] >= 1.0) mu[c] = s[3 * c + 1] / s[3 * c];  // an emptied class keeps its last estimate
+    if (params.mixel_means && model.pv) {
+      Eigen::Matrix3d a;
+      a << s[P + 0], s[P + 3], s[P + 5], s[P + 3], s[P + 1], s[P + 4], s[P + 5], s[P + 4], s[P + 2];
+      const Eigen::Vector3d rhs(s[P + 6], s[P + 7], s[P + 8]);
+      const Eigen::Vector3d sol = a.ldlt().solve(rhs);
+      if (sol.allFinite() && sol[0] > 0 && sol[0] < sol[1] && sol[1] < sol[2])
+        for (int c = 0; c < kClasses; ++c) mu[c] = sol[c];
+    }
     for (int c = 0; c < kClasses; ++c) {
-      if (s[3 * c] < 1.0) continue;  // an emptied class keeps its last estimate
-      const double mu = s[3 * c + 1] / s[3 * c];
-      const double var = std::max(0.0, s[3 * c + 2] / s[3 * c] - mu * mu);
-      model.mu[c] = mu;
+      if (s[3 * c] < 1.0) continue;
+      const double m1 = s[3 * c + 1] / s[3 * c], m2 = s[3 * c + 2] / s[3 * c];
+      // (without the mixel means mu = m1: the same arithmetic as before issue 15, same bits)
+      const double var = std::max(0.0, params.mixel_means ? m2 - 2 * mu[c] * m1 + mu[c] * mu[c] : m2 - mu[c] * mu[c]);
+      model.mu[c] = mu[c];
       model.sd[c] = std::max(std::sqrt(var), 0.01 * contrast);
     }
     model.prepare();
@@ -686,6 +713,96 @@ Result segment(const Image& t1, const Mask& mask, const Params& params) {
     r.label_volume_ml[c] = sums[std::size_t(kClasses + c)] * ml;
   }
   log::debug(fmt::format("segmented in {:.2f} s", now_seconds() - t0));
+  return r;
+}
+
+// Volumes (probability sums and label counts) of a result on its own grid.
+void measure_volumes(Result& r, const Mask& mask) {
+  const double ml = mask.grid.voxel_volume_ml();
+  r.volume_ml = {};
+  r.label_volume_ml = {};
+  for (std::size_t i = 0; i < mask.data.size(); ++i) {  // serial: fixed summation order
+    if (!mask.data[i]) continue;
+    for (int c = 0; c < kClasses; ++c) r.volume_ml[std::size_t(c)] += r.probability[std::size_t(c)].data[i];
+    if (r.dseg.data[i]) r.label_volume_ml[std::size_t(r.dseg.data[i] - 1)] += 1;
+  }
+  for (int c = 0; c < kClasses; ++c) {
+    r.volume_ml[std::size_t(c)] *= ml;
+    r.label_volume_ml[std::size_t(c)] *= ml;
+  }
+}
+
+}  // namespace
+
+Grid working_grid(const Grid& input, double spacing_mm) {
+  const Eigen::Vector3d sp = input.spacing_mm();
+  if (!(spacing_mm > 0) || sp.minCoeff() >= 0.9 * spacing_mm) return input;
+  Grid g;
+  Eigen::Matrix4d scale = Eigen::Matrix4d::Identity();
+  for (int a = 0; a < 3; ++a) {
+    const double ratio = sp[a] < 0.9 * spacing_mm ? spacing_mm / sp[a] : 1.0;
+    g.dim[a] = std::max<std::int64_t>(1, std::int64_t(std::ceil(double(input.dim[a]) / ratio - 1e-6)));
+    scale(a, a) = ratio;
+    scale(a, 3) = 0.5 * (ratio - 1.0);  // the first working voxel starts where the input's first one does
+  }
+  g.vox2ras = RasMatrix(input.vox2ras.m * scale);
+  return g;
+}
+
+Result segment(const Image& t1, const Mask& mask, const Params& params) {
+  check_inputs(t1, mask, params);
+  const Grid work = working_grid(t1.grid, params.working_spacing_mm);
+  if (work.same_as(t1.grid, 1e-6)) return segment_grid(t1, mask, params);
+
+  // A grid finer than the working spacing (e.g. 0.4 x 0.4 x 1.5 mm clinical scans): the model runs
+  // on a near-1 mm grid (anti-aliased: Gaussian of the missing width, then linear sampling), and
+  // the probabilities come back to the input grid by linear sampling; dseg is their argmax there.
+  const Eigen::Vector3d sp = t1.grid.spacing_mm();
+  const double w = params.working_spacing_mm;
+  const double sigma = std::sqrt(std::max(0.0, w * w - sp.minCoeff() * sp.minCoeff())) / 2.355;
+  const Eigen::Matrix4d same = Eigen::Matrix4d::Identity();
+  const Image wt1 = resample_affine(gaussian_smooth(t1, sigma), work, same, Interp::Linear, 0.0f);
+  const Mask wmask = threshold(resample_affine(gaussian_smooth(to_image(mask), sigma), work, same, Interp::Linear, 0.0f), 0.5f);
+  log::debug(fmt::format("working grid {}x{}x{} at {:.2f}x{:.2f}x{:.2f} mm", work.dim[0], work.dim[1], work.dim[2],
+                         work.spacing_mm()[0], work.spacing_mm()[1], work.spacing_mm()[2]));
+  check_inputs(wt1, wmask, params);
+  Result wr = segment_grid(wt1, wmask, params);
+
+  Result r;
+  r.mean = wr.mean;
+  r.sd = wr.sd;
+  r.noise_sd = wr.noise_sd;
+  r.iterations = wr.iterations;
+  r.converged = wr.converged;
+  for (int c = 0; c < kClasses; ++c) {
+    // Values outside the working mask: the normalised-convolution extension of the inside, so that
+    // linear sampling near the mask edge does not mix in zeros.
+    Image& p = wr.probability[std::size_t(c)];
+    const Image ext = masked_smooth(p, wmask, 1.5 * w);
+    for (std::size_t i = 0; i < p.data.size(); ++i)
+      if (!wmask.data[i]) p.data[i] = ext.data[i];
+    r.probability[std::size_t(c)] = resample_affine(p, t1.grid, same, Interp::Linear, 0.0f);
+    p = Image();
+  }
+  r.bias_field = resample_affine(wr.bias_field, t1.grid, same, Interp::Linear, 1.0f);
+  r.dseg = Labels(t1.grid, 0);
+  for (std::size_t i = 0; i < mask.data.size(); ++i) {
+    if (!mask.data[i]) {
+      for (auto& p : r.probability) p.data[i] = 0.0f;
+      r.bias_field.data[i] = 1.0f;
+      continue;
+    }
+    float total = 0.0f;
+    for (const auto& p : r.probability) total += std::max(0.0f, p.data[i]);
+    int best = 0;
+    for (int c = 0; c < kClasses; ++c) {
+      float& v = r.probability[std::size_t(c)].data[i];
+      v = total > 1e-6f ? std::max(0.0f, v) / total : (c == Csf ? 1.0f : 0.0f);
+      if (v > r.probability[std::size_t(best)].data[i]) best = c;
+    }
+    r.dseg.data[i] = std::uint8_t(best + 1);
+  }
+  measure_volumes(r, mask);
   return r;
 }
 

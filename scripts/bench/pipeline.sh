@@ -133,7 +133,7 @@ target_checks() {
 # Colin27 and its copies: the same targets, brought back through the known transforms.
 c="$WORK/pipeline-colin"; mkdir -p "$c"
 "$here/scripts/plan-subject.sh" /usr/share/mricron/templates/ch2.nii.gz "$c" "${TARGETS[@]}" --threads "$THREADS" 2> "$WORK/pipeline-colin.log"
-for copy in ras-shift lps-rot pir-aniso oblique-bias asl-warp; do
+for copy in ras-shift lps-rot pir-aniso oblique-bias asl-warp pir-warp5; do
   o="$WORK/pipeline-$copy"; mkdir -p "$o"
   "$here/scripts/plan-subject.sh" "$SAMPLES/$copy.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" 2> "$WORK/pipeline-$copy.log" || {
     row pipeline "copy $copy" - - - "FAILED: $(grep error "$WORK/pipeline-$copy.log" | tail -1)"; continue; }
@@ -143,4 +143,21 @@ for copy in ras-shift lps-rot pir-aniso oblique-bias asl-warp; do
     awk '{printf "%s %s/%s mm z %s deg; ", $1, $3, $5, $7}')
   row target-pick "copy $copy" - - - "cortical/scalp distance to original, coil z angle: $tg"
   row target-pick "copy $copy checks" - - - "$(target_checks "$o")"
+done
+
+# Known-answer registration on the copies with a smooth warp: ours (the pipeline's cortex-map, its
+# time from the record) and dipy affine+SyN (scripts/bench/peer_syn.py, the same skull-strip output
+# as input), scored at the same 200 cortical points by scripts/bench/copy_reg_eval.py.
+for copy in asl-warp pir-warp5; do
+  o="$WORK/pipeline-$copy"
+  [ -f "$o/to_mni_warp.nii.gz" ] || continue
+  ka=$($PY "$here/scripts/bench/copy_reg_eval.py" "$SAMPLES/copies.json" "$copy" --cortex-map "$o")
+  cm=$($PY -c "import json; r = json.load(open('$o/cortex_map.json')); print(r['time']['wall_seconds'], r['figures']['registration']['min_jacobian'])")
+  row cortex-map "copy $copy" "${cm% *}" - - "known answer (mm, 200 cortical points): $ka; min Jacobian ${cm#* }"
+  p="$WORK/peer-dipy-syn-$copy"; rm -rf "$p"
+  if timed env OMP_NUM_THREADS="$THREADS" $PY "$here/scripts/bench/peer_syn.py" "$o/t1w_biascorr.nii.gz" "$o/brain_mask.nii.gz" "$p" \
+       --affine-iters 1000,100,10 --affine-sampling 0.25 --syn-iters 10,10,5; then
+    row "peer: dipy affine+SyN" "copy $copy" "$T_WALL" "$T_CPU" "$T_MIB" \
+      "known answer (mm): $($PY "$here/scripts/bench/copy_reg_eval.py" "$SAMPLES/copies.json" "$copy" --map "$p/mni_to_subject.nii" --affine-map "$p/mni_to_subject_affine.nii"); wall peer/ours-cortex-map $(ratio "${cm% *}" "$T_WALL")"
+  else row "peer: dipy affine+SyN" "copy $copy" - - - "FAILED (see $WORK/last.err)"; fi
 done

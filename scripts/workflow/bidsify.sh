@@ -1,23 +1,40 @@
 #!/usr/bin/env bash
-# bidsify.sh WORK DEST KEY: copies one subject's plan into BIDS-derivatives names.
+# bidsify.sh WORK DEST KEY [SOURCE]: copies one subject's plan into BIDS-derivatives names, with a
+# JSON sidecar per image ("Sources": SOURCE, a bids:: URI of the raw T1w) and the dseg look-up table.
+# Rules checked by tests/cluster/check_bids.py (docs/pipeline.md). Files that are not BIDS
+# (transforms, surfaces, targets, navigator exports in KEY_plan/) are listed in .bidsignore.
 set -euo pipefail
-work=$1; dest=$2; key=$3
+[ $# -ge 3 ] || { echo "usage: bidsify.sh WORK DEST KEY [SOURCE]" >&2; exit 2; }
+work=$1; dest=$2; key=$3; source=${4:-}
 mkdir -p "$dest"
-cp() { command cp -f "$work/$1" "$dest/${key}_$2"; }
-cp t1w_biascorr.nii.gz desc-biascorr_T1w.nii.gz
-cp brain_mask.nii.gz desc-brain_mask.nii.gz
-cp head_mask.nii.gz desc-head_mask.nii.gz
-cp dseg.nii.gz dseg.nii.gz
-cp probseg_csf.nii.gz label-CSF_probseg.nii.gz
-cp probseg_gm.nii.gz label-GM_probseg.nii.gz
-cp probseg_wm.nii.gz label-WM_probseg.nii.gz
-cp to_mni_affine.txt from-T1w_to-MNIColin27_mode-image_desc-affine_xfm.txt
-cp to_mni_warp.nii.gz from-T1w_to-MNIColin27_mode-image_desc-warp_xfm.nii.gz
-cp from_mni_affine.txt from-MNIColin27_to-T1w_mode-image_desc-affine_xfm.txt
-cp from_mni_warp.nii.gz from-MNIColin27_to-T1w_mode-image_desc-warp_xfm.nii.gz
-cp scalp.surf.gii hemi-both_desc-scalp_surf.gii 2>/dev/null || true
-cp pial.surf.gii hemi-both_pial.surf.gii 2>/dev/null || true
-cp white.surf.gii hemi-both_white.surf.gii 2>/dev/null || true
-cp targets.json desc-tms_targets.json
-mkdir -p "$dest/${key}_plan"
-command cp -rf "$work/plan/." "$dest/${key}_plan/"
+sources=""
+[ -n "$source" ] && sources="\"Sources\": [\"$source\"], "
+# put FILE NAME [SIDECAR-JSON-FIELDS]: copy (temp + rename), then the sidecar for images.
+put() {
+  local from=$work/$1 to=$dest/${key}_$2
+  command cp -f "$from" "$to.tmp$$" && mv -f "$to.tmp$$" "$to"
+  case $2 in
+    *.nii.gz) printf '{%s%s}\n' "$sources" "${3:-\"Description\": \"tmsplan\"}" > "${to%.nii.gz}.json" ;;
+  esac
+}
+put t1w_biascorr.nii.gz desc-biascorr_T1w.nii.gz '"SkullStripped": false, "Description": "N4-style bias-corrected T1w (skull-strip)"'
+put brain_mask.nii.gz desc-brain_mask.nii.gz '"Type": "Brain", "Description": "brain mask (skull-strip)"'
+put head_mask.nii.gz desc-head_mask.nii.gz '"Description": "head mask: everything inside the scalp (skull-strip)"'
+put dseg.nii.gz dseg.nii.gz '"Description": "tissue classes, see the .tsv (segment)"'
+printf 'index\tname\tabbreviation\n1\tcerebrospinal fluid\tCSF\n2\tgray matter\tGM\n3\twhite matter\tWM\n' > "$dest/${key}_dseg.tsv"
+put probseg_csf.nii.gz label-CSF_probseg.nii.gz '"Description": "CSF probability (segment)"'
+put probseg_gm.nii.gz label-GM_probseg.nii.gz '"Description": "grey matter probability (segment)"'
+put probseg_wm.nii.gz label-WM_probseg.nii.gz '"Description": "white matter probability (segment)"'
+# Not BIDS (yet): .bidsignore lists them.
+put to_mni_affine.txt from-T1w_to-MNIColin27_mode-image_desc-affine_xfm.txt
+put to_mni_warp.nii.gz from-T1w_to-MNIColin27_mode-image_desc-warp_xfm.nii.gz
+put from_mni_affine.txt from-MNIColin27_to-T1w_mode-image_desc-affine_xfm.txt
+put from_mni_warp.nii.gz from-MNIColin27_to-T1w_mode-image_desc-warp_xfm.nii.gz
+[ -f "$work/scalp.surf.gii" ] && put scalp.surf.gii desc-scalp.surf.gii
+[ -f "$work/pial.surf.gii" ] && put pial.surf.gii desc-pial.surf.gii
+[ -f "$work/white.surf.gii" ] && put white.surf.gii desc-white.surf.gii
+put targets.json desc-tms_targets.json
+rm -rf "$dest/${key}_plan.tmp$$"
+command cp -r "$work/plan" "$dest/${key}_plan.tmp$$"
+rm -rf "$dest/${key}_plan"
+mv "$dest/${key}_plan.tmp$$" "$dest/${key}_plan"

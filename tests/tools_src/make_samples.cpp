@@ -6,6 +6,7 @@
 
 #include "sample_transform.hpp"
 #include "tmsplan/cli.hpp"
+#include "tmsplan/data.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/image.hpp"
@@ -62,7 +63,7 @@ Grid copy_grid(const Grid& src, const samples::KnownTransform& t, const nlohmann
 
 int main(int argc, char** argv) {
   cli::Tool tool("make-samples", "Makes scanner-like copies of the Colin27 head with known transforms");
-  std::string out_dir, spec_path = std::string(TMSPLAN_DATA_DIR) + "/samples/copies.json";
+  std::string out_dir, spec_path = tmsplan::data_path("samples/copies.json");
   tool.app().add_option("--out", out_dir, "Output folder")->required();
   tool.app().add_option("--spec", spec_path, "Copies to make (JSON)");
   return tool.run(argc, argv, [&] {

@@ -10,11 +10,13 @@ int main(int argc, char **argv) {
   cli::Tool tool(
       "protocol-export",
       "Turns targets.json (target-pick) and an rTMS protocol into a treatment plan in OUTDIR/plan/:\n"
-      "localite_instrument_markers.xml, localite_entry_target.xml, brainsight_v12.txt, brainsight_v14.txt,\n"
+      "InstrumentMarker<stamp>.xml and EntryTarget<stamp>.xml (Localite's own names; the 17-digit stamp is\n"
+      "derived from the plan, so the same plan gives the same names), brainsight_v12.txt, brainsight_v14.txt,\n"
       "ant_markers.mrk, markers.tsv, tms.tsv, protocol.json (protocol, safety verdicts, dose arithmetic),\n"
       "t1w_navigator.nii.gz (the T1 with qform = sform), report.html and protocol_export.json (record).\n"
-      "Every train is checked against the Rossi 2009/2021 safety table; with --rmt the intensity is adjusted\n"
-      "for each target's scalp-to-cortex distance relative to M1 (Stokes 2005, 3 %MSO per mm).\n"
+      "Every train is checked against the Rossi 2009 table of the longest safe single train and its\n"
+      "inter-train interval against Chen et al. 1997; with --rmt the intensity is adjusted for each\n"
+      "target's scalp-to-cortex distance relative to M1 (Stokes et al. 2005, about 3 %MSO per mm).\n"
       "Coordinates: world RAS+ mm of the reference T1; coil axes as SimNIBS (z into the head, y along the handle).");
   plan::Params p;
   double rmt = 0;
@@ -38,7 +40,8 @@ int main(int argc, char **argv) {
                  "The M1 target whose depth goes with --rmt (default: the only or first M1 target)");
   app.add_flag("--localite-lps", p.localite_lps, "Write the Localite files in LPS instead of RAS");
   app.add_flag("--strict", p.strict,
-               "Refuse a protocol whose trains exceed (or cannot be checked against) the safety table");
+               "Refuse a protocol whose trains exceed the safety table's duration or break the inter-train\n"
+               "interval rule, or cannot be checked against either");
   return tool.run(argc, argv, [&] {
     if (rmt_opt->count() > 0)
       p.rmt_pct_mso = rmt;

@@ -70,7 +70,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 5.0));
   app.add_option("--iterations", params.max_iterations, "Maximum EM iterations")->capture_default_str()->check(CLI::Range(1, 500));
   app.add_flag("--no-bias-correction", no_bias, "Do not estimate a residual bias field");
+  app.add_option("--working-spacing", params.working_spacing_mm,
+                 "Axes finer than 0.9 x this (mm) are segmented at this spacing and the probabilities brought back (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3.0));
   app.add_flag("--no-partial-volume", no_pv, "Do not model mixed CSF/GM and GM/WM voxels");
+  app.add_flag("--mixel-means", params.mixel_means,
+               "Class means from all voxels through the mixing model (experimental, see docs/segment.md)");
   return tool.run(argc, argv, [&] {
     const double start = now_seconds();
     params.bias_correction = !no_bias;
@@ -126,6 +132,8 @@ int main(int argc, char** argv) {
                            {"denoise_range", params.denoise_range},
                            {"denoise_passes", params.denoise_passes},
                            {"map_smoothing_mm", params.map_smoothing_mm},
+                           {"mixel_means", params.mixel_means},
+                           {"working_spacing_mm", params.working_spacing_mm},
                            {"max_iterations", params.max_iterations},
                            {"min_iterations", params.min_iterations},
                            {"tolerance", params.tolerance}};
@@ -139,6 +147,11 @@ int main(int argc, char** argv) {
     }
     fig["noise_sd"] = r.noise_sd;
     fig["iterations"] = r.iterations;
+    {
+      const Grid work = tissue::working_grid(t1.grid, params.working_spacing_mm);
+      const Eigen::Vector3d ws = work.spacing_mm();
+      fig["working_grid_mm"] = {ws[0], ws[1], ws[2]};
+    }
     fig["converged"] = r.converged;
     fig["seconds"] = now_seconds() - start;
     for (const auto& [role, path] : out.all())

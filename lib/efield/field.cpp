@@ -1,0 +1,153 @@
+// Field models that need no mesh: the primary field and the spherically symmetric conductor.
+#include <fmt/format.h>
+
+#include <Eigen/Dense>
+#include <cmath>
+#include <algorithm>
+#include <limits>
+
+#include "internal.hpp"
+#include "tmsplan/data.hpp"
+#include "tmsplan/efield.hpp"
+#include "tmsplan/error.hpp"
+#include "tmsplan/files.hpp"
+#include "tmsplan/parallel.hpp"
+
+namespace tmsplan::efield {
+
+namespace detail {
+std::string data_file(const std::string& relative) { return data_path(relative); }
+
+nlohmann::json read_json(const std::string& path) {
+  check_input_path(path);
+  try {
+    return nlohmann::json::parse(read_file(path, 16u << 20));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("not valid JSON: ") + e.what(), path);
+  }
+}
+}  // namespace detail
+
+Eigen::Matrix3Xd primary_field(const Dipoles& d, const Eigen::Matrix3Xd& pts) {
+  // Blocks of points (structure of arrays), dipoles in the outer loop: the inner loop over points
+  // has no reduction, so it vectorises; each point still sums its dipoles in file order, so the
+  // result does not depend on the blocking or the thread count.
+  constexpr std::int64_t kBlock = 64;
+  Eigen::Matrix3Xd e(3, pts.cols());
+  const Eigen::Index nd = d.position_mm.cols();
+  const double* dp = d.position_mm.data();
+  const double* dm = d.moment.data();
+  const std::int64_t blocks = (pts.cols() + kBlock - 1) / kBlock;
+  parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
+    alignas(64) double px[kBlock], py[kBlock], pz[kBlock], ex[kBlock], ey[kBlock], ez[kBlock];
+    for (std::int64_t blk = b0; blk < b1; ++blk) {
+      const std::int64_t first = blk * kBlock;
+      const std::int64_t n = std::min<std::int64_t>(kBlock, pts.cols() - first);
+      for (std::int64_t i = 0; i < kBlock; ++i) {
+        const std::int64_t src = first + std::min(i, n - 1);
+        px[i] = pts(0, src), py[i] = pts(1, src), pz[i] = pts(2, src);
+        ex[i] = ey[i] = ez[i] = 0;
+      }
+      for (Eigen::Index k = 0; k < nd; ++k) {
+        const double qx = dp[3 * k], qy = dp[3 * k + 1], qz = dp[3 * k + 2];
+        const double mx = dm[3 * k], my = dm[3 * k + 1], mz = dm[3 * k + 2];
+        for (std::int64_t i = 0; i < kBlock; ++i) {
+          const double rx = px[i] - qx, ry = py[i] - qy, rz = pz[i] - qz;
+          const double r2 = rx * rx + ry * ry + rz * rz;
+          const double inv = 1.0 / (r2 * std::sqrt(r2));
+          ex[i] += (my * rz - mz * ry) * inv;
+          ey[i] += (mz * rx - mx * rz) * inv;
+          ez[i] += (mx * ry - my * rx) * inv;
+        }
+      }
+      for (std::int64_t i = 0; i < n; ++i) {
+        e(0, first + i) = -detail::kPrimaryScale * ex[i];
+        e(1, first + i) = -detail::kPrimaryScale * ey[i];
+        e(2, first + i) = -detail::kPrimaryScale * ez[i];
+      }
+    }
+  });
+  return e;
+}
+
+// Heller & van Hulsteyn 1992: for a dipole m at r2 outside a spherically symmetric conductor
+// (centre at the origin), the field at r1 inside is
+//   E = -(mu0/4pi) dI/dt / F^2 [ F (r1 x m) - ((m . grad F) r1) x r2 ],
+//   a = r2 - r1, F = |a| (|r2||a| + r2.a),
+//   grad F = (|a|^2/|r2| + 2|a| + 2|r2| + r2.a/|a|) r2 - (|a| + 2|r2| + r2.a/|a|) r1.
+// It has no radial component and does not depend on the radius or the conductivity profile.
+Eigen::Matrix3Xd SphereModel::field(const Dipoles& d, const Eigen::Matrix3Xd& pts) const {
+  Eigen::Matrix3Xd e(3, pts.cols());
+  const Eigen::Matrix3Xd dpos = d.position_mm.colwise() - centre_;
+  const Eigen::Index nd = dpos.cols();
+  Eigen::VectorXd r2n(nd);
+  for (Eigen::Index k = 0; k < nd; ++k) r2n[k] = dpos.col(k).norm();
+  parallel_for(pts.cols(), [&](std::int64_t b, std::int64_t end) {
+    for (std::int64_t i = b; i < end; ++i) {
+      const Eigen::Vector3d r1 = pts.col(i) - centre_;
+      Eigen::Vector3d acc(0, 0, 0);
+      for (Eigen::Index k = 0; k < nd; ++k) {
+        const Eigen::Vector3d r2 = dpos.col(k);
+        const Eigen::Vector3d m = d.moment.col(k);
+        const Eigen::Vector3d a = r2 - r1;
+        const double na = a.norm(), nr2 = r2n[k];
+        const double r2a = r2.dot(a);
+        const double f = na * (nr2 * na + r2a);
+        const Eigen::Vector3d gf = (na * na / nr2 + 2 * na + 2 * nr2 + r2a / na) * r2 - (na + 2 * nr2 + r2a / na) * r1;
+        acc += (f * r1.cross(m) - (m.dot(gf) * r1).cross(r2)) / (f * f);
+      }
+      e.col(i) = -detail::kPrimaryScale * acc;
+    }
+  });
+  return e;
+}
+
+void SphereModel::check_geometry(const Dipoles& d, const Eigen::Matrix3Xd& pts) const {
+  double dmin = std::numeric_limits<double>::infinity();
+  for (Eigen::Index k = 0; k < d.position_mm.cols(); ++k) dmin = std::min(dmin, (d.position_mm.col(k) - centre_).norm());
+  const double limit = radius_ > 0 ? std::min(radius_, dmin) : dmin;
+  if (radius_ > 0 && dmin <= radius_)
+    throw Error(fmt::format("the coil reaches into the conductor: a dipole lies {:.1f} mm from the sphere's centre, inside its radius {:.1f} mm", dmin, radius_));
+  for (Eigen::Index i = 0; i < pts.cols(); ++i) {
+    const double r = (pts.col(i) - centre_).norm();
+    if (r >= limit)
+      throw Error(fmt::format("point {} ({:.1f}, {:.1f}, {:.1f}) lies outside the conductor: {:.1f} mm from the sphere's centre, the conductor ends at {:.1f} mm",
+                              i + 1, pts(0, i), pts(1, i), pts(2, i), r, limit));
+  }
+}
+
+nlohmann::json SphereModel::describe() const {
+  nlohmann::json j = {{"model", "sphere"}, {"centre_ras", {centre_.x(), centre_.y(), centre_.z()}}};
+  if (radius_ > 0) j["radius_mm"] = radius_;
+  return j;
+}
+
+SphereModel fit_sphere(const std::vector<Eigen::Vector3d>& points) {
+  if (points.size() < 10) throw Error(fmt::format("too few surface points to fit a sphere ({})", points.size()));
+  // |p|^2 = 2 c.p + k, linear least squares in (c, k), centred for conditioning.
+  Eigen::Vector3d mean(0, 0, 0);
+  for (const auto& p : points) mean += p;
+  mean /= static_cast<double>(points.size());
+  Eigen::MatrixXd a(points.size(), 4);
+  Eigen::VectorXd b(points.size());
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const Eigen::Vector3d q = points[i] - mean;
+    a.row(static_cast<Eigen::Index>(i)) << 2 * q.x(), 2 * q.y(), 2 * q.z(), 1.0;
+    b[static_cast<Eigen::Index>(i)] = q.squaredNorm();
+  }
+  const Eigen::Vector4d s = a.colPivHouseholderQr().solve(b);
+  const Eigen::Vector3d c = s.head<3>();
+  const double r2 = s[3] + c.squaredNorm();
+  if (!(r2 > 0) || !s.allFinite()) throw Error("the surface under the coil is flat or degenerate: no sphere fits it");
+  return SphereModel(c + mean, std::sqrt(r2));
+}
+
+std::string format_points_field(const Eigen::Matrix3Xd& p, const Eigen::Matrix3Xd& e) {
+  std::string out;
+  out.reserve(static_cast<std::size_t>(p.cols()) * 80);
+  for (Eigen::Index i = 0; i < p.cols(); ++i)
+    out += fmt::format("{:.4f},{:.4f},{:.4f},{:.6g},{:.6g},{:.6g}\n", p(0, i), p(1, i), p(2, i), e(0, i), e(1, i), e(2, i));
+  return out;
+}
+
+}  // namespace tmsplan::efield

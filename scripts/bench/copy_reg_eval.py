@@ -1,0 +1,54 @@
+#!/usr/bin/python3
+"""Known-answer registration error on a Colin27 copy, for ours and for a peer, at the same points.
+
+usage: copy_reg_eval.py COPIES_JSON NAME (--cortex-map DIR | --map MNI_TO_SUBJECT.nii [--affine-map A.nii])
+
+Points: 200 Colin27 cortical points (ch2bet brain voxels 1.5-4 mm inside its edge, evenly spread,
+cortexmap_eval.cortical_points); truth: the copy's known transform (cortexmap_eval.Known, which
+re-implements tests/tools_src/sample_transform.hpp). Ours: MNI -> subject by reading the transform
+files with the ANTs convention (cortexmap_eval.FileMap). A peer: a NIfTI on the template grid holding,
+per template voxel, the subject RAS point it lands on (scripts/bench/peer_syn.py writes one),
+sampled trilinearly. Prints "mean=.. max=.. affine_mean=.. affine_max=.. n=.." (mm).
+"""
+import argparse
+import json
+import os
+import sys
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cortexmap_eval import FileMap, Known, cortical_points  # noqa: E402
+
+
+def coord_map(path, pts):
+    img = nib.load(path)
+    data = np.asarray(img.dataobj, dtype=np.float64)
+    v = np.linalg.inv(img.affine)[:3, :3] @ pts.T + np.linalg.inv(img.affine)[:3, 3:4]
+    return np.stack([ndimage.map_coordinates(np.nan_to_num(data[..., c], nan=1e9), v, order=1) for c in range(3)], axis=1)
+
+
+ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ap.add_argument("copies")
+ap.add_argument("name")
+ap.add_argument("--cortex-map")
+ap.add_argument("--map")
+ap.add_argument("--affine-map")
+a = ap.parse_args()
+copy = next(c for c in json.load(open(a.copies))["copies"] if c["name"] == a.name)
+pts = cortical_points(200)
+truth = Known(copy).forward(pts)
+if a.cortex_map:
+    fm = FileMap(a.cortex_map)
+    got, aff = fm.to_subject(pts), fm.to_subject(pts, warp=False)
+else:
+    got = coord_map(a.map, pts)
+    aff = coord_map(a.affine_map, pts) if a.affine_map else None
+e = np.linalg.norm(got - truth, axis=1)
+out = f"mean={e.mean():.3f} max={e.max():.3f}"
+if aff is not None:
+    ea = np.linalg.norm(aff - truth, axis=1)
+    out += f" affine_mean={ea.mean():.3f} affine_max={ea.max():.3f}"
+print(out + f" n={len(pts)}")

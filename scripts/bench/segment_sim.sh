@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# segment_sim.sh: segment on simulated heads with known partial-volume truth (issue 15), with peers.
+#   Cases: data/samples/segment_sim.json (MPRAGE and spoiled gradient echo at 1.5 T and 3 T, SNR,
+#   bias, 0.8-1.5 mm, a 0.5x0.5x1.5 mm clinical grid, lesion heads), made by segment_sim.py from the
+#   FAST maps of the Philips scan in ../shared/data (skipped with a message when absent).
+#   Rows: ours; dipy TissueClassifierHMRF (scripts/bench/peer_hmrf.py, when python3-dipy is
+#   installed); FSL fast and ANTs Atropos when on the PATH. Per case: Dice at 0.5 and mean absolute
+#   fraction error per class, GM/WM volume ratio against the truth; lesion heads: cavity core
+#   labelled CSF. Nothing here is pass/fail.
+# Environment: BUILD_DIR (default build), TMSPLAN_SHARED_DATA, BENCH_DIR (default
+# $BUILD_DIR/bench-segment-sim), THREADS (2), SEGMENT (our binary), SEGMENT_ARGS (extra options),
+# CASES (names, default all), SKIP_PEERS=1.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$here"
+BIN=${BUILD_DIR:-build}/bin
+SEGMENT=${SEGMENT:-$BIN/segment}
+DATA=${TMSPLAN_SHARED_DATA:-$here/../shared/data}
+WORK=${BENCH_DIR:-${BUILD_DIR:-build}/bench-segment-sim}
+THREADS=${THREADS:-2}
+PY=/usr/bin/python3
+SIM="$PY $here/scripts/bench/segment_sim.py"
+SPEC=$here/data/samples/segment_sim.json
+if [ ! -f "$DATA/philips-mprage/reference/pve_gm_fast.nii.gz" ]; then
+  echo "segment_sim: $DATA absent: simulated rows skipped" >&2
+  exit 0
+fi
+mkdir -p "$WORK"
+ALL=$($PY -c "import json; s = json.load(open('$SPEC')); print(' '.join(c['name'] for c in s['cases'] + s['clinical_cases'] + s['lesions']))")
+CASES=${CASES:-$ALL}
+missing=""
+for n in $CASES; do [ -f "$WORK/cases/$n/t1.nii.gz" ] || missing="$missing $n"; done
+[ -z "$missing" ] || $SIM make "$SPEC" "$DATA" "$WORK/cases" $missing
+
+# timed CMD...: wall seconds and peak MiB of CMD
+timed() {
+  local tf; tf=$(mktemp)
+  if ! /usr/bin/time -v -o "$tf" "$@" > "$WORK/last.out" 2> "$WORK/last.err"; then
+    echo "segment_sim: failed: $*" >&2; tail -3 "$WORK/last.err" >&2; rm -f "$tf"; echo "FAILED"; return 0
+  fi
+  awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, a, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + a[i]; w = s}
+              /Maximum resident set size/ {m = int($2 / 1024)} END {printf "%.1f s, %d MiB", w, m}' "$tf"
+  rm -f "$tf"
+}
+
+echo "== segment on simulated heads (load $(cut -d' ' -f1-3 /proc/loadavg), $THREADS threads)"
+for n in $CASES; do
+  c="$WORK/cases/$n"; o="$WORK/ours/$n"; mkdir -p "$o"
+  t=$(timed "$SEGMENT" --t1 "$c/t1.nii.gz" --mask "$c/mask.nii.gz" -o "$o" --threads "$THREADS" --force --quiet ${SEGMENT_ARGS:-})
+  echo "ours  $($SIM eval "$c" "$o"); $t"
+  [ -f "$c/lesion_core.nii.gz" ] && echo "ours  $($SIM lesion "$c" "$o")"
+  if [ "${SKIP_PEERS:-0}" != 1 ]; then
+    if $PY -c "import dipy" 2>/dev/null; then
+      p="$WORK/dipy/$n"; mkdir -p "$p"
+      t=$(timed $PY scripts/bench/peer_hmrf.py "$c/t1.nii.gz" "$c/mask.nii.gz" "$p")
+      echo "dipy  $($SIM eval "$c" "$p"); $t"
+      [ -f "$c/lesion_core.nii.gz" ] && echo "dipy  $($SIM lesion "$c" "$p")"
+    fi
+    if command -v Atropos > /dev/null; then
+      p="$WORK/atropos/$n"; mkdir -p "$p"
+      t=$(timed Atropos -d 3 -a "$c/t1.nii.gz" -x "$c/mask.nii.gz" -i "KMeans[3]" -c "[5,0]" -m "[0.1,1x1x1]" \
+        -o "[$p/dseg.nii.gz,$p/probseg_%d.nii.gz]")
+      for k in 1 2 3; do mv -f "$p/probseg_$k.nii.gz" "$p/probseg_$(echo csf gm wm | cut -d' ' -f$k).nii.gz"; done
+      echo "atropos $($SIM eval "$c" "$p"); $t"
+    fi
+    if command -v fast > /dev/null; then
+      p="$WORK/fast/$n"; mkdir -p "$p"
+      $PY -c "import nibabel as nib, numpy as np; t = nib.load('$c/t1.nii.gz'); m = np.asanyarray(nib.load('$c/mask.nii.gz').dataobj) > 0
+nib.save(nib.Nifti1Image(np.where(m, np.asanyarray(t.dataobj), 0).astype(np.float32), t.affine), '$p/brain.nii.gz')"
+      t=$(timed fast -t 1 -n 3 -o "$p/fast" "$p/brain.nii.gz")
+      for k in 0 1 2; do cp -f "$p/fast_pve_$k.nii.gz" "$p/probseg_$(echo csf gm wm | cut -d' ' -f$((k + 1))).nii.gz"; done
+      echo "fast  $($SIM eval "$c" "$p"); $t"
+    fi
+  fi
+done

@@ -1,0 +1,93 @@
+// efield: the field the coil induces at each target, the coil turned and moved by it, the E-field
+// dose; `efield probe` prints the field of one pose at listed points. docs/efield.md.
+#include <cstdio>
+
+#include "tmsplan/cli.hpp"
+#include "tmsplan/efield.hpp"
+#include "tmsplan/error.hpp"
+#include "tmsplan/files.hpp"
+#include "tmsplan/provenance.hpp"
+
+using namespace tmsplan;
+
+int main(int argc, char** argv) {
+  cli::Tool tool("efield",
+                 "The electric field induced by the TMS coil at each target of a targets.json (target-pick),\n"
+                 "on a boundary-element model of the subject's conductor (--model bem) or a locally fitted sphere\n"
+                 "(--model sphere). Searches the handle angle and the coil centre within --search-radius of the\n"
+                 "planned entry for the largest field at the cortical target (--objective normal: mean |E.n| over\n"
+                 "the grey-matter ROI; magnitude: mean |E|), and with --rmt gives the E-field dose of each target.\n"
+                 "Outputs in the subject folder: targets_efield.json (targets.json with an efield block per target\n"
+                 "and the chosen coil pose), efield.json (record), efield_<target>.func.gii (|E| and E.n on\n"
+                 "pial.surf.gii), efield_<target>.nii.gz (|E| within 40 mm), efield_<target>_qc.png.\n"
+                 "Fields are V/m per A/us of coil current slope.\n"
+                 "`efield probe --pose POSE --points FILE [--coil C] [--model sphere|bem|primary]` prints\n"
+                 "x,y,z,ex,ey,ez (RAS mm, V/m) per point.");
+  auto& app = tool.app();
+  efield::Params p;
+  std::optional<double> didt, rmt;
+  app.add_option("-s,--subject-dir", p.subject_dir, "Subject folder (target-pick's outputs)")->check(CLI::ExistingDirectory);
+  app.add_option("--targets", p.targets, "targets.json to read (default: SUBJECT_DIR/targets.json)")->check(CLI::ExistingFile);
+  app.add_option("--coil", p.coil, "Coil: a preset name (fig8-70) or a SimNIBS .ccd file")->capture_default_str();
+  app.add_option("--model", p.model, "Field model")->capture_default_str()->check(CLI::IsMember({"bem", "sphere"}));
+  app.add_option("--objective", p.objective, "What the placement maximises at the target ROI")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"normal", "magnitude"}));
+  app.add_option("--orientation", p.orientation, "Which pose goes to the navigator files: the field's or the rule's")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"field", "rule"}));
+  app.add_option("--roi-radius", p.roi_radius_mm, "Grey-matter ROI radius around the target (mm)")->capture_default_str()->check(CLI::Range(1.0, 20.0));
+  app.add_option("--search-radius", p.search_radius_mm, "Coil centres searched within this distance of the entry (mm)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 30.0));
+  app.add_option("--angle-step", p.angle_step_deg, "Handle angle step (degrees)")->capture_default_str()->check(CLI::Range(1.0, 5.0));
+  app.add_option("--didt", didt, "Stimulator dI/dt at 100 % MSO, A/us (default: the coil file's dIdtmax)")->check(CLI::Range(1.0, 1000.0));
+  app.add_option("--rmt", rmt, "Resting motor threshold (% MSO) measured at the M1 target: gives the E-field dose")->check(CLI::Range(1.0, 100.0));
+  app.add_option("--reference-target", p.reference_target, "Target whose field the RMT matches (default: the plan's motor target)");
+  app.add_option("--conductor-offset", p.conductor_offset_mm, "Conductor surface beyond the brain mask's edge (mm)")
+      ->capture_default_str()
+      ->check(CLI::Range(-5.0, 8.0));
+  app.add_flag("--monophasic", p.monophasic, "Monophasic pulses: search the whole circle (biphasic: angles modulo 180)");
+  app.add_flag("--strict", p.strict, "Refuse a dose above --max-intensity");
+  app.add_option("--max-intensity", p.max_intensity, "Highest deliverable intensity (% MSO)")->capture_default_str()->check(CLI::Range(1.0, 100.0));
+
+  auto* pr = app.add_subcommand("probe", "The field of one coil pose at listed points");
+  efield::ProbeParams q;
+  std::string centre;
+  pr->add_option("--coil", q.coil, "Coil: a preset name or a .ccd file")->capture_default_str();
+  pr->add_option("--pose", q.pose, "targets.json (its first target, or --target) or a 4x4 matrix file (RAS mm)")->required()->check(CLI::ExistingFile);
+  pr->add_option("--target", q.target, "Target of a targets.json");
+  pr->add_option("--points", q.points, "Text file of x,y,z lines (RAS mm)")->required()->check(CLI::ExistingFile);
+  pr->add_option("--model", q.model, "sphere, bem or primary (free space)")->capture_default_str();
+  pr->add_option("--sphere-centre", centre, "Sphere centre x,y,z (RAS mm) for --model sphere");
+  pr->add_option("--surface", q.surface, "Closed, outward-oriented GIfTI surface (RAS mm) for --model bem")->check(CLI::ExistingFile);
+  pr->add_option("--didt", q.didt, "dI/dt in A/us (default 1)")->capture_default_str();
+
+  auto* fit = app.add_subcommand("fit-coil", "Fit the built-in flat figure-8 model to a coil file; prints its geometry as JSON");
+  std::string fit_file;
+  fit->add_option("coil", fit_file, "Reference coil (.ccd)")->required()->check(CLI::ExistingFile);
+
+  return tool.run(argc, argv, [&] {
+    if (fit->parsed()) {
+      std::printf("%s\n", efield::fit_figure8_json(efield::read_ccd(fit_file)).dump(1).c_str());
+      return;
+    }
+    if (pr->parsed()) {
+      if (!centre.empty()) q.sphere_centre = cli::parse_triple(centre, "--sphere-centre");
+      const std::string text = efield::probe(q);
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      return;
+    }
+    if (p.subject_dir.empty()) throw UsageError("--subject-dir is required (or use the probe subcommand)");
+    p.didt = didt;
+    p.rmt = rmt;
+    OutputSet out(p.subject_dir, tool.common().force);
+    for (const auto& [role, name] : efield::output_names(efield::target_names(p.targets.empty() ? p.subject_dir + "/targets.json" : p.targets)))
+      out.add(role, name);
+    out.check();
+    Record record("efield", argc, argv);
+    efield::run(p, out, record);
+    record.write(out.path("record"), tool.common().force);
+    std::printf("%s\n", out.path("targets").c_str());
+  });
+}
