@@ -124,9 +124,9 @@ void write_field_picture(const std::string& path, const Mesh& pial, const std::v
                                              static_cast<std::uint8_t>(255 * std::clamp(1.6 * t - 0.45, 0.0, 1.0)),
                                              static_cast<std::uint8_t>(255 * std::clamp(0.55 - t, 0.0, 1.0) + 60 * (1 - t))};
     const int u0 = static_cast<int>(std::lround(uv[i].x())), v0 = static_cast<int>(std::lround(uv[i].y()));
-    for (int dv = -2; dv <= 2; ++dv)
-      for (int du = -2; du <= 2; ++du)
-        if (du * du + dv * dv <= 5) put(u0 + du, v0 + dv, col);
+    for (int dv = -3; dv <= 3; ++dv)
+      for (int du = -3; du <= 3; ++du)
+        if (du * du + dv * dv <= 8) put(u0 + du, v0 + dv, col);
   }
   // Windings: circles around each wing's centre through the outermost dipoles of that wing.
   const double wr = std::max(5.0, coil.casing_radius_mm - std::max(std::abs(coil.wing_offset_mm.x()), std::abs(coil.wing_offset_mm.y())));
@@ -143,10 +143,11 @@ void write_field_picture(const std::string& path, const Mesh& pial, const std::v
   handle(pose.block<3, 1>(0, 1), {255, 255, 255});
   double tu, tv, td;
   to_px(target, tu, tv, td);
-  for (int k = -8; k <= 8; ++k) {
-    put(static_cast<int>(tu) + k, static_cast<int>(tv), {0, 255, 255});
-    put(static_cast<int>(tu), static_cast<int>(tv) + k, {0, 255, 255});
-  }
+  for (int k = -10; k <= 10; ++k)
+    for (int w = -1; w <= 1; ++w) {
+      put(static_cast<int>(tu) + k, static_cast<int>(tv) + w, {0, 255, 255});
+      put(static_cast<int>(tu) + w, static_cast<int>(tv) + k, {0, 255, 255});
+    }
   write_file_atomic(path, encode_png(rgb, size, size), force);
 }
 

@@ -406,26 +406,31 @@ void run(const Params& p, OutputSet& out, Record& record) {
     Target t;
     Roi roi;
     SphereModel sphere{Eigen::Vector3d::Zero()};
+    std::string sphere_fit;
     Search s;
     Figures rule, rule_other, chosen_other;
   };
   std::vector<Result> results;
   for (const Target& t : targets) {
     const double ts = now_seconds();
-    Result r{t, make_roi(pial, pial_normals, t.cortical, p.roi_radius_mm), SphereModel(Eigen::Vector3d::Zero()), {}, {}, {}, {}};
-    // The locally fitted sphere: conductor vertices within 30 mm of where the coil's axis meets it.
-    Eigen::Vector3d hit = t.cortical;
-    double dmin = 1e300;
-    for (const auto& v : conductor.vertices) {
-      const Eigen::Vector3d rel = v - t.rule_pose.block<3, 1>(0, 3);
-      const double along = rel.dot(t.rule_pose.block<3, 1>(0, 2));
-      const double off = (rel - along * t.rule_pose.block<3, 1>(0, 2)).norm();
-      if (along > 0 && off < dmin) dmin = off, hit = v;
-    }
+    Result r{t, make_roi(pial, pial_normals, t.cortical, p.roi_radius_mm), SphereModel(Eigen::Vector3d::Zero()), {}, {}, {}, {}, {}};
+    // The locally fitted sphere: conductor vertices within 40 mm of the conductor point nearest to
+    // the scalp entry. A patch that does not look like the inside of a head from the coil (centre
+    // on the coil's side, radius outside 40..200 mm) falls back to the sphere of the whole surface.
+    Eigen::Vector3d hit = conductor.vertices.front();
+    for (const auto& v : conductor.vertices)
+      if ((v - t.scalp).squaredNorm() < (hit - t.scalp).squaredNorm()) hit = v;
     std::vector<Eigen::Vector3d> near;
     for (const auto& v : conductor.vertices)
-      if ((v - hit).norm() <= 30.0) near.push_back(v);
+      if ((v - hit).norm() <= 40.0) near.push_back(v);
     r.sphere = fit_sphere(near);
+    r.sphere_fit = "local (conductor within 40 mm of the entry)";
+    const Eigen::Vector3d zc = t.rule_pose.block<3, 1>(0, 2);
+    if (!(r.sphere.radius() >= 40 && r.sphere.radius() <= 200 && (r.sphere.centre() - hit).dot(zc) > 0)) {
+      r.sphere = fit_sphere(conductor.vertices);
+      r.sphere_fit = "whole conductor surface (the local fit was not head-like)";
+      log::warn(fmt::format("{}: the local sphere fit was not head-like; the sphere of the whole conductor surface is used", t.name));
+    }
     const FieldModel& model = bem ? static_cast<const FieldModel&>(*bem) : static_cast<const FieldModel&>(r.sphere);
     const FieldModel& other = bem ? static_cast<const FieldModel&>(r.sphere) : static_cast<const FieldModel&>(r.sphere);
     // Geometry checks on the rule's pose: the coil outside the head, the ROI inside the conductor.
@@ -476,6 +481,7 @@ void run(const Params& p, OutputSet& out, Record& record) {
     e["model"] = p.model;
     e["model_detail"] = bem ? bem->describe() : r.sphere.describe();
     e["sphere"] = r.sphere.describe();
+    e["sphere"]["fitted_to"] = r.sphere_fit;
     e["coil"] = {{"name", coil.name}, {"source", coil.source}, {"dipoles", coil.size()}};
     if (coil.didt_max_a_per_us) e["coil"]["didt_max_a_per_us"] = *coil.didt_max_a_per_us;
     if (!coil.stimulator.empty()) e["coil"]["stimulator"] = coil.stimulator;

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-intensity", p.max_intensity, "Highest deliverable intensity (% MSO)")->capture_default_str()->check(CLI::Range(1.0, 100.0));
 
   auto* pr = app.add_subcommand("probe", "The field of one coil pose at listed points");
+  pr->fallthrough();  // the common options (--threads, --verbose ...) may follow the subcommand
   efield::ProbeParams q;
   std::string centre;
   pr->add_option("--coil", q.coil, "Coil: a preset name or a .ccd file")->capture_default_str();
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
   pr->add_option("--didt", q.didt, "dI/dt in A/us (default 1)")->capture_default_str();
 
   auto* fit = app.add_subcommand("fit-coil", "Fit the built-in flat figure-8 model to a coil file; prints its geometry as JSON");
+  fit->fallthrough();
   std::string fit_file;
   fit->add_option("coil", fit_file, "Reference coil (.ccd)")->required()->check(CLI::ExistingFile);
 
