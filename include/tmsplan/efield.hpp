@@ -160,7 +160,7 @@ Mesh geodesic_sphere(int frequency, const Eigen::Vector3d& centre, const Eigen::
 struct ConductorOptions {
   int frequency = 16;          ///< 20 n^2 triangles (16: 5,120)
   double closing_radius_mm = 6.0;
-  double offset_mm = 1.5;      ///< the brain mask's edge to the inner skull
+  double offset_mm = 2.5;      ///< the brain mask's edge to the inner skull
   double smoothing_mm = 3.0;   ///< Gaussian smoothing of the mask before sampling
 };
 Mesh conductor_surface(const Mask& brain, const ConductorOptions& options = {});
@@ -211,7 +211,7 @@ struct Params {
   bool strict = false;
   bool monophasic = false;        ///< compare angles over the whole circle, not modulo 180
   double max_intensity = 100.0;   ///< % MSO above which a dose is refused under strict
-  double conductor_offset_mm = 1.5;  ///< the conductor surface beyond the brain mask's edge
+  double conductor_offset_mm = 2.5;  ///< the conductor surface beyond the brain mask's edge
 };
 }  // namespace tmsplan::efield
 
