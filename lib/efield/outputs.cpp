@@ -93,7 +93,7 @@ void write_field_picture(const std::string& path, const Mesh& pial, const std::v
                          const Eigen::Matrix4d& pose, const Coil& coil, const Eigen::Vector3d& target, const Eigen::Matrix4d& rule_pose,
                          bool force) {
   // The cortex within 40 mm of the target seen from the coil (coil x to the right, handle y up),
-  // coloured by |E| (dark blue 0 .. yellow at the maximum), the coil's windings in white, the
+  // coloured by |E| (dark blue 0 .. yellow at the 98th percentile), the coil's windings in white, the
   // chosen handle direction white, the rule's grey, the target a cyan cross.
   const int size = 480;
   const double fov = 120.0, px = fov / size;
@@ -111,7 +111,14 @@ void write_field_picture(const std::string& path, const Mesh& pial, const std::v
     const std::size_t o = static_cast<std::size_t>((v * size + u) * 3);
     rgb[o] = col[0], rgb[o + 1] = col[1], rgb[o + 2] = col[2];
   };
-  const double vmax = values.size() ? std::max(1e-12, values.maxCoeff()) : 1.0;
+  // Colour scale to the 98th percentile: a few vertices at the edge of the view, close to the
+  // windings, would otherwise squash the scale under the target.
+  double vmax = 1.0;
+  if (values.size()) {
+    std::vector<double> sorted(values.data(), values.data() + values.size());
+    std::sort(sorted.begin(), sorted.end());
+    vmax = std::max(1e-12, sorted[static_cast<std::size_t>(0.98 * double(sorted.size() - 1))]);
+  }
   std::vector<std::size_t> order(vertices.size());
   std::iota(order.begin(), order.end(), 0);
   std::vector<double> depth(vertices.size());

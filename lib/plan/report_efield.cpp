@@ -76,7 +76,7 @@ void add_efield_section(const Target &t, const std::string &dir, report::TargetS
   if (std::filesystem::exists(png))
     sec.pictures.push_back({fmt::format("{}: induced field on the cortex", t.name),
                             "The cortex within 40 mm of the target seen from the coil (coil x to the right, handle up), "
-                            "coloured by |E| from dark blue (0) to yellow (the maximum); white circles: the coil's "
+                            "coloured by |E| from dark blue (0) to yellow (its 98th percentile); white circles: the coil's "
                             "windings; white line: the chosen handle direction, grey: the rule's; cyan cross: the "
                             "cortical target. A 120 mm square.",
                             read_file(png, 16u << 20)});
