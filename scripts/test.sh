@@ -6,7 +6,7 @@
 # workflow; label "install": man for the installed page) are installed here, not by setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export TMSPLAN_EXTRA_PACKAGES="${TMSPLAN_EXTRA_PACKAGES:-} slurm-wlm munge snakemake man-db"
+export TMSPLAN_EXTRA_PACKAGES="${TMSPLAN_EXTRA_PACKAGES:-} slurm-wlm munge snakemake man-db clang-format"
 scripts/setup.sh
 BUILD_DIR=${BUILD_DIR:-build}
 "$BUILD_DIR/bin/make-samples" --out "$BUILD_DIR/samples" --quiet

@@ -20,7 +20,7 @@
 namespace name_reader {
 
 struct Folder {
-  std::map<std::string, std::vector<tmsplan::nav::Marker>> instrument_markers; ///< file name -> markers
+  std::map<std::string, std::vector<tmsplan::nav::Marker>> instrument_markers;  ///< file name -> markers
   std::map<std::string, std::vector<tmsplan::nav::EntryTarget>> entry_targets;
   std::map<std::string, std::vector<tmsplan::nav::Marker>> brainsight;
   std::map<std::string, std::vector<tmsplan::nav::Marker>> ant;
@@ -28,7 +28,7 @@ struct Folder {
   std::vector<std::string> unrecognised;      ///< names no reader claims
 };
 
-inline std::string slurp(const std::filesystem::path &p) {
+inline std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -37,14 +37,13 @@ inline std::string slurp(const std::filesystem::path &p) {
 
 /// "YYYYMMDDhhmmssSSS" -> "YYYY-MM-DD hh:mm:ss.SSS", or empty when it is not a real date and time
 /// (std::get_time, then a round trip through mktime to refuse 31 February and the like).
-inline std::string parse_stamp(const std::string &digits) {
+inline std::string parse_stamp(const std::string& digits) {
   if (digits.size() != 17 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return {};
   std::tm tm{};
   std::istringstream in(digits.substr(0, 14));
   in >> std::get_time(&tm, "%Y%m%d%H%M%S");
-  if (in.fail())
-    return {};
+  if (in.fail()) return {};
   std::tm copy = tm;
   copy.tm_isdst = 0;
   if (std::mktime(&copy) == -1 || copy.tm_mday != tm.tm_mday || copy.tm_mon != tm.tm_mon || copy.tm_hour != tm.tm_hour)
@@ -56,21 +55,19 @@ inline std::string parse_stamp(const std::string &digits) {
 
 /// Reads every file of `dir` that a name-driven reader recognises. Throws (tmsplan::Error from
 /// the format readers, std::runtime_error for a bad timestamp) when a recognised file does not parse.
-inline Folder read_folder(const std::string &dir) {
+inline Folder read_folder(const std::string& dir) {
   static const std::regex instrument(R"(InstrumentMarker(\d*)\.xml$)"), entry(R"(^EntryTarget(\d*)\.xml$)");
   Folder f;
   std::vector<std::filesystem::path> files;
-  for (const auto &e : std::filesystem::directory_iterator(dir))
-    if (e.is_regular_file())
-      files.push_back(e.path());
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.is_regular_file()) files.push_back(e.path());
   std::sort(files.begin(), files.end());
-  for (const auto &p : files) {
+  for (const auto& p : files) {
     const std::string name = p.filename().string();
     std::smatch m;
     if (std::regex_search(name, m, instrument) || std::regex_search(name, m, entry)) {
       const std::string stamp = parse_stamp(m[1].str());
-      if (stamp.empty())
-        throw std::runtime_error(name + ": the name's timestamp '" + m[1].str() + "' is not a date");
+      if (stamp.empty()) throw std::runtime_error(name + ": the name's timestamp '" + m[1].str() + "' is not a date");
       f.stamps[name] = stamp;
       if (name.find("InstrumentMarker") != std::string::npos)
         f.instrument_markers[name] = tmsplan::nav::read_localite_markers(slurp(p), p.string()).markers;
@@ -87,4 +84,4 @@ inline Folder read_folder(const std::string &dir) {
   return f;
 }
 
-} // namespace name_reader
+}  // namespace name_reader

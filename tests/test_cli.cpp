@@ -34,8 +34,7 @@ std::string write_nii(const std::string& path, const Image& im) {
   return path;
 }
 
-template <class T>
-void poke(const std::string& path, std::size_t offset, T value) {
+template <class T> void poke(const std::string& path, std::size_t offset, T value) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
   f.seekp(std::streamoff(offset));
   f.write(reinterpret_cast<const char*>(&value), sizeof(T));
@@ -55,75 +54,89 @@ struct BadInput {
 std::vector<BadInput> bad_inputs() {
   return {
       {"missing file", "does not exist", [](const std::string& d) { return d + "/nothing.nii.gz"; }},
-      {"text file", "not a NIfTI", [](const std::string& d) {
+      {"text file", "not a NIfTI",
+       [](const std::string& d) {
          std::ofstream(d + "/notes.nii") << std::string(1000, 'x');
          return d + "/notes.nii";
        }},
-      {"truncated gzip", "truncated", [](const std::string& d) {
+      {"truncated gzip", "truncated",
+       [](const std::string& d) {
          const auto p = write_nii(d + "/t.nii.gz", blob());
          truncate_file(p, 0.5);
          return p;
        }},
-      {"corrupt gzip", "corrupt", [](const std::string& d) {
+      {"corrupt gzip", "corrupt",
+       [](const std::string& d) {
          const auto p = write_nii(d + "/c.nii.gz", blob());
          std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
          f.seekp(std::streamoff(fs::file_size(p) / 2));
          f.write("garbage-garbage-garbage-garbage!", 32);
          return p;
        }},
-      {"2D image", "2D image", [](const std::string& d) {
+      {"2D image", "2D image",
+       [](const std::string& d) {
          const auto p = write_nii(d + "/s.nii", blob());
          poke<std::int16_t>(p, 40, 2);
          return p;
        }},
-      {"4D image", "4D image", [](const std::string& d) {
+      {"4D image", "4D image",
+       [](const std::string& d) {
          const auto p = write_nii(d + "/f.nii", blob());
          poke<std::int16_t>(p, 40, 4);
          poke<std::int16_t>(p, 48, 5);
          return p;
        }},
-      {"zero spacing", "spacing", [](const std::string& d) {
+      {"zero spacing", "spacing",
+       [](const std::string& d) {
          const auto p = write_nii(d + "/z.nii", blob());
          poke<float>(p, 84, 0.0f);
          return p;
        }},
-      {"absurd size", "absurd size", [](const std::string& d) {
+      {"absurd size", "absurd size",
+       [](const std::string& d) {
          const auto p = write_nii(d + "/a.nii", blob());
          for (std::size_t o : {42, 44, 46}) poke<std::int16_t>(p, o, 30000);
          return p;
        }},
-      {"singular orientation", "not invertible", [](const std::string& d) {
+      {"singular orientation", "not invertible",
+       [](const std::string& d) {
          const auto p = write_nii(d + "/o.nii", blob());
          for (std::size_t o = 280; o < 328; o += 4) poke<float>(p, o, 0.0f);
          return p;
        }},
-      {"unsupported datatype", "datatype", [](const std::string& d) {
+      {"unsupported datatype", "datatype",
+       [](const std::string& d) {
          const auto p = write_nii(d + "/dt.nii", blob());
          poke<std::int16_t>(p, 70, 128);  // RGB
          return p;
        }},
-      {"constant image", "same value", [](const std::string& d) {
+      {"constant image", "same value",
+       [](const std::string& d) {
          Image im = blob();
          std::fill(im.data.begin(), im.data.end(), 3.0f);
          return write_nii(d + "/k.nii.gz", im);
        }},
-      {"NaN voxels", "NaN", [](const std::string& d) {
+      {"NaN voxels", "NaN",
+       [](const std::string& d) {
          Image im = blob();
          im.data[100] = std::nanf("");
          return write_nii(d + "/n.nii.gz", im);
        }},
-      {"random noise", "head", [](const std::string& d) {
+      {"random noise", "head",
+       [](const std::string& d) {
          Image im = blob(64);
          std::mt19937 rng(7);
          std::uniform_real_distribution<float> u(0.0f, 1000.0f);
          for (auto& v : im.data) v = u(rng);
          return write_nii(d + "/noise.nii.gz", im);
        }},
-      {"empty folder", "no files", [](const std::string& d) {
+      {"empty folder", "no files",
+       [](const std::string& d) {
          fs::create_directories(d + "/dicom-empty");
          return d + "/dicom-empty";
        }},
-      {"folder of non-DICOM files", "DICOM", [](const std::string& d) {
+      {"folder of non-DICOM files", "DICOM",
+       [](const std::string& d) {
          fs::create_directories(d + "/dicom-junk");
          std::ofstream(d + "/dicom-junk/a.dcm") << "not dicom";
          std::ofstream(d + "/dicom-junk/b.dcm") << "not dicom either";

@@ -5,8 +5,8 @@
 
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 
@@ -14,12 +14,12 @@
 #include <zlib.h>
 
 #include "support.hpp"
-#include "tools_src/sample_transform.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/filters.hpp"
 #include "tmsplan/parallel.hpp"
 #include "tmsplan/provenance.hpp"
 #include "tmsplan/warp.hpp"
+#include "tools_src/sample_transform.hpp"
 
 using namespace tmsplan;
 
@@ -53,8 +53,9 @@ Grid subject_grid() {
   Grid g;
   g.dim = {70, 76, 60};
   g.vox2ras.m.setIdentity();
-  g.vox2ras.m.topLeftCorner<3, 3>() = Eigen::AngleAxisd(0.15, Eigen::Vector3d(0.3, 1, 0.2).normalized()).toRotationMatrix() *
-                                      Eigen::Vector3d(-1.5, -1.5, 1.8).asDiagonal();
+  g.vox2ras.m.topLeftCorner<3, 3>() =
+      Eigen::AngleAxisd(0.15, Eigen::Vector3d(0.3, 1, 0.2).normalized()).toRotationMatrix() *
+      Eigen::Vector3d(-1.5, -1.5, 1.8).asDiagonal();
   g.vox2ras.m.topRightCorner<3, 1>() = Eigen::Vector3d(55, 60, -50);
   return g;
 }
@@ -202,7 +203,8 @@ TEST_CASE("displacement fields are 5D vector NIfTI in LPS and the saved map read
       CHECK(describe(e).find(p) != std::string::npos);
     }
   };
-  damaged("half.nii.gz", [](const std::string& p) { std::filesystem::resize_file(p, std::filesystem::file_size(p) / 2); });
+  damaged("half.nii.gz",
+          [](const std::string& p) { std::filesystem::resize_file(p, std::filesystem::file_size(p) / 2); });
   damaged("corrupt.nii.gz", [](const std::string& p) {
     std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(std::streamoff(std::filesystem::file_size(p) / 2));
@@ -284,10 +286,10 @@ KnownWarpFigures known_warp_figures(const std::string& dir, const std::string& n
   const Image subject = read_image(dir + "/" + name + ".nii.gz");
   const Image templ = read_image(testing::colin_head());
   const Mask templ_brain = read_mask(kColinBrain, &templ.grid);
-  const Mask subject_brain = threshold(
-      resample(to_image(templ_brain), subject.grid, [&](const Eigen::Vector3d& q) { return known.backward(q); },
-               Interp::Linear),
-      0.5f);
+  const Mask subject_brain = threshold(resample(
+                                           to_image(templ_brain), subject.grid,
+                                           [&](const Eigen::Vector3d& q) { return known.backward(q); }, Interp::Linear),
+                                       0.5f);
   KnownWarpFigures f;
   const double t0 = now_seconds();
   f.r = register_deformable(subject, subject_brain, templ, templ_brain, options);
@@ -298,7 +300,8 @@ KnownWarpFigures known_warp_figures(const std::string& dir, const std::string& n
   for (std::int64_t k = 0; k < templ.grid.dim[2]; k += 2)
     for (std::int64_t j = 0; j < templ.grid.dim[1]; j += 2)
       for (std::int64_t i = 0; i < templ.grid.dim[0]; i += 2)
-        if (depth(i, j, k) >= 1.5f && depth(i, j, k) <= 4.0f && (n++ % 97) == 0) pts.push_back(templ.grid.ras(i, j, k).v);
+        if (depth(i, j, k) >= 1.5f && depth(i, j, k) <= 4.0f && (n++ % 97) == 0)
+          pts.push_back(templ.grid.ras(i, j, k).v);
   f.points = pts.size();
   for (const auto& p : pts) {
     const Eigen::Vector3d truth = known.forward(p);
@@ -316,10 +319,11 @@ KnownWarpFigures known_warp_figures(const std::string& dir, const std::string& n
 }
 
 std::string describe(const KnownWarpFigures& f) {
-  return fmt::format("{} points: affine mean {:.3f}, deformable mean {:.3f} max {:.3f}; inverse consistency mean {:.4f} "
-                     "max {:.4f}; NCC {:.4f} -> {:.4f}, min Jacobian {:.3f}; {:.1f} s",
-                     f.points, f.affine_mean, f.mean, f.worst, f.inverse_mean, f.inverse_worst, f.r.ncc_affine,
-                     f.r.ncc_deformable, f.r.min_jacobian, f.seconds);
+  return fmt::format(
+      "{} points: affine mean {:.3f}, deformable mean {:.3f} max {:.3f}; inverse consistency mean {:.4f} "
+      "max {:.4f}; NCC {:.4f} -> {:.4f}, min Jacobian {:.3f}; {:.1f} s",
+      f.points, f.affine_mean, f.mean, f.worst, f.inverse_mean, f.inverse_worst, f.r.ncc_affine, f.r.ncc_deformable,
+      f.r.min_jacobian, f.seconds);
 }
 }  // namespace
 
@@ -332,7 +336,8 @@ TEST_CASE("deformable registration recovers the known warp of a Colin27 copy", "
   // 1.175 mm (uncropped 0.218 / 1.189); pir-warp5 0.279 / 2.034 (uncropped 0.294 / 2.052; with a
   // 1 mm level of 10 iterations 0.285 / 2.025). Issue 16 asks <= 0.3 / <= 1.0 on pir-warp5: the
   // max is not met yet.
-  for (const auto& [name, max_mm] : std::vector<std::pair<std::string, double>>{{"asl-warp", 1.5}, {"pir-warp5", 2.5}}) {
+  for (const auto& [name, max_mm] :
+       std::vector<std::pair<std::string, double>>{{"asl-warp", 1.5}, {"pir-warp5", 2.5}}) {
     const KnownWarpFigures f = known_warp_figures(dir, name, {});
     INFO(name << ": " << describe(f));
     REQUIRE(f.points >= 100);
@@ -351,7 +356,10 @@ TEST_CASE("deformable registration recovers the known warp of a Colin27 copy", "
 TEST_CASE("deformable registration settings sweep", "[.][cortexmap-sweep]") {
   const std::string dir = testing::samples_dir();
   if (dir.empty()) return;
-  auto env = [](const char* k, const char* def) { const char* v = std::getenv(k); return std::string(v ? v : def); };
+  auto env = [](const char* k, const char* def) {
+    const char* v = std::getenv(k);
+    return std::string(v ? v : def);
+  };
   auto split = [](const std::string& s) {
     std::vector<double> out;
     std::stringstream ss(s);
@@ -385,9 +393,9 @@ TEST_CASE("deformable registration gives the same field with 1 and 2 threads", "
   const Image subject = read_image(dir + "/small-2mm.nii.gz");
   const Image templ = read_image(testing::colin_head());
   const Mask templ_brain = read_mask(kColinBrain, &templ.grid);
-  const Mask subject_brain = threshold(resample_affine(to_image(templ_brain), subject.grid, Eigen::Matrix4d::Identity(),
-                                                       Interp::Linear),
-                                       0.5f);  // roughly placed: only determinism is tested here
+  const Mask subject_brain =
+      threshold(resample_affine(to_image(templ_brain), subject.grid, Eigen::Matrix4d::Identity(), Interp::Linear),
+                0.5f);  // roughly placed: only determinism is tested here
   DeformableOptions options;
   options.iterations = {8, 4};
   options.affine.max_iterations_per_level = 5;

@@ -128,12 +128,12 @@ TEST_CASE("efield: BEM on sphere meshes converges to the closed form, for any ra
   CHECK(rel_l2(bem95.field(d, pts), sphere.field(d, pts)) <= 0.02);
 }
 
-
 namespace {
 
 std::string coil_file(const std::string& name) {
   const std::string data = testing::shared_data();
-  if (data.empty() || !std::filesystem::exists(data + "/coils/" + name)) testing::skip("shared data not found (../shared/data/coils/" + name + ")");
+  if (data.empty() || !std::filesystem::exists(data + "/coils/" + name))
+    testing::skip("shared data not found (../shared/data/coils/" + name + ")");
   return data + "/coils/" + name;
 }
 
@@ -149,7 +149,8 @@ std::pair<double, double> peak_and_half_area(const Coil& coil, double depth) {
   const int n = 101;
   Eigen::Matrix3Xd pts(3, n * n);
   for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) pts.col(i * n + j) = Eigen::Vector3d(i - 50.0, j - 50.0, 85.0).normalized() * (85.0 - depth);
+    for (int j = 0; j < n; ++j)
+      pts.col(i * n + j) = Eigen::Vector3d(i - 50.0, j - 50.0, 85.0).normalized() * (85.0 - depth);
   const Eigen::Matrix3Xd e = sphere.field(place(coil, pose), pts);
   double peak = 0;
   for (int i = 0; i < e.cols(); ++i) peak = std::max(peak, e.col(i).norm());
@@ -190,7 +191,8 @@ TEST_CASE("efield: .ccd reader keeps the header's count, dI/dt and total moment"
 }
 
 TEST_CASE("efield: coil files point their field the way DESIGN.md says (D70 +y, MC-B70 -y)", "[unit][efield][data]") {
-  for (const auto& [file, sign] : {std::pair<std::string, double>{"MagStim_D70.ccd", 1.0}, {"MagVenture_MC-B70.ccd", -1.0}}) {
+  for (const auto& [file, sign] :
+       {std::pair<std::string, double>{"MagStim_D70.ccd", 1.0}, {"MagVenture_MC-B70.ccd", -1.0}}) {
     const Coil coil = read_ccd(coil_file(file));
     Eigen::Matrix3Xd p(3, 1);
     p.col(0) = Eigen::Vector3d(0, 0, 20);  // 20 mm below the casing, coil frame = world
@@ -211,14 +213,16 @@ TEST_CASE("efield: built-in 70 mm figure-8 against the validated D70 model", "[u
   for (double depth : {15.0, 20.0, 25.0}) {
     const auto [pr, ar] = peak_and_half_area(ref, depth);
     const auto [po, ao] = peak_and_half_area(ours, depth);
-    INFO("depth " << depth << " mm: peak ours " << po << " ref " << pr << " V/m per A/us; half-value area ours " << ao << " ref " << ar << " mm2");
+    INFO("depth " << depth << " mm: peak ours " << po << " ref " << pr << " V/m per A/us; half-value area ours " << ao
+                  << " ref " << ar << " mm2");
     CHECK(std::abs(po / pr - 1) <= 0.10);
     CHECK(std::abs(ao / ar - 1) <= 0.15);
   }
 }
 
 TEST_CASE("efield: the built-in coil's discretisation has converged at 10 mm", "[unit][efield]") {
-  const nlohmann::json presets = nlohmann::json::parse(std::ifstream(std::string(TMSPLAN_SOURCE_DIR) + "/data/coils/presets.json"));
+  const nlohmann::json presets =
+      nlohmann::json::parse(std::ifstream(std::string(TMSPLAN_SOURCE_DIR) + "/data/coils/presets.json"));
   const auto& g = presets["presets"][0]["geometry"];
   Figure8Geometry geo;
   geo.inner_radius_mm = g["inner_radius_mm"];
@@ -250,7 +254,8 @@ TEST_CASE("efield: bad coil files and poses give one clear error", "[unit][efiel
   const std::string head = "# x.ccd version 1.0; dIdtmax=100;stimulator=S;\n";
   CHECK_THROWS_WITH(read_ccd(write("empty.ccd", "")), Catch::Contains("empty file"));
   CHECK_THROWS_WITH(read_ccd(write("nohead.ccd", "2\n0 0 0 0 0 1\n")), Catch::Contains("header"));
-  CHECK_THROWS_WITH(read_ccd(write("trunc.ccd", head + "3\n0 0 0 0 0 1e-6\n0.01 0 0 0 0 1e-6\n")), Catch::Contains("truncated"));
+  CHECK_THROWS_WITH(read_ccd(write("trunc.ccd", head + "3\n0 0 0 0 0 1e-6\n0.01 0 0 0 0 1e-6\n")),
+                    Catch::Contains("truncated"));
   CHECK_THROWS_WITH(read_ccd(write("short.ccd", head + "1\n0 0 0 0 0\n")), Catch::Contains("6 numbers"));
   CHECK_THROWS_WITH(read_ccd(write("text.ccd", head + "1\n0 0 zero 0 0 1\n")), Catch::Contains("6 numbers"));
   CHECK_THROWS_WITH(read_ccd(write("nan.ccd", head + "1\n0 0 nan 0 0 1\n")), Catch::Contains("not finite"));
@@ -268,12 +273,14 @@ TEST_CASE("efield: bad coil files and poses give one clear error", "[unit][efiel
   const SphereModel sphere(Eigen::Vector3d::Zero(), 85);
   Eigen::Matrix3Xd far(3, 1);
   far.col(0) = Eigen::Vector3d(0, 0, 86);
-  CHECK_THROWS_WITH(sphere.check_geometry(place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d::UnitZ(), 95, 0)), far),
-                    Catch::Contains("outside the conductor"));
+  CHECK_THROWS_WITH(
+      sphere.check_geometry(place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d::UnitZ(), 95, 0)), far),
+      Catch::Contains("outside the conductor"));
   Eigen::Matrix3Xd in(3, 1);
   in.col(0) = Eigen::Vector3d(0, 0, 40);
-  CHECK_THROWS_WITH(sphere.check_geometry(place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d::UnitZ(), 60, 0)), in),
-                    Catch::Contains("reaches into the conductor"));
+  CHECK_THROWS_WITH(
+      sphere.check_geometry(place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d::UnitZ(), 60, 0)), in),
+      Catch::Contains("reaches into the conductor"));
 }
 
 TEST_CASE("efield: on a sulcus phantom the normal objective turns the field across the sulcal wall", "[unit][efield]") {
@@ -295,9 +302,11 @@ TEST_CASE("efield: on a sulcus phantom the normal objective turns the field acro
     const AngleSweep s = sweep_angles(coil, sphere, pts, nrm, pose0, "normal", 5.0);
     // The field under the centre runs along the handle axis y: across the wall means y along x.
     const double r = (s.best_deg + start) * M_PI / 180;
-    const Eigen::Vector3d y = std::cos(r) * Eigen::Vector3d::UnitY() + std::sin(r) * Eigen::Vector3d(0, 0, -1).cross(Eigen::Vector3d::UnitY());
+    const Eigen::Vector3d y = std::cos(r) * Eigen::Vector3d::UnitY() +
+                              std::sin(r) * Eigen::Vector3d(0, 0, -1).cross(Eigen::Vector3d::UnitY());
     const double off_perpendicular = std::acos(std::min(1.0, std::abs(y.x()))) * 180 / M_PI;
-    INFO("start " << start << ": best " << s.best_deg << " deg, handle " << y.transpose() << ", " << off_perpendicular << " deg from across the wall");
+    INFO("start " << start << ": best " << s.best_deg << " deg, handle " << y.transpose() << ", " << off_perpendicular
+                  << " deg from across the wall");
     CHECK(off_perpendicular <= 10.0);
     CHECK_FALSE(s.flat);
     // |E| barely depends on the angle under a sphere (DESIGN.md 10).
@@ -310,15 +319,19 @@ TEST_CASE("efield: BEM on an ellipsoid: no current leaves, and the mesh has conv
   const Eigen::Vector3d c(0, 0, 0), axes(75, 95, 85);
   // The coil over a point of the upper-front surface, 4 mm off it, along the surface normal.
   const Eigen::Vector3d dir(0.3, 0.4, 0.866);
-  const double t = 1.0 / std::sqrt(std::pow(dir.x() / axes.x(), 2) + std::pow(dir.y() / axes.y(), 2) + std::pow(dir.z() / axes.z(), 2));
+  const double t = 1.0 / std::sqrt(std::pow(dir.x() / axes.x(), 2) + std::pow(dir.y() / axes.y(), 2) +
+                                   std::pow(dir.z() / axes.z(), 2));
   const Eigen::Vector3d surf = t * dir;
-  const Eigen::Vector3d normal = Eigen::Vector3d(surf.x() / (axes.x() * axes.x()), surf.y() / (axes.y() * axes.y()), surf.z() / (axes.z() * axes.z())).normalized();
+  const Eigen::Vector3d normal = Eigen::Vector3d(surf.x() / (axes.x() * axes.x()), surf.y() / (axes.y() * axes.y()),
+                                                 surf.z() / (axes.z() * axes.z()))
+                                     .normalized();
   Eigen::Matrix4d pose = pose_over(Eigen::Vector3d::Zero(), normal, 0, 20);
   pose.block<3, 1>(0, 3) = surf + 4 * normal;
   const Dipoles d = place(coil, pose);
   // Target points 10-25 mm below the coil.
   Eigen::Matrix3Xd targets(3, 16);
-  for (int i = 0; i < 16; ++i) targets.col(i) = surf - (10 + i) * normal + Eigen::Vector3d(i % 3 - 1.0, (i % 5) - 2.0, 0) * 2.0;
+  for (int i = 0; i < 16; ++i)
+    targets.col(i) = surf - (10 + i) * normal + Eigen::Vector3d(i % 3 - 1.0, (i % 5) - 2.0, 0) * 2.0;
   std::vector<Eigen::Matrix3Xd> fields;
   for (int f : {9, 12, 16}) {
     const BemModel bem(geodesic_sphere(f, c, axes));
@@ -368,11 +381,14 @@ TEST_CASE("efield: BEM refuses open and inward surfaces and a coil inside the co
   Eigen::Matrix3Xd in(3, 1), out(3, 1);
   in.col(0) = Eigen::Vector3d(0, 0, 50);
   out.col(0) = Eigen::Vector3d(0, 0, 90);
-  CHECK_NOTHROW(bem.check_geometry(place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d::UnitZ(), 89, 0)), in));
-  CHECK_THROWS_WITH(bem.check_geometry(place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d::UnitZ(), 89, 0)), out),
-                    Catch::Contains("outside the conductor"));
-  CHECK_THROWS_WITH(bem.check_geometry(place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d::UnitZ(), 70, 0)), in),
-                    Catch::Contains("intersects the conductor"));
+  CHECK_NOTHROW(
+      bem.check_geometry(place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d::UnitZ(), 89, 0)), in));
+  CHECK_THROWS_WITH(
+      bem.check_geometry(place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d::UnitZ(), 89, 0)), out),
+      Catch::Contains("outside the conductor"));
+  CHECK_THROWS_WITH(
+      bem.check_geometry(place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d::UnitZ(), 70, 0)), in),
+      Catch::Contains("intersects the conductor"));
 }
 
 TEST_CASE("efield tool: bad input gives one error line, exit 1, and no output", "[cli][efield]") {
@@ -382,7 +398,8 @@ TEST_CASE("efield tool: bad input gives one error line, exit 1, and no output", 
   std::ofstream(dir + "/points.txt") << "x,y,z\n0,0,50\n1,2,60\n";
   std::ofstream(dir + "/points_out.txt") << "0,0,50\n0,0,120\n";
   std::ofstream(dir + "/bad.ccd") << "# bad.ccd; dIdtmax=100;\n5\n0 0 0 0 0 1e-6\n";
-  const std::string probe = testing::bin("efield") + " probe --points " + dir + "/points.txt --model sphere --sphere-centre 0,0,0 ";
+  const std::string probe =
+      testing::bin("efield") + " probe --points " + dir + "/points.txt --model sphere --sphere-centre 0,0,0 ";
   auto one_error = [](const testing::RunResult& r, const std::string& what) {
     INFO(r.err);
     CHECK(r.exit_code == 1);
@@ -393,8 +410,8 @@ TEST_CASE("efield tool: bad input gives one error line, exit 1, and no output", 
   };
   one_error(testing::run(probe + "--pose " + dir + "/pose_shear.txt"), "not a rotation");
   one_error(testing::run(probe + "--pose " + dir + "/pose_ok.txt --coil " + dir + "/bad.ccd"), "truncated");
-  one_error(testing::run(testing::bin("efield") + " probe --points " + dir + "/points_out.txt --model sphere --sphere-centre 0,0,0 --pose " + dir +
-                         "/pose_ok.txt"),
+  one_error(testing::run(testing::bin("efield") + " probe --points " + dir +
+                         "/points_out.txt --model sphere --sphere-centre 0,0,0 --pose " + dir + "/pose_ok.txt"),
             "outside the conductor");
   // A good probe: 2 lines of 6 numbers, and the field has no radial part.
   const auto ok = testing::run(probe + "--pose " + dir + "/pose_ok.txt");
@@ -418,7 +435,8 @@ TEST_CASE("efield: fields are bit-identical whatever the thread count", "[unit][
   for (int k = 0; k < 2; ++k) {
     tmsplan::set_threads(k + 1);
     const BemModel bem(mesh);
-    out[k] = {primary_field(d, pts), SphereModel(Eigen::Vector3d(1, 2, 3)).field(d, pts), bem.field(d, pts), bem.probe(pts).field(d)};
+    out[k] = {primary_field(d, pts), SphereModel(Eigen::Vector3d(1, 2, 3)).field(d, pts), bem.field(d, pts),
+              bem.probe(pts).field(d)};
   }
   tmsplan::set_threads(0);
   for (std::size_t i = 0; i < out[0].size(); ++i) CHECK((out[0][i].array() == out[1][i].array()).all());

@@ -74,8 +74,7 @@ std::string bytes_of(const std::string& path) { return read_file(path); }
 void save(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
 }
-template <class T>
-void poke(std::string& bytes, std::size_t offset, T value) {
+template <class T> void poke(std::string& bytes, std::size_t offset, T value) {
   std::memcpy(bytes.data() + offset, &value, sizeof(T));
 }
 
@@ -194,12 +193,27 @@ TEST_CASE("refusals before allocation: each bad header field gives a clear Error
   const std::vector<Case> cases = {
       {"2d", [](std::string& b) { poke<std::int16_t>(b, 40, 2); }, "2D image"},
       {"flat-3d", [](std::string& b) { poke<std::int16_t>(b, 46, 1); }, "2D image"},
-      {"4d", [](std::string& b) { poke<std::int16_t>(b, 40, 4); poke<std::int16_t>(b, 48, 3); }, "4D image"},
-      {"absurd", [](std::string& b) { poke<std::int16_t>(b, 42, 32000); poke<std::int16_t>(b, 44, 32000); poke<std::int16_t>(b, 46, 32000); }, "absurd size"},
+      {"4d",
+       [](std::string& b) {
+         poke<std::int16_t>(b, 40, 4);
+         poke<std::int16_t>(b, 48, 3);
+       },
+       "4D image"},
+      {"absurd",
+       [](std::string& b) {
+         poke<std::int16_t>(b, 42, 32000);
+         poke<std::int16_t>(b, 44, 32000);
+         poke<std::int16_t>(b, 46, 32000);
+       },
+       "absurd size"},
       {"zero-dim", [](std::string& b) { poke<std::int16_t>(b, 44, 0); }, "invalid size"},
       {"neg-spacing", [](std::string& b) { poke<float>(b, 84, -1.0f); }, "spacing"},
       {"nan-spacing", [](std::string& b) { poke<float>(b, 88, std::nanf("")); }, "spacing"},
-      {"singular", [](std::string& b) { for (int o = 280; o < 328; o += 4) poke<float>(b, std::size_t(o), 0.0f); }, "not invertible"},
+      {"singular",
+       [](std::string& b) {
+         for (int o = 280; o < 328; o += 4) poke<float>(b, std::size_t(o), 0.0f);
+       },
+       "not invertible"},
       {"datatype", [](std::string& b) { poke<std::int16_t>(b, 70, 32); }, "datatype"},
       {"magic", [](std::string& b) { b[344] = 'x'; }, "magic"},
       {"hdr-size", [](std::string& b) { poke<std::int32_t>(b, 0, 1234); }, "not a NIfTI-1"},

@@ -38,8 +38,8 @@ std::string nnav_dir() {
   return fs::is_directory(dir) ? dir.string() : std::string();
 }
 
-#define NNAV_OR_SKIP(var)                                                                        \
-  const std::string var = nnav_dir();                                                            \
+#define NNAV_OR_SKIP(var)                                                                                              \
+  const std::string var = nnav_dir();                                                                                  \
   if (var.empty()) testing::skip("shared data not found at " + shared_data_dir() + " (set TMSPLAN_SHARED_DATA)");
 
 std::string read_text(const std::string& path) {
@@ -71,8 +71,8 @@ Eigen::Matrix4d rows4(std::initializer_list<double> v) {
 // DESIGN.md section 6.
 const Eigen::Matrix4d kGoldenLocalite = rows4({0.72659, -0.51550, -0.45428, -41.8377, 0.04949, -0.62019, 0.78292,
                                                -34.1116, -0.68532, -0.59134, -0.42510, 88.6092});
-const Eigen::Matrix4d kGoldenOurs = rows4({-0.45428, 0.51550, 0.72659, -41.8377, 0.78292, 0.62019, 0.04949, -34.1116,
-                                           -0.42510, 0.59134, -0.68532, 88.6092});
+const Eigen::Matrix4d kGoldenOurs = rows4(
+    {-0.45428, 0.51550, 0.72659, -41.8377, 0.78292, 0.62019, 0.04949, -34.1116, -0.42510, 0.59134, -0.68532, 88.6092});
 
 void check_pose(const Eigen::Matrix4d& got, const Eigen::Matrix4d& want, double mm = 1e-4, double rot = 1e-5) {
   INFO("got\n" << got << "\nwant\n" << want);
@@ -110,8 +110,7 @@ std::vector<Marker> random_markers(std::size_t n) {
   return out;
 }
 
-template <typename F>
-void check_throws_error(F&& f, const std::string& source_in_message = {}) {
+template <typename F> void check_throws_error(F&& f, const std::string& source_in_message = {}) {
   try {
     f();
     FAIL("expected tmsplan::Error");
@@ -403,9 +402,15 @@ TEST_CASE("malformed input throws tmsplan::Error naming the source", "[unit]") {
       for (int k = 0; k < edits && !s.empty(); ++k) {
         const std::size_t at = rng() % s.size();
         switch (rng() % 3) {
-          case 0: s[at] = alphabet[rng() % alphabet.size()]; break;
-          case 1: s.erase(at, 1 + rng() % 8); break;
-          default: s.insert(at, 1, static_cast<char>(rng() % 256)); break;
+        case 0:
+          s[at] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          s.erase(at, 1 + rng() % 8);
+          break;
+        default:
+          s.insert(at, 1, static_cast<char>(rng() % 256));
+          break;
         }
       }
       return s;
@@ -454,9 +459,8 @@ TEST_CASE("tms.tsv lists the protocol per target", "[unit]") {
   p.sessions = 10;
   const auto lines = lines_of(write_tms_tsv({{"M1_hand_left", p}}));
   REQUIRE(lines.size() == 2);
-  CHECK(lines[0] ==
-        "target_name\tprotocol_id\tfrequency_hz\tintensity_pct_rmt\tpulses_per_train\ttrain_duration_s\t"
-        "inter_train_interval_s\ttrains\tpulses_per_session\tsessions");
+  CHECK(lines[0] == "target_name\tprotocol_id\tfrequency_hz\tintensity_pct_rmt\tpulses_per_train\ttrain_duration_s\t"
+                    "inter_train_interval_s\ttrains\tpulses_per_session\tsessions");
   CHECK(lines[1] == "M1_hand_left\tpassard2007\t10\t80\t80\t8\t52\t25\t2000\t10");
 }
 
@@ -662,8 +666,8 @@ TEST_CASE("Localite file names: a deterministic, valid 17-digit timestamp from t
     CHECK(!is_localite_name(localite_instrument_marker_name(stamp), "EntryTarget"));
   }
   // Not a date: refused by the name helpers and by the name-driven reader alike.
-  for (const std::string bad : {"20121325103137328", "20120230103137328", "20120925253137328", "2012092510313732",
-                                "2012092510313732x"}) {
+  for (const std::string bad :
+       {"20121325103137328", "20120230103137328", "20120925253137328", "2012092510313732", "2012092510313732x"}) {
     INFO(bad);
     CHECK_THROWS_AS(localite_instrument_marker_name(bad), Error);
     CHECK(!is_localite_name("InstrumentMarker" + bad + ".xml", "InstrumentMarker"));
@@ -674,8 +678,7 @@ TEST_CASE("Localite file names: a deterministic, valid 17-digit timestamp from t
   CHECK(!is_localite_name("localite_instrument_markers.xml", "InstrumentMarker"));
 }
 
-TEST_CASE("a name-driven reader finds and parses the files our writers produce under our names",
-          "[unit][names]") {
+TEST_CASE("a name-driven reader finds and parses the files our writers produce under our names", "[unit][names]") {
   const std::string dir = (fs::temp_directory_path() / ("tmsplan_names_" + std::to_string(::getpid()))).string();
   fs::remove_all(dir);
   fs::create_directories(dir);

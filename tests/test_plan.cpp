@@ -30,15 +30,14 @@ namespace {
 constexpr double kTol = 1e-4;
 
 // A head mask by threshold (test fixture; the pipeline's comes from skull-strip).
-Mask threshold_head(const Image &t1) {
+Mask threshold_head(const Image& t1) {
   const double thr = 0.5 * otsu_threshold(t1);
   Mask m(t1.grid, 0);
-  for (std::size_t i = 0; i < m.data.size(); ++i)
-    m.data[i] = t1.data[i] > thr ? 1 : 0;
+  for (std::size_t i = 0; i < m.data.size(); ++i) m.data[i] = t1.data[i] > thr ? 1 : 0;
   return fill_holes(largest_component(m));
 }
 
-bool inside(const Mask &m, const Eigen::Vector3d &p) {
+bool inside(const Mask& m, const Eigen::Vector3d& p) {
   const VoxelIndex v = ras_to_voxel(m.grid.vox2ras, RasPoint(p));
   const auto i = std::lround(v.v[0]), j = std::lround(v.v[1]), k = std::lround(v.v[2]);
   return m.grid.inside(i, j, k) && m(i, j, k) != 0;
@@ -46,19 +45,17 @@ bool inside(const Mask &m, const Eigen::Vector3d &p) {
 
 // Distance from p along n to the scalp: the first point after which the next 10 mm are all
 // outside the head (so thin dark gaps inside do not count).
-double scalp_distance(const Mask &head, const Eigen::Vector3d &p, const Eigen::Vector3d &n) {
+double scalp_distance(const Mask& head, const Eigen::Vector3d& p, const Eigen::Vector3d& n) {
   for (double t = 0; t < 200; t += 0.25) {
     bool outside = true;
-    for (double s = 0.25; s <= 10.0 && outside; s += 0.5)
-      outside = !inside(head, p + (t + s) * n);
-    if (outside)
-      return t;
+    for (double s = 0.25; s <= 10.0 && outside; s += 0.5) outside = !inside(head, p + (t + s) * n);
+    if (outside) return t;
   }
   return 200;
 }
 
 // The direction from p to its nearest scalp point, searched within 40 deg of `guess`.
-Eigen::Vector3d nearest_scalp_direction(const Mask &head, const Eigen::Vector3d &p, const Eigen::Vector3d &guess) {
+Eigen::Vector3d nearest_scalp_direction(const Mask& head, const Eigen::Vector3d& p, const Eigen::Vector3d& guess) {
   const Eigen::Vector3d g = guess.normalized();
   const Eigen::Vector3d a = g.unitOrthogonal(), b = g.cross(a);
   Eigen::Vector3d best = g;
@@ -78,8 +75,8 @@ Eigen::Vector3d nearest_scalp_direction(const Mask &head, const Eigen::Vector3d 
 
 // One target as target-pick would write it: scalp entry along `out_dir` from the cortical point;
 // SimNIBS pose (z = -normal, y = handle orthogonalised, x = y x z), centre 4 mm out for hair.
-json make_target(const std::string &name, const Eigen::Vector3d &cortical, const Eigen::Vector3d &out_dir,
-                 const Eigen::Vector3d &handle_hint, const Mask &head, std::optional<Eigen::Vector3d> mni = {}) {
+json make_target(const std::string& name, const Eigen::Vector3d& cortical, const Eigen::Vector3d& out_dir,
+                 const Eigen::Vector3d& handle_hint, const Mask& head, std::optional<Eigen::Vector3d> mni = {}) {
   const Eigen::Vector3d n = out_dir.normalized();
   const Eigen::Vector3d scalp = cortical + scalp_distance(head, cortical, n) * n;
   const Eigen::Vector3d z = -n;
@@ -87,10 +84,9 @@ json make_target(const std::string &name, const Eigen::Vector3d &cortical, const
   const Eigen::Vector3d x = y.cross(z);
   const Eigen::Vector3d centre = scalp + 4.0 * n;
   json pose = json::array();
-  for (int r = 0; r < 3; ++r)
-    pose.push_back({x[r], y[r], z[r], centre[r]});
+  for (int r = 0; r < 3; ++r) pose.push_back({x[r], y[r], z[r], centre[r]});
   pose.push_back({0, 0, 0, 1});
-  auto v = [](const Eigen::Vector3d &a) { return json::array({a[0], a[1], a[2]}); };
+  auto v = [](const Eigen::Vector3d& a) { return json::array({a[0], a[1], a[2]}); };
   json t = {{"name", name},
             {"description", "hand-made test target " + name},
             {"source", "test"},
@@ -104,12 +100,11 @@ json make_target(const std::string &name, const Eigen::Vector3d &cortical, const
             {"scalp_to_cortex_mm", (scalp - cortical).norm()},
             {"atlas", {{"brodmann", {{"label", 4}, {"name", "BA4"}}}}},
             {"warnings", json::array()}};
-  if (mni)
-    t["mni"] = v(*mni);
+  if (mni) t["mni"] = v(*mni);
   return t;
 }
 
-json targets_doc(const std::string &t1_path, const Image &t1, const json &targets) {
+json targets_doc(const std::string& t1_path, const Image& t1, const json& targets) {
   json vox2ras = json::array();
   for (int r = 0; r < 4; ++r)
     vox2ras.push_back(
@@ -127,20 +122,19 @@ json targets_doc(const std::string &t1_path, const Image &t1, const json &target
           {"targets", targets}};
 }
 
-void write_text(const std::string &path, const std::string &text) {
+void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
 }
 
-Eigen::Matrix4d pose_of(const json &t) {
+Eigen::Matrix4d pose_of(const json& t) {
   Eigen::Matrix4d m;
   for (int r = 0; r < 4; ++r)
-    for (int c = 0; c < 4; ++c)
-      m(r, c) = t["coil_pose_ras"][std::size_t(r)][std::size_t(c)].get<double>();
+    for (int c = 0; c < 4; ++c) m(r, c) = t["coil_pose_ras"][std::size_t(r)][std::size_t(c)].get<double>();
   return m;
 }
 
-Eigen::Vector3d vec_of(const json &v) { return {v[0].get<double>(), v[1].get<double>(), v[2].get<double>()}; }
+Eigen::Vector3d vec_of(const json& v) { return {v[0].get<double>(), v[1].get<double>(), v[2].get<double>()}; }
 
 // The Colin27 subject (mricron-data): T1, head mask, targets.json with M1 and DLPFC.
 struct Colin {
@@ -148,20 +142,17 @@ struct Colin {
   json doc;
   ~Colin() {
     std::error_code ec;
-    if (!dir.empty())
-      fs::remove_all(dir, ec);
+    if (!dir.empty()) fs::remove_all(dir, ec);
   }
 };
 
-const Colin *colin() {
+const Colin* colin() {
   static bool made = false;
   static Colin c;
-  if (made)
-    return c.t1.empty() ? nullptr : &c;
+  if (made) return c.t1.empty() ? nullptr : &c;
   made = true;
-  if (!fs::exists(testing::colin_head()))
-    return nullptr;
-  c.dir = testing::temp_dir("plan_colin_" + std::to_string(::getpid())); // ctest may run cases in parallel
+  if (!fs::exists(testing::colin_head())) return nullptr;
+  c.dir = testing::temp_dir("plan_colin_" + std::to_string(::getpid()));  // ctest may run cases in parallel
   c.t1 = testing::colin_head();
   const Image t1 = read_image(c.t1);
   const Mask head = threshold_head(t1);
@@ -170,7 +161,7 @@ const Colin *colin() {
   write_mask(c.dir + "/head_mask.nii.gz", head, wo);
   const Eigen::Vector3d centre(0, -18, 18);
   json targets = json::array();
-  const Eigen::Vector3d m1(-37, -21, 58), dlpfc(-36, 39, 43); // DLPFC BA9 (Fox 2012)
+  const Eigen::Vector3d m1(-37, -21, 58), dlpfc(-36, 39, 43);  // DLPFC BA9 (Fox 2012)
   targets.push_back(make_target("M1_hand_left", m1, nearest_scalp_direction(head, m1, m1 - centre),
                                 Eigen::Vector3d(-1, -1, 0), head, m1));
   targets.push_back(make_target("DLPFC_left", dlpfc, nearest_scalp_direction(head, dlpfc, dlpfc - centre),
@@ -180,8 +171,7 @@ const Colin *colin() {
   write_text(c.targets, c.doc.dump(2));
   // An earlier step's QC picture and record, to be embedded in the report.
   std::vector<std::uint8_t> rgb(64 * 32 * 3, 0);
-  for (std::size_t i = 0; i < rgb.size(); i += 3)
-    rgb[i] = 200;
+  for (std::size_t i = 0; i < rgb.size(); i += 3) rgb[i] = 200;
   write_text(c.dir + "/skull_strip_qc.png", encode_png(rgb, 64, 32));
   write_text(c.dir + "/skull_strip.json", json{{"tool", "skull-strip"},
                                                {"version", "test"},
@@ -192,23 +182,22 @@ const Colin *colin() {
   return &c;
 }
 
-#define COLIN_OR_SKIP(var)                                                                        \
-  const Colin *var = colin();                                                                     \
+#define COLIN_OR_SKIP(var)                                                                                             \
+  const Colin* var = colin();                                                                                          \
   if (!var) testing::skip(testing::colin_head() + " not found (install mricron-data)");
 
-std::size_t count_of(const std::string &text, const std::string &what) {
+std::size_t count_of(const std::string& text, const std::string& what) {
   std::size_t n = 0;
-  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
-    ++n;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
   return n;
 }
 
-std::string export_cmd(const std::string &targets, const std::string &t1, const std::string &out,
-                       const std::string &extra) {
+std::string export_cmd(const std::string& targets, const std::string& t1, const std::string& out,
+                       const std::string& extra) {
   return testing::bin("protocol-export") + " --targets " + targets + " --t1 " + t1 + " -o " + out + " " + extra;
 }
 
-void check_pose(const Eigen::Matrix4d &got, const Eigen::Matrix4d &want, const std::string &what) {
+void check_pose(const Eigen::Matrix4d& got, const Eigen::Matrix4d& want, const std::string& what) {
   INFO(what << "\ngot\n" << got << "\nwant\n" << want);
   CHECK((got - want).cwiseAbs().maxCoeff() < kTol);
 }
@@ -229,7 +218,7 @@ std::string user_protocol(double hz, double pct, double train_s, int trains, dou
       .dump(2);
 }
 
-} // namespace
+}  // namespace
 
 // ---- Library-level ------------------------------------------------------------------------------
 
@@ -248,10 +237,10 @@ TEST_CASE("plan: targets.json validation orthonormalises small shear and refuses
   const Eigen::Matrix3d r = t.targets[0].coil_pose.m.topLeftCorner<3, 3>();
   CHECK((r.transpose() * r - Eigen::Matrix3d::Identity()).cwiseAbs().maxCoeff() < 1e-12);
   CHECK(r.determinant() == Approx(1.0));
-  CHECK(t.notes.size() == 1); // the shear was noted
+  CHECK(t.notes.size() == 1);  // the shear was noted
   CHECK(plan::is_motor_target(t.targets[0]));
 
-  const auto refused = [&](const std::string &from, const std::string &to, const std::string &field) {
+  const auto refused = [&](const std::string& from, const std::string& to, const std::string& field) {
     std::string bad = good;
     const auto pos = bad.find(from);
     REQUIRE(pos != std::string::npos);
@@ -259,7 +248,7 @@ TEST_CASE("plan: targets.json validation orthonormalises small shear and refuses
     try {
       plan::parse_targets(bad, "t.json");
       FAIL("accepted: " << to);
-    } catch (const Error &e) {
+    } catch (const Error& e) {
       CHECK(e.file() == "t.json");
       CHECK_THAT(std::string(e.what()), Catch::Contains(field));
     }
@@ -287,7 +276,7 @@ TEST_CASE("plan: dose arithmetic follows Stokes (3 %MSO/mm) and says when no M1 
   all.targets = {m1, dl};
   protocol::Protocol p = protocol::find_preset(protocol::load_presets(), "passard2007");
   std::vector<std::string> warnings;
-  const std::vector<const plan::Target *> sel = {&all.targets[0], &all.targets[1]};
+  const std::vector<const plan::Target*> sel = {&all.targets[0], &all.targets[1]};
   auto doses = plan::compute_doses(all, sel, p, 45.0, "", warnings);
   REQUIRE(doses.size() == 2);
   CHECK(*doses[0].mt_target_pct_mso == Approx(45.0));
@@ -324,7 +313,7 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
   const std::string out = testing::temp_dir("plan_export");
   const auto r = testing::run(export_cmd(c->targets, c->t1, out, "--protocol passard2007 --rmt 50 --strict"));
   INFO(r.err);
-  REQUIRE(r.exit_code == 0); // Passard 2007 (10 Hz, 80% RMT, 8 s trains) passes under --strict
+  REQUIRE(r.exit_code == 0);  // Passard 2007 (10 Hz, 80% RMT, 8 s trains) passes under --strict
   const std::string plan = out + "/plan/";
   // Files found the way a name-driven reader finds them: Localite's by their own names.
   const name_reader::Folder found = name_reader::read_folder(plan);
@@ -332,19 +321,17 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
   REQUIRE(found.entry_targets.size() == 1);
   const std::string im_name = found.instrument_markers.begin()->first;
   const std::string stamp = im_name.substr(16, 17);
-  for (const auto &name : plan::output_names(stamp))
-    CHECK(fs::is_regular_file(plan + name));
+  for (const auto& name : plan::output_names(stamp)) CHECK(fs::is_regular_file(plan + name));
   CHECK(found.entry_targets.begin()->first == "EntryTarget" + stamp + ".xml");
   CHECK(found.brainsight.size() == 2);
   CHECK(found.ant.size() == 1);
   CHECK(!fs::exists(plan + "localite_instrument_markers.xml"));
 
   std::map<std::string, json> want;
-  for (const auto &t : c->doc["targets"])
-    want[t["name"].get<std::string>()] = t;
-  const auto check_markers = [&](const std::vector<nav::Marker> &got, const std::string &file, bool points) {
+  for (const auto& t : c->doc["targets"]) want[t["name"].get<std::string>()] = t;
+  const auto check_markers = [&](const std::vector<nav::Marker>& got, const std::string& file, bool points) {
     REQUIRE(got.size() == want.size());
-    for (const auto &m : got) {
+    for (const auto& m : got) {
       REQUIRE(want.count(m.name));
       check_pose(m.pose.m, pose_of(want[m.name]), file + " " + m.name);
       if (points) {
@@ -372,9 +359,9 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
   REQUIRE(ant.image);
   CHECK(ant.image->pixdim[1] == Approx(1.0));
   check_markers(nav::read_markers_tsv(read_file(plan + "markers.tsv"), "tsv"), "markers.tsv", true);
-  const auto &et = found.entry_targets.begin()->second;
+  const auto& et = found.entry_targets.begin()->second;
   REQUIRE(et.size() == want.size());
-  for (const auto &e : et) {
+  for (const auto& e : et) {
     CHECK((e.entry - vec_of(want[e.name]["scalp_ras"])).norm() < kTol);
     CHECK((e.target - vec_of(want[e.name]["cortical_ras"])).norm() < kTol);
   }
@@ -385,37 +372,35 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
   const json pj = json::parse(read_file(plan + "protocol.json"));
   CHECK(pj["protocol"]["id"] == "passard2007");
   REQUIRE(pj["safety"]["trains"].size() == 2);
-  for (const auto &t : pj["safety"]["trains"])
-    CHECK(t["verdict"] == "ok");
+  for (const auto& t : pj["safety"]["trains"]) CHECK(t["verdict"] == "ok");
   const double d_m1 = want["M1_hand_left"]["scalp_to_cortex_mm"], d_dl = want["DLPFC_left"]["scalp_to_cortex_mm"];
   REQUIRE(pj["dose"]["targets"].size() == 2);
   CHECK(pj["dose"]["k_pct_mso_per_mm"] == 3.0);
   CHECK(pj["dose"]["m1_reference"] == "M1_hand_left");
-  for (const auto &d : pj["dose"]["targets"]) {
+  for (const auto& d : pj["dose"]["targets"]) {
     const double expect = d["target"] == "M1_hand_left" ? 50.0 : 50.0 + 3.0 * (d_dl - d_m1);
     CHECK(d["mt_target_pct_mso"].get<double>() == Approx(expect).margin(1e-9));
     CHECK(d["intensity_pct_mso"].get<double>() == Approx(0.8 * expect).margin(1e-9));
     CHECK(!d["arithmetic"].get<std::string>().empty());
   }
   CHECK(pj["citations"].size() >= 3);
-  for (const auto &c : pj["citations"]) {
+  for (const auto& c : pj["citations"]) {
     CHECK(!c["citation"].get<std::string>().empty());
     CHECK(!c["status"].get<std::string>().empty());
   }
   CHECK(pj["safety"]["inter_train_interval_rule"]["min_safe_s"] == 5);
-  for (const auto &t : pj["safety"]["trains"])
-    CHECK(t["interval_verdict"] == "ok");
+  for (const auto& t : pj["safety"]["trains"]) CHECK(t["interval_verdict"] == "ok");
 
   // The navigator T1: same grid and voxels as the input.
   const Image in = read_image(c->t1), nav_t1 = read_image(plan + "t1w_navigator.nii.gz");
   CHECK(nav_t1.grid.same_as(in.grid, 1e-4));
   CHECK(nav_t1.data == in.data);
   const std::string nii = read_file(plan + "t1w_navigator.nii.gz");
-  CHECK((nii.size() > 2 && std::uint8_t(nii[0]) == 0x1f && std::uint8_t(nii[1]) == 0x8b)); // really gzip
+  CHECK((nii.size() > 2 && std::uint8_t(nii[0]) == 0x1f && std::uint8_t(nii[1]) == 0x8b));  // really gzip
 
   // The report: self-contained, every picture a data URI (2 per target + the earlier QC picture).
   const std::string html = read_file(plan + "report.html");
-  std::size_t images = 0; // (no std::regex: it recurses per character on 100 kB tags)
+  std::size_t images = 0;  // (no std::regex: it recurses per character on 100 kB tags)
   for (std::size_t at = html.find("<img"); at != std::string::npos; at = html.find("<img", at + 1), ++images) {
     const std::size_t end = html.find('>', at);
     REQUIRE(end != std::string::npos);
@@ -423,7 +408,7 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
     CHECK_THAT(tag, Catch::Contains("src=\"data:image/png;base64,"));
     CHECK(html.substr(at, end - at).find("src=", tag.find("src=") + 4) == std::string::npos);
   }
-  CHECK(images == 5); // 2 per target (no dseg.nii.gz here: no cortical view) + the earlier QC
+  CHECK(images == 5);  // 2 per target (no dseg.nii.gz here: no cortical view) + the earlier QC
   // One box of what to check, one Sources section; no per-row flags; the guideline at DLPFC.
   CHECK(count_of(html, "class=\"checks\"") == 1);
   CHECK(count_of(html, "id=\"sources\"") == 1);
@@ -482,7 +467,7 @@ TEST_CASE("plan: --localite-lps writes LPS files that read back to the same RAS 
   CHECK(loc.space == nav::LocaliteSpace::lps);
   REQUIRE(loc.markers.size() == 1);
   check_pose(loc.markers[0].pose.m, pose_of(c->doc["targets"][0]), "localite LPS");
-  const auto &et = found.entry_targets.begin()->second;
+  const auto& et = found.entry_targets.begin()->second;
   REQUIRE(et.size() == 1);
   CHECK((et[0].target - vec_of(c->doc["targets"][0]["cortical_ras"])).norm() < kTol);
 }
@@ -501,8 +486,8 @@ TEST_CASE("plan: a 20 Hz 120% 5 s train is flagged, and refused under --strict w
   const auto quick = testing::run(
       export_cmd(c->targets, c->t1, dir, "--protocol " + dir + "/quick.json --strict --subject-dir " + c->dir));
   CHECK(quick.exit_code == 1);
-  CHECK_THAT(quick.err, Catch::Contains("BREAKS the interval rule") && Catch::Contains("--strict") &&
-                            Catch::Contains("Chen"));
+  CHECK_THAT(quick.err,
+             Catch::Contains("BREAKS the interval rule") && Catch::Contains("--strict") && Catch::Contains("Chen"));
   CHECK(!fs::exists(dir + "/plan"));
   // A preset without a train structure cannot be checked: --strict refuses it too.
   const auto unknown = testing::run(export_cmd(c->targets, c->t1, dir, "--protocol lefaucheur2020_fm_m1_hf --strict"));
@@ -515,15 +500,14 @@ TEST_CASE("plan: a 20 Hz 120% 5 s train is flagged, and refused under --strict w
   REQUIRE(flagged.exit_code == 0);
   CHECK_THAT(flagged.err, Catch::Contains("SAFETY") && Catch::Contains("EXCEEDS"));
   const json pj = json::parse(read_file(dir + "/plan/protocol.json"));
-  for (const auto &t : pj["safety"]["trains"])
-    CHECK(t["verdict"] == "exceeds");
+  for (const auto& t : pj["safety"]["trains"]) CHECK(t["verdict"] == "exceeds");
   CHECK_THAT(read_file(dir + "/plan/report.html"), Catch::Contains("EXCEEDS LIMIT") && Catch::Contains("tone-bad"));
 }
 
 TEST_CASE("plan: malformed targets.json exits 1 naming the file and the field, writing nothing", "[plan]") {
   COLIN_OR_SKIP(c);
   const std::string dir = testing::temp_dir("plan_bad_targets");
-  const auto check_bad = [&](const std::string &label, const std::string &text, const std::string &field) {
+  const auto check_bad = [&](const std::string& label, const std::string& text, const std::string& field) {
     const std::string path = dir + "/targets_" + label + ".json";
     write_text(path, text);
     const auto r = testing::run(export_cmd(path, c->t1, dir, "--protocol passard2007 --subject-dir " + c->dir));
@@ -546,7 +530,7 @@ TEST_CASE("plan: malformed targets.json exits 1 naming the file and the field, w
     doc["targets"][0]["coil_pose_ras"][r][0] = -doc["targets"][0]["coil_pose_ras"][r][0].get<double>();
   check_bad("mirrored", doc.dump(), "mirrored");
   doc = c->doc;
-  doc["targets"][0]["cortical_ras"][1] = std::nan(""); // nlohmann writes NaN as null
+  doc["targets"][0]["cortical_ras"][1] = std::nan("");  // nlohmann writes NaN as null
   check_bad("nan_null", doc.dump(), "targets[0].cortical_ras[1]");
   std::string text = c->doc.dump();
   text.replace(text.find("\"scalp_to_cortex_mm\":") + 21, 0, "NaN, \"x\":");
@@ -556,7 +540,8 @@ TEST_CASE("plan: malformed targets.json exits 1 naming the file and the field, w
   check_bad("unit", doc.dump(), "handle_direction_ras: must be a unit vector");
 }
 
-TEST_CASE("plan: a T1 that is not the reference of the targets is refused, same grid with other bytes warns", "[plan]") {
+TEST_CASE("plan: a T1 that is not the reference of the targets is refused, same grid with other bytes warns",
+          "[plan]") {
   COLIN_OR_SKIP(c);
   const std::string dir = testing::temp_dir("plan_t1");
   Image shifted = read_image(c->t1);
@@ -595,7 +580,7 @@ TEST_CASE("plan: without an M1 target the dose says no adjustment is possible", 
   CHECK(pj["dose"]["adjustment_possible"] == false);
   CHECK_THAT(pj["dose"]["targets"][0]["arithmetic"].get<std::string>(),
              Catch::Contains("no depth adjustment is possible"));
-  CHECK(pj["safety"]["trains"][0]["verdict"] == "unknown"); // incomplete preset: no train structure
+  CHECK(pj["safety"]["trains"][0]["verdict"] == "unknown");  // incomplete preset: no train structure
   const std::string html = read_file(dir + "/plan/report.html");
   CHECK_THAT(html, Catch::Contains("NOT POSSIBLE"));
   CHECK_THAT(html, Catch::Contains("No QC pictures of earlier steps"));
@@ -615,7 +600,7 @@ TEST_CASE("plan: export on the Philips T1 round-trips through every navigator fi
   const Eigen::Vector3d centre = centroid_ras(head);
   // Left-superior and left-anterior points 20 mm under the scalp.
   json targets = json::array();
-  for (const auto &[name, dir_ras] : {std::pair<std::string, Eigen::Vector3d>{"M1_hand_left", {-0.45, -0.15, 0.88}},
+  for (const auto& [name, dir_ras] : {std::pair<std::string, Eigen::Vector3d>{"M1_hand_left", {-0.45, -0.15, 0.88}},
                                       std::pair<std::string, Eigen::Vector3d>{"DLPFC_left", {-0.55, 0.6, 0.58}}}) {
     const Eigen::Vector3d n = dir_ras.normalized();
     const double t = scalp_distance(head, centre, n);
@@ -633,9 +618,9 @@ TEST_CASE("plan: export on the Philips T1 round-trips through every navigator fi
   REQUIRE(found.entry_targets.size() == 1);
   REQUIRE(found.brainsight.size() == 2);
   REQUIRE(found.ant.size() == 1);
-  const auto &loc = found.instrument_markers.begin()->second;
-  const auto &b14 = found.brainsight.at("brainsight_v14.txt");
-  const auto &ant = found.ant.begin()->second;
+  const auto& loc = found.instrument_markers.begin()->second;
+  const auto& b14 = found.brainsight.at("brainsight_v14.txt");
+  const auto& ant = found.ant.begin()->second;
   REQUIRE(loc.size() == 2);
   REQUIRE(b14.size() == 2);
   REQUIRE(ant.size() == 2);

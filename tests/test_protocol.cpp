@@ -64,7 +64,7 @@ TEST_CASE("presets load with their citations and consistent numbers", "[unit]") 
   CHECK(np.frequency_hz == 10);
   CHECK(!np.intensity_pct_rmt.has_value());  // the guideline's intensity could not be confirmed
   CHECK(np.verify.count("intensity_pct_rmt") == 1);
-  CHECK(np.pulses_per_session == 3000);       // as in Attal 2021, said in a note
+  CHECK(np.pulses_per_session == 3000);  // as in Attal 2021, said in a note
   CHECK(np.verify.count("pulses_per_session") == 1);
   CHECK(find_preset(presets, "lefaucheur2020_fm_m1_hf").evidence_level == "B");
   CHECK(find_preset(presets, "lefaucheur2020_fm_dlpfc_hf").evidence_level == "B");
@@ -184,7 +184,7 @@ TEST_CASE("safety check flags long high-frequency trains and passes the trial pr
   INFO(passard.message);
   CHECK(passard.verdict == Verdict::ok);
   CHECK(passard.table_intensity_pct_mt == 90);  // 80% is below the table: its lowest column is used
-  CHECK(passard.beyond_tested);                  // 8 s is longer than the 5 s tested at 10 Hz
+  CHECK(passard.beyond_tested);                 // 8 s is longer than the 5 s tested at 10 Hz
   CHECK(check_protocol(table, find_preset(presets, "mhalla2011")).verdict == Verdict::ok);
   CHECK(check_protocol(table, find_preset(presets, "hosomi2013")).verdict == Verdict::ok);
   CHECK(check_protocol(table, find_preset(presets, "attal2021")).verdict == Verdict::unknown);
@@ -216,9 +216,13 @@ TEST_CASE("safety tables are validated", "[unit]") {
   const SafetyTable t = parse_safety_table(good, "t.json");
   CHECK(t.rows[0].cells[0].lower_bound);
   CHECK(t.rows[0].cells[1].seconds == Approx(4.2));
-  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
-           {"\">5\"", "\"5>\""}, {"\">5\"", "\">\""}, {"4.2", "-1"}, {"[100, 120]", "[120, 100]"},
-           {"\"schema_version\": 1", "\"schema_version\": 3"}, {"[\">5\", 4.2]", "[4.2]"}}) {
+  for (const auto& [from, to] :
+       std::vector<std::pair<std::string, std::string>>{{"\">5\"", "\"5>\""},
+                                                        {"\">5\"", "\">\""},
+                                                        {"4.2", "-1"},
+                                                        {"[100, 120]", "[120, 100]"},
+                                                        {"\"schema_version\": 1", "\"schema_version\": 3"},
+                                                        {"[\">5\", 4.2]", "[4.2]"}}) {
     std::string bad = good;
     bad.replace(bad.find(from), from.size(), to);
     CHECK_THROWS_AS(parse_safety_table(bad, "t.json"), Error);

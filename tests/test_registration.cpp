@@ -8,12 +8,12 @@
 #include <random>
 
 #include "support.hpp"
-#include "tools_src/sample_transform.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/image.hpp"
 #include "tmsplan/parallel.hpp"
 #include "tmsplan/registration.hpp"
 #include "tmsplan/resample.hpp"
+#include "tools_src/sample_transform.hpp"
 
 using namespace tmsplan;
 

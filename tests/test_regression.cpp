@@ -29,7 +29,8 @@ TEST_CASE("pipeline on the small sample head reproduces the stored figures", "[r
   if (samples.empty()) {
     testing::skip("samples not generated (run make-samples)");
   }
-  const auto expected = nlohmann::json::parse(tmsplan::read_file(std::string(TMSPLAN_SOURCE_DIR) + "/tests/regression/small-2mm.json"));
+  const auto expected =
+      nlohmann::json::parse(tmsplan::read_file(std::string(TMSPLAN_SOURCE_DIR) + "/tests/regression/small-2mm.json"));
   const std::string out = testing::temp_dir("regression-small-2mm");
   const auto r = testing::run("TMSPLAN_BIN=" + std::string(TMSPLAN_BIN_DIR) + " " + std::string(TMSPLAN_SOURCE_DIR) +
                               "/scripts/plan-subject.sh " + samples + "/small-2mm.nii.gz " + out + " --threads 2");
@@ -53,7 +54,8 @@ TEST_CASE("pipeline on the small sample head reproduces the stored figures", "[r
       Eigen::Vector3d want(spec["cortical_ras"][0], spec["cortical_ras"][1], spec["cortical_ras"][2]);
       INFO(name << " cortical target moved by " << (got - want).norm() << " mm");
       CHECK((got - want).norm() <= double(expected["target_tolerance_mm"]));
-      CHECK(std::abs(double(t["scalp_to_cortex_mm"]) - double(spec["scalp_to_cortex_mm"])) <= double(expected["depth_tolerance_mm"]));
+      CHECK(std::abs(double(t["scalp_to_cortex_mm"]) - double(spec["scalp_to_cortex_mm"])) <=
+            double(expected["depth_tolerance_mm"]));
     }
     CHECK(found);
   }

@@ -62,8 +62,7 @@ void put(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-template <class T>
-void poke(std::string& bytes, std::size_t offset, T value) {
+template <class T> void poke(std::string& bytes, std::size_t offset, T value) {
   std::memcpy(bytes.data() + offset, &value, sizeof(T));
 }
 
@@ -265,7 +264,12 @@ Invocation broken_header(const Context& c, const std::function<void(std::string&
 }
 
 Case header_case(const std::string& name, const std::string& expect, std::function<void(std::string&)> patch) {
-  return {"nifti", name, "skull-strip", 1, expect, Needs::Nothing,
+  return {"nifti",
+          name,
+          "skull-strip",
+          1,
+          expect,
+          Needs::Nothing,
           [patch](const Context& c) { return broken_header(c, patch); }};
 }
 
@@ -386,8 +390,8 @@ std::string moved_copy(const Context& c, const std::string& name, const std::str
   return to;
 }
 
-Invocation cortex_map_with(const Context& c, const std::string& brain, const std::string& head,
-                           const std::string& dseg, const std::string& extra = "") {
+Invocation cortex_map_with(const Context& c, const std::string& brain, const std::string& head, const std::string& dseg,
+                           const std::string& extra = "") {
   const std::string out = c.work + "/out";
   fs::create_directories(out);
   return {testing::bin("cortex-map") + " --t1 " + q(c.fx->dir + "/t1w_biascorr.nii.gz") + " --brain " + q(brain) +
@@ -400,18 +404,27 @@ std::vector<Case> catalogue() {
   // ---- NIfTI headers (skull-strip; test_cli has 2D, 4D, zero spacing, absurd size, singular
   // matrix, RGB datatype, constant, NaN, gzip damage).
   cases.push_back(header_case("sizeof_hdr 0", "not a NIfTI-1", [](std::string& b) { poke<std::int32_t>(b, 0, 0); }));
-  cases.push_back(header_case("sizeof_hdr 540 (NIfTI-2)", "NIfTI-2", [](std::string& b) { poke<std::int32_t>(b, 0, 540); }));
-  cases.push_back(header_case("magic ni1 (hdr/img pair)", ".hdr/.img", [](std::string& b) { std::memcpy(&b[344], "ni1\0", 4); }));
-  cases.push_back(header_case("vox_offset beyond the file", "truncated", [](std::string& b) { poke<float>(b, 108, 1e6f); }));
-  cases.push_back(header_case("vox_offset 1e20", "invalid vox_offset", [](std::string& b) { poke<float>(b, 108, 1e20f); }));
-  cases.push_back(header_case("bitpix does not match datatype", "bitpix", [](std::string& b) { poke<std::int16_t>(b, 72, 16); }));
-  cases.push_back(header_case("negative dim", "invalid size -5", [](std::string& b) { poke<std::int16_t>(b, 44, -5); }));
+  cases.push_back(
+      header_case("sizeof_hdr 540 (NIfTI-2)", "NIfTI-2", [](std::string& b) { poke<std::int32_t>(b, 0, 540); }));
+  cases.push_back(
+      header_case("magic ni1 (hdr/img pair)", ".hdr/.img", [](std::string& b) { std::memcpy(&b[344], "ni1\0", 4); }));
+  cases.push_back(
+      header_case("vox_offset beyond the file", "truncated", [](std::string& b) { poke<float>(b, 108, 1e6f); }));
+  cases.push_back(
+      header_case("vox_offset 1e20", "invalid vox_offset", [](std::string& b) { poke<float>(b, 108, 1e20f); }));
+  cases.push_back(
+      header_case("bitpix does not match datatype", "bitpix", [](std::string& b) { poke<std::int16_t>(b, 72, 16); }));
+  cases.push_back(
+      header_case("negative dim", "invalid size -5", [](std::string& b) { poke<std::int16_t>(b, 44, -5); }));
   cases.push_back(header_case("dim[0] 9", "dim[0]", [](std::string& b) { poke<std::int16_t>(b, 40, 9); }));
   cases.push_back(header_case("pixdim NaN", "spacing", [](std::string& b) { poke<float>(b, 80, std::nanf("")); }));
   cases.push_back(header_case("pixdim infinite", "spacing", [](std::string& b) { poke<float>(b, 88, INFINITY); }));
-  cases.push_back(header_case("Inf voxel", "infinite", [](std::string& b) { poke<float>(b, 352 + 4 * 777, -INFINITY); }));
-  cases.push_back(header_case("scl_inter infinite", "scl_inter", [](std::string& b) { poke<float>(b, 116, INFINITY); }));
-  cases.push_back(header_case("sform with NaN", "non-finite", [](std::string& b) { poke<float>(b, 284, std::nanf("")); }));
+  cases.push_back(
+      header_case("Inf voxel", "infinite", [](std::string& b) { poke<float>(b, 352 + 4 * 777, -INFINITY); }));
+  cases.push_back(
+      header_case("scl_inter infinite", "scl_inter", [](std::string& b) { poke<float>(b, 116, INFINITY); }));
+  cases.push_back(
+      header_case("sform with NaN", "non-finite", [](std::string& b) { poke<float>(b, 284, std::nanf("")); }));
   cases.push_back(header_case("qform only, quaternion not a rotation", "quaternion", [](std::string& b) {
     poke<std::int16_t>(b, 254, 0);  // sform_code 0: the qform decides
     poke<std::int16_t>(b, 252, 1);
@@ -422,45 +435,44 @@ std::vector<Case> catalogue() {
     poke<std::int16_t>(b, 252, 1);
     poke<float>(b, 260, std::nanf(""));
   }));
-  cases.push_back({"nifti", "segment: T1 with an infinite voxel", "segment", 1, "infinite", Needs::Nothing,
-                   [](const Context& c) {
-                     Image im = blob();
-                     im.data[1234] = INFINITY;
-                     const std::string t1 = c.work + "/t1.nii.gz";
-                     write_image(t1, im, forced());
-                     write_mask(c.work + "/mask.nii.gz", blob_mask(), forced());
-                     return Invocation{testing::bin("segment") + " --t1 " + q(t1) + " --mask " + q(c.work + "/mask.nii.gz") +
-                                           " -o " + q(c.work),
-                                       t1, c.work};
-                   }});
-  cases.push_back({"nifti", "cortex-map: truncated dseg", "cortex-map", 1, "truncated", Needs::Fixture,
-                   [](const Context& c) {
-                     const std::string dseg = c.work + "/dseg.nii.gz";
-                     const std::string bytes = slurp(c.fx->dir + "/dseg.nii.gz");
-                     put(dseg, bytes.substr(0, bytes.size() / 2));
-                     auto inv = cortex_map_with(c, c.fx->dir + "/brain_mask.nii.gz", c.fx->dir + "/head_mask.nii.gz", dseg);
-                     inv.named = dseg;
-                     return inv;
-                   }});
+  cases.push_back(
+      {"nifti", "segment: T1 with an infinite voxel", "segment", 1, "infinite", Needs::Nothing, [](const Context& c) {
+         Image im = blob();
+         im.data[1234] = INFINITY;
+         const std::string t1 = c.work + "/t1.nii.gz";
+         write_image(t1, im, forced());
+         write_mask(c.work + "/mask.nii.gz", blob_mask(), forced());
+         return Invocation{testing::bin("segment") + " --t1 " + q(t1) + " --mask " + q(c.work + "/mask.nii.gz") +
+                               " -o " + q(c.work),
+                           t1, c.work};
+       }});
+  cases.push_back(
+      {"nifti", "cortex-map: truncated dseg", "cortex-map", 1, "truncated", Needs::Fixture, [](const Context& c) {
+         const std::string dseg = c.work + "/dseg.nii.gz";
+         const std::string bytes = slurp(c.fx->dir + "/dseg.nii.gz");
+         put(dseg, bytes.substr(0, bytes.size() / 2));
+         auto inv = cortex_map_with(c, c.fx->dir + "/brain_mask.nii.gz", c.fx->dir + "/head_mask.nii.gz", dseg);
+         inv.named = dseg;
+         return inv;
+       }});
 
   // ---- DICOM folders (copies of Philips slices).
-  cases.push_back({"dicom", "two series in one folder", "skull-strip", 1, "--series", Needs::SharedData,
-                   [](const Context& c) {
-                     const std::string dir = copy_slices(c, "mixed", 81, 100);
-                     for (int n = 91; n <= 100; ++n) change_series_uid(dir + "/" + dicom_name(n));
-                     return skull_strip_on(c, dir);
-                   }});
-  cases.push_back({"dicom", "--series that is not in the folder", "skull-strip", 1, "no series", Needs::SharedData,
-                   [](const Context& c) {
-                     return skull_strip_on(c, copy_slices(c, "one", 81, 90), " --series 1.2.3.4.5");
-                   }});
-  cases.push_back({"dicom", "missing slice (gap)", "skull-strip", 1, "missing slices", Needs::SharedData,
-                   [](const Context& c) {
-                     const std::string dir = copy_slices(c, "gap", 81, 100);
-                     fs::remove(dir + "/" + dicom_name(90));
-                     fs::remove(dir + "/" + dicom_name(91));
-                     return skull_strip_on(c, dir);
-                   }});
+  cases.push_back(
+      {"dicom", "two series in one folder", "skull-strip", 1, "--series", Needs::SharedData, [](const Context& c) {
+         const std::string dir = copy_slices(c, "mixed", 81, 100);
+         for (int n = 91; n <= 100; ++n) change_series_uid(dir + "/" + dicom_name(n));
+         return skull_strip_on(c, dir);
+       }});
+  cases.push_back(
+      {"dicom", "--series that is not in the folder", "skull-strip", 1, "no series", Needs::SharedData,
+       [](const Context& c) { return skull_strip_on(c, copy_slices(c, "one", 81, 90), " --series 1.2.3.4.5"); }});
+  cases.push_back(
+      {"dicom", "missing slice (gap)", "skull-strip", 1, "missing slices", Needs::SharedData, [](const Context& c) {
+         const std::string dir = copy_slices(c, "gap", 81, 100);
+         fs::remove(dir + "/" + dicom_name(90));
+         fs::remove(dir + "/" + dicom_name(91));
+         return skull_strip_on(c, dir);
+       }});
   cases.push_back({"dicom", "single slice", "skull-strip", 1, "single slice", Needs::SharedData,
                    [](const Context& c) { return skull_strip_on(c, copy_slices(c, "single", 85, 85)); }});
   cases.push_back({"dicom", "segment: DICOM T1 with a missing slice", "segment", 1, "missing slices", Needs::SharedData,
@@ -468,8 +480,8 @@ std::vector<Case> catalogue() {
                      const std::string dir = copy_slices(c, "gap", 81, 100);
                      fs::remove(dir + "/" + dicom_name(95));
                      write_mask(c.work + "/mask.nii.gz", blob_mask(), forced());
-                     return Invocation{testing::bin("segment") + " --t1 " + q(dir) + " --mask " + q(c.work + "/mask.nii.gz") +
-                                           " -o " + q(c.work),
+                     return Invocation{testing::bin("segment") + " --t1 " + q(dir) + " --mask " +
+                                           q(c.work + "/mask.nii.gz") + " -o " + q(c.work),
                                        dir, c.work};
                    }});
 
@@ -477,8 +489,8 @@ std::vector<Case> catalogue() {
   cases.push_back({"grids", "segment: brain mask of another grid", "segment", 1, "not on the grid", Needs::Fixture,
                    [](const Context& c) {
                      const std::string mask = moved_copy(c, "brain_mask.nii.gz", c.work + "/mask.nii.gz", 30.0);
-                     return Invocation{testing::bin("segment") + " --t1 " + q(c.fx->dir + "/t1w_biascorr.nii.gz") + " --mask " +
-                                           q(mask) + " -o " + q(c.work),
+                     return Invocation{testing::bin("segment") + " --t1 " + q(c.fx->dir + "/t1w_biascorr.nii.gz") +
+                                           " --mask " + q(mask) + " -o " + q(c.work),
                                        mask, c.work};
                    }});
   cases.push_back({"grids", "cortex-map: head mask of another head", "cortex-map", 1, "not on the grid", Needs::Fixture,
@@ -492,7 +504,8 @@ std::vector<Case> catalogue() {
   cases.push_back({"grids", "cortex-map: dseg of another grid", "cortex-map", 1, "not on the grid", Needs::Fixture,
                    [](const Context& c) {
                      const std::string dseg = moved_copy(c, "dseg.nii.gz", c.work + "/dseg.nii.gz", -12.0);
-                     auto inv = cortex_map_with(c, c.fx->dir + "/brain_mask.nii.gz", c.fx->dir + "/head_mask.nii.gz", dseg);
+                     auto inv =
+                         cortex_map_with(c, c.fx->dir + "/brain_mask.nii.gz", c.fx->dir + "/head_mask.nii.gz", dseg);
                      inv.named = dseg;
                      return inv;
                    }});
@@ -507,7 +520,8 @@ std::vector<Case> catalogue() {
                      WriteOptions wo = forced();
                      wo.type = DiskType::UInt8;
                      write_image(dseg, d, wo);
-                     auto inv = cortex_map_with(c, c.fx->dir + "/brain_mask.nii.gz", c.fx->dir + "/head_mask.nii.gz", dseg);
+                     auto inv =
+                         cortex_map_with(c, c.fx->dir + "/brain_mask.nii.gz", c.fx->dir + "/head_mask.nii.gz", dseg);
                      inv.named = dseg;
                      return inv;
                    }});
@@ -550,8 +564,9 @@ std::vector<Case> catalogue() {
                    Needs::Fixture, [](const Context& c) {
                      const std::string t1 = write_blob(c.work + "/other_t1.nii.gz");
                      fs::create_directories(c.work + "/out");
-                     return Invocation{testing::bin("protocol-export") + " --targets " + q(c.fx->dir + "/targets.json") +
-                                           " --t1 " + q(t1) + " --protocol passard2007 -o " + q(c.work + "/out"),
+                     return Invocation{testing::bin("protocol-export") + " --targets " +
+                                           q(c.fx->dir + "/targets.json") + " --t1 " + q(t1) +
+                                           " --protocol passard2007 -o " + q(c.work + "/out"),
                                        t1, c.work};
                    }});
 
@@ -559,12 +574,11 @@ std::vector<Case> catalogue() {
   // (protocol-export). test_plan.cpp has missing/wrong-type/schema/mirrored/NaN/unit targets.json.
   const auto library_case = [&cases](const std::string& name, const std::string& expect,
                                      std::function<void(json&)> change) {
-    cases.push_back({"json", "target-pick library: " + name, "target-pick", 1, expect, Needs::Fixture,
-                     [change](const Context& c) {
-                       const std::string lib = library_variant(c, change);
-                       return pick_in(c.fx->dir, lib, " --library " + q(lib) + " -o " + q(c.work + "/targets.json"),
-                                      c.work);
-                     }});
+    cases.push_back(
+        {"json", "target-pick library: " + name, "target-pick", 1, expect, Needs::Fixture, [change](const Context& c) {
+           const std::string lib = library_variant(c, change);
+           return pick_in(c.fx->dir, lib, " --library " + q(lib) + " -o " + q(c.work + "/targets.json"), c.work);
+         }});
   };
   cases.push_back({"json", "target-pick library: not JSON", "target-pick", 1, "not valid JSON", Needs::Fixture,
                    [](const Context& c) {
@@ -590,10 +604,9 @@ std::vector<Case> catalogue() {
 
   const auto targets_case = [&cases](const std::string& name, const std::string& expect,
                                      std::function<void(json&)> change) {
-    cases.push_back({"json", "targets.json: " + name, "protocol-export", 1, expect, Needs::Fixture,
-                     [change, name](const Context& c) {
-                       return export_with_targets(c, targets_variant(c, "targets", change));
-                     }});
+    cases.push_back(
+        {"json", "targets.json: " + name, "protocol-export", 1, expect, Needs::Fixture,
+         [change, name](const Context& c) { return export_with_targets(c, targets_variant(c, "targets", change)); }});
   };
   targets_case("top level is an array", "must be a JSON object", [](json& d) { d = json::array({d}); });
   targets_case("no targets", "is empty", [](json& d) { d["targets"] = json::array(); });
@@ -601,10 +614,12 @@ std::vector<Case> catalogue() {
   targets_case("hair offset out of range", "hair_offset_mm", [](json& d) { d["hair_offset_mm"] = 99; });
   targets_case("two targets with one name", "used by another target",
                [](json& d) { d["targets"][1]["name"] = d["targets"][0]["name"]; });
-  targets_case("reference sha256 malformed", "reference_t1.sha256", [](json& d) { d["reference_t1"]["sha256"] = "abc"; });
+  targets_case("reference sha256 malformed", "reference_t1.sha256",
+               [](json& d) { d["reference_t1"]["sha256"] = "abc"; });
   targets_case("dim of the wrong type", "reference_t1.dim", [](json& d) { d["reference_t1"]["dim"][2] = "91"; });
-  targets_case("coil pose with a short row", "coil_pose_ras[1]",
-               [](json& d) { d["targets"][0]["coil_pose_ras"][1] = {0, 1, 0}; });
+  targets_case("coil pose with a short row", "coil_pose_ras[1]", [](json& d) {
+    d["targets"][0]["coil_pose_ras"][1] = {0, 1, 0};
+  });
   targets_case("units not mm", "units", [](json& d) { d["units"] = "cm"; });
   cases.push_back({"json", "targets.json: --target not in the file", "protocol-export", 1, "not in the file",
                    Needs::Fixture, [](const Context& c) {
@@ -627,27 +642,28 @@ std::vector<Case> catalogue() {
   cases.push_back({"json", "protocol: unknown preset", "protocol-export", 1, "no protocol preset", Needs::Fixture,
                    [](const Context& c) {
                      fs::create_directories(c.work + "/out");
-                     return Invocation{testing::bin("protocol-export") + " --targets " + q(c.fx->dir + "/targets.json") +
-                                           " --t1 " + q(c.fx->t1) + " --protocol passard2077 -o " + q(c.work + "/out"),
+                     return Invocation{testing::bin("protocol-export") + " --targets " +
+                                           q(c.fx->dir + "/targets.json") + " --t1 " + q(c.fx->t1) +
+                                           " --protocol passard2077 -o " + q(c.work + "/out"),
                                        "passard2077", c.work};
                    }});
 
   // ---- output paths.
-  cases.push_back({"outputs", "skull-strip: output folder under a file", "skull-strip", 1, "output folder does not exist",
-                   Needs::Nothing, [](const Context& c) {
+  cases.push_back({"outputs", "skull-strip: output folder under a file", "skull-strip", 1,
+                   "output folder does not exist", Needs::Nothing, [](const Context& c) {
                      const std::string t1 = write_blob(c.work + "/t1.nii.gz");
                      put(c.work + "/notes.txt", "a file, not a folder\n");
                      const std::string out = c.work + "/notes.txt/sub";
                      return Invocation{testing::bin("skull-strip") + " " + q(t1) + " -o " + q(out), out, c.work};
                    }});
-  cases.push_back({"outputs", "segment: earlier output exists", "segment", 1, "use --force", Needs::Fixture,
-                   [](const Context& c) {
-                     const std::string dir = c.work + "/subject";
-                     link_all(c.fx->dir, dir, {".stamp"});
-                     return Invocation{testing::bin("segment") + " --t1 " + q(dir + "/t1w_biascorr.nii.gz") + " --mask " +
-                                           q(dir + "/brain_mask.nii.gz") + " -o " + q(dir),
-                                       dir + "/dseg.nii.gz", dir};
-                   }});
+  cases.push_back(
+      {"outputs", "segment: earlier output exists", "segment", 1, "use --force", Needs::Fixture, [](const Context& c) {
+         const std::string dir = c.work + "/subject";
+         link_all(c.fx->dir, dir, {".stamp"});
+         return Invocation{testing::bin("segment") + " --t1 " + q(dir + "/t1w_biascorr.nii.gz") + " --mask " +
+                               q(dir + "/brain_mask.nii.gz") + " -o " + q(dir),
+                           dir + "/dseg.nii.gz", dir};
+       }});
   cases.push_back({"outputs", "cortex-map: missing parent folder", "cortex-map", 1, "output folder does not exist",
                    Needs::Fixture, [](const Context& c) {
                      const std::string out = c.work + "/missing/deeper";
@@ -664,36 +680,40 @@ std::vector<Case> catalogue() {
   cases.push_back({"outputs", "protocol-export: output folder is a file", "protocol-export", 1,
                    "output folder does not exist", Needs::Fixture, [](const Context& c) {
                      put(c.work + "/out", "a file\n");
-                     return Invocation{testing::bin("protocol-export") + " --targets " + q(c.fx->dir + "/targets.json") +
-                                           " --t1 " + q(c.fx->t1) + " --protocol passard2007 -o " + q(c.work + "/out"),
+                     return Invocation{testing::bin("protocol-export") + " --targets " +
+                                           q(c.fx->dir + "/targets.json") + " --t1 " + q(c.fx->t1) +
+                                           " --protocol passard2007 -o " + q(c.work + "/out"),
                                        c.work + "/out", c.work};
                    }});
   cases.push_back({"outputs", "protocol-export: plan is a file", "protocol-export", 1, "not a folder", Needs::Fixture,
                    [](const Context& c) {
                      put(c.work + "/plan", "a file\n");
-                     return Invocation{testing::bin("protocol-export") + " --targets " + q(c.fx->dir + "/targets.json") +
-                                           " --t1 " + q(c.fx->t1) + " --protocol passard2007 -o " + q(c.work),
+                     return Invocation{testing::bin("protocol-export") + " --targets " +
+                                           q(c.fx->dir + "/targets.json") + " --t1 " + q(c.fx->t1) +
+                                           " --protocol passard2007 -o " + q(c.work),
                                        c.work + "/plan", c.work};
                    }});
 
   // ---- usage errors: exit 2, the line names the option.
   const auto usage_case = [&cases](const std::string& tool, const std::string& name, const std::string& option,
                                    std::string args) {
-    cases.push_back({"usage", tool + ": " + name, tool, 2, option, Needs::Nothing,
-                     [tool, option, args](const Context& c) {
-                       write_blob(c.work + "/t1.nii.gz");
-                       std::string a = args;
-                       for (std::size_t at; (at = a.find("{W}")) != std::string::npos;) a.replace(at, 3, c.work);
-                       return Invocation{testing::bin(tool) + " " + a, option, c.work};
-                     }});
+    cases.push_back(
+        {"usage", tool + ": " + name, tool, 2, option, Needs::Nothing, [tool, option, args](const Context& c) {
+           write_blob(c.work + "/t1.nii.gz");
+           std::string a = args;
+           for (std::size_t at; (at = a.find("{W}")) != std::string::npos;) a.replace(at, 3, c.work);
+           return Invocation{testing::bin(tool) + " " + a, option, c.work};
+         }});
   };
-  usage_case("segment", "--mrf-beta out of range", "--mrf-beta", "--t1 {W}/t1.nii.gz --mask {W}/t1.nii.gz -o {W} --mrf-beta 50");
+  usage_case("segment", "--mrf-beta out of range", "--mrf-beta",
+             "--t1 {W}/t1.nii.gz --mask {W}/t1.nii.gz -o {W} --mrf-beta 50");
   usage_case("segment", "--mask missing", "--mask", "--t1 {W}/t1.nii.gz -o {W}");
   usage_case("cortex-map", "--iterations out of range", "--iterations",
              "--t1 {W}/t1.nii.gz --brain {W}/t1.nii.gz --head {W}/t1.nii.gz -o {W} --iterations 5000 10");
   usage_case("target-pick", "no target", "--target", "-s {W}");
   usage_case("target-pick", "--mni with two numbers", "--mni", "-s {W} --mni 1,2");
-  usage_case("protocol-export", "--rmt 0", "--rmt", "--targets {W}/t.json --t1 {W}/t1.nii.gz --protocol passard2007 -o {W} --rmt 0");
+  usage_case("protocol-export", "--rmt 0", "--rmt",
+             "--targets {W}/t.json --t1 {W}/t1.nii.gz --protocol passard2007 -o {W} --rmt 0");
   usage_case("protocol-export", "--protocol missing", "--protocol", "--targets {W}/t.json --t1 {W}/t1.nii.gz -o {W}");
   return cases;
 }
@@ -956,18 +976,20 @@ TEST_CASE("reliability: interrupted runs leave no temp files, no partial outputs
   };
   SECTION("skull-strip --force over an earlier set, SIGTERM while computing") {
     const std::string dir = base + "/skull-strip";
-    interrupt("skull-strip", step_command("skull-strip", fx->t1, dir, dir, 2) + " --force", dir, SIGTERM,
-              [&] { link_all(fx->dir, dir, {".stamp"}); },
-              after_fraction(fx->wall("skull_strip.json"), 0.3));
+    interrupt(
+        "skull-strip", step_command("skull-strip", fx->t1, dir, dir, 2) + " --force", dir, SIGTERM,
+        [&] { link_all(fx->dir, dir, {".stamp"}); }, after_fraction(fx->wall("skull_strip.json"), 0.3));
   }
   SECTION("segment, SIGTERM half-way") {
     const std::string dir = base + "/segment";
-    interrupt("segment", step_command("segment", fx->t1, dir, dir, 2), dir, SIGTERM,
-              [&] {
-                link_all(fx->dir, dir, {".stamp", "dseg.nii.gz", "probseg_csf.nii.gz", "probseg_gm.nii.gz",
-                                        "probseg_wm.nii.gz", "segment.json", "segment_qc.png"});
-              },
-              after_fraction(fx->wall("segment.json"), 0.5));
+    interrupt(
+        "segment", step_command("segment", fx->t1, dir, dir, 2), dir, SIGTERM,
+        [&] {
+          link_all(fx->dir, dir,
+                   {".stamp", "dseg.nii.gz", "probseg_csf.nii.gz", "probseg_gm.nii.gz", "probseg_wm.nii.gz",
+                    "segment.json", "segment_qc.png"});
+        },
+        after_fraction(fx->wall("segment.json"), 0.5));
   }
   SECTION("cortex-map, SIGINT after its first outputs are written") {
     const std::string dir = base + "/cortex-map";
@@ -986,15 +1008,18 @@ TEST_CASE("reliability: interrupted runs leave no temp files, no partial outputs
   }
   SECTION("target-pick, SIGINT half-way") {
     const std::string dir = base + "/target-pick";
-    interrupt("target-pick", step_command("target-pick", fx->t1, dir, dir, 2), dir, SIGINT,
-              [&] { link_all(fx->dir, dir, {".stamp", "targets.json", "target_pick.json", "target_pick_qc.png"}); },
-              after_fraction(fx->wall("target_pick.json"), 0.5));
+    interrupt(
+        "target-pick", step_command("target-pick", fx->t1, dir, dir, 2), dir, SIGINT,
+        [&] {
+          link_all(fx->dir, dir, {".stamp", "targets.json", "target_pick.json", "target_pick_qc.png"});
+        },
+        after_fraction(fx->wall("target_pick.json"), 0.5));
   }
   SECTION("protocol-export, SIGTERM late in the run") {
     const std::string dir = base + "/protocol-export";
-    interrupt("protocol-export", step_command("protocol-export", fx->t1, dir, dir, 2), dir, SIGTERM,
-              [&] { link_all(fx->dir, dir, {".stamp"}); },
-              after_fraction(fx->wall("plan/protocol_export.json"), 0.7));
+    interrupt(
+        "protocol-export", step_command("protocol-export", fx->t1, dir, dir, 2), dir, SIGTERM,
+        [&] { link_all(fx->dir, dir, {".stamp"}); }, after_fraction(fx->wall("plan/protocol_export.json"), 0.7));
   }
 }
 

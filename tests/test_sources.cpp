@@ -65,12 +65,28 @@ const std::vector<Expected>& references_table() {
       {"mhalla2011", 10, 80, 15, 10, 50, 1500, 14, {}, "152(7):1478-1485"},
       // Hosomi 2013, Pain 154(7):1065-1072: 5 Hz, 500 pulses, 10 daily sessions verified; 90% RMT and
       // 10 trains x 10 s, 50 s apart unconfirmed.
-      {"hosomi2013", 5, 90, 10, 10, 50, 500, 10,
-       {"intensity_pct_rmt", "trains", "train_duration_s", "inter_train_interval_s"}, "154(7):1065-1072"},
+      {"hosomi2013",
+       5,
+       90,
+       10,
+       10,
+       50,
+       500,
+       10,
+       {"intensity_pct_rmt", "trains", "train_duration_s", "inter_train_interval_s"},
+       "154(7):1065-1072"},
       // Attal 2021, Brain, PMID 34196698: 10 Hz, 3000 pulses, 15 sessions verified; intensity and
       // train structure unconfirmed (unset).
-      {"attal2021", 10, std::nullopt, std::nullopt, std::nullopt, std::nullopt, 3000, 15,
-       {"intensity_pct_rmt", "trains", "train_duration_s", "inter_train_interval_s"}, "PMID 34196698"},
+      {"attal2021",
+       10,
+       std::nullopt,
+       std::nullopt,
+       std::nullopt,
+       std::nullopt,
+       3000,
+       15,
+       {"intensity_pct_rmt", "trains", "train_duration_s", "inter_train_interval_s"},
+       "PMID 34196698"},
   };
   return rows;
 }

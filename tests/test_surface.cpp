@@ -52,7 +52,8 @@ Mask shape(const Grid& g, const std::function<bool(const Eigen::Vector3d&)>& ins
 double mean_normal_dot(const Mesh& mesh, const Eigen::Vector3d& centre) {
   const auto normals = vertex_normals(mesh);
   double sum = 0;
-  for (std::size_t v = 0; v < mesh.vertices.size(); ++v) sum += normals[v].dot((mesh.vertices[v] - centre).normalized());
+  for (std::size_t v = 0; v < mesh.vertices.size(); ++v)
+    sum += normals[v].dot((mesh.vertices[v] - centre).normalized());
   return sum / double(mesh.vertices.size());
 }
 
@@ -229,7 +230,8 @@ TEST_CASE("mesh checks catch broken meshes", "[surface][unit]") {
 
 TEST_CASE("meshing does not depend on the thread count", "[surface][unit]") {
   const Grid g = cube_grid(48, centred(48));
-  const Mask m = shape(g, [](const Eigen::Vector3d& p) { return p.norm() < 15 || (p - Eigen::Vector3d(12, 0, 0)).norm() < 8; });
+  const Mask m =
+      shape(g, [](const Eigen::Vector3d& p) { return p.norm() < 15 || (p - Eigen::Vector3d(12, 0, 0)).norm() < 8; });
   const int saved = threads();
   set_threads(1);
   const Mesh a = mesh_from_mask(m);
@@ -257,7 +259,8 @@ TEST_CASE("GIfTI write/read round trip, refusals, and nibabel when present", "[s
     REQUIRE(back.vertices.size() == mesh.vertices.size());
     CHECK(back.triangles == mesh.triangles);
     double worst = 0;
-    for (std::size_t v = 0; v < mesh.vertices.size(); ++v) worst = std::max(worst, (back.vertices[v] - mesh.vertices[v]).norm());
+    for (std::size_t v = 0; v < mesh.vertices.size(); ++v)
+      worst = std::max(worst, (back.vertices[v] - mesh.vertices[v]).norm());
     CHECK(worst < 1e-5);
     CHECK_THROWS_AS(write_gifti(path, mesh, false), Error);  // exists, no force
     CHECK_NOTHROW(write_gifti(path, mesh, true));
@@ -266,9 +269,7 @@ TEST_CASE("GIfTI write/read round trip, refusals, and nibabel when present", "[s
   write_gifti(dir + "/again.surf.gii", mesh, false);
   CHECK(read_file(dir + "/z.surf.gii") == read_file(dir + "/again.surf.gii"));
   CHECK_THROWS_AS(read_gifti(dir + "/missing.surf.gii"), Error);
-  {
-    std::ofstream(dir + "/junk.surf.gii") << "<GIFTI><DataArray Intent=\"NIFTI_INTENT_POINTSET\"></GIFTI>";
-  }
+  { std::ofstream(dir + "/junk.surf.gii") << "<GIFTI><DataArray Intent=\"NIFTI_INTENT_POINTSET\"></GIFTI>"; }
   CHECK_THROWS_AS(read_gifti(dir + "/junk.surf.gii"), Error);
   CHECK_THROWS_AS(write_gifti(dir + "/empty.surf.gii", Mesh{}, true), Error);
 
@@ -277,9 +278,10 @@ TEST_CASE("GIfTI write/read round trip, refusals, and nibabel when present", "[s
     return;
   }
   for (const char* name : {"z.surf.gii", "b.surf.gii"}) {
-    const auto r = testing::run("/usr/bin/python3 -c \"import nibabel as nib, numpy as np; g=nib.load('" + dir + "/" + name +
-                                "'); p=g.agg_data('NIFTI_INTENT_POINTSET'); t=g.agg_data('NIFTI_INTENT_TRIANGLE'); "
-                                "print(p.shape[0], t.shape[0], t.max(), p.dtype, t.dtype, '%.3f' % np.linalg.norm(p, axis=1).mean())\"");
+    const auto r = testing::run(
+        "/usr/bin/python3 -c \"import nibabel as nib, numpy as np; g=nib.load('" + dir + "/" + name +
+        "'); p=g.agg_data('NIFTI_INTENT_POINTSET'); t=g.agg_data('NIFTI_INTENT_TRIANGLE'); "
+        "print(p.shape[0], t.shape[0], t.max(), p.dtype, t.dtype, '%.3f' % np.linalg.norm(p, axis=1).mean())\"");
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     double mean_radius = 0;
@@ -322,7 +324,9 @@ TEST_CASE("gyral depth map: crowns near 0, groove bottom at the groove depth", "
   // A ball of brain with a 2 mm wide, 10 mm deep slot cut from the top, and a 3 mm cortex.
   const Grid g = cube_grid(90, centred(90));
   const double r = 35.0, depth = 10.0;
-  auto in_slot = [&](const Eigen::Vector3d& p) { return std::abs(p.x()) < 1.0 && std::abs(p.y()) < 15.0 && p.z() > r - depth - 1e-9; };
+  auto in_slot = [&](const Eigen::Vector3d& p) {
+    return std::abs(p.x()) < 1.0 && std::abs(p.y()) < 15.0 && p.z() > r - depth - 1e-9;
+  };
   const Mask brain = shape(g, [&](const Eigen::Vector3d& p) { return p.norm() < r && !in_slot(p); });
   const Mask gm = mask_and(brain, mask_not(erode(brain, 3.0)));
   const Image map = gyral_depth_map(brain, gm, 12.0);
@@ -331,8 +335,8 @@ TEST_CASE("gyral depth map: crowns near 0, groove bottom at the groove depth", "
     return map(std::lround(ijk[0]), std::lround(ijk[1]), std::lround(ijk[2]));
   };
   // Crown: the outermost grey matter away from the slot.
-  CHECK(at(Eigen::Vector3d(0, -20, 28.3)) < 1.5);   // near the top, off the slot along y
-  CHECK(at(Eigen::Vector3d(34, 0, 0)) < 1.0);       // the equator
+  CHECK(at(Eigen::Vector3d(0, -20, 28.3)) < 1.5);  // near the top, off the slot along y
+  CHECK(at(Eigen::Vector3d(34, 0, 0)) < 1.0);      // the equator
   // Bottom of the slot: the first grey matter below it, 10 mm under the hull.
   const double bottom = at(Eigen::Vector3d(0, 0, r - depth - 1.0));
   CHECK(bottom == Approx(depth).margin(1.5));
@@ -391,11 +395,12 @@ TEST_CASE("real head: scalp is a sphere close to the head mask, pial/white close
   const double mesh_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const MeshSummary s = summarize(scalp, &head);
   const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  WARN(fmt::format("real scalp: {} vertices, {} triangles, Euler {}, {} self-intersections, vertex to mask boundary mean "
-                   "{:.3f} / p95 {:.3f} / max {:.3f} mm, {} handle voxels filled; mesh {:.2f} s, mesh + checks {:.2f} s "
-                   "on {} threads",
-                   s.vertices, s.triangles, s.euler, s.self_intersections, s.boundary.mean_mm, s.boundary.p95_mm,
-                   s.boundary.max_mm, report.filled_handle_voxels, mesh_s, total_s, threads()));
+  WARN(fmt::format(
+      "real scalp: {} vertices, {} triangles, Euler {}, {} self-intersections, vertex to mask boundary mean "
+      "{:.3f} / p95 {:.3f} / max {:.3f} mm, {} handle voxels filled; mesh {:.2f} s, mesh + checks {:.2f} s "
+      "on {} threads",
+      s.vertices, s.triangles, s.euler, s.self_intersections, s.boundary.mean_mm, s.boundary.p95_mm, s.boundary.max_mm,
+      report.filled_handle_voxels, mesh_s, total_s, threads()));
   CHECK(s.euler == 2);
   CHECK(s.closed_manifold);
   CHECK(s.components == 1);
@@ -411,8 +416,8 @@ TEST_CASE("real head: scalp is a sphere close to the head mask, pial/white close
     const Mesh surf = pial ? pial_surface(gm, wm) : white_surface(wm);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const MeshSummary ss = summarize(surf, nullptr);
-    WARN(fmt::format("{} surface (FAST pve > 0.5): {} triangles, Euler {}, {} self-intersections, {:.2f} s", pial ? "pial" : "white",
-                     ss.triangles, ss.euler, ss.self_intersections, secs));
+    WARN(fmt::format("{} surface (FAST pve > 0.5): {} triangles, Euler {}, {} self-intersections, {:.2f} s",
+                     pial ? "pial" : "white", ss.triangles, ss.euler, ss.self_intersections, secs));
     CHECK(ss.closed_manifold);
     CHECK(ss.components == 1);
   }

@@ -90,9 +90,10 @@ Request lib(const std::string& name) {
 
 Eigen::Matrix4d rigid(double ax, double ay, double az, const Eigen::Vector3d& t) {
   Eigen::Matrix4d m = Eigen::Matrix4d::Identity();
-  m.topLeftCorner<3, 3>() = (Eigen::AngleAxisd(az, Eigen::Vector3d::UnitZ()) * Eigen::AngleAxisd(ay, Eigen::Vector3d::UnitY()) *
-                             Eigen::AngleAxisd(ax, Eigen::Vector3d::UnitX()))
-                                .toRotationMatrix();
+  m.topLeftCorner<3, 3>() =
+      (Eigen::AngleAxisd(az, Eigen::Vector3d::UnitZ()) * Eigen::AngleAxisd(ay, Eigen::Vector3d::UnitY()) *
+       Eigen::AngleAxisd(ax, Eigen::Vector3d::UnitX()))
+          .toRotationMatrix();
   m.topRightCorner<3, 1>() = t;
   return m;
 }
@@ -121,7 +122,8 @@ TEST_CASE("M1 hand target on Colin27: grey matter, scalp boundary, pose along th
   const Pick p = pick(c.subject, scalp, library, lib("M1_hand_left"));
   CHECK(in_mask(c.subject.gm, p.cortical));
   CHECK((p.cortical - Eigen::Vector3d(-37, -21, 58)).norm() < 15.0);
-  CHECK(c.subject.brodmann(std::lround(p.cortical[0] + 90), std::lround(p.cortical[1] + 125), std::lround(p.cortical[2] + 71)) == 4);
+  CHECK(c.subject.brodmann(std::lround(p.cortical[0] + 90), std::lround(p.cortical[1] + 125),
+                           std::lround(p.cortical[2] + 71)) == 4);
   // The scalp point is on the head-mask boundary: inside within one voxel, outside within one voxel.
   CHECK(in_mask(c.subject.head, p.scalp - 1.0 * p.normal));
   CHECK(!in_mask(c.subject.head, p.scalp + 1.0 * p.normal));
@@ -225,7 +227,8 @@ TEST_CASE("DLPFC: F3 and the 5 cm rule are reported with their distance to the M
   CHECK(f3 < 60.0);
   CHECK(rule < 80.0);
   // The 5 cm rule point lies about 5 cm from the motor spot.
-  const Eigen::Vector3d p(classical["rule_5cm_scalp_ras"][0], classical["rule_5cm_scalp_ras"][1], classical["rule_5cm_scalp_ras"][2]);
+  const Eigen::Vector3d p(classical["rule_5cm_scalp_ras"][0], classical["rule_5cm_scalp_ras"][1],
+                          classical["rule_5cm_scalp_ras"][2]);
   CHECK((p - m1.scalp).norm() > 40.0);
   CHECK((p - m1.scalp).norm() < 52.0);
 }
@@ -240,7 +243,8 @@ TEST_CASE("scalp model: bucketed nearest boundary equals a full scan, entry lies
   for (std::int64_t k = 0; k < d[2]; ++k)
     for (std::int64_t j = 0; j < d[1]; ++j)
       for (std::int64_t i = 0; i < d[0]; ++i)
-        if (in(i, j, k) && !(in(i - 1, j, k) && in(i + 1, j, k) && in(i, j - 1, k) && in(i, j + 1, k) && in(i, j, k - 1) && in(i, j, k + 1)))
+        if (in(i, j, k) && !(in(i - 1, j, k) && in(i + 1, j, k) && in(i, j - 1, k) && in(i, j + 1, k) &&
+                             in(i, j, k - 1) && in(i, j, k + 1)))
           boundary.push_back(head.grid.ras(i, j, k).v);
   std::mt19937 rng(11);
   std::uniform_real_distribution<double> u(-130.0, 130.0);
@@ -252,7 +256,8 @@ TEST_CASE("scalp model: bucketed nearest boundary equals a full scan, entry lies
   }
   // Entries for points inside the head: on the surface (level 0.5), and the outward normal there
   // points back at the target (within a few degrees).
-  for (const Eigen::Vector3d target : {Eigen::Vector3d(-40, -20, 55), Eigen::Vector3d(30, 40, 30), Eigen::Vector3d(0, -60, 40)}) {
+  for (const Eigen::Vector3d target :
+       {Eigen::Vector3d(-40, -20, 55), Eigen::Vector3d(30, 40, 30), Eigen::Vector3d(0, -60, 40)}) {
     const Eigen::Vector3d t = (rigid(0.1, 0.05, -0.2, Eigen::Vector3d(3, -4, 5)) * target.homogeneous()).head<3>();
     const Eigen::Vector3d e = scalp.entry(t);
     CHECK(scalp.inside_level(e) == Approx(0.5).margin(0.02));

@@ -139,7 +139,8 @@ TEST_CASE("tissue: results are identical on 1 and 2 threads", "[tissue][unit]") 
   set_threads(saved);
   REQUIRE(a.dseg.data == b.dseg.data);
   for (int c = 0; c < tissue::kClasses; ++c)
-    REQUIRE(std::memcmp(a.probability[c].data.data(), b.probability[c].data.data(), a.probability[c].data.size() * 4) == 0);
+    REQUIRE(std::memcmp(a.probability[c].data.data(), b.probability[c].data.data(), a.probability[c].data.size() * 4) ==
+            0);
   REQUIRE(a.mean == b.mean);
   REQUIRE(a.iterations == b.iterations);
 }
@@ -205,7 +206,8 @@ TEST_CASE("segment: mismatched grids, empty and whole masks end with a clear err
     const auto r = testing::run(segment_cmd(dir + "/t1.nii.gz", dir + "/" + name + ".nii.gz", out));
     INFO(name << ": " << r.err);
     CHECK(r.exit_code == 1);
-    CHECK_THAT(r.err, Catch::StartsWith("segment: error:") && Catch::Contains(message) && Catch::Contains(name + ".nii.gz"));
+    CHECK_THAT(r.err,
+               Catch::StartsWith("segment: error:") && Catch::Contains(message) && Catch::Contains(name + ".nii.gz"));
     CHECK(testing::list_files(out).empty());
   }
   const auto missing = testing::run(segment_cmd(dir + "/t1.nii.gz", dir + "/mask.nii.gz", dir + "/no-such-folder"));
@@ -342,7 +344,8 @@ TEST_CASE("tissue: the GM/WM balance holds across contrasts (MPRAGE-like and SPG
     const double truth = fraction_volume(p.fraction[1], p.mask) / fraction_volume(p.fraction[2], p.mask);
     ratio_error[std::size_t(c)] = r.volume_ml[1] / r.volume_ml[2] / truth - 1.0;
     gm_dice[std::size_t(c)] = dice(above(r.probability[1], 0.5f), above(p.fraction[1], 0.5f));
-    INFO("contrast " << c << ": GM Dice " << gm_dice[std::size_t(c)] << ", GM/WM ratio error " << ratio_error[std::size_t(c)]);
+    INFO("contrast " << c << ": GM Dice " << gm_dice[std::size_t(c)] << ", GM/WM ratio error "
+                     << ratio_error[std::size_t(c)]);
     CHECK(std::abs(ratio_error[std::size_t(c)]) < 0.05);
     CHECK(gm_dice[std::size_t(c)] > 0.93);
   }

@@ -29,7 +29,7 @@ struct BrainOptions {
 struct BrainResult {
   Mask brain;
   Mask head;
-  Image corrected;            ///< bias-corrected T1 (float)
+  Image corrected;                                                    ///< bias-corrected T1 (float)
   Eigen::Matrix4d subject_to_template = Eigen::Matrix4d::Identity();  ///< affine used for the prior
   double registration_similarity = 0.0;
 };

@@ -19,7 +19,7 @@ struct Common {
 };
 
 class Tool {
-public:
+ public:
   Tool(std::string name, std::string description);
   CLI::App& app() { return app_; }
   const Common& common() const { return common_; }
@@ -27,7 +27,7 @@ public:
   /// Parses argv, applies the common options, runs body; returns the exit code.
   int run(int argc, char** argv, const std::function<void()>& body);
 
-private:
+ private:
   std::string name_;
   CLI::App app_;
   Common common_;

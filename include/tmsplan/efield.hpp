@@ -23,16 +23,16 @@ namespace tmsplan::efield {
 
 /// A coil as magnetic dipoles in its own frame.
 struct Coil {
-  std::string name;         ///< e.g. "MagStim_D70" or "fig8-70"
-  std::string source;       ///< file path or the preset's provenance
-  std::string file;         ///< the coil file read (empty for presets)
-  std::string stimulator;   ///< from a .ccd header, when given
+  std::string name;                         ///< e.g. "MagStim_D70" or "fig8-70"
+  std::string source;                       ///< file path or the preset's provenance
+  std::string file;                         ///< the coil file read (empty for presets)
+  std::string stimulator;                   ///< from a .ccd header, when given
   std::optional<double> didt_max_a_per_us;  ///< dI/dt at 100 % MSO (A/us), when known
-  Eigen::Matrix3Xd position_m;  ///< dipole positions, metres, coil frame
-  Eigen::Matrix3Xd moment;      ///< dipole moments per ampere (A m^2 / A = m^2)
-  double casing_radius_mm = 0;  ///< extent of the dipoles in the coil plane (for pictures)
-  Eigen::Vector2d wing_offset_mm{0, 0};  ///< centres of the two wings at +-x (0 when unknown)
-  nlohmann::json geometry;  ///< parameters of a built-in model (empty for coil files)
+  Eigen::Matrix3Xd position_m;              ///< dipole positions, metres, coil frame
+  Eigen::Matrix3Xd moment;                  ///< dipole moments per ampere (A m^2 / A = m^2)
+  double casing_radius_mm = 0;              ///< extent of the dipoles in the coil plane (for pictures)
+  Eigen::Vector2d wing_offset_mm{0, 0};     ///< centres of the two wings at +-x (0 when unknown)
+  nlohmann::json geometry;                  ///< parameters of a built-in model (empty for coil files)
   std::size_t size() const { return static_cast<std::size_t>(position_m.cols()); }
 };
 
@@ -47,10 +47,10 @@ Coil read_ccd(const std::string& path);
 struct Figure8Geometry {
   double inner_radius_mm = 0;
   double outer_radius_mm = 0;
-  double turns = 0;               ///< turns per wing
-  double wing_centre_mm = 0;      ///< each wing's centre at x = +-wing_centre_mm
-  double height_mm = 0;           ///< winding plane above the casing bottom
-  double element_mm = 2.0;        ///< size of the dipole elements (discretisation)
+  double turns = 0;           ///< turns per wing
+  double wing_centre_mm = 0;  ///< each wing's centre at x = +-wing_centre_mm
+  double height_mm = 0;       ///< winding plane above the casing bottom
+  double element_mm = 2.0;    ///< size of the dipole elements (discretisation)
   /// +1: positive current gives a field along +y under the centre (SimNIBS D70 convention).
   int direction = 1;
 };
@@ -84,7 +84,7 @@ void check_pose(const Eigen::Matrix4d& pose, const std::string& what);
 
 /// A field model: E at points (RAS mm) for a set of dipoles, V/m per A/us.
 class FieldModel {
-public:
+ public:
   virtual ~FieldModel() = default;
   virtual std::string name() const = 0;
   /// E at each point (3 x n). Deterministic, parallel over points.
@@ -101,8 +101,9 @@ Eigen::Matrix3Xd primary_field(const Dipoles& dipoles, const Eigen::Matrix3Xd& p
 /// geometry check and the record (the field does not depend on it); 0: largest sphere below the
 /// dipoles.
 class SphereModel : public FieldModel {
-public:
-  explicit SphereModel(const Eigen::Vector3d& centre_mm, double radius_mm = 0) : centre_(centre_mm), radius_(radius_mm) {}
+ public:
+  explicit SphereModel(const Eigen::Vector3d& centre_mm, double radius_mm = 0)
+      : centre_(centre_mm), radius_(radius_mm) {}
   std::string name() const override { return "sphere"; }
   Eigen::Matrix3Xd field(const Dipoles& dipoles, const Eigen::Matrix3Xd& points_mm) const override;
   void check_geometry(const Dipoles& dipoles, const Eigen::Matrix3Xd& points_mm) const override;
@@ -110,7 +111,7 @@ public:
   const Eigen::Vector3d& centre() const { return centre_; }
   double radius() const { return radius_; }
 
-private:
+ private:
   Eigen::Vector3d centre_;
   double radius_;
 };
@@ -121,7 +122,7 @@ SphereModel fit_sphere(const std::vector<Eigen::Vector3d>& points);
 /// Boundary-element model of one homogeneous compartment bounded by `surface` (closed,
 /// outward-oriented, RAS mm). Assembles and factorises the charge equations once (O(n^3)).
 class BemModel : public FieldModel {
-public:
+ public:
   explicit BemModel(const Mesh& surface);
   ~BemModel() override;
   BemModel(BemModel&&) noexcept;
@@ -135,7 +136,7 @@ public:
   /// A fixed set of points whose field is wanted for many poses: precomputes the secondary-field
   /// operator so each pose costs one right-hand side and a matrix-vector product.
   class Probe {
-  public:
+   public:
     Eigen::Matrix3Xd field(const Dipoles& dipoles) const;
     Eigen::Matrix3Xd points;
     Eigen::MatrixXd secondary;  ///< (3n x triangles): the field at the points of unit charge on each triangle
@@ -145,7 +146,7 @@ public:
   /// Is the point inside the closed surface (winding number)?
   bool inside(const Eigen::Vector3d& p) const;
 
-private:
+ private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -158,10 +159,10 @@ Mesh geodesic_sphere(int frequency, const Eigen::Vector3d& centre, const Eigen::
 /// inside), smoothed, sampled along rays of a geodesic sphere from its centre (star-shaped),
 /// then moved `offset_mm` outwards (negative: inwards). Closed, outward oriented.
 struct ConductorOptions {
-  int frequency = 16;          ///< 20 n^2 triangles (16: 5,120)
+  int frequency = 16;  ///< 20 n^2 triangles (16: 5,120)
   double closing_radius_mm = 6.0;
-  double offset_mm = 2.5;      ///< the brain mask's edge to the inner skull
-  double smoothing_mm = 3.0;   ///< Gaussian smoothing of the mask before sampling
+  double offset_mm = 2.5;     ///< the brain mask's edge to the inner skull
+  double smoothing_mm = 3.0;  ///< Gaussian smoothing of the mask before sampling
 };
 Mesh conductor_surface(const Mask& brain, const ConductorOptions& options = {});
 
@@ -171,11 +172,12 @@ Mesh conductor_surface(const Mask& brain, const ConductorOptions& options = {});
 struct AngleSweep {
   double best_deg = 0;
   std::vector<std::pair<double, double>> profile;  ///< (angle, objective)
-  bool flat = false;  ///< the objective changes by less than 2 % over the angles
+  bool flat = false;                               ///< the objective changes by less than 2 % over the angles
 };
 /// objective: "normal" (mean |E.n|) or "magnitude" (mean |E|).
-AngleSweep sweep_angles(const Coil& coil, const FieldModel& model, const Eigen::Matrix3Xd& points, const Eigen::Matrix3Xd& normals,
-                        const Eigen::Matrix4d& pose0, const std::string& objective, double step_deg, double half_range_deg = 90);
+AngleSweep sweep_angles(const Coil& coil, const FieldModel& model, const Eigen::Matrix3Xd& points,
+                        const Eigen::Matrix3Xd& normals, const Eigen::Matrix4d& pose0, const std::string& objective,
+                        double step_deg, double half_range_deg = 90);
 
 /// Writes `x,y,z,ex,ey,ez` lines for the probe subcommand.
 std::string format_points_field(const Eigen::Matrix3Xd& points, const Eigen::Matrix3Xd& field);
@@ -183,13 +185,13 @@ std::string format_points_field(const Eigen::Matrix3Xd& points, const Eigen::Mat
 /// `efield probe`: field of one pose at listed points.
 struct ProbeParams {
   std::string coil = "fig8-70";
-  std::string pose;      ///< targets.json or a 4x4 matrix file
-  std::string target;    ///< with a targets.json: which target (default: the first)
-  std::string points;    ///< text file of x,y,z lines
+  std::string pose;    ///< targets.json or a 4x4 matrix file
+  std::string target;  ///< with a targets.json: which target (default: the first)
+  std::string points;  ///< text file of x,y,z lines
   std::string model = "sphere";
   std::optional<Eigen::Vector3d> sphere_centre;
-  std::string surface;   ///< GIfTI, for --model bem
-  double didt = 1.0;     ///< A/us
+  std::string surface;  ///< GIfTI, for --model bem
+  double didt = 1.0;    ///< A/us
 };
 /// Returns the text to print (x,y,z,ex,ey,ez per line).
 std::string probe(const ProbeParams& p);
@@ -197,20 +199,20 @@ std::string probe(const ProbeParams& p);
 /// The efield step on a subject folder (docs/efield.md).
 struct Params {
   std::string subject_dir;
-  std::string targets;            ///< default: subject_dir/targets.json
+  std::string targets;  ///< default: subject_dir/targets.json
   std::string coil = "fig8-70";
-  std::string model = "bem";      ///< "bem" or "sphere"
-  std::string objective = "normal";  ///< "normal" or "magnitude"
-  std::string orientation = "field"; ///< which pose the navigator files get: "field" or "rule"
+  std::string model = "bem";          ///< "bem" or "sphere"
+  std::string objective = "normal";   ///< "normal" or "magnitude"
+  std::string orientation = "field";  ///< which pose the navigator files get: "field" or "rule"
   double roi_radius_mm = 5.0;
   double search_radius_mm = 10.0;
   double angle_step_deg = 5.0;
-  std::optional<double> didt;     ///< A/us at 100 % MSO (default: from the coil file)
-  std::optional<double> rmt;      ///< resting motor threshold, % MSO
-  std::string reference_target;   ///< target whose field RMT is matched (default: the M1 target)
+  std::optional<double> didt;    ///< A/us at 100 % MSO (default: from the coil file)
+  std::optional<double> rmt;     ///< resting motor threshold, % MSO
+  std::string reference_target;  ///< target whose field RMT is matched (default: the M1 target)
   bool strict = false;
-  bool monophasic = false;        ///< compare angles over the whole circle, not modulo 180
-  double max_intensity = 100.0;   ///< % MSO above which a dose is refused under strict
+  bool monophasic = false;           ///< compare angles over the whole circle, not modulo 180
+  double max_intensity = 100.0;      ///< % MSO above which a dose is refused under strict
   double conductor_offset_mm = 2.5;  ///< the conductor surface beyond the brain mask's edge
 };
 }  // namespace tmsplan::efield

@@ -9,18 +9,17 @@ namespace tmsplan {
 /// A failure of the job (bad input, unwritable output, algorithm gave up): exit code 1.
 /// `file` names the input or output concerned, when there is one.
 class Error : public std::runtime_error {
-public:
-  explicit Error(const std::string& what, std::string file = {})
-      : std::runtime_error(what), file_(std::move(file)) {}
+ public:
+  explicit Error(const std::string& what, std::string file = {}) : std::runtime_error(what), file_(std::move(file)) {}
   const std::string& file() const noexcept { return file_; }
 
-private:
+ private:
   std::string file_;
 };
 
 /// The command line itself is wrong (unknown option, conflicting values): exit code 2.
 class UsageError : public std::runtime_error {
-public:
+ public:
   using std::runtime_error::runtime_error;
 };
 

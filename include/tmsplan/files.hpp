@@ -17,7 +17,7 @@ void check_input_path(const std::string& path);
 /// commit (an exception, an early return) it removes the temp file. Temp files are also removed
 /// if the process gets SIGINT/SIGTERM (see install_interrupt_cleanup).
 class AtomicFile {
-public:
+ public:
   AtomicFile(std::string target, bool force);
   ~AtomicFile();
   AtomicFile(const AtomicFile&) = delete;
@@ -29,7 +29,7 @@ public:
   /// appeared meanwhile (another run won the race).
   void commit();
 
-private:
+ private:
   std::string target_;
   std::string temp_;
   bool force_;
@@ -51,7 +51,7 @@ std::string sha256_bytes(const std::string& bytes);
 /// check() verifies them all before any work starts, so a run never stops half-way because its
 /// last output exists.
 class OutputSet {
-public:
+ public:
   OutputSet(std::string dir, bool force);
   /// Registers an output and returns its full path.
   std::string add(const std::string& role, const std::string& file_name);
@@ -60,7 +60,7 @@ public:
   bool force() const { return force_; }
   const std::vector<std::pair<std::string, std::string>>& all() const { return outputs_; }
 
-private:
+ private:
   std::string dir_;
   bool force_;
   std::vector<std::pair<std::string, std::string>> outputs_;

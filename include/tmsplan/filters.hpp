@@ -49,21 +49,21 @@ struct Crop {
 };
 /// The bounding box of a mask, grown by margin_vox voxels and clipped to the grid.
 Crop bounding_crop(const Mask& mask, std::int64_t margin_vox);
-template <class T>
-Volume<T> crop(const Volume<T>& v, const Crop& c) {
+template <class T> Volume<T> crop(const Volume<T>& v, const Crop& c) {
   Volume<T> out(c.grid);
   for (std::int64_t k = 0; k < c.grid.dim[2]; ++k)
     for (std::int64_t j = 0; j < c.grid.dim[1]; ++j)
-      for (std::int64_t i = 0; i < c.grid.dim[0]; ++i) out(i, j, k) = v(i + c.offset[0], j + c.offset[1], k + c.offset[2]);
+      for (std::int64_t i = 0; i < c.grid.dim[0]; ++i)
+        out(i, j, k) = v(i + c.offset[0], j + c.offset[1], k + c.offset[2]);
   return out;
 }
 /// Puts a cropped volume back into a full grid (fill elsewhere).
-template <class T>
-Volume<T> uncrop(const Volume<T>& v, const Grid& full, const Crop& c, T fill = T{}) {
+template <class T> Volume<T> uncrop(const Volume<T>& v, const Grid& full, const Crop& c, T fill = T{}) {
   Volume<T> out(full, fill);
   for (std::int64_t k = 0; k < c.grid.dim[2]; ++k)
     for (std::int64_t j = 0; j < c.grid.dim[1]; ++j)
-      for (std::int64_t i = 0; i < c.grid.dim[0]; ++i) out(i + c.offset[0], j + c.offset[1], k + c.offset[2]) = v(i, j, k);
+      for (std::int64_t i = 0; i < c.grid.dim[0]; ++i)
+        out(i + c.offset[0], j + c.offset[1], k + c.offset[2]) = v(i, j, k);
   return out;
 }
 

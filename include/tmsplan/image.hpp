@@ -35,8 +35,7 @@ struct Grid {
   double voxel_volume_ml() const;
 };
 
-template <class T>
-struct Volume {
+template <class T> struct Volume {
   Grid grid;
   std::vector<T> data;
 
@@ -78,10 +77,10 @@ enum class DiskType { UInt8, Int16, Float32 };
 enum class Frame { Aligned = 2, Mni = 4 };
 
 struct WriteOptions {
-  bool force = false;        ///< overwrite an existing file
+  bool force = false;  ///< overwrite an existing file
   DiskType type = DiskType::Float32;
   Frame frame = Frame::Aligned;
-  std::string description;   ///< NIfTI descrip (80 chars at most, truncated)
+  std::string description;  ///< NIfTI descrip (80 chars at most, truncated)
   int gzip_level = 1;
 };
 

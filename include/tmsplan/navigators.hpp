@@ -27,7 +27,7 @@ namespace tmsplan::nav {
 /// One planned coil placement.
 struct Marker {
   std::string name;
-  Pose pose;                               ///< RAS mm, our (SimNIBS) coil axes.
+  Pose pose;                              ///< RAS mm, our (SimNIBS) coil axes.
   std::optional<Eigen::Vector3d> entry;   ///< Scalp entry point, RAS mm, when known.
   std::optional<Eigen::Vector3d> target;  ///< Cortical target point, RAS mm, when known.
 };
@@ -103,7 +103,7 @@ std::vector<EntryTarget> read_localite_entry_targets(std::string_view text, cons
 bool brainsight_system_is_ras(std::string_view coordinate_system);
 
 struct BrainsightWriteOptions {
-  int version = 12;                              ///< 7..14; 7 writes the lower-case "units:" line.
+  int version = 12;  ///< 7..14; 7 writes the lower-case "units:" line.
   std::string coordinate_system = "NIfTI:Aligned";
   std::string created_by = "tmsplan";
 };
@@ -117,8 +117,7 @@ struct BrainsightTargets {
 };
 
 /// Header lines, units/encoding/notes lines, `# Target Name` column header, one row per marker.
-std::string write_brainsight_targets(const std::vector<Marker>& markers,
-                                     const BrainsightWriteOptions& options = {});
+std::string write_brainsight_targets(const std::vector<Marker>& markers, const BrainsightWriteOptions& options = {});
 /// Reads the targets section; samples, electrodes and landmarks sections are skipped. A file
 /// without a targets section gives an empty list (has_target_section = false).
 BrainsightTargets read_brainsight_targets(std::string_view text, const std::string& source);
@@ -133,10 +132,10 @@ struct AntImageInfo {
 };
 
 struct AntWriteOptions {
-  std::string coil_type;                ///< CoilInfo.Type, e.g. "MagStim_D70".
-  std::string coil_id;                  ///< CoilInfo.Id (coil model file name), may be empty.
-  std::optional<AntImageInfo> image;    ///< Written as zeros when absent (as SimNIBS does).
-  std::string app_version;              ///< SourceInfo.AppVersion.
+  std::string coil_type;              ///< CoilInfo.Type, e.g. "MagStim_D70".
+  std::string coil_id;                ///< CoilInfo.Id (coil model file name), may be empty.
+  std::optional<AntImageInfo> image;  ///< Written as zeros when absent (as SimNIBS does).
+  std::string app_version;            ///< SourceInfo.AppVersion.
 };
 
 struct AntMarkers {
@@ -174,8 +173,8 @@ namespace detail {
 /// (surrounding blanks allowed). Throws Error "<what>: '<text>' is not a number" naming source.
 double parse_number(std::string_view text, const std::string& source, const std::string& what);
 /// Same, for a whole number in [min, max].
-long long parse_integer(std::string_view text, const std::string& source, const std::string& what,
-                        long long min, long long max);
+long long parse_integer(std::string_view text, const std::string& source, const std::string& what, long long min,
+                        long long max);
 /// Checks a pose read from a file (finite, bottom row 0 0 0 1, rotation part close to a proper
 /// rotation, centre within 10 m) and returns it orthonormalised.
 Pose checked_pose(const Eigen::Matrix4d& m, const std::string& source, const std::string& what);

@@ -7,7 +7,7 @@
 namespace tmsplan {
 
 class Progress {
-public:
+ public:
   Progress(std::string label, std::int64_t total);
   ~Progress();
   Progress(const Progress&) = delete;
@@ -15,7 +15,7 @@ public:
   Progress& operator++();
   void set(std::int64_t done);
 
-private:
+ private:
   void draw(bool final);
   std::string label_;
   std::int64_t total_;

@@ -17,7 +17,7 @@ inline constexpr int schema_version = 1;
 /// One rTMS protocol. Train fields may be absent only in presets, and only when a note in
 /// `verify` says why (the source did not give them or they could not be confirmed).
 struct Protocol {
-  std::string id;              ///< Short identifier, e.g. "passard2007".
+  std::string id;  ///< Short identifier, e.g. "passard2007".
   std::string name;
   std::string citation;
   /// The citation's checked status: "verified", "corrected", "unconfirmed", optionally followed by
@@ -26,7 +26,7 @@ struct Protocol {
   std::string evidence_level;  ///< Lefaucheur 2020 level "A", "B", "C", or "trial" for one study.
   std::string target;          ///< Target id, e.g. "M1_hand_left".
   double frequency_hz = 0;
-  std::optional<double> intensity_pct_rmt;       ///< Planned intensity, % resting motor threshold.
+  std::optional<double> intensity_pct_rmt;      ///< Planned intensity, % resting motor threshold.
   std::optional<double> intensity_pct_rmt_max;  ///< Upper end of a recommended range.
   std::optional<double> train_duration_s;
   std::optional<int> pulses_per_train;
@@ -99,11 +99,11 @@ struct IntervalRule {
 struct SafetyTable {
   std::string source;
   bool checked_against_primary = false;
-  std::string about;                      ///< The table's one-paragraph description.
+  std::string about;  ///< The table's one-paragraph description.
   /// "original" (the table's own durations) or "reduced_25pct" (25 % shorter, after Chen 1997).
   std::string duration_version = "original";
-  std::string duration_version_note;      ///< One sentence saying which version and why.
-  std::optional<IntervalRule> interval;   ///< Absent in older tables: intervals then unchecked.
+  std::string duration_version_note;       ///< One sentence saying which version and why.
+  std::optional<IntervalRule> interval;    ///< Absent in older tables: intervals then unchecked.
   std::vector<double> intensities_pct_mt;  ///< Ascending.
   std::vector<SafetyRow> rows;             ///< Ascending frequency.
 };
@@ -117,12 +117,12 @@ std::string to_string(Verdict v);
 
 struct SafetyResult {
   Verdict verdict = Verdict::unknown;  ///< check_protocol: the worse of the train and interval verdicts.
-  double limit_s = 0;                 ///< The cell used (0 when unknown).
-  bool limit_is_lower_bound = false;  ///< The cell was ">x".
-  bool beyond_tested = false;         ///< ok, but the train is longer than the longest tested.
-  double table_frequency_hz = 0;      ///< Row and column used (conservative neighbours).
+  double limit_s = 0;                  ///< The cell used (0 when unknown).
+  bool limit_is_lower_bound = false;   ///< The cell was ">x".
+  bool beyond_tested = false;          ///< ok, but the train is longer than the longest tested.
+  double table_frequency_hz = 0;       ///< Row and column used (conservative neighbours).
   double table_intensity_pct_mt = 0;
-  std::string message;                ///< One human-readable line (the train check).
+  std::string message;                          ///< One human-readable line (the train check).
   Verdict train_verdict = Verdict::unknown;     ///< The duration table's verdict alone.
   Verdict interval_verdict = Verdict::unknown;  ///< The inter-train interval rule's verdict.
   bool interval_shown_unsafe = false;           ///< At or below the interval shown unsafe.

@@ -10,7 +10,7 @@
 namespace tmsplan {
 
 class Record {
-public:
+ public:
   Record(std::string tool, int argc, char** argv);
   void add_input(const std::string& role, const std::string& path);
   /// Several inputs at once, hashed side by side (role, path).
@@ -23,7 +23,7 @@ public:
   /// that change between identical runs.
   void write(const std::string& path, bool force);
 
-private:
+ private:
   nlohmann::json json_;
   double start_seconds_;
 };

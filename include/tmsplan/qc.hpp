@@ -19,11 +19,12 @@ namespace tmsplan {
 using Rgb = std::array<std::uint8_t, 3>;
 
 class QcFigure {
-public:
+ public:
   /// `centre` in RAS mm; `fov_mm` square field of each panel; `pixel_mm` pixel size.
   QcFigure(const Image& t1, const RasPoint& centre, double fov_mm = 240.0, double pixel_mm = 1.0);
   /// Same, with the grey window given (see display_window), for several figures of one image.
-  QcFigure(const Image& t1, const std::array<double, 2>& window, const RasPoint& centre, double fov_mm, double pixel_mm);
+  QcFigure(const Image& t1, const std::array<double, 2>& window, const RasPoint& centre, double fov_mm,
+           double pixel_mm);
   /// Slices through `slice_point`, each panel centred in its plane on `view_centre` (e.g. the
   /// head's centre, so that a target near the vertex still shows the whole head).
   QcFigure(const Image& t1, const std::array<double, 2>& window, const RasPoint& slice_point,
@@ -45,7 +46,7 @@ public:
   const std::vector<std::uint8_t>& pixels() const { return rgb_; }
   int height() const { return size_ + 2 * gap_px(); }
 
-private:
+ private:
   Eigen::Vector3d pixel_ras(int panel, int u, int v) const;
   bool project(int panel, const Eigen::Vector3d& p, double& u, double& v) const;
   void put(int panel, int u, int v, Rgb c, double alpha = 1.0);

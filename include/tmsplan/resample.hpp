@@ -14,7 +14,8 @@ float sample(const Image& image, const Eigen::Vector3d& ijk, Interp interp, floa
 
 /// For each voxel of `grid` at world point q, takes src at world point map(q).
 using WorldMap = std::function<Eigen::Vector3d(const Eigen::Vector3d&)>;
-Image resample(const Image& src, const Grid& grid, const WorldMap& target_to_source, Interp interp, float outside = 0.0f);
+Image resample(const Image& src, const Grid& grid, const WorldMap& target_to_source, Interp interp,
+               float outside = 0.0f);
 /// The same with an affine map given as a 4x4 RAS->RAS matrix.
 Image resample_affine(const Image& src, const Grid& grid, const Eigen::Matrix4d& target_to_source, Interp interp,
                       float outside = 0.0f);

@@ -43,11 +43,11 @@ struct MeshOptions {
 
 /// What mesh_from_mask did to the mask and what came out.
 struct MeshReport {
-  std::size_t mask_voxels = 0;          ///< voxels set in the input
-  std::size_t removed_voxels = 0;       ///< dropped with smaller components
-  std::size_t filled_hole_voxels = 0;   ///< cavities filled
-  std::size_t filled_handle_voxels = 0; ///< background kept inside to remove handles (and cavities, with genus_zero)
-  long euler = 0;                       ///< of the final mesh: V - E + F
+  std::size_t mask_voxels = 0;           ///< voxels set in the input
+  std::size_t removed_voxels = 0;        ///< dropped with smaller components
+  std::size_t filled_hole_voxels = 0;    ///< cavities filled
+  std::size_t filled_handle_voxels = 0;  ///< background kept inside to remove handles (and cavities, with genus_zero)
+  long euler = 0;                        ///< of the final mesh: V - E + F
   double seconds = 0.0;
 };
 
@@ -67,7 +67,8 @@ Mesh white_surface(const Mask& wm, MeshReport* report = nullptr);
 
 /// Taubin lambda/mu smoothing with uniform (umbrella) weights; shrinks little. Vertices move at
 /// most max_displacement_mm from where they started (<= 0: unlimited).
-void taubin_smooth(Mesh& mesh, int iterations, double lambda = 0.5, double mu = -0.53, double max_displacement_mm = 0.0);
+void taubin_smooth(Mesh& mesh, int iterations, double lambda = 0.5, double mu = -0.53,
+                   double max_displacement_mm = 0.0);
 
 /// Unit vertex normals (area-weighted face normals); outward for meshes made here.
 std::vector<Eigen::Vector3d> vertex_normals(const Mesh& mesh);
@@ -78,9 +79,9 @@ long euler_characteristic(const Mesh& mesh);
 /// Edge and vertex topology of a mesh.
 struct MeshTopology {
   std::size_t edges = 0;
-  std::size_t boundary_edges = 0;     ///< edges with one triangle
-  std::size_t nonmanifold_edges = 0;  ///< edges with more than two triangles
-  std::size_t misoriented_edges = 0;  ///< edges whose two triangles run the same way along them
+  std::size_t boundary_edges = 0;        ///< edges with one triangle
+  std::size_t nonmanifold_edges = 0;     ///< edges with more than two triangles
+  std::size_t misoriented_edges = 0;     ///< edges whose two triangles run the same way along them
   std::size_t nonmanifold_vertices = 0;  ///< triangles around the vertex do not form one fan
   std::size_t unused_vertices = 0;
   std::size_t degenerate_triangles = 0;  ///< repeated vertex index
@@ -126,8 +127,8 @@ struct MeshSummary {
 MeshSummary summarize(const Mesh& mesh, const Mask* mask = nullptr);
 
 struct GiftiOptions {
-  bool force = false;     ///< overwrite an existing file
-  bool compress = true;   ///< "GZipBase64Binary" (zlib) rather than "Base64Binary"
+  bool force = false;    ///< overwrite an existing file
+  bool compress = true;  ///< "GZipBase64Binary" (zlib) rather than "Base64Binary"
   /// Optional AnatomicalStructurePrimary metadata (Workbench names, e.g. "CortexLeft");
   /// omitted when empty.
   std::string structure;
@@ -157,7 +158,7 @@ Image gyral_depth_map(const Mask& brain, const Mask& gm, double hull_radius_mm =
 /// Statistics of a map over one atlas label.
 struct RegionStats {
   int label = 0;
-  std::size_t count = 0;  ///< voxels with this label (inside `within`, when given)
+  std::size_t count = 0;                                  ///< voxels with this label (inside `within`, when given)
   double mean = 0.0, min = 0.0, median = 0.0, max = 0.0;  ///< NaN when count is 0
 };
 /// Per-label statistics of `map` over the voxels of `atlas` with each label in `labels` (every

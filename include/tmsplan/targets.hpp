@@ -79,7 +79,7 @@ struct Pick {
 
 /// The scalp as the 0.5 level of the lightly smoothed head mask: nearest points, normals, rays.
 class Scalp {
-public:
+ public:
   explicit Scalp(const Mask& head);
   /// Nearest point on the scalp surface to p (sub-voxel).
   Eigen::Vector3d nearest(const Eigen::Vector3d& p) const;
@@ -89,7 +89,8 @@ public:
   /// Outward unit normal near a scalp point (smoothed over a few mm).
   Eigen::Vector3d normal(const Eigen::Vector3d& p) const;
   /// Where a ray from an inside point leaves the head; nullopt if it never does within max_mm.
-  std::optional<Eigen::Vector3d> exit(const Eigen::Vector3d& from, const Eigen::Vector3d& direction, double max_mm = 300) const;
+  std::optional<Eigen::Vector3d> exit(const Eigen::Vector3d& from, const Eigen::Vector3d& direction,
+                                      double max_mm = 300) const;
   /// Smoothed head indicator at p (Gaussian, sigma 0.7 mm): > 0.5 inside the head.
   double inside_level(const Eigen::Vector3d& p) const;
   /// Distance (mm) from p to the nearest boundary voxel of the head mask.
@@ -97,7 +98,7 @@ public:
   /// Centre of the boundary voxel nearest to p (RAS).
   Eigen::Vector3d nearest_boundary(const Eigen::Vector3d& p) const;
 
-private:
+ private:
   struct Sums {
     double level = 0;
     Eigen::Vector3d away = Eigen::Vector3d::Zero();

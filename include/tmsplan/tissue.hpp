@@ -19,22 +19,22 @@ inline constexpr int kClasses = 3;
 const std::array<std::string, kClasses>& class_names();
 
 struct Params {
-  int max_iterations = 20;      ///< EM iterations at most (after initialisation)
-  int min_iterations = 8;       ///< EM iterations at least
-  double tolerance = 1e-3;      ///< stop when no class mean moves by more than this fraction of the WM-CSF contrast
-  double mrf_beta = 1.0;        ///< MRF strength per (1 mm) face neighbour; 0 disables the spatial prior
-  bool partial_volume = true;   ///< model CSF/GM and GM/WM mixed voxels
+  int max_iterations = 20;     ///< EM iterations at most (after initialisation)
+  int min_iterations = 8;      ///< EM iterations at least
+  double tolerance = 1e-3;     ///< stop when no class mean moves by more than this fraction of the WM-CSF contrast
+  double mrf_beta = 1.0;       ///< MRF strength per (1 mm) face neighbour; 0 disables the spatial prior
+  bool partial_volume = true;  ///< model CSF/GM and GM/WM mixed voxels
   /// class means from all voxels through the linear mixing model (mixed voxels included by their
   /// posterior fractions), not from the pure-class posteriors alone. Off by default: on the
   /// simulated set it fixed the GM/WM volume ratio but cost Dice at low SNR, and Philips WM vs FAST
   /// fell to 0.916 (docs/segment.md).
   bool mixel_means = false;
-  bool bias_correction = true;  ///< estimate a smooth multiplicative intensity field
-  int bias_degree = 3;          ///< degree of the polynomial (in x, y, z) fitted to the log field; -1: none
-  double bias_sigma_mm = 0.0;   ///< Gaussian smoothing (mm) of what the polynomial leaves; 0: none
-  double bias_cell_mm = 4.0;    ///< cell size of the grid the field is estimated on
-  double denoise_range = 3.0;   ///< edge-preserving pre-filter: intensity scale in noise sds; 0: off
-  int denoise_passes = 2;       ///< passes of that filter
+  bool bias_correction = true;    ///< estimate a smooth multiplicative intensity field
+  int bias_degree = 3;            ///< degree of the polynomial (in x, y, z) fitted to the log field; -1: none
+  double bias_sigma_mm = 0.0;     ///< Gaussian smoothing (mm) of what the polynomial leaves; 0: none
+  double bias_cell_mm = 4.0;      ///< cell size of the grid the field is estimated on
+  double denoise_range = 3.0;     ///< edge-preserving pre-filter: intensity scale in noise sds; 0: off
+  int denoise_passes = 2;         ///< passes of that filter
   double map_smoothing_mm = 0.6;  ///< Gaussian sigma applied to the tissue maps inside the mask; 0: off
   /// Axes finer than 0.9 x this spacing are worked on at this spacing (mm); the probabilities are
   /// brought back to the input grid (linear) and thresholded there. 0: always the input grid.
@@ -42,14 +42,14 @@ struct Params {
 };
 
 struct Result {
-  Labels dseg;                              ///< 0 background, 1 CSF, 2 GM, 3 WM
-  std::array<Image, kClasses> probability;  ///< CSF, GM, WM fractions 0..1, summing to 1 in the mask
-  Image bias_field;                         ///< multiplicative field (1 outside the mask); t1 / bias is corrected
-  std::array<double, kClasses> mean{};      ///< fitted class means (bias-corrected input intensity units)
-  std::array<double, kClasses> sd{};        ///< fitted class standard deviations
-  std::array<double, kClasses> volume_ml{}; ///< sum of each class's probabilities times voxel volume
+  Labels dseg;                               ///< 0 background, 1 CSF, 2 GM, 3 WM
+  std::array<Image, kClasses> probability;   ///< CSF, GM, WM fractions 0..1, summing to 1 in the mask
+  Image bias_field;                          ///< multiplicative field (1 outside the mask); t1 / bias is corrected
+  std::array<double, kClasses> mean{};       ///< fitted class means (bias-corrected input intensity units)
+  std::array<double, kClasses> sd{};         ///< fitted class standard deviations
+  std::array<double, kClasses> volume_ml{};  ///< sum of each class's probabilities times voxel volume
   std::array<double, kClasses> label_volume_ml{};  ///< volume of each dseg label
-  double noise_sd = 0.0;                    ///< estimated noise (input intensity units)
+  double noise_sd = 0.0;                           ///< estimated noise (input intensity units)
   int iterations = 0;
   bool converged = false;
 };

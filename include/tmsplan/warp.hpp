@@ -43,7 +43,7 @@ struct DisplacementField {
 
 /// The two-way map between the template (MNI mm) and a subject (RAS mm).
 class MniMap {
-public:
+ public:
   MniMap() = default;
   /// `template_to_subject`: the affine A; `to_mni_warp`: u on the template grid; `from_mni_warp`:
   /// w on the subject grid (either may be empty: affine only in that direction).
@@ -76,7 +76,7 @@ public:
   /// Reads them back (all four must exist; the two affines must be inverse to each other).
   static MniMap load(const std::string& dir);
 
-private:
+ private:
   Eigen::Matrix4d a_ = Eigen::Matrix4d::Identity();
   Eigen::Matrix4d a_inv_ = Eigen::Matrix4d::Identity();
   DisplacementField u_, w_;
@@ -153,10 +153,10 @@ namespace tmsplan::cortexmap {
 inline constexpr const char* kTemplateDir = "/usr/share/mricron/templates";
 
 struct Params {
-  std::string t1;              ///< bias-corrected T1 (t1w_biascorr.nii.gz)
-  std::string brain;           ///< brain_mask.nii.gz, on the T1 grid
-  std::string head;            ///< head_mask.nii.gz, on the T1 grid
-  std::string dseg;            ///< dseg.nii.gz (0/1 CSF/2 GM/3 WM); empty: intensity classes, with a warning
+  std::string t1;     ///< bias-corrected T1 (t1w_biascorr.nii.gz)
+  std::string brain;  ///< brain_mask.nii.gz, on the T1 grid
+  std::string head;   ///< head_mask.nii.gz, on the T1 grid
+  std::string dseg;   ///< dseg.nii.gz (0/1 CSF/2 GM/3 WM); empty: intensity classes, with a warning
   std::string template_head = std::string(kTemplateDir) + "/ch2.nii.gz";
   std::string template_brain = std::string(kTemplateDir) + "/ch2bet.nii.gz";
   std::string atlas_dir = kTemplateDir;
@@ -165,8 +165,8 @@ struct Params {
 
 /// One atlas carried into the subject.
 struct SubjectAtlas {
-  std::string key;     ///< "brodmann", "aal", "harvardoxford"
-  std::string source;  ///< the MNI atlas file
+  std::string key;          ///< "brodmann", "aal", "harvardoxford"
+  std::string source;       ///< the MNI atlas file
   std::string restriction;  ///< "grey matter dilated by 1 voxel", "brain"
   Labels labels;
   std::map<int, std::string> names;  ///< labels present in the subject

@@ -100,7 +100,7 @@ Image estimate_bias_field(const Image& t1, const Mask& mask, const BiasOptions& 
   if (idx.size() < 100) throw Error("too little tissue to estimate the bias field");
   std::vector<double> logv(coarse.voxels(), 0.0);
   for (auto q : idx) logv[q] = std::log(double(mean.data[q]));
-  Image field(coarse, 0.0f);  // log field
+  Image field(coarse, 0.0f);                                                        // log field
   const Image weight_sum = gaussian_smooth(to_image(cmask), options.smoothing_mm);  // normalised convolution
   const int bins = 200;
   for (int it = 0; it < options.iterations; ++it) {

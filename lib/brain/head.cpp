@@ -45,7 +45,8 @@ Mask head_mask(const Image& t1, const std::string& source_name) {
   if (ml < 300.0) throw Error(fmt::format("foreground of {:.0f} ml is too small for a head", ml), source_name);
   if (ml > 30000.0) throw Error(fmt::format("foreground of {:.0f} ml is too large for a head", ml), source_name);
   if (solidity < 0.75 || contrast < 0.3)
-    throw Error(fmt::format("no compact head found (solidity {:.2f}, contrast {:.2f}): noise or not a head scan", solidity, contrast),
+    throw Error(fmt::format("no compact head found (solidity {:.2f}, contrast {:.2f}): noise or not a head scan",
+                            solidity, contrast),
                 source_name);
   return uncrop(head, t1.grid, box);
 }

@@ -98,7 +98,8 @@ BrainResult skull_strip(const Image& t1, const std::string& source_name, const B
   if (!templ_brain_image.grid.same_as(templ.grid, 1e-2))
     throw Error("template brain is not on the template head's grid", options.template_brain);
   const Mask templ_brain = largest_component(threshold(templ_brain_image, 0.0f));
-  if (volume_ml(templ_brain) < 500.0) throw Error("template has no brain (fewer than 500 ml above 0)", options.template_brain);
+  if (volume_ml(templ_brain) < 500.0)
+    throw Error("template has no brain (fewer than 500 ml above 0)", options.template_brain);
 
   AffineOptions reg_options;
   reg_options.template_focus = &templ_brain;  // fit the brain, not face and neck (docs/registration.md)
@@ -112,7 +113,8 @@ BrainResult skull_strip(const Image& t1, const std::string& source_name, const B
   const Eigen::Matrix4d s2t = reg.subject_to_template;
   Mask prior = threshold(resample_affine(to_image(templ_brain), t1.grid, s2t, Interp::Linear), 0.5f);
   prior = mask_and(prior, r.head);
-  if (volume_ml(prior) < 400.0) throw Error("the template brain does not land inside the head: registration failed", source_name);
+  if (volume_ml(prior) < 400.0)
+    throw Error("the template brain does not land inside the head: registration failed", source_name);
   ++progress;
   log::debug(fmt::format("  {:.1f} s", now_seconds() - t_start));
 

@@ -18,8 +18,9 @@ namespace tmsplan::cli {
 Tool::Tool(std::string name, std::string description) : name_(std::move(name)), app_(std::move(description), name_) {
   // Second line: the data directory in use and the rule that chose it (include/tmsplan/data.hpp).
   app_.set_version_flag("--version", std::function<std::string()>([name = name_] {
-    return name + " (tmsplan) " + kVersion + "\ndata: " + data_dir() + " (" + data_dir_origin() + ")";
-  }));
+                          return name + " (tmsplan) " + kVersion + "\ndata: " + data_dir() + " (" + data_dir_origin() +
+                                 ")";
+                        }));
   app_.add_flag("-q,--quiet", common_.quiet, "Print nothing on stderr but errors");
   app_.add_flag("-v,--verbose", common_.verbose, "Print detail and progress even when stderr is not a terminal");
   app_.add_option("--threads", common_.threads, "Worker threads (0 = all cores); outputs do not depend on it")

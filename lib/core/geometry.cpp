@@ -36,9 +36,7 @@ VoxelIndex ras_to_voxel(const RasMatrix& vox2ras, const RasPoint& p) {
   return VoxelIndex(a.partialPivLu().solve(p.v - vox2ras.m.topRightCorner<3, 1>()));
 }
 
-RasVector apply_direction(const RasMatrix& m, const RasVector& d) {
-  return RasVector(m.m.topLeftCorner<3, 3>() * d.v);
-}
+RasVector apply_direction(const RasMatrix& m, const RasVector& d) { return RasVector(m.m.topLeftCorner<3, 3>() * d.v); }
 
 RasPoint apply(const RasMatrix& m, const RasPoint& p) {
   return RasPoint(m.m.topLeftCorner<3, 3>() * p.v + m.m.topRightCorner<3, 1>());

@@ -8,8 +8,7 @@
 
 namespace tmsplan {
 
-Progress::Progress(std::string label, std::int64_t total)
-    : label_(std::move(label)), total_(total > 0 ? total : 1) {
+Progress::Progress(std::string label, std::int64_t total) : label_(std::move(label)), total_(total > 0 ? total : 1) {
   tty_ = isatty(STDERR_FILENO) != 0;
   const auto lvl = log::level();
   enabled_ = lvl == log::Level::Verbose || (lvl == log::Level::Normal && tty_);
@@ -36,8 +35,10 @@ void Progress::draw(bool final) {
   const int percent = static_cast<int>(100 * (done_ < total_ ? done_ : total_) / total_);
   if (!tty_) {
     // Not a terminal (verbose into a log file): one line at start and one at the end.
-    if (final) std::fprintf(stderr, "  %s: done\n", label_.c_str());
-    else if (last_percent_ < 0) std::fprintf(stderr, "  %s...\n", label_.c_str());
+    if (final)
+      std::fprintf(stderr, "  %s: done\n", label_.c_str());
+    else if (last_percent_ < 0)
+      std::fprintf(stderr, "  %s...\n", label_.c_str());
     last_percent_ = percent;
     return;
   }

@@ -51,15 +51,15 @@ void Record::add_input(const std::string& role, const std::string& path) { add_i
 void Record::add_inputs(const std::vector<std::pair<std::string, std::string>>& inputs) {
   std::vector<std::string> hashes(inputs.size());
   std::vector<std::function<void()>> tasks;
-  for (std::size_t i = 0; i < inputs.size(); ++i) tasks.push_back([&, i] { hashes[i] = sha256_file(inputs[i].second); });
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    tasks.push_back([&, i] { hashes[i] = sha256_file(inputs[i].second); });
   parallel_tasks(tasks);
   for (std::size_t i = 0; i < inputs.size(); ++i)
-    json_["inputs"][inputs[i].first] = {{"path", std::filesystem::absolute(inputs[i].second).string()}, {"sha256", hashes[i]}};
+    json_["inputs"][inputs[i].first] = {{"path", std::filesystem::absolute(inputs[i].second).string()},
+                                        {"sha256", hashes[i]}};
 }
 
-void Record::add_output(const std::string& role, const std::string& path) {
-  json_["outputs"][role] = {{"path", path}};
-}
+void Record::add_output(const std::string& role, const std::string& path) { json_["outputs"][role] = {{"path", path}}; }
 
 void Record::write(const std::string& path, bool force) {
   // Output hashes side by side (the files are independent).

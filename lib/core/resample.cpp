@@ -60,8 +60,8 @@ Image resample_affine(const Image& src, const Grid& grid, const Eigen::Matrix4d&
     for (std::int64_t k = k0; k < k1; ++k)
       for (std::int64_t j = 0; j < grid.dim[1]; ++j)
         for (std::int64_t i = 0; i < grid.dim[0]; ++i) {
-          const Eigen::Vector3d ijk = m.topLeftCorner<3, 3>() * Eigen::Vector3d(double(i), double(j), double(k)) +
-                                      m.topRightCorner<3, 1>();
+          const Eigen::Vector3d ijk =
+              m.topLeftCorner<3, 3>() * Eigen::Vector3d(double(i), double(j), double(k)) + m.topRightCorner<3, 1>();
           out(i, j, k) = sample(src, ijk, interp, outside);
         }
   });

@@ -50,7 +50,8 @@ Eigen::Vector3d integrate(const Eigen::Vector3d& r, const Eigen::Vector3d& a, co
 }
 
 // Signed solid angle of triangle (a, b, c) seen from p (Van Oosterom & Strackee).
-double solid_angle(const Eigen::Vector3d& p, const Eigen::Vector3d& a, const Eigen::Vector3d& b, const Eigen::Vector3d& c) {
+double solid_angle(const Eigen::Vector3d& p, const Eigen::Vector3d& a, const Eigen::Vector3d& b,
+                   const Eigen::Vector3d& c) {
   const Eigen::Vector3d x = a - p, y = b - p, z = c - p;
   const double lx = x.norm(), ly = y.norm(), lz = z.norm();
   const double num = x.dot(y.cross(z));
@@ -61,7 +62,8 @@ double solid_angle(const Eigen::Vector3d& p, const Eigen::Vector3d& a, const Eig
 // int_T dS / |p - r'| for p in the plane of the triangle (a, b, c), inside it: the sum over the
 // three triangles (p, u, v) of d (asinh(s_v/d) - asinh(s_u/d)), d the distance from p to the
 // line uv and s the positions of u and v along it from the foot of the perpendicular.
-double inverse_distance_integral(const Eigen::Vector3d& p, const Eigen::Vector3d& a, const Eigen::Vector3d& b, const Eigen::Vector3d& c) {
+double inverse_distance_integral(const Eigen::Vector3d& p, const Eigen::Vector3d& a, const Eigen::Vector3d& b,
+                                 const Eigen::Vector3d& c) {
   double sum = 0;
   const Eigen::Vector3d v[3] = {a, b, c};
   for (int k = 0; k < 3; ++k) {
@@ -85,7 +87,10 @@ struct BemModel::Impl {
   Eigen::PartialPivLU<Eigen::MatrixXd> lu;
   double setup_seconds = 0;
 
-  Eigen::Vector3d vtx(int t, int k) const { return mesh.vertices[static_cast<std::size_t>(mesh.triangles[static_cast<std::size_t>(t)][static_cast<std::size_t>(k)])]; }
+  Eigen::Vector3d vtx(int t, int k) const {
+    return mesh
+        .vertices[static_cast<std::size_t>(mesh.triangles[static_cast<std::size_t>(t)][static_cast<std::size_t>(k)])];
+  }
 
   // 1/(4 pi) sum_j q_j int_Tj (r - r')/|r - r'|^3 for many points.
   Eigen::Matrix3Xd secondary(const Eigen::VectorXd& q, const Eigen::Matrix3Xd& pts) const {
@@ -98,8 +103,10 @@ struct BemModel::Impl {
         for (int j = 0; j < n; ++j) {
           const Eigen::Vector3d dv = r - centroid.col(j);
           const double d2 = dv.squaredNorm();
-          if (d2 > kFar * kFar * size2[j]) acc += dv * (q[j] * area[j] / (d2 * std::sqrt(d2)));
-          else acc += q[j] * integrate(r, vtx(j, 0), vtx(j, 1), vtx(j, 2), 0);
+          if (d2 > kFar * kFar * size2[j])
+            acc += dv * (q[j] * area[j] / (d2 * std::sqrt(d2)));
+          else
+            acc += q[j] * integrate(r, vtx(j, 0), vtx(j, 1), vtx(j, 2), 0);
         }
         e.col(i) = acc / kFour_pi;
       }
@@ -118,9 +125,12 @@ BemModel::BemModel(const Mesh& surface) : impl_(std::make_unique<Impl>()) {
   if (n < 20) throw Error(fmt::format("the conductor surface has too few triangles ({})", n));
   const MeshTopology topo = mesh_topology(surface);
   if (!topo.closed_manifold())
-    throw Error(fmt::format("the conductor surface is not a closed, consistently oriented surface ({} open edges, {} non-manifold edges, {} misoriented edges)",
+    throw Error(fmt::format("the conductor surface is not a closed, consistently oriented surface ({} open edges, {} "
+                            "non-manifold edges, {} misoriented edges)",
                             topo.boundary_edges, topo.nonmanifold_edges, topo.misoriented_edges));
-  if (enclosed_volume_ml(surface) <= 0) throw Error("the conductor surface is oriented inwards (its triangles must be counter-clockwise seen from outside)");
+  if (enclosed_volume_ml(surface) <= 0)
+    throw Error(
+        "the conductor surface is oriented inwards (its triangles must be counter-clockwise seen from outside)");
   m.centroid.resize(3, n);
   m.normal.resize(3, n);
   m.area.resize(n);
@@ -163,13 +173,16 @@ BemModel::BemModel(const Mesh& surface) : impl_(std::make_unique<Impl>()) {
   }
   m.self.resize(n);
   for (int t = 0; t < n; ++t) {
-    const double h = hcount[static_cast<std::size_t>(t)] ? hsum[static_cast<std::size_t>(t)] / hcount[static_cast<std::size_t>(t)] : 0.0;
+    const double h = hcount[static_cast<std::size_t>(t)]
+                         ? hsum[static_cast<std::size_t>(t)] / hcount[static_cast<std::size_t>(t)]
+                         : 0.0;
     m.self[t] = h / (8.0 * M_PI) * inverse_distance_integral(m.centroid.col(t), m.vtx(t, 0), m.vtx(t, 1), m.vtx(t, 2));
   }
   m.total_area = m.area.sum();
   m.size2.resize(n);
   for (int t = 0; t < n; ++t)
-    m.size2[t] = std::max({(m.vtx(t, 1) - m.vtx(t, 0)).squaredNorm(), (m.vtx(t, 2) - m.vtx(t, 1)).squaredNorm(), (m.vtx(t, 0) - m.vtx(t, 2)).squaredNorm()});
+    m.size2[t] = std::max({(m.vtx(t, 1) - m.vtx(t, 0)).squaredNorm(), (m.vtx(t, 2) - m.vtx(t, 1)).squaredNorm(),
+                           (m.vtx(t, 0) - m.vtx(t, 2)).squaredNorm()});
   Eigen::MatrixXd k(n, n);
   parallel_for(n, [&](std::int64_t b, std::int64_t end) {
     for (std::int64_t i = b; i < end; ++i) {
@@ -181,8 +194,9 @@ BemModel::BemModel(const Mesh& surface) : impl_(std::make_unique<Impl>()) {
         } else {
           const Eigen::Vector3d dv = ci - m.centroid.col(j);
           const double d2 = dv.squaredNorm();
-          v = d2 > kFar * kFar * m.size2[j] ? ni.dot(dv) * m.area[j] / (d2 * std::sqrt(d2) * kFour_pi)
-                                            : ni.dot(integrate(ci, m.vtx(j, 0), m.vtx(j, 1), m.vtx(j, 2), 0)) / kFour_pi;
+          v = d2 > kFar * kFar * m.size2[j]
+                  ? ni.dot(dv) * m.area[j] / (d2 * std::sqrt(d2) * kFour_pi)
+                  : ni.dot(integrate(ci, m.vtx(j, 0), m.vtx(j, 1), m.vtx(j, 2), 0)) / kFour_pi;
         }
         k(j, i) = v + m.area[j] / m.total_area;  // transposed: filled by columns of K^T
       }
@@ -224,7 +238,9 @@ BemModel::Probe BemModel::probe(const Eigen::Matrix3Xd& pts) const {
         p.secondary.block<3, 1>(3 * i, j) =
             d2 > kFar * kFar * m.size2[j]
                 ? Eigen::Vector3d(dv * (m.area[j] / (d2 * std::sqrt(d2) * kFour_pi)))
-                : Eigen::Vector3d(integrate(pts.col(i), m.vtx(static_cast<int>(j), 0), m.vtx(static_cast<int>(j), 1), m.vtx(static_cast<int>(j), 2), 0) / kFour_pi);
+                : Eigen::Vector3d(integrate(pts.col(i), m.vtx(static_cast<int>(j), 0), m.vtx(static_cast<int>(j), 1),
+                                            m.vtx(static_cast<int>(j), 2), 0) /
+                                  kFour_pi);
       }
   });
   return p;
@@ -240,25 +256,29 @@ Eigen::Matrix3Xd BemModel::Probe::field(const Dipoles& d) const {
 bool BemModel::inside(const Eigen::Vector3d& p) const {
   const Impl& m = *impl_;
   double omega = 0;
-  for (int t = 0; t < static_cast<int>(m.mesh.triangles.size()); ++t) omega += solid_angle(p, m.vtx(t, 0), m.vtx(t, 1), m.vtx(t, 2));
+  for (int t = 0; t < static_cast<int>(m.mesh.triangles.size()); ++t)
+    omega += solid_angle(p, m.vtx(t, 0), m.vtx(t, 1), m.vtx(t, 2));
   return omega > 2.0 * M_PI;  // 4 pi inside, 0 outside
 }
 
 void BemModel::check_geometry(const Dipoles& d, const Eigen::Matrix3Xd& pts) const {
-  std::vector<char> bad_point(static_cast<std::size_t>(pts.cols()), 0), bad_dipole(static_cast<std::size_t>(d.position_mm.cols()), 0);
+  std::vector<char> bad_point(static_cast<std::size_t>(pts.cols()), 0),
+      bad_dipole(static_cast<std::size_t>(d.position_mm.cols()), 0);
   parallel_for(pts.cols(), [&](std::int64_t b, std::int64_t end) {
     for (std::int64_t i = b; i < end; ++i) bad_point[static_cast<std::size_t>(i)] = !inside(pts.col(i));
   });
   for (Eigen::Index i = 0; i < pts.cols(); ++i)
     if (bad_point[static_cast<std::size_t>(i)])
-      throw Error(fmt::format("point {} ({:.1f}, {:.1f}, {:.1f}) lies outside the conductor surface", i + 1, pts(0, i), pts(1, i), pts(2, i)));
+      throw Error(fmt::format("point {} ({:.1f}, {:.1f}, {:.1f}) lies outside the conductor surface", i + 1, pts(0, i),
+                              pts(1, i), pts(2, i)));
   parallel_for(d.position_mm.cols(), [&](std::int64_t b, std::int64_t end) {
     for (std::int64_t i = b; i < end; ++i) bad_dipole[static_cast<std::size_t>(i)] = inside(d.position_mm.col(i));
   });
   for (Eigen::Index i = 0; i < d.position_mm.cols(); ++i)
     if (bad_dipole[static_cast<std::size_t>(i)])
-      throw Error(fmt::format("the coil intersects the conductor: its dipole {} ({:.1f}, {:.1f}, {:.1f}) lies inside the surface", i + 1,
-                              d.position_mm(0, i), d.position_mm(1, i), d.position_mm(2, i)));
+      throw Error(fmt::format(
+          "the coil intersects the conductor: its dipole {} ({:.1f}, {:.1f}, {:.1f}) lies inside the surface", i + 1,
+          d.position_mm(0, i), d.position_mm(1, i), d.position_mm(2, i)));
 }
 
 nlohmann::json BemModel::describe() const {
@@ -275,11 +295,11 @@ nlohmann::json BemModel::describe() const {
 Mesh geodesic_sphere(int f, const Eigen::Vector3d& centre, const Eigen::Vector3d& axes) {
   if (f < 1 || f > 64) throw Error(fmt::format("geodesic sphere frequency {} out of range 1..64", f));
   const double t = (1.0 + std::sqrt(5.0)) / 2.0;
-  std::vector<Eigen::Vector3d> ico = {{-1, t, 0}, {1, t, 0}, {-1, -t, 0}, {1, -t, 0}, {0, -1, t}, {0, 1, t},
-                                      {0, -1, -t}, {0, 1, -t}, {t, 0, -1}, {t, 0, 1}, {-t, 0, -1}, {-t, 0, 1}};
-  const int faces[20][3] = {{0, 11, 5}, {0, 5, 1},  {0, 1, 7},   {0, 7, 10}, {0, 10, 11}, {1, 5, 9}, {5, 11, 4},
+  std::vector<Eigen::Vector3d> ico = {{-1, t, 0},  {1, t, 0},  {-1, -t, 0}, {1, -t, 0}, {0, -1, t},  {0, 1, t},
+                                      {0, -1, -t}, {0, 1, -t}, {t, 0, -1},  {t, 0, 1},  {-t, 0, -1}, {-t, 0, 1}};
+  const int faces[20][3] = {{0, 11, 5},  {0, 5, 1},  {0, 1, 7},  {0, 7, 10}, {0, 10, 11}, {1, 5, 9}, {5, 11, 4},
                             {11, 10, 2}, {10, 7, 6}, {7, 1, 8},  {3, 9, 4},  {3, 4, 2},   {3, 2, 6}, {3, 6, 8},
-                            {3, 8, 9},  {4, 9, 5},  {2, 4, 11}, {6, 2, 10}, {8, 6, 7},   {9, 8, 1}};
+                            {3, 8, 9},   {4, 9, 5},  {2, 4, 11}, {6, 2, 10}, {8, 6, 7},   {9, 8, 1}};
   Mesh mesh;
   // Vertices shared between faces are merged through exact keys of their (i, j, k) lattice
   // coordinates on the icosahedron's edges: a point on an edge is keyed by the edge.
@@ -300,7 +320,9 @@ Mesh geodesic_sphere(int f, const Eigen::Vector3d& centre, const Eigen::Vector3d
     for (; m < 6; ++m) key[static_cast<std::size_t>(m)] = -1;
     auto it = index.find(key);
     if (it != index.end()) return it->second;
-    const Eigen::Vector3d p = (k * ico[static_cast<std::size_t>(a)] + i * ico[static_cast<std::size_t>(b)] + j * ico[static_cast<std::size_t>(c)]).normalized();
+    const Eigen::Vector3d p = (k * ico[static_cast<std::size_t>(a)] + i * ico[static_cast<std::size_t>(b)] +
+                               j * ico[static_cast<std::size_t>(c)])
+                                  .normalized();
     mesh.vertices.push_back(centre + p.cwiseProduct(axes));
     index.emplace(key, static_cast<int>(mesh.vertices.size() - 1));
     return static_cast<int>(mesh.vertices.size() - 1);
@@ -309,11 +331,13 @@ Mesh geodesic_sphere(int f, const Eigen::Vector3d& centre, const Eigen::Vector3d
     for (int i = 0; i < f; ++i)
       for (int j = 0; j < f - i; ++j) {
         mesh.triangles.push_back({vertex(fa, i, j), vertex(fa, i + 1, j), vertex(fa, i, j + 1)});
-        if (i + j + 1 < f) mesh.triangles.push_back({vertex(fa, i + 1, j), vertex(fa, i + 1, j + 1), vertex(fa, i, j + 1)});
+        if (i + j + 1 < f)
+          mesh.triangles.push_back({vertex(fa, i + 1, j), vertex(fa, i + 1, j + 1), vertex(fa, i, j + 1)});
       }
   // Orient outwards.
   for (auto& tri : mesh.triangles) {
-    const Eigen::Vector3d a = mesh.vertices[static_cast<std::size_t>(tri[0])], b = mesh.vertices[static_cast<std::size_t>(tri[1])],
+    const Eigen::Vector3d a = mesh.vertices[static_cast<std::size_t>(tri[0])],
+                          b = mesh.vertices[static_cast<std::size_t>(tri[1])],
                           c = mesh.vertices[static_cast<std::size_t>(tri[2])];
     if ((b - a).cross(c - a).dot((a + b + c) / 3.0 - centre) < 0) std::swap(tri[1], tri[2]);
   }

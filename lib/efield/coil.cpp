@@ -81,7 +81,8 @@ Coil read_ccd(const std::string& path) {
   if (coil.name.empty()) {
     const auto slash = path.find_last_of('/');
     coil.name = path.substr(slash == std::string::npos ? 0 : slash + 1);
-    if (coil.name.size() > 4 && coil.name.substr(coil.name.size() - 4) == ".ccd") coil.name.resize(coil.name.size() - 4);
+    if (coil.name.size() > 4 && coil.name.substr(coil.name.size() - 4) == ".ccd")
+      coil.name.resize(coil.name.size() - 4);
   }
   // Line 2: the number of dipoles.
   long count = -1;
@@ -91,7 +92,8 @@ Coil read_ccd(const std::string& path) {
     if (line.empty() || line[0] == '#') continue;
     char* end = nullptr;
     count = std::strtol(line.c_str(), &end, 10);
-    if (end == line.c_str() || trim(end) != "" || count <= 0 || count > 10000000) fail("expected the number of dipoles, got '" + line + "'");
+    if (end == line.c_str() || trim(end) != "" || count <= 0 || count > 10000000)
+      fail("expected the number of dipoles, got '" + line + "'");
     break;
   }
   if (count < 0) fail("no dipole count");
@@ -124,7 +126,9 @@ Coil read_ccd(const std::string& path) {
   for (long i = 0; i < count; ++i) {
     coil.position_m.col(i) = Eigen::Vector3d(values[6 * i], values[6 * i + 1], values[6 * i + 2]);
     coil.moment.col(i) = Eigen::Vector3d(values[6 * i + 3], values[6 * i + 4], values[6 * i + 5]);
-    if (coil.position_m.col(i).norm() > 1.0) fail(fmt::format("dipole {} lies {:.2f} m from the coil centre (positions are in metres)", i + 1, coil.position_m.col(i).norm()));
+    if (coil.position_m.col(i).norm() > 1.0)
+      fail(fmt::format("dipole {} lies {:.2f} m from the coil centre (positions are in metres)", i + 1,
+                       coil.position_m.col(i).norm()));
   }
   if (coil.moment.norm() == 0) fail("all dipole moments are zero");
   describe_extent(coil);
@@ -183,9 +187,12 @@ Coil figure8(const Figure8Geometry& g, const std::string& name) {
   Dipoles d{coil.position_m * 1000.0, coil.moment};
   const Eigen::Matrix3Xd e = primary_field(d, Eigen::Vector3d(0, 0, 20));
   if ((e(1, 0) > 0) != (g.direction > 0)) coil.moment = -coil.moment;
-  coil.geometry = {{"inner_radius_mm", g.inner_radius_mm}, {"outer_radius_mm", g.outer_radius_mm},
-                   {"turns", g.turns},  {"wing_centre_mm", g.wing_centre_mm},
-                   {"height_mm", g.height_mm}, {"element_mm", g.element_mm},
+  coil.geometry = {{"inner_radius_mm", g.inner_radius_mm},
+                   {"outer_radius_mm", g.outer_radius_mm},
+                   {"turns", g.turns},
+                   {"wing_centre_mm", g.wing_centre_mm},
+                   {"height_mm", g.height_mm},
+                   {"element_mm", g.element_mm},
                    {"direction", g.direction}};
   coil.casing_radius_mm = g.wing_centre_mm + g.outer_radius_mm;
   coil.wing_offset_mm = Eigen::Vector2d(-g.wing_centre_mm, g.wing_centre_mm);
@@ -221,7 +228,8 @@ Coil load_coil(const std::string& name_or_path) {
       geo.direction = g.at("direction").get<int>();
       Coil c = figure8(geo, name_or_path);
       c.source = p.at("source").get<std::string>();
-      if (p.contains("didt_max_a_per_us") && p["didt_max_a_per_us"].is_number()) c.didt_max_a_per_us = p["didt_max_a_per_us"].get<double>();
+      if (p.contains("didt_max_a_per_us") && p["didt_max_a_per_us"].is_number())
+        c.didt_max_a_per_us = p["didt_max_a_per_us"].get<double>();
       if (p.contains("stimulator")) c.stimulator = p["stimulator"].get<std::string>();
       return c;
     }
@@ -237,7 +245,8 @@ void check_pose(const Eigen::Matrix4d& pose, const std::string& what) {
   if (!pose.allFinite()) throw Error(what + " has non-finite entries");
   const Eigen::Matrix3d r = pose.topLeftCorner<3, 3>();
   const double orth = (r.transpose() * r - Eigen::Matrix3d::Identity()).cwiseAbs().maxCoeff();
-  if (orth > 1e-4) throw Error(fmt::format("{} is not a rotation: its axes are not orthonormal (deviation {:.2g})", what, orth));
+  if (orth > 1e-4)
+    throw Error(fmt::format("{} is not a rotation: its axes are not orthonormal (deviation {:.2g})", what, orth));
   if (r.determinant() < 0) throw Error(what + " is not a rotation: its axes are left-handed (determinant -1)");
   if (pose.row(3).cwiseAbs().sum() - 1.0 > 1e-9 || std::abs(pose(3, 3) - 1.0) > 1e-9)
     throw Error(what + " is not a pose: its last row must be 0 0 0 1");

@@ -30,7 +30,8 @@ Mesh conductor_surface(const Mask& brain, const ConductorOptions& o) {
           sum += brain.grid.ras(i, j, k).v;
           ++count;
         }
-  if (count < 1000) throw Error(fmt::format("the brain mask is empty or tiny ({} voxels): no conductor surface", count));
+  if (count < 1000)
+    throw Error(fmt::format("the brain mask is empty or tiny ({} voxels): no conductor surface", count));
   const Eigen::Vector3d centre = sum / double(count);
   const Eigen::Vector3d sp = brain.grid.spacing_mm();
   const double target = 2.0;
@@ -51,7 +52,8 @@ Mesh conductor_surface(const Mask& brain, const ConductorOptions& o) {
     sub(a, 3) = lo[a];
   }
   g.vox2ras = RasMatrix(v2r * sub);
-  const Image frac = resample(to_image(brain), g, [](const Eigen::Vector3d& q) { return q; }, Interp::Linear, 0.0f);
+  const Image frac = resample(
+      to_image(brain), g, [](const Eigen::Vector3d& q) { return q; }, Interp::Linear, 0.0f);
   // 2. Closed (sulci and the outer CSF inside), holes filled, smoothed.
   Mask m = threshold(frac, 0.5f);
   m = fill_holes(close(largest_component(m), o.closing_radius_mm));

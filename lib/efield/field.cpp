@@ -2,8 +2,8 @@
 #include <fmt/format.h>
 
 #include <Eigen/Dense>
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "internal.hpp"
@@ -104,14 +104,18 @@ Eigen::Matrix3Xd SphereModel::field(const Dipoles& d, const Eigen::Matrix3Xd& pt
 
 void SphereModel::check_geometry(const Dipoles& d, const Eigen::Matrix3Xd& pts) const {
   double dmin = std::numeric_limits<double>::infinity();
-  for (Eigen::Index k = 0; k < d.position_mm.cols(); ++k) dmin = std::min(dmin, (d.position_mm.col(k) - centre_).norm());
+  for (Eigen::Index k = 0; k < d.position_mm.cols(); ++k)
+    dmin = std::min(dmin, (d.position_mm.col(k) - centre_).norm());
   const double limit = radius_ > 0 ? std::min(radius_, dmin) : dmin;
   if (radius_ > 0 && dmin <= radius_)
-    throw Error(fmt::format("the coil reaches into the conductor: a dipole lies {:.1f} mm from the sphere's centre, inside its radius {:.1f} mm", dmin, radius_));
+    throw Error(fmt::format("the coil reaches into the conductor: a dipole lies {:.1f} mm from the sphere's centre, "
+                            "inside its radius {:.1f} mm",
+                            dmin, radius_));
   for (Eigen::Index i = 0; i < pts.cols(); ++i) {
     const double r = (pts.col(i) - centre_).norm();
     if (r >= limit)
-      throw Error(fmt::format("point {} ({:.1f}, {:.1f}, {:.1f}) lies outside the conductor: {:.1f} mm from the sphere's centre, the conductor ends at {:.1f} mm",
+      throw Error(fmt::format("point {} ({:.1f}, {:.1f}, {:.1f}) lies outside the conductor: {:.1f} mm from the "
+                              "sphere's centre, the conductor ends at {:.1f} mm",
                               i + 1, pts(0, i), pts(1, i), pts(2, i), r, limit));
   }
 }
@@ -146,7 +150,8 @@ std::string format_points_field(const Eigen::Matrix3Xd& p, const Eigen::Matrix3X
   std::string out;
   out.reserve(static_cast<std::size_t>(p.cols()) * 80);
   for (Eigen::Index i = 0; i < p.cols(); ++i)
-    out += fmt::format("{:.4f},{:.4f},{:.4f},{:.6g},{:.6g},{:.6g}\n", p(0, i), p(1, i), p(2, i), e(0, i), e(1, i), e(2, i));
+    out += fmt::format("{:.4f},{:.4f},{:.4f},{:.6g},{:.6g},{:.6g}\n", p(0, i), p(1, i), p(2, i), e(0, i), e(1, i),
+                       e(2, i));
   return out;
 }
 

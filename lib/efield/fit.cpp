@@ -82,18 +82,23 @@ Figure8Fit fit_figure8(const Coil& reference) {
   for (const auto& x : simplex) f.push_back(cost(x, nullptr));
   for (int it = 0; it < 400; ++it) {
     std::vector<int> order = {0, 1, 2, 3, 4};
-    std::stable_sort(order.begin(), order.end(), [&](int a, int c) { return f[static_cast<std::size_t>(a)] < f[static_cast<std::size_t>(c)]; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int c) { return f[static_cast<std::size_t>(a)] < f[static_cast<std::size_t>(c)]; });
     std::vector<std::array<double, 4>> s2;
     std::vector<double> f2;
-    for (int o : order) s2.push_back(simplex[static_cast<std::size_t>(o)]), f2.push_back(f[static_cast<std::size_t>(o)]);
+    for (int o : order)
+      s2.push_back(simplex[static_cast<std::size_t>(o)]), f2.push_back(f[static_cast<std::size_t>(o)]);
     simplex = s2, f = f2;
     if (f[4] - f[0] < 1e-7) break;
     std::array<double, 4> c{0, 0, 0, 0};
     for (int i = 0; i < 4; ++i)
-      for (int k = 0; k < 4; ++k) c[static_cast<std::size_t>(k)] += simplex[static_cast<std::size_t>(i)][static_cast<std::size_t>(k)] / 4;
+      for (int k = 0; k < 4; ++k)
+        c[static_cast<std::size_t>(k)] += simplex[static_cast<std::size_t>(i)][static_cast<std::size_t>(k)] / 4;
     auto along = [&](double t) {
       std::array<double, 4> x;
-      for (int k = 0; k < 4; ++k) x[static_cast<std::size_t>(k)] = c[static_cast<std::size_t>(k)] + t * (simplex[4][static_cast<std::size_t>(k)] - c[static_cast<std::size_t>(k)]);
+      for (int k = 0; k < 4; ++k)
+        x[static_cast<std::size_t>(k)] = c[static_cast<std::size_t>(k)] +
+                                         t * (simplex[4][static_cast<std::size_t>(k)] - c[static_cast<std::size_t>(k)]);
       return x;
     };
     const auto xr = along(-1);
@@ -101,8 +106,10 @@ Figure8Fit fit_figure8(const Coil& reference) {
     if (fr < f[0]) {
       const auto xe = along(-2);
       const double fe = cost(xe, nullptr);
-      if (fe < fr) simplex[4] = xe, f[4] = fe;
-      else simplex[4] = xr, f[4] = fr;
+      if (fe < fr)
+        simplex[4] = xe, f[4] = fe;
+      else
+        simplex[4] = xr, f[4] = fr;
     } else if (fr < f[3]) {
       simplex[4] = xr, f[4] = fr;
     } else {
@@ -114,7 +121,8 @@ Figure8Fit fit_figure8(const Coil& reference) {
         for (int i = 1; i < 5; ++i) {
           for (int k = 0; k < 4; ++k)
             simplex[static_cast<std::size_t>(i)][static_cast<std::size_t>(k)] =
-                0.5 * (simplex[0][static_cast<std::size_t>(k)] + simplex[static_cast<std::size_t>(i)][static_cast<std::size_t>(k)]);
+                0.5 * (simplex[0][static_cast<std::size_t>(k)] +
+                       simplex[static_cast<std::size_t>(i)][static_cast<std::size_t>(k)]);
           f[static_cast<std::size_t>(i)] = cost(simplex[static_cast<std::size_t>(i)], nullptr);
         }
       }
@@ -126,7 +134,8 @@ Figure8Fit fit_figure8(const Coil& reference) {
   out.residual = cost(simplex[best], &turns);
   out.geometry = make(simplex[best]);
   out.geometry.turns = turns;
-  for (double* v : {&out.geometry.inner_radius_mm, &out.geometry.outer_radius_mm, &out.geometry.wing_centre_mm, &out.geometry.height_mm})
+  for (double* v : {&out.geometry.inner_radius_mm, &out.geometry.outer_radius_mm, &out.geometry.wing_centre_mm,
+                    &out.geometry.height_mm})
     *v = std::round(*v * 100) / 100;
   out.geometry.turns = std::round(out.geometry.turns * 1000) / 1000;
   return out;
@@ -139,8 +148,13 @@ nlohmann::json fit_figure8_json(const Coil& reference) {
                       {"reference_source", reference.source},
                       {"relative_l2_residual", std::round(f.residual * 1e4) / 1e4},
                       {"geometry",
-                       {{"inner_radius_mm", g.inner_radius_mm}, {"outer_radius_mm", g.outer_radius_mm}, {"turns", g.turns},
-                        {"wing_centre_mm", g.wing_centre_mm}, {"height_mm", g.height_mm}, {"element_mm", 2.0}, {"direction", g.direction}}}};
+                       {{"inner_radius_mm", g.inner_radius_mm},
+                        {"outer_radius_mm", g.outer_radius_mm},
+                        {"turns", g.turns},
+                        {"wing_centre_mm", g.wing_centre_mm},
+                        {"height_mm", g.height_mm},
+                        {"element_mm", 2.0},
+                        {"direction", g.direction}}}};
   if (reference.didt_max_a_per_us) j["didt_max_a_per_us"] = *reference.didt_max_a_per_us;
   if (!reference.stimulator.empty()) j["stimulator"] = reference.stimulator;
   return j;

@@ -43,7 +43,8 @@ Eigen::Matrix4d read_pose(const std::string& path, const std::string& target) {
     } catch (const nlohmann::json::exception& e) {
       throw Error(std::string("not valid JSON: ") + e.what(), path);
     }
-    if (!doc.contains("targets") || !doc["targets"].is_array() || doc["targets"].empty()) throw Error("no targets in the file", path);
+    if (!doc.contains("targets") || !doc["targets"].is_array() || doc["targets"].empty())
+      throw Error("no targets in the file", path);
     for (const auto& t : doc["targets"]) {
       if (!target.empty() && t.value("name", "") != target) continue;
       if (!t.contains("coil_pose_ras") || !t["coil_pose_ras"].is_array() || t["coil_pose_ras"].size() != 4)
@@ -52,7 +53,8 @@ Eigen::Matrix4d read_pose(const std::string& path, const std::string& target) {
       for (int r = 0; r < 4; ++r)
         for (int c = 0; c < 4; ++c) {
           const auto& v = t["coil_pose_ras"][static_cast<std::size_t>(r)];
-          if (!v.is_array() || v.size() != 4 || !v[static_cast<std::size_t>(c)].is_number()) throw Error("coil_pose_ras must be 4x4 numbers", path);
+          if (!v.is_array() || v.size() != 4 || !v[static_cast<std::size_t>(c)].is_number())
+            throw Error("coil_pose_ras must be 4x4 numbers", path);
           m(r, c) = v[static_cast<std::size_t>(c)].get<double>();
         }
       return m;
@@ -73,10 +75,12 @@ Eigen::Matrix4d read_pose(const std::string& path, const std::string& target) {
     } catch (const Error& e) {
       throw Error(fmt::format("pose matrix line {}: {}", no, e.what()), path);
     }
-    if (v.size() != 4) throw Error(fmt::format("pose matrix line {}: expected 4 numbers, found {}", no, v.size()), path);
+    if (v.size() != 4)
+      throw Error(fmt::format("pose matrix line {}: expected 4 numbers, found {}", no, v.size()), path);
     rows.push_back(v);
   }
-  if (rows.size() != 3 && rows.size() != 4) throw Error(fmt::format("a pose matrix has 4 rows of 4 numbers, found {} rows", rows.size()), path);
+  if (rows.size() != 3 && rows.size() != 4)
+    throw Error(fmt::format("a pose matrix has 4 rows of 4 numbers, found {} rows", rows.size()), path);
   Eigen::Matrix4d m = Eigen::Matrix4d::Identity();
   for (std::size_t r = 0; r < rows.size(); ++r)
     for (int c = 0; c < 4; ++c) m(static_cast<int>(r), c) = rows[r][static_cast<std::size_t>(c)];
@@ -136,8 +140,8 @@ std::string probe(const ProbeParams& p) {
   } else if (p.model == "primary") {
     const double t0 = now_seconds();
     const Eigen::Matrix3Xd e = primary_field(d, pts);
-    log::info(fmt::format("field at {} points from {} dipoles (primary model) in {:.1f} ms", pts.cols(), d.position_mm.cols(),
-                          1000 * (now_seconds() - t0)));
+    log::info(fmt::format("field at {} points from {} dipoles (primary model) in {:.1f} ms", pts.cols(),
+                          d.position_mm.cols(), 1000 * (now_seconds() - t0)));
     return format_points_field(pts, e * p.didt);
   } else {
     throw UsageError("--model must be sphere, bem or primary");
@@ -149,8 +153,8 @@ std::string probe(const ProbeParams& p) {
   }
   const double t0 = now_seconds();
   const Eigen::Matrix3Xd e = model->field(d, pts);
-  log::info(fmt::format("field at {} points from {} dipoles ({} model) in {:.1f} ms", pts.cols(), d.position_mm.cols(), model->name(),
-                        1000 * (now_seconds() - t0)));
+  log::info(fmt::format("field at {} points from {} dipoles ({} model) in {:.1f} ms", pts.cols(), d.position_mm.cols(),
+                        model->name(), 1000 * (now_seconds() - t0)));
   return format_points_field(pts, e * p.didt);
 }
 

@@ -78,8 +78,7 @@ std::vector<Target> read_targets(const nlohmann::json& doc, const std::string& f
   targets::Library library;
   try {
     library = targets::load_library();
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   std::vector<Target> out;
   for (const auto& t : doc["targets"]) {
     Target x;
@@ -93,12 +92,14 @@ std::vector<Target> read_targets(const nlohmann::json& doc, const std::string& f
     x.normal = vec3(t["scalp_normal_ras"], w + "scalp_normal_ras", file).normalized();
     x.rule_pose = mat4(t["coil_pose_ras"], w + "coil_pose_ras", file);
     check_pose(x.rule_pose, w + "coil_pose_ras");
-    if (t.contains("handle_angle_deg") && t["handle_angle_deg"].is_number()) x.rule_angle = t["handle_angle_deg"].get<double>();
-    if (t.contains("scalp_to_cortex_mm") && t["scalp_to_cortex_mm"].is_number()) x.depth_mm = t["scalp_to_cortex_mm"].get<double>();
+    if (t.contains("handle_angle_deg") && t["handle_angle_deg"].is_number())
+      x.rule_angle = t["handle_angle_deg"].get<double>();
+    if (t.contains("scalp_to_cortex_mm") && t["scalp_to_cortex_mm"].is_number())
+      x.depth_mm = t["scalp_to_cortex_mm"].get<double>();
     // Domain facts from the library entry (kind, hemisphere), not from the name.
     std::string lib_name = x.name;
-    if (t.contains("input") && t["input"].is_object() && t["input"].value("kind", "") == "library" && t["input"].contains("value") &&
-        t["input"]["value"].is_string())
+    if (t.contains("input") && t["input"].is_object() && t["input"].value("kind", "") == "library" &&
+        t["input"].contains("value") && t["input"]["value"].is_string())
       lib_name = t["input"]["value"].get<std::string>();
     if (const auto* e = library.find(lib_name)) {
       x.kind = e->kind;
@@ -106,7 +107,8 @@ std::vector<Target> read_targets(const nlohmann::json& doc, const std::string& f
     }
     if (x.hemisphere.empty()) {
       double mx = x.cortical.x();
-      if (t.contains("mni") && t["mni"].is_array() && t["mni"].size() == 3 && t["mni"][0].is_number()) mx = t["mni"][0].get<double>();
+      if (t.contains("mni") && t["mni"].is_array() && t["mni"].size() == 3 && t["mni"][0].is_number())
+        mx = t["mni"][0].get<double>();
       x.hemisphere = mx < 0 ? "left" : "right";
     }
     // target-pick turns the handle from posterior (0) toward lateral (90): counter-clockwise
@@ -133,10 +135,10 @@ Eigen::Matrix4d pose_at(const Target& t, const Eigen::Vector3d& centre, const Ei
 
 // Field figures of one pose at one target.
 struct Figures {
-  double objective = 0;     // the chosen objective over the ROI
-  double mean_mag = 0;      // mean |E| over the ROI
-  double mean_abs_normal = 0;  // mean |E.n| over the ROI (n: inward pial normal)
-  double mean_normal = 0;   // signed mean E.n
+  double objective = 0;                      // the chosen objective over the ROI
+  double mean_mag = 0;                       // mean |E| over the ROI
+  double mean_abs_normal = 0;                // mean |E.n| over the ROI (n: inward pial normal)
+  double mean_normal = 0;                    // signed mean E.n
   double target_mag = 0, target_normal = 0;  // at the cortical target
   nlohmann::json to_json(double didt) const {
     nlohmann::json j = {{"objective", r4(objective)},
@@ -152,10 +154,11 @@ struct Figures {
 
 // Evaluates one model over the ROI (row 0 of `pts` is the target itself).
 class Evaluator {
-public:
+ public:
   Evaluator(const FieldModel& model, const Eigen::Matrix3Xd& pts, const Eigen::Matrix3Xd& normals, bool magnitude)
       : model_(model), pts_(pts), normals_(normals), magnitude_(magnitude) {
-    if (const auto* bem = dynamic_cast<const BemModel*>(&model)) probe_ = std::make_unique<BemModel::Probe>(bem->probe(pts));
+    if (const auto* bem = dynamic_cast<const BemModel*>(&model))
+      probe_ = std::make_unique<BemModel::Probe>(bem->probe(pts));
   }
   Figures operator()(const Dipoles& d) const {
     const Eigen::Matrix3Xd e = probe_ ? probe_->field(d) : model_.field(d, pts_);
@@ -176,7 +179,7 @@ public:
     return f;
   }
 
-private:
+ private:
   const FieldModel& model_;
   Eigen::Matrix3Xd pts_, normals_;
   bool magnitude_;
@@ -288,7 +291,9 @@ Roi make_roi(const Mesh& pial, const std::vector<Eigen::Vector3d>& vn, const Eig
     if (d < dn) dn = d, nearest = static_cast<int>(v);
     if (d <= r) idx.push_back(static_cast<int>(v));
   }
-  if (idx.size() < 3) throw Error(fmt::format("fewer than 3 pial vertices within {:.1f} mm of the target: is pial.surf.gii this subject's?", r));
+  if (idx.size() < 3)
+    throw Error(
+        fmt::format("fewer than 3 pial vertices within {:.1f} mm of the target: is pial.surf.gii this subject's?", r));
   Roi roi;
   roi.vertices = idx;
   roi.points.resize(3, static_cast<Eigen::Index>(idx.size() + 1));
@@ -310,8 +315,9 @@ std::string safe_name(const std::string& s) {
 
 }  // namespace
 
-AngleSweep sweep_angles(const Coil& coil, const FieldModel& model, const Eigen::Matrix3Xd& points, const Eigen::Matrix3Xd& normals,
-                        const Eigen::Matrix4d& pose0, const std::string& objective, double step_deg, double half_range_deg) {
+AngleSweep sweep_angles(const Coil& coil, const FieldModel& model, const Eigen::Matrix3Xd& points,
+                        const Eigen::Matrix3Xd& normals, const Eigen::Matrix4d& pose0, const std::string& objective,
+                        double step_deg, double half_range_deg) {
   if (points.cols() < 1 || normals.cols() != points.cols()) throw Error("sweep_angles: points and normals must match");
   // The Evaluator treats column 0 as the target: repeat the first point there.
   Eigen::Matrix3Xd pts(3, points.cols() + 1), nrm(3, points.cols() + 1);
@@ -349,7 +355,8 @@ std::vector<std::string> target_names(const std::string& path) {
 }
 
 std::vector<std::pair<std::string, std::string>> output_names(const std::vector<std::string>& names) {
-  std::vector<std::pair<std::string, std::string>> out = {{"targets", "targets_efield.json"}, {"record", "efield.json"}};
+  std::vector<std::pair<std::string, std::string>> out = {{"targets", "targets_efield.json"},
+                                                          {"record", "efield.json"}};
   for (const auto& n : names) {
     const std::string s = safe_name(n);
     out.emplace_back("surface:" + n, "efield_" + s + ".func.gii");
@@ -360,16 +367,17 @@ std::vector<std::pair<std::string, std::string>> output_names(const std::vector<
 }
 
 // Defined in outputs.cpp.
-void write_surface_field(const std::string& path, const Mesh& pial, const std::vector<int>& vertices, const Eigen::Matrix3Xd& e,
-                         const Eigen::Matrix3Xd& normals, bool force);
-void write_volume_field(const std::string& path, const Grid& grid, const Mask& brain, const Eigen::Vector3d& target, double radius,
-                        const FieldModel& model, const Dipoles& d, bool force);
-void write_field_picture(const std::string& path, const Mesh& pial, const std::vector<int>& vertices, const Eigen::VectorXd& values,
-                         const Eigen::Matrix4d& pose, const Coil& coil, const Eigen::Vector3d& target, const Eigen::Matrix4d& rule_pose,
-                         bool force);
+void write_surface_field(const std::string& path, const Mesh& pial, const std::vector<int>& vertices,
+                         const Eigen::Matrix3Xd& e, const Eigen::Matrix3Xd& normals, bool force);
+void write_volume_field(const std::string& path, const Grid& grid, const Mask& brain, const Eigen::Vector3d& target,
+                        double radius, const FieldModel& model, const Dipoles& d, bool force);
+void write_field_picture(const std::string& path, const Mesh& pial, const std::vector<int>& vertices,
+                         const Eigen::VectorXd& values, const Eigen::Matrix4d& pose, const Coil& coil,
+                         const Eigen::Vector3d& target, const Eigen::Matrix4d& rule_pose, bool force);
 
 void run(const Params& p, OutputSet& out, Record& record) {
-  if (p.objective != "normal" && p.objective != "magnitude") throw UsageError("--objective must be normal or magnitude");
+  if (p.objective != "normal" && p.objective != "magnitude")
+    throw UsageError("--objective must be normal or magnitude");
   if (p.model != "bem" && p.model != "sphere") throw UsageError("--model must be bem or sphere");
   if (p.orientation != "field" && p.orientation != "rule") throw UsageError("--orientation must be field or rule");
   const std::string dir = p.subject_dir;
@@ -396,7 +404,8 @@ void run(const Params& p, OutputSet& out, Record& record) {
   const Mesh conductor = conductor_surface(brain, co);
   const MeshSummary cs = summarize(conductor);
   if (!cs.closed_manifold || cs.self_intersections != 0)
-    throw Error(fmt::format("the conductor surface is not closed and free of self-intersections ({} intersections)", cs.self_intersections));
+    throw Error(fmt::format("the conductor surface is not closed and free of self-intersections ({} intersections)",
+                            cs.self_intersections));
   std::unique_ptr<BemModel> bem;
   if (p.model == "bem") bem = std::make_unique<BemModel>(conductor);
   const double setup_s = now_seconds() - t0;
@@ -413,7 +422,14 @@ void run(const Params& p, OutputSet& out, Record& record) {
   std::vector<Result> results;
   for (const Target& t : targets) {
     const double ts = now_seconds();
-    Result r{t, make_roi(pial, pial_normals, t.cortical, p.roi_radius_mm), SphereModel(Eigen::Vector3d::Zero()), {}, {}, {}, {}, {}};
+    Result r{t,
+             make_roi(pial, pial_normals, t.cortical, p.roi_radius_mm),
+             SphereModel(Eigen::Vector3d::Zero()),
+             {},
+             {},
+             {},
+             {},
+             {}};
     // The locally fitted sphere: conductor vertices within 40 mm of the conductor point nearest to
     // the scalp entry. A patch that does not look like the inside of a head from the coil (centre
     // on the coil's side, radius outside 40..200 mm) falls back to the sphere of the whole surface.
@@ -429,7 +445,8 @@ void run(const Params& p, OutputSet& out, Record& record) {
     if (!(r.sphere.radius() >= 40 && r.sphere.radius() <= 200 && (r.sphere.centre() - hit).dot(zc) > 0)) {
       r.sphere = fit_sphere(conductor.vertices);
       r.sphere_fit = "whole conductor surface (the local fit was not head-like)";
-      log::warn(fmt::format("{}: the local sphere fit was not head-like; the sphere of the whole conductor surface is used", t.name));
+      log::warn(fmt::format(
+          "{}: the local sphere fit was not head-like; the sphere of the whole conductor surface is used", t.name));
     }
     const FieldModel& model = bem ? static_cast<const FieldModel&>(*bem) : static_cast<const FieldModel&>(r.sphere);
     const FieldModel& other = bem ? static_cast<const FieldModel&>(r.sphere) : static_cast<const FieldModel&>(r.sphere);
@@ -437,8 +454,9 @@ void run(const Params& p, OutputSet& out, Record& record) {
     const Dipoles d_rule = place(coil, t.rule_pose);
     for (Eigen::Index k = 0; k < d_rule.position_mm.cols(); ++k)
       if (scalp.inside_level(d_rule.position_mm.col(k)) > 0.5)
-        throw Error(fmt::format("target {}: the coil at the planned pose reaches into the head (dipole {} at {:.1f}, {:.1f}, {:.1f})", t.name, k + 1,
-                                d_rule.position_mm(0, k), d_rule.position_mm(1, k), d_rule.position_mm(2, k)));
+        throw Error(fmt::format(
+            "target {}: the coil at the planned pose reaches into the head (dipole {} at {:.1f}, {:.1f}, {:.1f})",
+            t.name, k + 1, d_rule.position_mm(0, k), d_rule.position_mm(1, k), d_rule.position_mm(2, k)));
     try {
       model.check_geometry(d_rule, r.roi.points);
     } catch (const Error& e) {
@@ -451,8 +469,9 @@ void run(const Params& p, OutputSet& out, Record& record) {
     const Evaluator eval_other(other, r.roi.points, r.roi.normals, p.objective == "magnitude");
     r.rule_other = eval_other(d_rule);
     r.chosen_other = eval_other(place(coil, r.s.pose));
-    log::info(fmt::format("{}: {} poses in {:.2f} s; handle {:.0f} deg (rule {:.0f}), objective {:.3f} (rule {:.3f})", t.name,
-                         r.s.poses, now_seconds() - ts, r.s.angle, t.rule_angle, r.s.figures.objective, r.rule.objective));
+    log::info(fmt::format("{}: {} poses in {:.2f} s; handle {:.0f} deg (rule {:.0f}), objective {:.3f} (rule {:.3f})",
+                          t.name, r.s.poses, now_seconds() - ts, r.s.angle, t.rule_angle, r.s.figures.objective,
+                          r.rule.objective));
     results.push_back(std::move(r));
   }
 
@@ -465,8 +484,9 @@ void run(const Params& p, OutputSet& out, Record& record) {
         break;
       }
     if (!ref)
-      throw Error(p.reference_target.empty() ? "--rmt needs a motor (M1) target in the plan or --reference-target NAME"
-                                             : "--reference-target " + p.reference_target + " is not a target of the plan",
+      throw Error(p.reference_target.empty()
+                      ? "--rmt needs a motor (M1) target in the plan or --reference-target NAME"
+                      : "--reference-target " + p.reference_target + " is not a target of the plan",
                   targets_path);
   }
   nlohmann::json outdoc = doc;
@@ -493,7 +513,9 @@ void run(const Params& p, OutputSet& out, Record& record) {
     e["orientation"] = p.orientation;
     e["objective_flat"] = r.s.flat;
     e["poses_evaluated"] = r.s.poses;
-    e["rule"] = {{"handle_angle_deg", r.t.rule_angle}, {"coil_pose_ras", mat_json(r.t.rule_pose)}, {"field", r.rule.to_json(didt)},
+    e["rule"] = {{"handle_angle_deg", r.t.rule_angle},
+                 {"coil_pose_ras", mat_json(r.t.rule_pose)},
+                 {"field", r.rule.to_json(didt)},
                  {"field_other_model", r.rule_other.to_json(didt)}};
     e["optimised"] = {{"handle_angle_deg", r.s.angle},
                       {"angle_from_rule_deg", r.s.angle - r.t.rule_angle},
@@ -507,19 +529,26 @@ void run(const Params& p, OutputSet& out, Record& record) {
     e["angle_profile"] = profile;
     // Dose.
     if (ref) {
-      const double ratio = ref->t.name == r.t.name ? 1.0 : (p.orientation == "field" ? ref->s.figures.objective : ref->rule.objective) / cf.objective;
+      const double ratio =
+          ref->t.name == r.t.name
+              ? 1.0
+              : (p.orientation == "field" ? ref->s.figures.objective : ref->rule.objective) / cf.objective;
       const double dose = *p.rmt * ratio;
       const double stokes = protocol::adjust_for_depth(*p.rmt, r.t.depth_mm, ref->t.depth_mm).mt_target_pct_mso;
-      nlohmann::json dj = {{"rmt_pct_mso", *p.rmt},
-                           {"reference_target", ref->t.name},
-                           {"efield_pct_mso", std::round(dose * 10) / 10},
-                           {"efield_pct_rmt", std::round(ratio * 1000) / 10},
-                           {"stokes_pct_mso", std::round(stokes * 10) / 10},
-                           {"rule", "I_target = RMT x E_reference / E_target, same objective and model at both (Caulfield et al. 2021)"}};
+      nlohmann::json dj = {
+          {"rmt_pct_mso", *p.rmt},
+          {"reference_target", ref->t.name},
+          {"efield_pct_mso", std::round(dose * 10) / 10},
+          {"efield_pct_rmt", std::round(ratio * 1000) / 10},
+          {"stokes_pct_mso", std::round(stokes * 10) / 10},
+          {"rule",
+           "I_target = RMT x E_reference / E_target, same objective and model at both (Caulfield et al. 2021)"}};
       if (didt > 0) dj["target_v_per_m"] = std::round(dose / 100 * didt * cf.objective * 10) / 10;
       nlohmann::json warnings = nlohmann::json::array();
       if (dose > p.max_intensity) {
-        warnings.push_back(fmt::format("E-field dose {:.0f} % MSO is above {:.0f} % MSO: the stimulator cannot deliver it", dose, p.max_intensity));
+        warnings.push_back(
+            fmt::format("E-field dose {:.0f} % MSO is above {:.0f} % MSO: the stimulator cannot deliver it", dose,
+                        p.max_intensity));
         strict_problems.push_back(r.t.name + ": " + warnings.back().get<std::string>());
       }
       dj["warnings"] = warnings;
@@ -532,15 +561,21 @@ void run(const Params& p, OutputSet& out, Record& record) {
       tj["coil_centre_ras"] = vec_json(chosen.block<3, 1>(0, 3));
       tj["handle_direction_ras"] = vec_json(chosen.block<3, 1>(0, 1));
       tj["handle_angle_deg"] = r.s.angle;
-      tj["handle_rule"] = fmt::format("turned by the induced field ({} objective, {} model): handle {:.0f} degrees from posterior toward lateral",
-                                      p.objective, p.model, r.s.angle);
+      tj["handle_rule"] = fmt::format(
+          "turned by the induced field ({} objective, {} model): handle {:.0f} degrees from posterior toward lateral",
+          p.objective, p.model, r.s.angle);
     }
-    fig.push_back({{"target", r.t.name}, {"handle_angle_deg", r.s.angle}, {"rule_angle_deg", r.t.rule_angle},
-                   {"objective_optimised", r4(r.s.figures.objective)}, {"objective_rule", r4(r.rule.objective)},
+    fig.push_back({{"target", r.t.name},
+                   {"handle_angle_deg", r.s.angle},
+                   {"rule_angle_deg", r.t.rule_angle},
+                   {"objective_optimised", r4(r.s.figures.objective)},
+                   {"objective_rule", r4(r.rule.objective)},
                    {"poses", r.s.poses}});
   }
   if (p.strict && !strict_problems.empty()) throw Error("refused under --strict: " + strict_problems.front());
-  outdoc["efield_step"] = {{"tool", "efield"}, {"note", "coil poses chosen by the induced field; the rule's poses are kept in each target's efield.rule"}};
+  outdoc["efield_step"] = {
+      {"tool", "efield"},
+      {"note", "coil poses chosen by the induced field; the rule's poses are kept in each target's efield.rule"}};
 
   // Field maps and pictures at the chosen pose.
   for (const Result& r : results) {
@@ -560,15 +595,24 @@ void run(const Params& p, OutputSet& out, Record& record) {
     write_volume_field(out.path("volume:" + r.t.name), brain.grid, brain, r.t.cortical, 40.0, model, d, out.force());
     Eigen::VectorXd mag(e.cols());
     for (Eigen::Index i = 0; i < e.cols(); ++i) mag[i] = e.col(i).norm();
-    write_field_picture(out.path("qc:" + r.t.name), pial, near, mag, chosen, coil, r.t.cortical, r.t.rule_pose, out.force());
+    write_field_picture(out.path("qc:" + r.t.name), pial, near, mag, chosen, coil, r.t.cortical, r.t.rule_pose,
+                        out.force());
   }
   write_file_atomic(out.path("targets"), outdoc.dump(1) + "\n", out.force());
-  record.parameters() = {{"coil", p.coil}, {"model", p.model}, {"objective", p.objective}, {"orientation", p.orientation},
-                         {"roi_radius_mm", p.roi_radius_mm}, {"search_radius_mm", p.search_radius_mm}, {"angle_step_deg", p.angle_step_deg},
-                         {"didt_a_per_us", didt}, {"monophasic", p.monophasic}, {"strict", p.strict},
+  record.parameters() = {{"coil", p.coil},
+                         {"model", p.model},
+                         {"objective", p.objective},
+                         {"orientation", p.orientation},
+                         {"roi_radius_mm", p.roi_radius_mm},
+                         {"search_radius_mm", p.search_radius_mm},
+                         {"angle_step_deg", p.angle_step_deg},
+                         {"didt_a_per_us", didt},
+                         {"monophasic", p.monophasic},
+                         {"strict", p.strict},
                          {"conductor_offset_mm", p.conductor_offset_mm}};
   if (p.rmt) record.parameters()["rmt_pct_mso"] = *p.rmt;
-  record.figures() = {{"targets", fig}, {"setup_seconds", std::round(setup_s * 100) / 100},
+  record.figures() = {{"targets", fig},
+                      {"setup_seconds", std::round(setup_s * 100) / 100},
                       {"conductor", bem ? bem->describe() : nlohmann::json{{"triangles", conductor.triangles.size()}}}};
   for (const auto& [role, path] : out.all())
     if (role != "record") record.add_output(role, path);

@@ -12,8 +12,7 @@ namespace tmsplan {
 namespace {
 
 // Applies a 1D operation along axis `axis` to every line of the volume, in parallel over lines.
-template <class T, class Op>
-void for_each_line(Volume<T>& vol, int axis, Op op) {
+template <class T, class Op> void for_each_line(Volume<T>& vol, int axis, Op op) {
   const auto& d = vol.grid.dim;
   const int a1 = axis == 0 ? 1 : 0;
   const int a2 = axis == 2 ? 1 : 2;
@@ -29,7 +28,8 @@ void for_each_line(Volume<T>& vol, int axis, Op op) {
       const std::size_t base = vol.grid.index(idx[0], idx[1], idx[2]);
       for (std::int64_t t = 0; t < n; ++t) line[std::size_t(t)] = double(vol.data[base + std::size_t(t) * stride]);
       op(line, out);
-      for (std::int64_t t = 0; t < n; ++t) vol.data[base + std::size_t(t) * stride] = static_cast<T>(out[std::size_t(t)]);
+      for (std::int64_t t = 0; t < n; ++t)
+        vol.data[base + std::size_t(t) * stride] = static_cast<T>(out[std::size_t(t)]);
     }
   });
 }
@@ -134,7 +134,8 @@ Image masked_smooth(const Image& image, const Mask& mask, double sigma_mm) {
   num = gaussian_smooth(num, sigma_mm);
   den = gaussian_smooth(den, sigma_mm);
   Image out(image.grid, 0.0f);
-  for (std::size_t i = 0; i < image.data.size(); ++i) out.data[i] = den.data[i] > 1e-6f ? num.data[i] / den.data[i] : 0.0f;
+  for (std::size_t i = 0; i < image.data.size(); ++i)
+    out.data[i] = den.data[i] > 1e-6f ? num.data[i] / den.data[i] : 0.0f;
   return out;
 }
 
@@ -193,7 +194,8 @@ Components connected_components(const Mask& mask) {
       const auto i = std::int64_t(p % std::size_t(d[0]));
       const auto j = std::int64_t((p / std::size_t(d[0])) % std::size_t(d[1]));
       const auto k = std::int64_t(p / std::size_t(d[0] * d[1]));
-      const std::int64_t nb[6][3] = {{i - 1, j, k}, {i + 1, j, k}, {i, j - 1, k}, {i, j + 1, k}, {i, j, k - 1}, {i, j, k + 1}};
+      const std::int64_t nb[6][3] = {{i - 1, j, k}, {i + 1, j, k}, {i, j - 1, k},
+                                     {i, j + 1, k}, {i, j, k - 1}, {i, j, k + 1}};
       for (const auto& n : nb) {
         if (!mask.grid.inside(n[0], n[1], n[2])) continue;
         const std::size_t q = mask.grid.index(n[0], n[1], n[2]);
@@ -286,7 +288,8 @@ Mask fill_holes_2d(const Mask& mask) {
         };
         for (std::int64_t u = 0; u < d[a1]; ++u)
           for (std::int64_t v = 0; v < d[a2]; ++v)
-            if ((u == 0 || v == 0 || u == d[a1] - 1 || v == d[a2] - 1) && !out.data[at(u, v)] && !seen[std::size_t(u + d[a1] * v)]) {
+            if ((u == 0 || v == 0 || u == d[a1] - 1 || v == d[a2] - 1) && !out.data[at(u, v)] &&
+                !seen[std::size_t(u + d[a1] * v)]) {
               seen[std::size_t(u + d[a1] * v)] = 1;
               stack.push_back({u, v});
               while (!stack.empty()) {

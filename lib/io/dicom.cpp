@@ -8,9 +8,9 @@
 #include <itkMetaDataObject.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -71,7 +71,8 @@ Image read_dicom_series(const std::string& dir, const ReadOptions& options, Imag
     if (uids.size() > 1) {
       std::string list;  // one line: the tools print one error line
       for (const auto& u : uids) list += (list.empty() ? " " : ", ") + u;
-      throw Error("folder holds " + std::to_string(uids.size()) + " DICOM series; choose one with --series UID:" + list, dir);
+      throw Error("folder holds " + std::to_string(uids.size()) + " DICOM series; choose one with --series UID:" + list,
+                  dir);
     }
     uid = uids.front();
   } else if (std::find(uids.begin(), uids.end(), uid) == uids.end()) {

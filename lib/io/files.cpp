@@ -131,8 +131,8 @@ AtomicFile::AtomicFile(std::string target, bool force) : target_(std::move(targe
   const fs::path t(target_);
   std::random_device rd;
   for (int attempt = 0; attempt < 16; ++attempt) {
-    const auto name = "." + t.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
-                      std::to_string(rd() % 1000000);
+    const auto name =
+        "." + t.filename().string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd() % 1000000);
     temp_ = (t.parent_path().empty() ? fs::path(name) : t.parent_path() / name).string();
     const int fd = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd >= 0) {
@@ -156,12 +156,14 @@ void AtomicFile::commit() {
     ::close(fd);
   }
   if (force_) {
-    if (::rename(temp_.c_str(), target_.c_str()) != 0) throw Error("cannot rename the finished output into place", target_);
+    if (::rename(temp_.c_str(), target_.c_str()) != 0)
+      throw Error("cannot rename the finished output into place", target_);
   } else {
     // link() fails if the target exists: a concurrent run that finished first keeps its file.
     if (::link(temp_.c_str(), target_.c_str()) != 0) {
       if (errno == EEXIST) throw Error("output appeared while this run was working (another run?)", target_);
-      if (::rename(temp_.c_str(), target_.c_str()) != 0) throw Error("cannot move the finished output into place", target_);
+      if (::rename(temp_.c_str(), target_.c_str()) != 0)
+        throw Error("cannot move the finished output into place", target_);
     } else {
       ::unlink(temp_.c_str());
     }
@@ -221,7 +223,7 @@ std::string read_file(const std::string& path, std::size_t max_bytes) {
 // ---- sha256 (FIPS 180-4) --------------------------------------------------------------------
 namespace {
 class Sha256 {
-public:
+ public:
   void update(const unsigned char* data, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {
       block_[fill_++] = data[i];
@@ -248,7 +250,7 @@ public:
     return out;
   }
 
-private:
+ private:
   static std::uint32_t rotr(std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
   void compress() {
     static const std::uint32_t k[64] = {
@@ -273,9 +275,23 @@ private:
     for (int i = 0; i < 64; ++i) {
       const std::uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + k[i] + w[i];
       const std::uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-      h = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+      h = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2;
     }
-    h_[0] += a; h_[1] += b; h_[2] += c; h_[3] += d; h_[4] += e; h_[5] += f; h_[6] += g; h_[7] += h;
+    h_[0] += a;
+    h_[1] += b;
+    h_[2] += c;
+    h_[3] += d;
+    h_[4] += e;
+    h_[5] += f;
+    h_[6] += g;
+    h_[7] += h;
   }
   std::array<std::uint32_t, 8> h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <filesystem>
+#include <limits>
 
 #include "nifti_internal.hpp"
 #include "tmsplan/error.hpp"
@@ -48,7 +48,8 @@ void check_voxel_values(const Image& image, const std::string& path, bool refuse
     hi = v > hi ? v : hi;
   }
   if (bad > 0) throw Error(std::to_string(bad) + " voxels are NaN or infinite", path);
-  if (refuse_constant && !(hi > lo)) throw Error("all voxels have the same value (" + std::to_string(lo) + "): not an image of a head", path);
+  if (refuse_constant && !(hi > lo))
+    throw Error("all voxels have the same value (" + std::to_string(lo) + "): not an image of a head", path);
 }
 }  // namespace
 

@@ -22,10 +22,7 @@
 namespace tmsplan::detail {
 namespace {
 
-
-
-template <class T>
-void swap_bytes(T& v) {
+template <class T> void swap_bytes(T& v) {
   auto* p = reinterpret_cast<unsigned char*>(&v);
   std::reverse(p, p + sizeof(T));
 }
@@ -66,8 +63,6 @@ void swap_header(Nifti1Header& h) {
   for (auto& v : h.srow_z) swap_bytes(v);
 }
 
-
-
 struct TypeInfo {
   int code;
   int bytes;
@@ -75,8 +70,8 @@ struct TypeInfo {
 };
 
 const TypeInfo* type_info(int code) {
-  static const TypeInfo types[] = {{2, 1, "uint8"},    {4, 2, "int16"},  {8, 4, "int32"},   {16, 4, "float32"},
-                                   {64, 8, "float64"}, {256, 1, "int8"}, {512, 2, "uint16"}, {768, 4, "uint32"},
+  static const TypeInfo types[] = {{2, 1, "uint8"},    {4, 2, "int16"},    {8, 4, "int32"},    {16, 4, "float32"},
+                                   {64, 8, "float64"}, {256, 1, "int8"},   {512, 2, "uint16"}, {768, 4, "uint32"},
                                    {1024, 8, "int64"}, {1280, 8, "uint64"}};
   for (const auto& t : types)
     if (t.code == code) return &t;
@@ -124,7 +119,7 @@ Eigen::Matrix4d qform_matrix(const Nifti1Header& h) {
   }
   Eigen::Matrix3d r;
   r << a * a + bb * bb - cc * cc - dd * dd, 2 * (bb * cc - a * dd), 2 * (bb * dd + a * cc),  //
-      2 * (bb * cc + a * dd), a * a + cc * cc - bb * bb - dd * dd, 2 * (cc * dd - a * bb),    //
+      2 * (bb * cc + a * dd), a * a + cc * cc - bb * bb - dd * dd, 2 * (cc * dd - a * bb),   //
       2 * (bb * dd - a * cc), 2 * (cc * dd + a * bb), a * a + dd * dd - cc * cc - bb * bb;
   const double qfac = h.pixdim[0] < 0 ? -1.0 : 1.0;
   Eigen::Vector3d scale(h.pixdim[1], h.pixdim[2], h.pixdim[3] * qfac);
@@ -208,7 +203,8 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
   if (ndim < 1 || ndim > 7) throw Error("invalid dim[0] = " + std::to_string(ndim), path);
   std::uint64_t voxels = 1;
   for (int d = 1; d <= ndim; ++d) {
-    if (h.dim[d] < 1) throw Error("invalid size " + std::to_string(h.dim[d]) + " along dimension " + std::to_string(d), path);
+    if (h.dim[d] < 1)
+      throw Error("invalid size " + std::to_string(h.dim[d]) + " along dimension " + std::to_string(d), path);
     if (d <= 3) voxels *= static_cast<std::uint64_t>(h.dim[d]);
   }
   if (ndim < 3 || h.dim[3] == 1)
@@ -225,7 +221,8 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
                 path);
 
   const TypeInfo* type = type_info(h.datatype);
-  if (!type) throw Error("unsupported NIfTI datatype " + std::to_string(h.datatype) + " (complex, RGB or unknown)", path);
+  if (!type)
+    throw Error("unsupported NIfTI datatype " + std::to_string(h.datatype) + " (complex, RGB or unknown)", path);
   if (h.bitpix != 0 && h.bitpix != type->bytes * 8)
     throw Error("bitpix " + std::to_string(h.bitpix) + " does not match datatype " + type->name, path);
   if (!std::isfinite(h.vox_offset) || h.vox_offset < 352.0f)
@@ -239,7 +236,8 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
                       " (must be positive and finite)",
                   path);
     if (h.pixdim[d] > 100.0f)
-      throw Error("absurd voxel spacing pixdim[" + std::to_string(d) + "] = " + std::to_string(h.pixdim[d]) + " mm", path);
+      throw Error("absurd voxel spacing pixdim[" + std::to_string(d) + "] = " + std::to_string(h.pixdim[d]) + " mm",
+                  path);
   }
 
   std::vector<std::string> warnings;
@@ -257,8 +255,8 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
   } else if (has_q) {
     // A unit quaternion has b^2 + c^2 + d^2 <= 1; a larger sum is a corrupt header, and the
     // renormalisation below would silently turn it into some 180-degree rotation.
-    const double bcd = double(h.quatern_b) * h.quatern_b + double(h.quatern_c) * h.quatern_c +
-                       double(h.quatern_d) * h.quatern_d;
+    const double bcd =
+        double(h.quatern_b) * h.quatern_b + double(h.quatern_c) * h.quatern_c + double(h.quatern_d) * h.quatern_d;
     if (std::isfinite(bcd) && bcd > 1.0 + 1e-3)
       throw Error(fmt::format("qform quaternion is not a rotation (b^2 + c^2 + d^2 = {:.4g}, at most 1)", bcd), path);
     vox2ras = qform_matrix(h);
@@ -276,7 +274,9 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
     probe.vox2ras = RasMatrix(vox2ras);
     const Eigen::Vector3d sp = probe.spacing_mm();
     if (sp.minCoeff() < 1e-3 || sp.maxCoeff() > 100.0)
-      throw Error(fmt::format("absurd voxel size from the orientation matrix ({:.4g} x {:.4g} x {:.4g} mm)", sp[0], sp[1], sp[2]), path);
+      throw Error(fmt::format("absurd voxel size from the orientation matrix ({:.4g} x {:.4g} x {:.4g} mm)", sp[0],
+                              sp[1], sp[2]),
+                  path);
   }
 
   double slope = h.scl_slope, inter = h.scl_inter;
@@ -293,9 +293,11 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
     std::error_code ec;
     const auto file_bytes = std::filesystem::file_size(path, ec);
     if (!ec && offset + bytes > max_inflated_bytes(static_cast<std::size_t>(file_bytes), gz))
-      throw Error(fmt::format("truncated file: the header promises {} bytes of voxel data, more than this {}-byte file can hold",
-                              bytes, file_bytes),
-                  path);
+      throw Error(
+          fmt::format(
+              "truncated file: the header promises {} bytes of voxel data, more than this {}-byte file can hold", bytes,
+              file_bytes),
+          path);
   }
   // Fast path: the whole gzip file at once (libdeflate, every member CRC-checked). Anything odd
   // (trailing data, damage) falls back to zlib streaming below, which names the problem.
@@ -310,7 +312,8 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
     while (left > 0) {
       const int chunk = static_cast<int>(std::min<long>(left, static_cast<long>(pad.size())));
       const int n = gzread(file.get(), pad.data(), static_cast<unsigned>(chunk));
-      if (n <= 0) throw Error("truncated file: ends before the voxel data (vox_offset " + std::to_string(skip + 348) + ")", path);
+      if (n <= 0)
+        throw Error("truncated file: ends before the voxel data (vox_offset " + std::to_string(skip + 348) + ")", path);
       left -= n;
     }
     try {
@@ -331,7 +334,8 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
       done += static_cast<std::uint64_t>(n);
     }
     if (done < bytes)
-      throw Error("truncated file: " + std::to_string(done) + " of " + std::to_string(bytes) + " bytes of voxel data", path);
+      throw Error("truncated file: " + std::to_string(done) + " of " + std::to_string(bytes) + " bytes of voxel data",
+                  path);
     {
       // Reading one more byte makes zlib check the gzip trailer (CRC and length).
       unsigned char extra;
@@ -349,17 +353,38 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
   image.grid.vox2ras = RasMatrix(vox2ras);
   image.data.resize(static_cast<std::size_t>(voxels));
   switch (h.datatype) {
-    case 2: convert<std::uint8_t>(voxel_bytes, swap, image.data, slope, inter); break;
-    case 4: convert<std::int16_t>(voxel_bytes, swap, image.data, slope, inter); break;
-    case 8: convert<std::int32_t>(voxel_bytes, swap, image.data, slope, inter); break;
-    case 16: convert<float>(voxel_bytes, swap, image.data, slope, inter); break;
-    case 64: convert<double>(voxel_bytes, swap, image.data, slope, inter); break;
-    case 256: convert<std::int8_t>(voxel_bytes, swap, image.data, slope, inter); break;
-    case 512: convert<std::uint16_t>(voxel_bytes, swap, image.data, slope, inter); break;
-    case 768: convert<std::uint32_t>(voxel_bytes, swap, image.data, slope, inter); break;
-    case 1024: convert<std::int64_t>(voxel_bytes, swap, image.data, slope, inter); break;
-    case 1280: convert<std::uint64_t>(voxel_bytes, swap, image.data, slope, inter); break;
-    default: throw Error("unsupported datatype", path);
+  case 2:
+    convert<std::uint8_t>(voxel_bytes, swap, image.data, slope, inter);
+    break;
+  case 4:
+    convert<std::int16_t>(voxel_bytes, swap, image.data, slope, inter);
+    break;
+  case 8:
+    convert<std::int32_t>(voxel_bytes, swap, image.data, slope, inter);
+    break;
+  case 16:
+    convert<float>(voxel_bytes, swap, image.data, slope, inter);
+    break;
+  case 64:
+    convert<double>(voxel_bytes, swap, image.data, slope, inter);
+    break;
+  case 256:
+    convert<std::int8_t>(voxel_bytes, swap, image.data, slope, inter);
+    break;
+  case 512:
+    convert<std::uint16_t>(voxel_bytes, swap, image.data, slope, inter);
+    break;
+  case 768:
+    convert<std::uint32_t>(voxel_bytes, swap, image.data, slope, inter);
+    break;
+  case 1024:
+    convert<std::int64_t>(voxel_bytes, swap, image.data, slope, inter);
+    break;
+  case 1280:
+    convert<std::uint64_t>(voxel_bytes, swap, image.data, slope, inter);
+    break;
+  default:
+    throw Error("unsupported datatype", path);
   }
   if (info) {
     info->path = path;
@@ -381,9 +406,18 @@ void write_nifti(const std::string& path, const Grid& grid, const void* voxels, 
   for (int d = 4; d < 8; ++d) h.dim[d] = 1;
   int bytes_per = 4;
   switch (type) {
-    case DiskType::UInt8: h.datatype = 2; bytes_per = 1; break;
-    case DiskType::Int16: h.datatype = 4; bytes_per = 2; break;
-    case DiskType::Float32: h.datatype = 16; bytes_per = 4; break;
+  case DiskType::UInt8:
+    h.datatype = 2;
+    bytes_per = 1;
+    break;
+  case DiskType::Int16:
+    h.datatype = 4;
+    bytes_per = 2;
+    break;
+  case DiskType::Float32:
+    h.datatype = 16;
+    bytes_per = 4;
+    break;
   }
   h.bitpix = static_cast<std::int16_t>(8 * bytes_per);
   h.vox_offset = 352.0f;

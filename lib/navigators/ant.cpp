@@ -120,8 +120,8 @@ AntMarkers read_ant_markers(std::string_view text, const std::string& source) {
     expect_value(target, "CoordinateSystem", "ASSOCIATED_IMAGE", source, at);
     expect_value(target, "PositionalUnit", "mm", source, at);
     expect_value(target, "CoilAxesConvention", "simnibs", source, at);
-    const json& pose = member(member(target, "CoilPose", source, at), "RigidTransformMatrix4x4", source,
-                              at + ".CoilPose");
+    const json& pose =
+        member(member(target, "CoilPose", source, at), "RigidTransformMatrix4x4", source, at + ".CoilPose");
     if (!pose.is_array() || pose.size() != 4) throw Error(at + ": RigidTransformMatrix4x4 is not 4 rows", source);
     Eigen::Matrix4d m;
     for (int r = 0; r < 4; ++r) {

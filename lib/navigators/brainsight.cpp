@@ -107,9 +107,9 @@ BrainsightTargets read_brainsight_targets(std::string_view text, const std::stri
       result.version =
           static_cast<int>(detail::parse_integer(line.substr(10), source, "Brainsight version", 0, 1000000));
       if (result.version < kMinVersion || result.version > kMaxVersion) {
-        throw Error(fmt::format("Brainsight version {} is not supported ({}..{})", result.version, kMinVersion,
-                                kMaxVersion),
-                    source);
+        throw Error(
+            fmt::format("Brainsight version {} is not supported ({}..{})", result.version, kMinVersion, kMaxVersion),
+            source);
       }
       have_version = true;
     } else if (starts_with(line, "# Coordinate system:")) {

@@ -57,8 +57,7 @@ std::string pose_problem(const Eigen::Matrix4d& m) {
   const double ortho = (r.transpose() * r - Eigen::Matrix3d::Identity()).cwiseAbs().maxCoeff();
   const double det = r.determinant();
   if (ortho > kMaxOrthoError || det <= 0) {
-    return fmt::format("rotation part is not a proper rotation (max |R'R - I| = {:.3g}, det = {:.3g})",
-                       ortho, det);
+    return fmt::format("rotation part is not a proper rotation (max |R'R - I| = {:.3g}, det = {:.3g})", ortho, det);
   }
   if (m.topRightCorner<3, 1>().norm() > kMaxCentreMm) return "centre is more than 10 m from the origin";
   return {};
@@ -91,8 +90,8 @@ double parse_number(std::string_view text, const std::string& source, const std:
   return value;
 }
 
-long long parse_integer(std::string_view text, const std::string& source, const std::string& what,
-                        long long min, long long max) {
+long long parse_integer(std::string_view text, const std::string& source, const std::string& what, long long min,
+                        long long max) {
   std::string_view s = trim(text);
   long long value = 0;
   const char* end = s.data() + s.size();
@@ -156,8 +155,7 @@ void check_tsv_name(const std::string& name, const std::string& what) {
     throw Error(fmt::format("cannot write {}: name '{}' contains a tab or line break", what, shown(name)));
   }
   if (!name.empty() && name.front() == '#') {
-    throw Error(fmt::format("cannot write {}: name '{}' starts with '#' (read back as a comment)", what,
-                            shown(name)));
+    throw Error(fmt::format("cannot write {}: name '{}' starts with '#' (read back as a comment)", what, shown(name)));
   }
 }
 

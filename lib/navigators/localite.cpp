@@ -42,7 +42,7 @@ struct XmlElement {
 };
 
 class XmlParser {
-public:
+ public:
   XmlParser(std::string_view text, const std::string& source) : s_(text), source_(source) {}
 
   std::unique_ptr<XmlElement> parse() {
@@ -88,15 +88,14 @@ public:
       }
     }
     if (!open.empty()) {
-      throw Error(fmt::format("truncated XML: <{}> (line {}) is never closed", open.back()->name,
-                              open.back()->line),
+      throw Error(fmt::format("truncated XML: <{}> (line {}) is never closed", open.back()->name, open.back()->line),
                   source_);
     }
     if (!root) throw Error("not an XML document (no root element)", source_);
     return root;
   }
 
-private:
+ private:
   [[noreturn]] void fail(const std::string& what) const {
     const std::size_t upto = std::min(pos_, s_.size());
     const std::size_t line = 1 + static_cast<std::size_t>(std::count(s_.begin(), s_.begin() + upto, '\n'));
@@ -118,9 +117,7 @@ private:
     if (s_[pos_] != c) fail(fmt::format("expected '{}'", c));
     ++pos_;
   }
-  static bool name_start(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == ':';
-  }
+  static bool name_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == ':'; }
   static bool name_char(char c) { return name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.'; }
   std::string read_name() {
     if (pos_ >= s_.size()) fail("unexpected end of document, expected a name");
@@ -179,13 +176,20 @@ private:
       const std::size_t semi = raw.find(';', i);
       if (semi == std::string_view::npos || semi - i > 10) fail("unterminated character reference");
       const std::string_view ent = raw.substr(i + 1, semi - i - 1);
-      if (ent == "lt") out += '<';
-      else if (ent == "gt") out += '>';
-      else if (ent == "amp") out += '&';
-      else if (ent == "quot") out += '"';
-      else if (ent == "apos") out += '\'';
-      else if (ent.size() > 1 && ent[0] == '#') append_code_point(ent, out);
-      else fail(fmt::format("unknown entity &{};", ent));
+      if (ent == "lt")
+        out += '<';
+      else if (ent == "gt")
+        out += '>';
+      else if (ent == "amp")
+        out += '&';
+      else if (ent == "quot")
+        out += '"';
+      else if (ent == "apos")
+        out += '\'';
+      else if (ent.size() > 1 && ent[0] == '#')
+        append_code_point(ent, out);
+      else
+        fail(fmt::format("unknown entity &{};", ent));
       i = semi;
     }
     return out;
@@ -198,9 +202,12 @@ private:
     if (digits.empty()) fail("empty character reference");
     for (char d : digits) {
       int v = -1;
-      if (d >= '0' && d <= '9') v = d - '0';
-      else if (hex && d >= 'a' && d <= 'f') v = d - 'a' + 10;
-      else if (hex && d >= 'A' && d <= 'F') v = d - 'A' + 10;
+      if (d >= '0' && d <= '9')
+        v = d - '0';
+      else if (hex && d >= 'a' && d <= 'f')
+        v = d - 'a' + 10;
+      else if (hex && d >= 'A' && d <= 'F')
+        v = d - 'A' + 10;
       if (v < 0) fail("bad character reference");
       cp = cp * (hex ? 16 : 10) + static_cast<unsigned long>(v);
       if (cp > 0x10FFFF) fail("character reference out of range");
@@ -232,14 +239,29 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\n': out += "&#10;"; break;
-      case '\r': out += "&#13;"; break;
-      case '\t': out += "&#9;"; break;
-      default: out += c;
+    case '&':
+      out += "&amp;";
+      break;
+    case '<':
+      out += "&lt;";
+      break;
+    case '>':
+      out += "&gt;";
+      break;
+    case '"':
+      out += "&quot;";
+      break;
+    case '\n':
+      out += "&#10;";
+      break;
+    case '\r':
+      out += "&#13;";
+      break;
+    case '\t':
+      out += "&#9;";
+      break;
+    default:
+      out += c;
     }
   }
   return out;
@@ -331,7 +353,9 @@ std::string localite_name(const std::string& kind, const std::string& stamp) {
 
 }  // namespace
 
-std::string localite_instrument_marker_name(const std::string& stamp) { return localite_name("InstrumentMarker", stamp); }
+std::string localite_instrument_marker_name(const std::string& stamp) {
+  return localite_name("InstrumentMarker", stamp);
+}
 std::string localite_entry_target_name(const std::string& stamp) { return localite_name("EntryTarget", stamp); }
 
 bool is_localite_name(std::string_view file_name, std::string_view kind) {
@@ -342,8 +366,7 @@ bool is_localite_name(std::string_view file_name, std::string_view kind) {
   return valid_stamp(file_name.substr(kind.size(), 17));
 }
 
-std::string write_localite_instrument_markers(const std::vector<Marker>& markers,
-                                              const LocaliteWriteOptions& options) {
+std::string write_localite_instrument_markers(const std::vector<Marker>& markers, const LocaliteWriteOptions& options) {
   std::string out = header("InstrumentMarkerList", options.space, true);
   for (std::size_t i = 0; i < markers.size(); ++i) {
     const Marker& mk = markers[i];
@@ -351,9 +374,9 @@ std::string write_localite_instrument_markers(const std::vector<Marker>& markers
     Eigen::Matrix4d m = ours_to_localite(pose.m);
     if (options.space == LocaliteSpace::lps) m = pose_to_lps(Pose(m)).m;
     out += fmt::format("    <InstrumentMarker alwaysVisible=\"false\" index=\"{}\" selected=\"false\">\n", i);
-    out += fmt::format(
-        "        <Marker additionalInformation=\"\" color=\"#ff0000\" description=\"{}\" set=\"true\">\n",
-        xml_escape(mk.name));
+    out +=
+        fmt::format("        <Marker additionalInformation=\"\" color=\"#ff0000\" description=\"{}\" set=\"true\">\n",
+                    xml_escape(mk.name));
     out += "            <Matrix4D";
     for (int r = 0; r < 4; ++r) {
       out += r == 0 ? " " : "\n                ";
@@ -372,8 +395,7 @@ LocaliteMarkers read_localite_markers(std::string_view text, const std::string& 
   const auto root = XmlParser(text, source).parse();
   const bool instrument = root->name == "InstrumentMarkerList";
   if (!instrument && root->name != "TriggerMarkerList") {
-    throw Error(fmt::format("root element is <{}>, expected <InstrumentMarkerList> or <TriggerMarkerList>",
-                            root->name),
+    throw Error(fmt::format("root element is <{}>, expected <InstrumentMarkerList> or <TriggerMarkerList>", root->name),
                 source);
   }
   LocaliteMarkers result;
@@ -400,8 +422,7 @@ LocaliteMarkers read_localite_markers(std::string_view text, const std::string& 
   return result;
 }
 
-std::string write_localite_entry_targets(const std::vector<EntryTarget>& targets,
-                                         const LocaliteWriteOptions& options) {
+std::string write_localite_entry_targets(const std::vector<EntryTarget>& targets, const LocaliteWriteOptions& options) {
   std::string out = header("EntryTargetList", options.space, false);
   const bool lps = options.space == LocaliteSpace::lps;
   for (std::size_t i = 0; i < targets.size(); ++i) {

@@ -16,8 +16,7 @@ namespace {
 constexpr const char* kNa = "n/a";
 
 std::vector<std::string> marker_columns() {
-  std::vector<std::string> cols = {"name",    "target_x", "target_y", "target_z",
-                                   "entry_x", "entry_y",  "entry_z"};
+  std::vector<std::string> cols = {"name", "target_x", "target_y", "target_z", "entry_x", "entry_y", "entry_z"};
   for (int r = 0; r < 3; ++r) {
     for (int c = 0; c < 4; ++c) cols.push_back(fmt::format("pose_{}{}", r, c));
   }
@@ -53,11 +52,12 @@ std::optional<Eigen::Vector3d> read_point(const std::vector<std::string_view>& f
   return p;
 }
 
-template <typename T>
-std::string optional_text(const std::optional<T>& v) {
+template <typename T> std::string optional_text(const std::optional<T>& v) {
   if (!v) return kNa;
-  if constexpr (std::is_floating_point_v<T>) return fmt::format("{:g}", *v);
-  else return fmt::format("{}", *v);
+  if constexpr (std::is_floating_point_v<T>)
+    return fmt::format("{:g}", *v);
+  else
+    return fmt::format("{}", *v);
 }
 
 }  // namespace
@@ -86,8 +86,7 @@ std::vector<Marker> read_markers_tsv(std::string_view text, const std::string& s
   const std::vector<std::string> expected = marker_columns();
   const auto header = detail::split(lines[0], '\t');
   if (header.size() != expected.size()) {
-    throw Error(fmt::format("header has {} columns, expected {} ({} ...)", header.size(), expected.size(),
-                            expected[0]),
+    throw Error(fmt::format("header has {} columns, expected {} ({} ...)", header.size(), expected.size(), expected[0]),
                 source);
   }
   for (std::size_t k = 0; k < expected.size(); ++k) {
@@ -121,18 +120,17 @@ std::vector<Marker> read_markers_tsv(std::string_view text, const std::string& s
 }
 
 std::string write_tms_tsv(const std::vector<TargetProtocol>& rows) {
-  std::string out = join_row({"target_name", "protocol_id", "frequency_hz", "intensity_pct_rmt",
-                              "pulses_per_train", "train_duration_s", "inter_train_interval_s", "trains",
-                              "pulses_per_session", "sessions"});
+  std::string out =
+      join_row({"target_name", "protocol_id", "frequency_hz", "intensity_pct_rmt", "pulses_per_train",
+                "train_duration_s", "inter_train_interval_s", "trains", "pulses_per_session", "sessions"});
   for (const TargetProtocol& row : rows) {
     const protocol::Protocol& p = row.protocol;
     detail::check_tsv_name(row.target_name, "tms.tsv");
     detail::check_tsv_name(p.id, "tms.tsv");
-    out += join_row({row.target_name, p.id, fmt::format("{:g}", p.frequency_hz),
-                     optional_text(p.intensity_pct_rmt), optional_text(protocol::pulses_per_train(p)),
-                     optional_text(p.train_duration_s), optional_text(p.inter_train_interval_s),
-                     optional_text(p.trains), fmt::format("{}", p.pulses_per_session),
-                     fmt::format("{}", p.sessions)});
+    out += join_row({row.target_name, p.id, fmt::format("{:g}", p.frequency_hz), optional_text(p.intensity_pct_rmt),
+                     optional_text(protocol::pulses_per_train(p)), optional_text(p.train_duration_s),
+                     optional_text(p.inter_train_interval_s), optional_text(p.trains),
+                     fmt::format("{}", p.pulses_per_session), fmt::format("{}", p.sessions)});
   }
   return out;
 }

@@ -11,28 +11,23 @@ namespace tmsplan::plan {
 
 namespace {
 
-const Target *find_reference(const Targets &all, const std::vector<const Target *> &selected,
-                             const std::string &m1_name, std::vector<std::string> &warnings) {
+const Target* find_reference(const Targets& all, const std::vector<const Target*>& selected, const std::string& m1_name,
+                             std::vector<std::string>& warnings) {
   if (!m1_name.empty()) {
-    for (const auto &t : all.targets)
-      if (t.name == m1_name)
-        return &t;
+    for (const auto& t : all.targets)
+      if (t.name == m1_name) return &t;
     throw Error(fmt::format("the M1 reference target '{}' (--m1) is not in targets.json", m1_name));
   }
-  std::vector<const Target *> motor;
-  for (const auto *t : selected)
-    if (is_motor_target(*t))
-      motor.push_back(t);
+  std::vector<const Target*> motor;
+  for (const auto* t : selected)
+    if (is_motor_target(*t)) motor.push_back(t);
   if (motor.empty())
-    for (const auto &t : all.targets)
-      if (is_motor_target(t))
-        motor.push_back(&t);
-  if (motor.empty())
-    return nullptr;
+    for (const auto& t : all.targets)
+      if (is_motor_target(t)) motor.push_back(&t);
+  if (motor.empty()) return nullptr;
   if (motor.size() > 1) {
     std::string names;
-    for (const auto *t : motor)
-      names += (names.empty() ? "" : ", ") + t->name;
+    for (const auto* t : motor) names += (names.empty() ? "" : ", ") + t->name;
     warnings.push_back(fmt::format("several M1 targets ({}); '{}' is the reference for the depth adjustment "
                                    "(the hemisphere where the motor threshold is measured; choose with --m1)",
                                    names, motor.front()->name));
@@ -40,17 +35,17 @@ const Target *find_reference(const Targets &all, const std::vector<const Target 
   return motor.front();
 }
 
-} // namespace
+}  // namespace
 
-std::vector<TargetDose> compute_doses(const Targets &all, const std::vector<const Target *> &selected,
-                                      const protocol::Protocol &p, std::optional<double> rmt_pct_mso,
-                                      const std::string &m1_name, std::vector<std::string> &warnings) {
+std::vector<TargetDose> compute_doses(const Targets& all, const std::vector<const Target*>& selected,
+                                      const protocol::Protocol& p, std::optional<double> rmt_pct_mso,
+                                      const std::string& m1_name, std::vector<std::string>& warnings) {
   if (rmt_pct_mso && !(*rmt_pct_mso > 0 && *rmt_pct_mso <= 100))
     throw Error(fmt::format("--rmt {:g} is not a motor threshold in %MSO (0 < RMT <= 100)", *rmt_pct_mso));
-  const Target *m1 = find_reference(all, selected, m1_name, warnings);
+  const Target* m1 = find_reference(all, selected, m1_name, warnings);
   const double k = kDoseFactorPctMsoPerMm;
   std::vector<TargetDose> out;
-  for (const Target *t : selected) {
+  for (const Target* t : selected) {
     TargetDose d;
     d.target = t->name;
     d.is_motor = (t == m1) || is_motor_target(*t);
@@ -73,8 +68,7 @@ std::vector<TargetDose> compute_doses(const Targets &all, const std::vector<cons
         d.offset_pct_mso = 0.0;
         steps = fmt::format("M1 reference: d_M1 = {:.2f} mm; MT = RMT (measured here){}", *d.d_m1_mm,
                             rmt_pct_mso ? fmt::format(" = {:g} %MSO", *rmt_pct_mso) : std::string());
-        if (rmt_pct_mso)
-          d.mt_target_pct_mso = *rmt_pct_mso;
+        if (rmt_pct_mso) d.mt_target_pct_mso = *rmt_pct_mso;
       } else {
         d.offset_pct_mso = k * (d.d_target_mm - *d.d_m1_mm);
         steps = fmt::format("d_target = {:.2f} mm, d_M1 = {:.2f} mm ({}); MT_target = RMT + k x (d_target - d_M1)",
@@ -122,4 +116,4 @@ std::vector<TargetDose> compute_doses(const Targets &all, const std::vector<cons
   return out;
 }
 
-} // namespace tmsplan::plan
+}  // namespace tmsplan::plan

@@ -11,9 +11,9 @@ using json = nlohmann::json;
 
 namespace {
 
-json optional_value(const std::optional<double> &v) { return v ? json(*v) : json(nullptr); }
+json optional_value(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
-} // namespace
+}  // namespace
 
 std::string coordinate_convention(bool localite_lps) {
   return fmt::format(
@@ -25,7 +25,7 @@ std::string coordinate_convention(bool localite_lps) {
       localite_lps ? "LPS (x to the left, y posterior, z superior)" : "RAS");
 }
 
-std::string protocol_json(const PlanSummary &s, const std::vector<std::string> &warnings) {
+std::string protocol_json(const PlanSummary& s, const std::vector<std::string>& warnings) {
   json doc;
   doc["schema_version"] = protocol::schema_version;
   doc["tool"] = "protocol-export";
@@ -45,8 +45,7 @@ std::string protocol_json(const PlanSummary &s, const std::vector<std::string> &
   doc["complete"] = protocol::is_complete(s.proto);
 
   json targets = json::array();
-  for (const Target *t : s.selected)
-    targets.push_back(t->name);
+  for (const Target* t : s.selected) targets.push_back(t->name);
   doc["targets"] = targets;
 
   const auto ppt = protocol::pulses_per_train(s.proto);
@@ -54,7 +53,7 @@ std::string protocol_json(const PlanSummary &s, const std::vector<std::string> &
                            : s.proto.intensity_pct_rmt   ? *s.proto.intensity_pct_rmt
                                                          : 0.0;
   json trains = json::array();
-  for (const Target *t : s.selected) {
+  for (const Target* t : s.selected) {
     trains.push_back(
         {{"target", t->name},
          {"frequency_hz", s.proto.frequency_hz},
@@ -93,8 +92,8 @@ std::string protocol_json(const PlanSummary &s, const std::vector<std::string> &
                    {"trains", trains}};
 
   json per_target = json::array();
-  const TargetDose *any = s.doses.empty() ? nullptr : &s.doses.front();
-  for (const auto &d : s.doses) {
+  const TargetDose* any = s.doses.empty() ? nullptr : &s.doses.front();
+  for (const auto& d : s.doses) {
     per_target.push_back({{"target", d.target},
                           {"is_motor", d.is_motor},
                           {"adjustable", d.adjustable},
@@ -114,14 +113,12 @@ std::string protocol_json(const PlanSummary &s, const std::vector<std::string> &
                  {"m1_reference", any && !any->m1_target.empty() ? json(any->m1_target) : json(nullptr)},
                  {"adjustment_possible", any && any->adjustable},
                  {"targets", per_target}};
-  if (any && !any->adjustable)
-    doc["dose"]["note"] = "no M1 target in targets.json: no depth adjustment is possible";
+  if (any && !any->adjustable) doc["dose"]["note"] = "no M1 target in targets.json: no depth adjustment is possible";
 
   json citations = json::array();
-  const auto cite = [&](const std::string &citation, const std::string &used_for, const std::string &status) {
-    for (const auto &c : citations)
-      if (c["citation"] == citation)
-        return;
+  const auto cite = [&](const std::string& citation, const std::string& used_for, const std::string& status) {
+    for (const auto& c : citations)
+      if (c["citation"] == citation) return;
     citations.push_back({{"citation", citation}, {"used_for", used_for}, {"status", status}});
   };
   if (!s.proto.citation.empty())
@@ -133,16 +130,15 @@ std::string protocol_json(const PlanSummary &s, const std::vector<std::string> &
   if (s.table.interval)
     cite(s.table.interval->source, "safety: inter-train interval rule",
          s.table.interval->checked ? "verified" : "unconfirmed");
-  for (const char *key : {"lefaucheur2020", "stokes2005", "stokes2007"}) {
-    const SourceEntry &e = source(key);
+  for (const char* key : {"lefaucheur2020", "stokes2005", "stokes2007"}) {
+    const SourceEntry& e = source(key);
     cite(e.citation, e.used_for, e.status);
   }
-  for (const Target *t : s.selected)
-    if (const SourceEntry *e = source_for_target(t->source))
-      cite(e->citation, e->used_for, e->status);
+  for (const Target* t : s.selected)
+    if (const SourceEntry* e = source_for_target(t->source)) cite(e->citation, e->used_for, e->status);
   doc["citations"] = citations;
   doc["warnings"] = warnings;
   return doc.dump(2) + "\n";
 }
 
-} // namespace tmsplan::plan
+}  // namespace tmsplan::plan

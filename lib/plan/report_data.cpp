@@ -28,15 +28,15 @@ namespace {
 // Largest earlier-step file the report embeds or parses.
 constexpr std::size_t kMaxEmbedBytes = 16u << 20;
 
-std::string vec(const Eigen::Vector3d &v, int decimals = 1) {
+std::string vec(const Eigen::Vector3d& v, int decimals = 1) {
   return fmt::format("({:.{}f}, {:.{}f}, {:.{}f})", v[0], decimals, v[1], decimals, v[2], decimals);
 }
 
-std::string opt_num(const std::optional<double> &v, const std::string &unit = "") {
+std::string opt_num(const std::optional<double>& v, const std::string& unit = "") {
   return v ? fmt::format("{:g}{}", *v, unit) : "not given";
 }
 
-std::string axis_codes(const Eigen::Matrix4d &vox2ras) {
+std::string axis_codes(const Eigen::Matrix4d& vox2ras) {
   std::string out;
   for (int c = 0; c < 3; ++c) {
     const Eigen::Vector3d a = vox2ras.block<3, 1>(0, c);
@@ -47,11 +47,10 @@ std::string axis_codes(const Eigen::Matrix4d &vox2ras) {
   return out;
 }
 
-std::string join_command(const json &cmd) {
+std::string join_command(const json& cmd) {
   std::string out;
-  if (!cmd.is_array())
-    return out;
-  for (const auto &a : cmd) {
+  if (!cmd.is_array()) return out;
+  for (const auto& a : cmd) {
     const std::string s = a.is_string() ? a.get<std::string>() : a.dump();
     const bool quote = s.empty() || s.find_first_of(" \t'\"$") != std::string::npos;
     out += (out.empty() ? "" : " ") + (quote ? "'" + s + "'" : s);
@@ -59,7 +58,7 @@ std::string join_command(const json &cmd) {
   return out;
 }
 
-report::Provenance provenance_from(const json &rec, const std::string &source) {
+report::Provenance provenance_from(const json& rec, const std::string& source) {
   report::Provenance p;
   p.tool = rec.value("tool", std::string("?"));
   p.version = rec.contains("version") && rec["version"].is_string() ? rec["version"].get<std::string>() : "";
@@ -70,29 +69,25 @@ report::Provenance provenance_from(const json &rec, const std::string &source) {
   p.source = source;
   p.inputs.header = {"input", "path", "sha256"};
   if (rec.contains("inputs") && rec["inputs"].is_object()) {
-    for (const auto &[role, in] : rec["inputs"].items()) {
-      if (!in.is_object())
-        continue;
+    for (const auto& [role, in] : rec["inputs"].items()) {
+      if (!in.is_object()) continue;
       p.inputs.rows.push_back({role, in.value("path", std::string()), in.value("sha256", std::string())});
     }
   }
-  if (rec.contains("reference_t1") && rec["reference_t1"].is_object()) // targets.json
+  if (rec.contains("reference_t1") && rec["reference_t1"].is_object())  // targets.json
     p.inputs.rows.push_back({"reference_t1", rec["reference_t1"].value("path", std::string()),
                              rec["reference_t1"].value("sha256", std::string())});
   return p;
 }
 
-std::string atlas_text(const json &atlas) {
-  if (!atlas.is_object())
-    return {};
+std::string atlas_text(const json& atlas) {
+  if (!atlas.is_object()) return {};
   std::string out;
-  for (const auto &[name, v] : atlas.items()) {
+  for (const auto& [name, v] : atlas.items()) {
     std::string label;
     if (v.is_object()) {
-      if (v.contains("name") && v["name"].is_string())
-        label = v["name"].get<std::string>();
-      if (v.contains("label"))
-        label += (label.empty() ? "" : " ") + std::string("(label ") + v["label"].dump() + ")";
+      if (v.contains("name") && v["name"].is_string()) label = v["name"].get<std::string>();
+      if (v.contains("label")) label += (label.empty() ? "" : " ") + std::string("(label ") + v["label"].dump() + ")";
     } else {
       label = v.is_string() ? v.get<std::string>() : v.dump();
     }
@@ -107,14 +102,13 @@ struct HeadBox {
   double fov_mm = 240.0;
 };
 
-HeadBox head_box(const Mask &head) {
+HeadBox head_box(const Mask& head) {
   HeadBox box;
-  if (count(head) == 0)
-    return box;
+  if (count(head) == 0) return box;
   const Crop c = bounding_crop(head, 0);
   Eigen::Vector3d lo = Eigen::Vector3d::Constant(1e30), hi = Eigen::Vector3d::Constant(-1e30);
   for (int k = 0; k < 8; ++k) {
-    const auto &d = c.grid.dim;
+    const auto& d = c.grid.dim;
     const Eigen::Vector3d p = c.grid.ras((k & 1) ? d[0] - 1 : 0, (k & 2) ? d[1] - 1 : 0, (k & 4) ? d[2] - 1 : 0).v;
     lo = lo.cwiseMin(p);
     hi = hi.cwiseMax(p);
@@ -125,21 +119,21 @@ HeadBox head_box(const Mask &head) {
   return box;
 }
 
-report::TargetSection target_section(const Target &t, const TargetDose *dose, const protocol::Protocol &proto,
-                                     const Image &t1, const Mask &head, const HeadBox &box,
-                                     const report::HeadSurface &surface, const report::HeadSurface *cortex,
-                                     const std::string &efield_dir, std::vector<std::string> &warnings) {
+report::TargetSection target_section(const Target& t, const TargetDose* dose, const protocol::Protocol& proto,
+                                     const Image& t1, const Mask& head, const HeadBox& box,
+                                     const report::HeadSurface& surface, const report::HeadSurface* cortex,
+                                     const std::string& efield_dir, std::vector<std::string>& warnings) {
   report::TargetSection sec;
   sec.name = t.name;
-  const SourceEntry *src = source_for_target(t.source);
-  sec.description = t.description + (src ? " Source: " + src->citation + " (status in Sources)."
-                                         : t.source.empty() ? "" : " Source: " + t.source + ".");
+  const SourceEntry* src = source_for_target(t.source);
+  sec.description = t.description + (src                ? " Source: " + src->citation + " (status in Sources)."
+                                     : t.source.empty() ? ""
+                                                        : " Source: " + t.source + ".");
   sec.guideline = guideline_at(proto, t.name);
   sec.coordinates.header = {"quantity", "subject RAS (mm)", "MNI (mm)"};
-  auto &rows = sec.coordinates.rows;
+  auto& rows = sec.coordinates.rows;
   rows.push_back({"cortical target", vec(t.cortical_ras), t.mni ? vec(*t.mni) : "-"});
-  if (t.prior_ras)
-    rows.push_back({"prior (before snapping)", vec(*t.prior_ras), "-"});
+  if (t.prior_ras) rows.push_back({"prior (before snapping)", vec(*t.prior_ras), "-"});
   rows.push_back({"scalp entry", vec(t.scalp_ras), "-"});
   rows.push_back({"coil centre", vec(t.coil_centre_ras), "-"});
   rows.push_back({"scalp normal (outward)", vec(t.scalp_normal_ras, 3), "-"});
@@ -152,10 +146,8 @@ report::TargetSection target_section(const Target &t, const TargetDose *dose, co
     rows.push_back(
         {"handle rule",
          t.handle_rule + (t.handle_angle_deg ? fmt::format(" ({:g} deg)", *t.handle_angle_deg) : std::string()), ""});
-  if (const std::string a = atlas_text(t.atlas); !a.empty())
-    rows.push_back({"atlas labels", a, ""});
-  if (dose)
-    rows.push_back({"dose", dose->arithmetic, ""});
+  if (const std::string a = atlas_text(t.atlas); !a.empty()) rows.push_back({"atlas labels", a, ""});
+  if (dose) rows.push_back({"dose", dose->arithmetic, ""});
   sec.warnings = t.warnings;
 
   // Slices through the target, each panel centred on the head so that it shows the whole head.
@@ -183,8 +175,7 @@ report::TargetSection target_section(const Target &t, const TargetDose *dose, co
   coil.cortical_point = t.cortical_ras;
   coil.view_normal = t.scalp_normal_ras;
   const report::ScalpRendering r = surface.render(coil);
-  if (!r.hit_scalp)
-    warnings.push_back(t.name + ": the scalp rendering did not meet the head (check the head mask)");
+  if (!r.hit_scalp) warnings.push_back(t.name + ": the scalp rendering did not meet the head (check the head mask)");
   sec.pictures.push_back(
       {fmt::format("{}: scalp and coil", t.name),
        "The head seen from outside along the scalp normal at the entry point, a 220 mm square (" + r.orientation +
@@ -194,7 +185,7 @@ report::TargetSection target_section(const Target &t, const TargetDose *dose, co
 
   if (cortex) {
     report::ScalpRenderOptions o;
-    o.fov_mm = 180.0; // the whole 176 mm coil footprint
+    o.fov_mm = 180.0;  // the whole 176 mm coil footprint
     o.pixel_mm = 0.45;
     o.surface_rgb = {226, 178, 178};
     o.show_handle = false;
@@ -217,10 +208,10 @@ report::TargetSection target_section(const Target &t, const TargetDose *dose, co
   return sec;
 }
 
-} // namespace
+}  // namespace
 
-std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head, const json &record,
-                         std::vector<std::string> &warnings) {
+std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head, const json& record,
+                         std::vector<std::string>& warnings) {
   report::ReportData d;
   d.title = "TMS treatment plan: " +
             (s.selected.size() == 1 ? s.selected.front()->name : fmt::format("{} targets", s.selected.size()));
@@ -232,28 +223,25 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
   std::string targets_date;
   std::error_code ec;
   std::vector<fs::path> jsons;
-  for (const auto &e : fs::directory_iterator(s.subject_dir, ec))
-    if (e.is_regular_file(ec) && e.path().extension() == ".json")
-      jsons.push_back(e.path());
+  for (const auto& e : fs::directory_iterator(s.subject_dir, ec))
+    if (e.is_regular_file(ec) && e.path().extension() == ".json") jsons.push_back(e.path());
   std::sort(jsons.begin(), jsons.end());
-  for (const auto &p : jsons) {
+  for (const auto& p : jsons) {
     try {
-      if (fs::file_size(p) > kMaxEmbedBytes)
-        continue;
+      if (fs::file_size(p) > kMaxEmbedBytes) continue;
       const json rec = json::parse(read_file(p.string()));
-      if (!rec.is_object() || !rec.contains("tool") || !rec["tool"].is_string())
-        continue;
+      if (!rec.is_object() || !rec.contains("tool") || !rec["tool"].is_string()) continue;
       records.emplace_back(p.string(), rec);
       if (rec["tool"] == "target-pick" && rec.contains("time") && rec["time"].is_object())
         targets_date = rec["time"].value("finished_utc", std::string());
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
       warnings.push_back(fmt::format("{}: not read for the report ({})", p.string(), e.what()));
     }
   }
 
-  const auto &g = t1.grid;
+  const auto& g = t1.grid;
   const Eigen::Vector3d sp = g.spacing_mm();
-  auto &sum = d.summary.rows;
+  auto& sum = d.summary.rows;
   sum.push_back({"T1", fs::absolute(s.params.t1_path).string()});
   sum.push_back(
       {"T1 sha256", s.t1_sha + (s.t1_sha_matches ? " (matches targets.json)" : " (DIFFERS from targets.json)")});
@@ -269,16 +257,15 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
                  s.params.rmt_pct_mso ? fmt::format("{:g} %MSO", *s.params.rmt_pct_mso) : "not given (--rmt)"});
   sum.push_back({"plan generated", s.generated_utc});
   // What the clinician must still check: one box, each item once (then the run's warnings).
-  const auto &p = s.proto;
-  auto &checks = d.checks;
+  const auto& p = s.proto;
+  auto& checks = d.checks;
   if (!s.table.checked_against_primary)
     checks.push_back("Safety table: no value of the maximum-train-duration table (Rossi et al. 2009, Table 4, after "
                      "Wassermann 1998) has been checked against the printed table; check the row this protocol uses "
                      "before relying on its verdict.");
-  for (const auto &[field, note] : p.verify) {
+  for (const auto& [field, note] : p.verify) {
     const bool intensity = field == "intensity_pct_rmt" || field == "intensity_pct_rmt_max";
-    if (!intensity && note.find("unconfirmed") == std::string::npos)
-      continue;
+    if (!intensity && note.find("unconfirmed") == std::string::npos) continue;
     std::string value;
     if (field == "intensity_pct_rmt")
       value = p.intensity_pct_rmt ? fmt::format("{:g}% RMT", *p.intensity_pct_rmt) : "not set";
@@ -292,25 +279,24 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
                                  value.empty() ? "" : " (" + value + ")", note));
   }
   bool motor_prior = false;
-  for (const Target *t : s.selected) {
-    const SourceEntry *src = source_for_target(t->source);
+  for (const Target* t : s.selected) {
+    const SourceEntry* src = source_for_target(t->source);
     if (src && src->key == "mayka2006" && !motor_prior) {
       motor_prior = true;
       checks.push_back("M1 coordinate: the MNI prior (-37, -21, 58) is approximate; Mayka et al. 2006 pooled "
                        "Talairach coordinates, so whether it is MNI or Talairach (a few mm apart) is unconfirmed. "
                        "The target was refined on the hand knob: confirm the hotspot on the patient.");
     } else if (src && src->key != "mayka2006") {
-      checks.push_back(fmt::format("Target {}{}: {}.", t->name, t->mni ? " " + vec(*t->mni, 0) : std::string(),
-                                   src->status));
+      checks.push_back(
+          fmt::format("Target {}{}: {}.", t->name, t->mni ? " " + vec(*t->mni, 0) : std::string(), src->status));
     }
   }
-  for (const auto &w : warnings)
-    checks.push_back(w);
+  for (const auto& w : warnings) checks.push_back(w);
   d.warnings.clear();
-  const std::size_t known_warnings = warnings.size(); // rendering adds more below
+  const std::size_t known_warnings = warnings.size();  // rendering adds more below
 
   // Protocol and safety.
-  auto &pr = d.protocol.rows;
+  auto& pr = d.protocol.rows;
   pr.push_back({"protocol", p.id + (p.name.empty() ? "" : ": " + p.name)});
   pr.push_back({"evidence level",
                 p.evidence_level.empty()
@@ -331,21 +317,19 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
       {"pulses per session", std::to_string(p.pulses_per_session) +
                                  (p.pulses_per_session_max ? " to " + std::to_string(*p.pulses_per_session_max) : "")});
   pr.push_back({"sessions", std::to_string(p.sessions) + (p.schedule.empty() ? "" : "; " + p.schedule)});
-  if (!p.use.empty())
-    pr.push_back({"use", p.use});
-  std::string borrowed; // notes on values taken from another source (the unconfirmed ones are in the box)
-  for (const auto &[field, why] : p.verify)
+  if (!p.use.empty()) pr.push_back({"use", p.use});
+  std::string borrowed;  // notes on values taken from another source (the unconfirmed ones are in the box)
+  for (const auto& [field, why] : p.verify)
     if (field != "intensity_pct_rmt" && field != "intensity_pct_rmt_max" &&
         why.find("unconfirmed") == std::string::npos)
       borrowed += (borrowed.empty() ? "" : " ") + field + ": " + why;
-  if (!borrowed.empty())
-    pr.push_back({"where the values come from", borrowed});
+  if (!borrowed.empty()) pr.push_back({"where the values come from", borrowed});
   pr.push_back({"complete", protocol::is_complete(p) ? "yes" : "no: train structure missing"});
 
   const auto tone_of = [](protocol::Verdict v) {
     return v == protocol::Verdict::exceeds ? Tone::bad : v == protocol::Verdict::unknown ? Tone::warn : Tone::ok;
   };
-  const auto badge_of = [](protocol::Verdict v, const char *bad) {
+  const auto badge_of = [](protocol::Verdict v, const char* bad) {
     return v == protocol::Verdict::ok ? std::string("PASSES") : v == protocol::Verdict::exceeds ? bad : "UNKNOWN";
   };
   d.safety.push_back({"single-train duration", badge_of(s.safety.train_verdict, "EXCEEDS LIMIT"), s.safety.message,
@@ -353,13 +337,13 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
   d.safety.push_back({"inter-train interval", badge_of(s.safety.interval_verdict, "BREAKS RULE"),
                       s.safety.interval_message, tone_of(s.safety.interval_verdict)});
   d.safety_notes.push_back("Duration table: " + s.table.source);
-  d.safety_notes.push_back(
-      s.table.duration_version_note.empty()
-          ? "Durations: the table's " +
-                std::string(s.table.duration_version == "original" ? "original values (not reduced)"
-                                                                   : "values reduced by 25% (after Chen et al. 1997)") +
-                "."
-          : s.table.duration_version_note);
+  d.safety_notes.push_back(s.table.duration_version_note.empty()
+                               ? "Durations: the table's " +
+                                     std::string(s.table.duration_version == "original"
+                                                     ? "original values (not reduced)"
+                                                     : "values reduced by 25% (after Chen et al. 1997)") +
+                                     "."
+                               : s.table.duration_version_note);
   if (s.table.interval)
     d.safety_notes.push_back("Interval rule (" + s.table.interval->source + "): " + s.table.interval->rule);
   d.safety_notes.push_back("The same train at every target: intensity is taken as % of the motor threshold at the "
@@ -370,7 +354,7 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
   d.dose.header = {"target",    "d_target (mm)",    "d_M1 (mm)", "k x (d_target - d_M1)",
                    "MT (%MSO)", "intensity (%MSO)", "arithmetic"};
   bool adjustable = true;
-  for (const auto &x : s.doses) {
+  for (const auto& x : s.doses) {
     adjustable = adjustable && x.adjustable;
     d.dose.rows.push_back(
         {x.target, fmt::format("{:.2f}", x.d_target_mm), x.d_m1_mm ? fmt::format("{:.2f}", *x.d_m1_mm) : "-",
@@ -407,45 +391,45 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
       ReadOptions ro;
       ro.refuse_constant = false;
       const Image dseg = read_image(dseg_path.string(), ro);
-      if (!dseg.grid.same_as(t1.grid, 1e-3))
-        throw Error("not on the T1's grid", dseg_path.string());
+      if (!dseg.grid.same_as(t1.grid, 1e-3)) throw Error("not on the T1's grid", dseg_path.string());
       Mask brain(t1.grid, 0);
       for (std::size_t i = 0; i < brain.data.size(); ++i)
-        brain.data[i] = dseg.data[i] > 1.5f ? 1 : 0; // grey (2) and white (3) matter
+        brain.data[i] = dseg.data[i] > 1.5f ? 1 : 0;  // grey (2) and white (3) matter
       cortex = std::make_unique<report::HeadSurface>(brain);
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
       warnings.push_back(fmt::format("{}: no cortical view ({})", dseg_path.string(), e.what()));
     }
   } else {
     warnings.push_back("no dseg.nii.gz in the subject folder: the report has no cortical view");
   }
   const HeadBox box = head_box(head);
-  for (const Target *t : s.selected) {
-    const TargetDose *dose = nullptr;
-    for (const auto &x : s.doses)
-      if (x.target == t->name)
-        dose = &x;
+  for (const Target* t : s.selected) {
+    const TargetDose* dose = nullptr;
+    for (const auto& x : s.doses)
+      if (x.target == t->name) dose = &x;
     d.targets.push_back(target_section(*t, dose, s.proto, t1, head, box, surface, cortex.get(),
-                                    std::filesystem::path(s.params.targets_path).parent_path().string(), warnings));
+                                       std::filesystem::path(s.params.targets_path).parent_path().string(), warnings));
   }
-  for (std::size_t i = known_warnings; i < warnings.size(); ++i)
-    d.checks.push_back(warnings[i]);
+  for (std::size_t i = known_warnings; i < warnings.size(); ++i) d.checks.push_back(warnings[i]);
 
   // Earlier QC pictures.
   // What each step draws (its QcFigure): whole panels of the stated field, white gaps between them.
   const std::vector<std::array<std::string, 3>> qc = {
-      {"skull_strip_qc.png", "skull-strip", "Axial, coronal and sagittal slices through the brain's centre, 240 mm "
-                                            "fields; white bar: 50 mm."},
-      {"segment_qc.png", "segment", "Axial, coronal and sagittal slices through the brain mask's centre, 240 mm "
-                                    "fields; white bar: 50 mm."},
-      {"cortex_map_qc.png", "cortex-map", "Slices through the M1 hand point, 160 mm fields (a close-up): BA4 red, BA6 "
-                                          "yellow, BA1-3 cyan, grey matter's outer edge white; white bar: 50 mm."},
-      {"target_pick_qc.png", "target-pick", "One row per target: slices through its cortical point, 120 mm fields (a "
-                                            "close-up); white bar: 50 mm."}};
-  for (const auto &[file, step, what] : qc) {
+      {"skull_strip_qc.png", "skull-strip",
+       "Axial, coronal and sagittal slices through the brain's centre, 240 mm "
+       "fields; white bar: 50 mm."},
+      {"segment_qc.png", "segment",
+       "Axial, coronal and sagittal slices through the brain mask's centre, 240 mm "
+       "fields; white bar: 50 mm."},
+      {"cortex_map_qc.png", "cortex-map",
+       "Slices through the M1 hand point, 160 mm fields (a close-up): BA4 red, BA6 "
+       "yellow, BA1-3 cyan, grey matter's outer edge white; white bar: 50 mm."},
+      {"target_pick_qc.png", "target-pick",
+       "One row per target: slices through its cortical point, 120 mm fields (a "
+       "close-up); white bar: 50 mm."}};
+  for (const auto& [file, step, what] : qc) {
     const fs::path path = fs::path(s.subject_dir) / file;
-    if (!fs::is_regular_file(path, ec))
-      continue;
+    if (!fs::is_regular_file(path, ec)) continue;
     std::string bytes = read_file(path.string(), kMaxEmbedBytes);
     if (bytes.size() < 8 || bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0) {
       warnings.push_back(path.string() + ": not a PNG, left out of the report");
@@ -469,20 +453,18 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
       {"tms.tsv", "protocol per target (plain TSV)"},
       {"protocol.json", "protocol, safety verdicts, dose arithmetic, citations"},
       {"t1w_navigator.nii.gz", "the T1 with qform = sform, to load in the navigator"}};
-  for (const auto &name : s.file_names) {
+  for (const auto& name : s.file_names) {
     const auto it = s.file_sha.find(name);
-    if (it != s.file_sha.end())
-      d.files.rows.push_back({name, what.count(name) ? what.at(name) : "", it->second});
+    if (it != s.file_sha.end()) d.files.rows.push_back({name, what.count(name) ? what.at(name) : "", it->second});
   }
   d.files.rows.push_back({"report.html", "this page", "-"});
   d.files.rows.push_back({"protocol_export.json", "provenance record of this run", "-"});
 
   // Sources: every citation behind the plan, each once, with its checked status.
   d.sources.header = {"citation", "used for", "status"};
-  const auto cite = [&](const std::string &citation, const std::string &used_for, const std::string &status) {
-    for (const auto &row : d.sources.rows)
-      if (row[0] == citation)
-        return;
+  const auto cite = [&](const std::string& citation, const std::string& used_for, const std::string& status) {
+    for (const auto& row : d.sources.rows)
+      if (row[0] == citation) return;
     d.sources.rows.push_back({citation, used_for, status});
   };
   if (!p.citation.empty())
@@ -495,11 +477,11 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
     cite(s.table.interval->source, "safety: inter-train interval rule",
          s.table.interval->checked ? source("chen1997").status : "unconfirmed");
   cite(source("rossi2021").citation, source("rossi2021").used_for, source("rossi2021").status);
-  for (const char *key : {"stokes2005", "stokes2007"})
+  for (const char* key : {"stokes2005", "stokes2007"})
     cite(source(key).citation, source(key).used_for, source(key).status);
   bool motor = false;
-  for (const Target *t : s.selected) {
-    if (const SourceEntry *e = source_for_target(t->source))
+  for (const Target* t : s.selected) {
+    if (const SourceEntry* e = source_for_target(t->source))
       cite(e->citation, e->used_for, e->status);
     else if (!t->source.empty())
       cite(t->source, "target " + t->name, "as given in targets.json; status unknown");
@@ -516,7 +498,7 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
   d.provenance.push_back(provenance_from(record, "this run (plan/protocol_export.json)"));
   d.provenance.back().finished = s.generated_utc;
   bool targets_listed = false;
-  for (const auto &[path, rec] : records) {
+  for (const auto& [path, rec] : records) {
     d.provenance.push_back(provenance_from(rec, path));
     targets_listed = targets_listed || fs::equivalent(path, s.params.targets_path, ec);
   }
@@ -528,4 +510,4 @@ std::string build_report(const PlanSummary &s, const Image &t1, const Mask &head
   return report::render_html(d);
 }
 
-} // namespace tmsplan::plan
+}  // namespace tmsplan::plan

@@ -11,27 +11,30 @@ namespace tmsplan::plan {
 
 namespace {
 
-bool starts_with(const std::string &s, const std::string &head) { return s.rfind(head, 0) == 0; }
-bool contains(const std::string &s, const std::string &part) { return s.find(part) != std::string::npos; }
+bool starts_with(const std::string& s, const std::string& head) { return s.rfind(head, 0) == 0; }
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-bool is_dlpfc(const std::string &name) { return starts_with(name, "DLPFC"); }
-bool is_m1(const std::string &name) { return starts_with(name, "M1"); }
+bool is_dlpfc(const std::string& name) { return starts_with(name, "DLPFC"); }
+bool is_m1(const std::string& name) { return starts_with(name, "M1"); }
 
-} // namespace
+}  // namespace
 
-const std::vector<SourceEntry> &known_sources() {
+const std::vector<SourceEntry>& known_sources() {
   static const std::vector<SourceEntry> all = {
-      {"lefaucheur2020", "Lefaucheur JP et al. (2020) Clin Neurophysiol 131(2):474-528 (evidence-based guidelines on "
-                         "therapeutic rTMS)",
+      {"lefaucheur2020",
+       "Lefaucheur JP et al. (2020) Clin Neurophysiol 131(2):474-528 (evidence-based guidelines on "
+       "therapeutic rTMS)",
        "evidence levels",
        "verified; level A: high-frequency rTMS of M1 contralateral to the pain for neuropathic pain; level B in "
        "fibromyalgia: high-frequency rTMS of the left M1 for quality of life and of the left DLPFC for pain"},
-      {"stokes2005", "Stokes MG et al. (2005) Simple metric for scaling motor threshold based on scalp-cortex distance. "
-                     "J Neurophysiol",
+      {"stokes2005",
+       "Stokes MG et al. (2005) Simple metric for scaling motor threshold based on scalp-cortex distance. "
+       "J Neurophysiol",
        "dose: about 3 %MSO per mm of scalp-to-cortex distance (the factor used)",
        "verified; volume and pages (94:4520-4527) unconfirmed"},
-      {"stokes2007", "Stokes MG, Chambers CD, Gould IC, et al. (2007) Distance-adjusted motor threshold for "
-                     "transcranial magnetic stimulation. Clin Neurophysiol 118:1617-1625",
+      {"stokes2007",
+       "Stokes MG, Chambers CD, Gould IC, et al. (2007) Distance-adjusted motor threshold for "
+       "transcranial magnetic stimulation. Clin Neurophysiol 118:1617-1625",
        "dose: 2.8 %MSO per mm of coil-scalp separation",
        "corrected (earlier cited as Exp Brain Res 181:41-49); verified"},
       {"chen1997", "Chen R et al. (1997) Electroencephalogr Clin Neurophysiol 105(6):415-421",
@@ -43,8 +46,9 @@ const std::vector<SourceEntry> &known_sources() {
       {"mayka2006", "Mayka et al. (2006) NeuroImage 31(4):1453-1474", "target: M1 hand (-37, -21, 58)",
        "citation verified; the value is SimNIBS's example MNI M1; its space is unconfirmed (Mayka pooled Talairach "
        "coordinates): approximate"},
-      {"andreobadia2008", "Andre-Obadia N, Mertens P, Gueguen A, Peyron R, Garcia-Larrea L (2008) Neurology, PMID "
-                          "18779511",
+      {"andreobadia2008",
+       "Andre-Obadia N, Mertens P, Gueguen A, Peyron R, Garcia-Larrea L (2008) Neurology, PMID "
+       "18779511",
        "coil orientation at M1: posteroanterior current",
        "corrected (earlier cited as Pain 138); verified; the handle angle is not in the abstract"},
       {"fox2012", "Fox et al. (2012) Biol Psychiatry 72(7):595-603, PMID 22658708",
@@ -53,38 +57,33 @@ const std::vector<SourceEntry> &known_sources() {
       {"mirmoghtadaei2015", "Mir-Moghtadaei et al. (2015) Brain Stimul 8(5):965-973",
        "target: DLPFC sgACC-anticorrelated (-38, 44, 26)",
        "partly verified: the value is its MNI target; whether it is Fox 2012's subgenual-seed peak is unconfirmed"},
-      {"fitzgerald2006", "Fitzgerald et al. (2006) Psychiatry Res 148:33-45",
-       "target: DLPFC (-50, 30, 36)",
+      {"fitzgerald2006", "Fitzgerald et al. (2006) Psychiatry Res 148:33-45", "target: DLPFC (-50, 30, 36)",
        "corrected (earlier cited to Rusjan et al. 2010); unconfirmed at the source: attributed by others"},
   };
   return all;
 }
 
-const SourceEntry *source_for_target(const std::string &target_source) {
-  static const std::vector<std::pair<std::string, std::string>> keys = {
-      {"Mayka", "mayka2006"},
-      {"Mir-Moghtadaei", "mirmoghtadaei2015"},
-      {"Fitzgerald", "fitzgerald2006"},
-      {"Fox et al. 2012", "fox2012"}};
-  for (const auto &[needle, key] : keys)
+const SourceEntry* source_for_target(const std::string& target_source) {
+  static const std::vector<std::pair<std::string, std::string>> keys = {{"Mayka", "mayka2006"},
+                                                                        {"Mir-Moghtadaei", "mirmoghtadaei2015"},
+                                                                        {"Fitzgerald", "fitzgerald2006"},
+                                                                        {"Fox et al. 2012", "fox2012"}};
+  for (const auto& [needle, key] : keys)
     if (contains(target_source, needle))
-      for (const auto &s : known_sources())
-        if (s.key == key)
-          return &s;
+      for (const auto& s : known_sources())
+        if (s.key == key) return &s;
   return nullptr;
 }
 
-const SourceEntry &source(const std::string &key) {
-  for (const auto &s : known_sources())
-    if (s.key == key)
-      return s;
+const SourceEntry& source(const std::string& key) {
+  for (const auto& s : known_sources())
+    if (s.key == key) return s;
   static const SourceEntry none{};
   return none;
 }
 
-std::string guideline_at(const protocol::Protocol &p, const std::string &target) {
-  if (p.target.empty() || starts_with(target, p.target) || starts_with(p.target, target))
-    return {};
+std::string guideline_at(const protocol::Protocol& p, const std::string& target) {
+  if (p.target.empty() || starts_with(target, p.target) || starts_with(p.target, target)) return {};
   std::string out = fmt::format("Protocol '{}' was studied at {}; here it is planned at {}. ", p.id, p.target, target);
   if (is_dlpfc(target))
     out += "At the left DLPFC the Lefaucheur 2020 guideline gives level B to high-frequency rTMS for fibromyalgia "
@@ -100,4 +99,4 @@ std::string guideline_at(const protocol::Protocol &p, const std::string &target)
   return out;
 }
 
-} // namespace tmsplan::plan
+}  // namespace tmsplan::plan

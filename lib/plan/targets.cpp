@@ -27,85 +27,71 @@ constexpr double kMaxCoordinateMm = 10000.0;
 // coil_centre_ras must equal the pose's centre within this.
 constexpr double kCentreToleranceMm = 0.01;
 
-std::string type_name(const json &v) {
-  if (v.is_null())
-    return "null (a NaN or infinity written by the producer?)";
+std::string type_name(const json& v) {
+  if (v.is_null()) return "null (a NaN or infinity written by the producer?)";
   return v.type_name();
 }
 
 class Reader {
-public:
+ public:
   explicit Reader(std::string source) : source_(std::move(source)) {}
 
-  [[noreturn]] void fail(const std::string &field, const std::string &what) const {
+  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
     throw Error(fmt::format("{}: {}", field, what), source_);
   }
 
-  const json &member(const json &obj, const std::string &key, const std::string &path) const {
+  const json& member(const json& obj, const std::string& key, const std::string& path) const {
     const auto it = obj.find(key);
-    if (it == obj.end())
-      fail(path + key, "is missing");
+    if (it == obj.end()) fail(path + key, "is missing");
     return *it;
   }
 
-  std::string text(const json &obj, const std::string &key, const std::string &path, bool required = true) const {
+  std::string text(const json& obj, const std::string& key, const std::string& path, bool required = true) const {
     const auto it = obj.find(key);
     if (it == obj.end()) {
-      if (required)
-        fail(path + key, "is missing");
+      if (required) fail(path + key, "is missing");
       return {};
     }
-    if (!it->is_string())
-      fail(path + key, "must be a string, got " + type_name(*it));
+    if (!it->is_string()) fail(path + key, "must be a string, got " + type_name(*it));
     return it->get<std::string>();
   }
 
-  double number(const json &v, const std::string &field) const {
-    if (!v.is_number())
-      fail(field, "must be a number, got " + type_name(v));
+  double number(const json& v, const std::string& field) const {
+    if (!v.is_number()) fail(field, "must be a number, got " + type_name(v));
     const double x = v.get<double>();
-    if (!std::isfinite(x))
-      fail(field, "is not a finite number");
+    if (!std::isfinite(x)) fail(field, "is not a finite number");
     return x;
   }
 
-  std::optional<double> optional_number(const json &obj, const std::string &key, const std::string &path) const {
+  std::optional<double> optional_number(const json& obj, const std::string& key, const std::string& path) const {
     const auto it = obj.find(key);
-    if (it == obj.end())
-      return std::nullopt;
+    if (it == obj.end()) return std::nullopt;
     return number(*it, path + key);
   }
 
-  Eigen::Vector3d vec3(const json &v, const std::string &field) const {
-    if (!v.is_array())
-      fail(field, "must be an array of 3 numbers, got " + type_name(v));
-    if (v.size() != 3)
-      fail(field, fmt::format("must have 3 numbers, has {}", v.size()));
+  Eigen::Vector3d vec3(const json& v, const std::string& field) const {
+    if (!v.is_array()) fail(field, "must be an array of 3 numbers, got " + type_name(v));
+    if (v.size() != 3) fail(field, fmt::format("must have 3 numbers, has {}", v.size()));
     Eigen::Vector3d out;
-    for (int i = 0; i < 3; ++i)
-      out[i] = number(v[std::size_t(i)], fmt::format("{}[{}]", field, i));
-    if (out.norm() > kMaxCoordinateMm)
-      fail(field, "is more than 10 m from the origin");
+    for (int i = 0; i < 3; ++i) out[i] = number(v[std::size_t(i)], fmt::format("{}[{}]", field, i));
+    if (out.norm() > kMaxCoordinateMm) fail(field, "is more than 10 m from the origin");
     return out;
   }
 
-  Eigen::Vector3d unit(const json &v, const std::string &field) const {
+  Eigen::Vector3d unit(const json& v, const std::string& field) const {
     const Eigen::Vector3d d = vec3(v, field);
     if (std::abs(d.norm() - 1.0) > kUnitTolerance)
       fail(field, fmt::format("must be a unit vector, has length {:.4g}", d.norm()));
     return d.normalized();
   }
 
-  Eigen::Matrix4d matrix4(const json &v, const std::string &field) const {
-    if (!v.is_array() || v.size() != 4)
-      fail(field, "must be a 4x4 array of rows");
+  Eigen::Matrix4d matrix4(const json& v, const std::string& field) const {
+    if (!v.is_array() || v.size() != 4) fail(field, "must be a 4x4 array of rows");
     Eigen::Matrix4d m;
     for (int r = 0; r < 4; ++r) {
-      const json &row = v[std::size_t(r)];
-      if (!row.is_array() || row.size() != 4)
-        fail(fmt::format("{}[{}]", field, r), "must be a row of 4 numbers");
-      for (int c = 0; c < 4; ++c)
-        m(r, c) = number(row[std::size_t(c)], fmt::format("{}[{}][{}]", field, r, c));
+      const json& row = v[std::size_t(r)];
+      if (!row.is_array() || row.size() != 4) fail(fmt::format("{}[{}]", field, r), "must be a row of 4 numbers");
+      for (int c = 0; c < 4; ++c) m(r, c) = number(row[std::size_t(c)], fmt::format("{}[{}][{}]", field, r, c));
     }
     if ((m.row(3) - Eigen::RowVector4d(0, 0, 0, 1)).cwiseAbs().maxCoeff() > 1e-6)
       fail(field, "bottom row must be 0 0 0 1");
@@ -113,46 +99,41 @@ public:
   }
 
   /// A coil pose: proper rotation (det > 0), shear up to kMaxShear removed; returns the note.
-  Pose pose(const json &v, const std::string &field, std::string &note) const {
+  Pose pose(const json& v, const std::string& field, std::string& note) const {
     const Eigen::Matrix4d m = matrix4(v, field);
     const Eigen::Matrix3d r = m.topLeftCorner<3, 3>();
     const double det = r.determinant();
-    if (std::abs(det) < 1e-3)
-      fail(field, fmt::format("degenerate rotation (determinant {:.3g})", det));
-    if (det < 0)
-      fail(field, fmt::format("mirrored: its axes are left-handed (determinant {:.3g})", det));
+    if (std::abs(det) < 1e-3) fail(field, fmt::format("degenerate rotation (determinant {:.3g})", det));
+    if (det < 0) fail(field, fmt::format("mirrored: its axes are left-handed (determinant {:.3g})", det));
     const double shear = (r.transpose() * r - Eigen::Matrix3d::Identity()).cwiseAbs().maxCoeff();
     if (shear > kMaxShear)
       fail(field,
            fmt::format("rotation part is not orthonormal (|R'R - I| = {:.3g}, at most {} accepted)", shear, kMaxShear));
-    if (m.topRightCorner<3, 1>().norm() > kMaxCoordinateMm)
-      fail(field, "centre is more than 10 m from the origin");
-    if (shear > 1e-6)
-      note = fmt::format("{}: orthonormalised (|R'R - I| was {:.2g})", field, shear);
+    if (m.topRightCorner<3, 1>().norm() > kMaxCoordinateMm) fail(field, "centre is more than 10 m from the origin");
+    if (shear > 1e-6) note = fmt::format("{}: orthonormalised (|R'R - I| was {:.2g})", field, shear);
     return Pose(orthonormalize(m));
   }
 
-private:
+ private:
   std::string source_;
 };
 
-} // namespace
+}  // namespace
 
-bool is_motor_target(const Target &t) {
+bool is_motor_target(const Target& t) {
   return t.name.size() >= 2 && std::toupper(static_cast<unsigned char>(t.name[0])) == 'M' && t.name[1] == '1' &&
          (t.name.size() == 2 || !std::isdigit(static_cast<unsigned char>(t.name[2])));
 }
 
-Targets parse_targets(const std::string &json_text, const std::string &source) {
+Targets parse_targets(const std::string& json_text, const std::string& source) {
   json doc;
   try {
     doc = json::parse(json_text);
-  } catch (const json::exception &e) {
+  } catch (const json::exception& e) {
     throw Error(fmt::format("not valid JSON: {}", e.what()), source);
   }
   const Reader rd(source);
-  if (!doc.is_object())
-    rd.fail("(top level)", "must be a JSON object");
+  if (!doc.is_object()) rd.fail("(top level)", "must be a JSON object");
   Targets out;
   const std::string schema = rd.text(doc, "schema", "");
   if (schema != kTargetsSchema)
@@ -160,28 +141,24 @@ Targets parse_targets(const std::string &json_text, const std::string &source) {
   out.tool = rd.text(doc, "tool", "");
   out.version = rd.text(doc, "version", "");
   if (const auto it = doc.find("command_line"); it != doc.end()) {
-    if (!it->is_array())
-      rd.fail("command_line", "must be an array of strings");
+    if (!it->is_array()) rd.fail("command_line", "must be an array of strings");
     for (std::size_t i = 0; i < it->size(); ++i) {
-      if (!(*it)[i].is_string())
-        rd.fail(fmt::format("command_line[{}]", i), "must be a string");
+      if (!(*it)[i].is_string()) rd.fail(fmt::format("command_line[{}]", i), "must be a string");
       out.command_line.push_back((*it)[i].get<std::string>());
     }
   }
 
-  const json &ref = rd.member(doc, "reference_t1", "");
-  if (!ref.is_object())
-    rd.fail("reference_t1", "must be an object");
+  const json& ref = rd.member(doc, "reference_t1", "");
+  if (!ref.is_object()) rd.fail("reference_t1", "must be an object");
   out.reference_t1.path = rd.text(ref, "path", "reference_t1.");
   out.reference_t1.sha256 = rd.text(ref, "sha256", "reference_t1.");
   if (out.reference_t1.sha256.size() != 64 ||
       out.reference_t1.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
     rd.fail("reference_t1.sha256", "must be 64 lower-case hex digits");
-  const json &dim = rd.member(ref, "dim", "reference_t1.");
-  if (!dim.is_array() || dim.size() != 3)
-    rd.fail("reference_t1.dim", "must be an array of 3 integers");
+  const json& dim = rd.member(ref, "dim", "reference_t1.");
+  if (!dim.is_array() || dim.size() != 3) rd.fail("reference_t1.dim", "must be an array of 3 integers");
   for (int i = 0; i < 3; ++i) {
-    const json &d = dim[std::size_t(i)];
+    const json& d = dim[std::size_t(i)];
     if (!d.is_number_integer() || d.get<long long>() < 1 || d.get<long long>() > 32767)
       rd.fail(fmt::format("reference_t1.dim[{}]", i), "must be an integer from 1 to 32767");
     out.reference_t1.dim[std::size_t(i)] = d.get<long long>();
@@ -194,73 +171,59 @@ Targets parse_targets(const std::string &json_text, const std::string &source) {
   if (space != "subject RAS+ (NIfTI world frame of reference_t1)")
     rd.fail("space", fmt::format("'{}' is not the subject's RAS+ frame this version reads", space));
   const std::string units = rd.text(doc, "units", "");
-  if (units != "mm")
-    rd.fail("units", fmt::format("'{}' is not supported (only mm)", units));
+  if (units != "mm") rd.fail("units", fmt::format("'{}' is not supported (only mm)", units));
   out.coil_convention = rd.text(doc, "coil_convention", "");
   out.hair_offset_mm = rd.optional_number(doc, "hair_offset_mm", "");
   if (out.hair_offset_mm && (*out.hair_offset_mm < 0 || *out.hair_offset_mm > 30))
     rd.fail("hair_offset_mm", "must be from 0 to 30 mm");
 
-  const json &list = rd.member(doc, "targets", "");
-  if (!list.is_array())
-    rd.fail("targets", "must be an array");
-  if (list.empty())
-    rd.fail("targets", "is empty: no target to plan");
+  const json& list = rd.member(doc, "targets", "");
+  if (!list.is_array()) rd.fail("targets", "must be an array");
+  if (list.empty()) rd.fail("targets", "is empty: no target to plan");
   std::set<std::string> names;
   for (std::size_t i = 0; i < list.size(); ++i) {
     const std::string at = fmt::format("targets[{}].", i);
-    const json &o = list[i];
-    if (!o.is_object())
-      rd.fail(fmt::format("targets[{}]", i), "must be an object");
+    const json& o = list[i];
+    if (!o.is_object()) rd.fail(fmt::format("targets[{}]", i), "must be an object");
     Target t;
     t.name = rd.text(o, "name", at);
-    if (t.name.empty())
-      rd.fail(at + "name", "is empty");
+    if (t.name.empty()) rd.fail(at + "name", "is empty");
     if (t.name.find_first_of("\t\r\n") != std::string::npos || t.name[0] == '#')
       rd.fail(at + "name", "contains a tab or line break, or starts with '#'");
-    if (!names.insert(t.name).second)
-      rd.fail(at + "name", "'" + t.name + "' is used by another target");
+    if (!names.insert(t.name).second) rd.fail(at + "name", "'" + t.name + "' is used by another target");
     t.description = rd.text(o, "description", at);
     t.source = rd.text(o, "source", at);
-    if (o.contains("mni"))
-      t.mni = rd.vec3(o["mni"], at + "mni");
-    if (o.contains("prior_ras"))
-      t.prior_ras = rd.vec3(o["prior_ras"], at + "prior_ras");
+    if (o.contains("mni")) t.mni = rd.vec3(o["mni"], at + "mni");
+    if (o.contains("prior_ras")) t.prior_ras = rd.vec3(o["prior_ras"], at + "prior_ras");
     t.cortical_ras = rd.vec3(rd.member(o, "cortical_ras", at), at + "cortical_ras");
     t.scalp_ras = rd.vec3(rd.member(o, "scalp_ras", at), at + "scalp_ras");
     t.coil_centre_ras = rd.vec3(rd.member(o, "coil_centre_ras", at), at + "coil_centre_ras");
     std::string note;
     t.coil_pose = rd.pose(rd.member(o, "coil_pose_ras", at), at + "coil_pose_ras", note);
-    if (!note.empty())
-      out.notes.push_back(note);
+    if (!note.empty()) out.notes.push_back(note);
     t.handle_direction_ras = rd.unit(rd.member(o, "handle_direction_ras", at), at + "handle_direction_ras");
     t.scalp_normal_ras = rd.unit(rd.member(o, "scalp_normal_ras", at), at + "scalp_normal_ras");
     t.scalp_to_cortex_mm = rd.number(rd.member(o, "scalp_to_cortex_mm", at), at + "scalp_to_cortex_mm");
     if (t.scalp_to_cortex_mm < 0 || t.scalp_to_cortex_mm > 100)
       rd.fail(at + "scalp_to_cortex_mm", fmt::format("{:g} mm is outside 0..100 mm", t.scalp_to_cortex_mm));
-    for (const char *key : {"snap_shift_mm", "refine_shift_mm"}) {
+    for (const char* key : {"snap_shift_mm", "refine_shift_mm"}) {
       const auto v = rd.optional_number(o, key, at);
-      if (v && *v < 0)
-        rd.fail(at + key, "must not be negative");
+      if (v && *v < 0) rd.fail(at + key, "must not be negative");
     }
     t.handle_rule = rd.text(o, "handle_rule", at, false);
     t.handle_angle_deg = rd.optional_number(o, "handle_angle_deg", at);
     if (o.contains("efield")) {
-      if (!o["efield"].is_object())
-        rd.fail(at + "efield", "must be an object");
+      if (!o["efield"].is_object()) rd.fail(at + "efield", "must be an object");
       t.efield = o["efield"];
     }
     if (o.contains("atlas")) {
-      if (!o["atlas"].is_object() && !o["atlas"].is_null())
-        rd.fail(at + "atlas", "must be an object");
+      if (!o["atlas"].is_object() && !o["atlas"].is_null()) rd.fail(at + "atlas", "must be an object");
       t.atlas = o["atlas"];
     }
-    const json &warnings = rd.member(o, "warnings", at);
-    if (!warnings.is_array())
-      rd.fail(at + "warnings", "must be an array of strings");
+    const json& warnings = rd.member(o, "warnings", at);
+    if (!warnings.is_array()) rd.fail(at + "warnings", "must be an array of strings");
     for (std::size_t w = 0; w < warnings.size(); ++w) {
-      if (!warnings[w].is_string())
-        rd.fail(fmt::format("{}warnings[{}]", at, w), "must be a string");
+      if (!warnings[w].is_string()) rd.fail(fmt::format("{}warnings[{}]", at, w), "must be a string");
       t.warnings.push_back(warnings[w].get<std::string>());
     }
 
@@ -286,6 +249,6 @@ Targets parse_targets(const std::string &json_text, const std::string &source) {
   return out;
 }
 
-Targets load_targets(const std::string &path) { return parse_targets(read_file(path, 64u << 20), path); }
+Targets load_targets(const std::string& path) { return parse_targets(read_file(path, 64u << 20), path); }
 
-} // namespace tmsplan::plan
+}  // namespace tmsplan::plan

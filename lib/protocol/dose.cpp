@@ -28,11 +28,11 @@ DoseAdjustment adjust_for_depth(double mt_m1_pct_mso, double d_target_mm, double
                             out.mt_target_pct_mso, d_m1_mm - d_target_mm));
   }
   out.exceeds_stimulator = out.mt_target_pct_mso > 100;
-  out.arithmetic = fmt::format(
-      "MT_target = MT_M1 + k x (d_target - d_M1) = {:g} + {:g} x ({:g} - {:g}) = {:.1f} %MSO "
-      "(k in %MSO/mm, Stokes 2005: 3, Stokes 2007: 2.8; distances scalp to cortex on the subject's MRI){}",
-      mt_m1_pct_mso, k_pct_mso_per_mm, d_target_mm, d_m1_mm, out.mt_target_pct_mso,
-      out.exceeds_stimulator ? "; above 100 %MSO, not achievable" : "");
+  out.arithmetic =
+      fmt::format("MT_target = MT_M1 + k x (d_target - d_M1) = {:g} + {:g} x ({:g} - {:g}) = {:.1f} %MSO "
+                  "(k in %MSO/mm, Stokes 2005: 3, Stokes 2007: 2.8; distances scalp to cortex on the subject's MRI){}",
+                  mt_m1_pct_mso, k_pct_mso_per_mm, d_target_mm, d_m1_mm, out.mt_target_pct_mso,
+                  out.exceeds_stimulator ? "; above 100 %MSO, not achievable" : "");
   return out;
 }
 

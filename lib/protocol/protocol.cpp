@@ -1,7 +1,7 @@
 // Protocol presets and user protocol files: JSON reading, validation, writing.
+#include "tmsplan/protocol.hpp"
 #include "tmsplan/data.hpp"
 #include "tmsplan/error.hpp"
-#include "tmsplan/protocol.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -25,16 +25,32 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 const std::set<std::string>& known_fields() {
-  static const std::set<std::string> fields = {
-      "id", "name", "citation", "citation_status", "evidence_level", "target", "frequency_hz", "intensity_pct_rmt",
-      "intensity_pct_rmt_max", "train_duration_s", "pulses_per_train", "inter_train_interval_s", "trains",
-      "pulses_per_session", "pulses_per_session_max", "sessions", "schedule", "use", "notes", "verify"};
+  static const std::set<std::string> fields = {"id",
+                                               "name",
+                                               "citation",
+                                               "citation_status",
+                                               "evidence_level",
+                                               "target",
+                                               "frequency_hz",
+                                               "intensity_pct_rmt",
+                                               "intensity_pct_rmt_max",
+                                               "train_duration_s",
+                                               "pulses_per_train",
+                                               "inter_train_interval_s",
+                                               "trains",
+                                               "pulses_per_session",
+                                               "pulses_per_session_max",
+                                               "sessions",
+                                               "schedule",
+                                               "use",
+                                               "notes",
+                                               "verify"};
   return fields;
 }
 
 // Reads one protocol object; `where` names it in messages ("preset 'x'", "protocol").
 class Reader {
-public:
+ public:
   Reader(const json& obj, std::string source, std::string where)
       : obj_(obj), source_(std::move(source)), where_(std::move(where)) {}
 
@@ -73,13 +89,12 @@ public:
     return static_cast<int>(*d);
   }
 
-  template <typename T>
-  T required(const std::optional<T>& v, const std::string& key) const {
+  template <typename T> T required(const std::optional<T>& v, const std::string& key) const {
     if (!v) fail(key, "is missing");
     return *v;
   }
 
-private:
+ private:
   const json& obj_;
   std::string source_;
   std::string where_;
@@ -202,7 +217,8 @@ void validate(const Protocol& p, const std::string& source, bool require_complet
   if (!p.citation_status.empty()) {
     const std::string& cs = p.citation_status;
     const bool known = cs.rfind("verified", 0) == 0 || cs.rfind("corrected", 0) == 0 || cs.rfind("unconfirmed", 0) == 0;
-    if (!known) fail("citation_status", fmt::format("is '{}'; it must start with verified, corrected or unconfirmed", cs));
+    if (!known)
+      fail("citation_status", fmt::format("is '{}'; it must start with verified, corrected or unconfirmed", cs));
   }
   positive("frequency_hz", p.frequency_hz);
   if (p.intensity_pct_rmt) positive("intensity_pct_rmt", *p.intensity_pct_rmt);
@@ -231,8 +247,8 @@ void validate(const Protocol& p, const std::string& source, bool require_complet
   if (p.train_duration_s) {
     const double pulses = *p.train_duration_s * p.frequency_hz;
     if (std::abs(pulses - std::round(pulses)) > 1e-6 * std::max(1.0, pulses)) {
-      fail("train_duration_s", fmt::format("{:g} s at {:g} Hz is {:g} pulses, not a whole number",
-                                           *p.train_duration_s, p.frequency_hz, pulses));
+      fail("train_duration_s", fmt::format("{:g} s at {:g} Hz is {:g} pulses, not a whole number", *p.train_duration_s,
+                                           p.frequency_hz, pulses));
     }
     if (p.pulses_per_train && *p.pulses_per_train != static_cast<int>(std::lround(pulses))) {
       fail("pulses_per_train", fmt::format("is {} but train_duration_s x frequency_hz = {:g} s x {:g} Hz = {:g}",

@@ -45,9 +45,12 @@ std::string cell_text(const SafetyCell& c) { return fmt::format("{}{:g} s", c.lo
 
 std::string to_string(Verdict v) {
   switch (v) {
-    case Verdict::ok: return "ok";
-    case Verdict::exceeds: return "exceeds";
-    case Verdict::unknown: return "unknown";
+  case Verdict::ok:
+    return "ok";
+  case Verdict::exceeds:
+    return "exceeds";
+  case Verdict::unknown:
+    return "unknown";
   }
   return "unknown";
 }
@@ -84,8 +87,9 @@ SafetyTable parse_safety_table(const std::string& json_text, const std::string& 
   if (doc.contains("duration_version")) {
     t.duration_version = opt_text(doc, "duration_version", "");
     if (t.duration_version != "original" && t.duration_version != "reduced_25pct") {
-      throw Error(fmt::format("field 'duration_version' is '{}'; expected original or reduced_25pct", t.duration_version),
-                  source);
+      throw Error(
+          fmt::format("field 'duration_version' is '{}'; expected original or reduced_25pct", t.duration_version),
+          source);
     }
   }
   t.duration_version_note = opt_text(doc, "duration_version_note", "");
@@ -101,7 +105,8 @@ SafetyTable parse_safety_table(const std::string& json_text, const std::string& 
     }
     rule.checked = r["checked"].get<bool>();
     const auto seconds = [&](const char* key) {
-      if (!r.contains(key) || !r[key].is_number() || !std::isfinite(r[key].get<double>()) || r[key].get<double>() <= 0) {
+      if (!r.contains(key) || !r[key].is_number() || !std::isfinite(r[key].get<double>()) ||
+          r[key].get<double>() <= 0) {
         throw Error(fmt::format("field 'inter_train_interval.{}' is missing or not a positive number", key), source);
       }
       return r[key].get<double>();
@@ -201,9 +206,8 @@ SafetyResult check_train(const SafetyTable& table, double frequency_hz, double i
   res.limit_is_lower_bound = cell.lower_bound;
   const bool moved = std::abs(row.frequency_hz - frequency_hz) > kEps ||
                      std::abs(res.table_intensity_pct_mt - intensity_pct_mt) > kEps;
-  const std::string at = fmt::format("table at {:g} Hz, {:g}% MT{}: {}", row.frequency_hz,
-                                     res.table_intensity_pct_mt, moved ? ", the conservative neighbour" : "",
-                                     cell_text(cell));
+  const std::string at = fmt::format("table at {:g} Hz, {:g}% MT{}: {}", row.frequency_hz, res.table_intensity_pct_mt,
+                                     moved ? ", the conservative neighbour" : "", cell_text(cell));
   if (cell.lower_bound) {
     res.verdict = Verdict::ok;
     res.beyond_tested = train_duration_s > cell.seconds + kEps;
@@ -228,8 +232,8 @@ void check_interval(const SafetyTable& table, double interval_s, double intensit
   result.interval_shown_unsafe = false;
   if (!table.interval) {
     result.interval_verdict = Verdict::unknown;
-    result.interval_message = fmt::format("{:g} s between trains: unknown, the safety table has no interval rule",
-                                          interval_s);
+    result.interval_message =
+        fmt::format("{:g} s between trains: unknown, the safety table has no interval rule", interval_s);
     return;
   }
   const IntervalRule& r = *table.interval;
@@ -254,8 +258,8 @@ SafetyResult check_protocol(const SafetyTable& table, const Protocol& p) {
   if (!duration && p.pulses_per_train) duration = *p.pulses_per_train / p.frequency_hz;
   SafetyResult res;
   if (!duration || !p.intensity_pct_rmt) {
-    res.message = fmt::format("protocol '{}': unknown, its {} is not known", p.id,
-                              duration ? "intensity" : "train duration");
+    res.message =
+        fmt::format("protocol '{}': unknown, its {} is not known", p.id, duration ? "intensity" : "train duration");
   } else {
     res = check_train(table, p.frequency_hz, p.intensity_pct_rmt_max.value_or(*p.intensity_pct_rmt), *duration);
     res.message = fmt::format("protocol '{}': {}", p.id, res.message);

@@ -61,7 +61,7 @@ struct Sums {
 
 struct Eval {
   double ncc = -2.0;
-  Mat12 H = Mat12::Zero();  // Gauss-Newton matrix of the profile SSD (intensity map a m + b fitted)
+  Mat12 H = Mat12::Zero();     // Gauss-Newton matrix of the profile SSD (intensity map a m + b fitted)
   Vec12 grad = Vec12::Zero();  // minus its gradient: the descent direction
 };
 
@@ -361,8 +361,8 @@ AffineResult register_affine(const Image& subject, const Image& templ, const Aff
     Mask focus;
     const bool focused = options.template_focus && l + 1 == nlev;  // finest level only: coarse ones capture
     if (focused) {
-      const Image f = resample_affine(to_image(*options.template_focus), templ_pyr[l].grid,
-                                      Eigen::Matrix4d::Identity(), Interp::Linear);
+      const Image f = resample_affine(to_image(*options.template_focus), templ_pyr[l].grid, Eigen::Matrix4d::Identity(),
+                                      Interp::Linear);
       focus = threshold(f, 0.5f);
     }
     L.templ = template_samples(templ_pyr[l], templ_stats.threshold, c_templ, L.spacing_mm, focused ? &focus : nullptr);

@@ -79,8 +79,11 @@ Mask label_mask(const Labels& labels, int value) {
 }
 
 nlohmann::json stats_json(const RegionStats& s) {
-  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(std::round(v * 100.0) / 100.0) : nlohmann::json(); };
-  return {{"voxels", s.count}, {"mean", num(s.mean)}, {"median", num(s.median)}, {"min", num(s.min)}, {"max", num(s.max)}};
+  auto num = [](double v) {
+    return std::isfinite(v) ? nlohmann::json(std::round(v * 100.0) / 100.0) : nlohmann::json();
+  };
+  return {
+      {"voxels", s.count}, {"mean", num(s.mean)}, {"median", num(s.median)}, {"min", num(s.min)}, {"max", num(s.max)}};
 }
 
 }  // namespace
@@ -166,7 +169,8 @@ void run(const Params& p, const OutputSet& out, Record& record) {
     if (!d.grid.same_as(t1.grid, 1e-2))
       throw Error("segmentation is not on the grid of the T1 (dimensions or world position differ)", p.dseg);
     dseg = Labels(d.grid, 0);
-    for (std::size_t i = 0; i < d.data.size(); ++i) dseg.data[i] = static_cast<std::uint8_t>(std::clamp(std::lround(d.data[i]), 0L, 3L));
+    for (std::size_t i = 0; i < d.data.size(); ++i)
+      dseg.data[i] = static_cast<std::uint8_t>(std::clamp(std::lround(d.data[i]), 0L, 3L));
   } else {
     log::warn("no --dseg: grey and white matter approximated by three intensity classes inside the brain mask");
     dseg = intensity_classes(t1, brain);
@@ -176,9 +180,13 @@ void run(const Params& p, const OutputSet& out, Record& record) {
   const Mask gm = label_mask(dseg, 2), wm = label_mask(dseg, 3);
   if (count(gm) == 0) throw Error("segmentation has no grey matter (label 2)", p.dseg);
   if (count(wm) == 0) throw Error("segmentation has no white matter (label 3)", p.dseg);
-  for (const auto& [role, path] : std::vector<std::pair<std::string, std::string>>{
-           {"t1", p.t1}, {"brain_mask", p.brain}, {"head_mask", p.head}, {"dseg", p.dseg},
-           {"template", p.template_head}, {"template_brain", p.template_brain}})
+  for (const auto& [role, path] :
+       std::vector<std::pair<std::string, std::string>>{{"t1", p.t1},
+                                                        {"brain_mask", p.brain},
+                                                        {"head_mask", p.head},
+                                                        {"dseg", p.dseg},
+                                                        {"template", p.template_head},
+                                                        {"template_brain", p.template_brain}})
     if (!path.empty()) record.add_input(role, path);
   lap("read");
 
@@ -249,9 +257,8 @@ void run(const Params& p, const OutputSet& out, Record& record) {
     for (std::size_t i = 0; i < dist.size(); ++i) {
       const auto it = a.names.find(dist[i].label);
       const std::string name = it != a.names.end() ? it->second : std::to_string(dist[i].label);
-      regions[a.key][name] = {{"label", dist[i].label},
-                              {"scalp_distance_mm", stats_json(dist[i])},
-                              {"gyral_depth_mm", stats_json(dep[i])}};
+      regions[a.key][name] = {
+          {"label", dist[i].label}, {"scalp_distance_mm", stats_json(dist[i])}, {"gyral_depth_mm", stats_json(dep[i])}};
     }
   }
   lap("maps");
@@ -296,25 +303,26 @@ void run(const Params& p, const OutputSet& out, Record& record) {
   auto mesh_json = [](const Mesh& m, const MeshReport& r) {
     return nlohmann::json{{"vertices", m.vertices.size()}, {"triangles", m.triangles.size()}, {"euler", r.euler}};
   };
-  record.figures() = {
-      {"registration",
-       {{"ncc_brain_identity", r3(reg.ncc_identity)},
-        {"ncc_brain_affine", r3(reg.ncc_affine)},
-        {"ncc_brain_deformable", r3(reg.ncc_deformable)},
-        {"affine_similarity_before", r3(reg.affine.similarity_before)},
-        {"affine_similarity_after", r3(reg.affine.similarity_after)},
-        {"dice_brain_mni_vs_template_brain", r3(dice_brain)},
-        {"min_jacobian", r3(reg.min_jacobian)},
-        {"max_displacement_mm", r3(reg.max_displacement_mm)}}},
-      {"m1_hand",
-       {{"mni", {kM1HandMni[0], kM1HandMni[1], kM1HandMni[2]}},
-        {"subject_ras", {r3(m1[0]), r3(m1[1]), r3(m1[2])}},
-        {"distance_to_gm_mm", r3(m1_gm_mm)}}},
-      {"surfaces", {{"scalp", mesh_json(scalp, scalp_report)}, {"pial", mesh_json(pial, pial_report)},
-                    {"white", mesh_json(white, white_report)}}},
-      {"regions", regions},
-      {"seconds", seconds},
-      {"peak_memory_mib", std::round(peak_memory_mib())}};
+  record.figures() = {{"registration",
+                       {{"ncc_brain_identity", r3(reg.ncc_identity)},
+                        {"ncc_brain_affine", r3(reg.ncc_affine)},
+                        {"ncc_brain_deformable", r3(reg.ncc_deformable)},
+                        {"affine_similarity_before", r3(reg.affine.similarity_before)},
+                        {"affine_similarity_after", r3(reg.affine.similarity_after)},
+                        {"dice_brain_mni_vs_template_brain", r3(dice_brain)},
+                        {"min_jacobian", r3(reg.min_jacobian)},
+                        {"max_displacement_mm", r3(reg.max_displacement_mm)}}},
+                      {"m1_hand",
+                       {{"mni", {kM1HandMni[0], kM1HandMni[1], kM1HandMni[2]}},
+                        {"subject_ras", {r3(m1[0]), r3(m1[1]), r3(m1[2])}},
+                        {"distance_to_gm_mm", r3(m1_gm_mm)}}},
+                      {"surfaces",
+                       {{"scalp", mesh_json(scalp, scalp_report)},
+                        {"pial", mesh_json(pial, pial_report)},
+                        {"white", mesh_json(white, white_report)}}},
+                      {"regions", regions},
+                      {"seconds", seconds},
+                      {"peak_memory_mib", std::round(peak_memory_mib())}};
   for (const auto& [role, path] : out.all())
     if (role != "record") record.add_output(role, path);
 }
@@ -323,7 +331,8 @@ nlohmann::json map_point(const std::string& subject_dir, const Eigen::Vector3d& 
   const MniMap map = MniMap::load(subject_dir);
   const Eigen::Vector3d q = from_mni ? map.to_subject(point) : map.to_mni(point);
   auto arr = [](const Eigen::Vector3d& v) {
-    return nlohmann::json::array({std::round(v[0] * 1e4) / 1e4, std::round(v[1] * 1e4) / 1e4, std::round(v[2] * 1e4) / 1e4});
+    return nlohmann::json::array(
+        {std::round(v[0] * 1e4) / 1e4, std::round(v[1] * 1e4) / 1e4, std::round(v[2] * 1e4) / 1e4});
   };
   return from_mni ? nlohmann::json{{"mni", arr(point)}, {"subject_ras", arr(q)}}
                   : nlohmann::json{{"subject_ras", arr(point)}, {"mni", arr(q)}};

@@ -37,13 +37,16 @@ void along_rows(const std::vector<float>& in, std::vector<float>& out, const std
       for (std::int64_t k = k0; k < k1; ++k) {
         const float* plane = in.data() + std::size_t(k) * nx * std::size_t(d[1]);
         auto rows = [&](std::int64_t p) { return plane + std::size_t(p) * nx; };
-        for (std::int64_t y = 0; y < d[1]; ++y) op(rows, d[1], y, out.data() + (std::size_t(k) * std::size_t(d[1]) + std::size_t(y)) * nx);
+        for (std::int64_t y = 0; y < d[1]; ++y)
+          op(rows, d[1], y, out.data() + (std::size_t(k) * std::size_t(d[1]) + std::size_t(y)) * nx);
       }
     });
   } else {
     parallel_for(d[1], [&](std::int64_t j0, std::int64_t j1) {
       for (std::int64_t j = j0; j < j1; ++j) {
-        auto rows = [&](std::int64_t p) { return in.data() + (std::size_t(p) * std::size_t(d[1]) + std::size_t(j)) * nx; };
+        auto rows = [&](std::int64_t p) {
+          return in.data() + (std::size_t(p) * std::size_t(d[1]) + std::size_t(j)) * nx;
+        };
         for (std::int64_t z = 0; z < d[2]; ++z)
           op(rows, d[2], z, out.data() + (std::size_t(z) * std::size_t(d[1]) + std::size_t(j)) * nx);
       }
@@ -128,9 +131,8 @@ Image warp_image(const Image& moving, const Field& u, const LevelGeometry& geo) 
       for (std::int64_t j = 0; j < d[1]; ++j)
         for (std::int64_t i = 0; i < d[0]; ++i) {
           const std::size_t n = geo.grid.index(i, j, k);
-          const Eigen::Vector3d v =
-              Eigen::Vector3d(double(i), double(j), double(k)) +
-              geo.w2v * Eigen::Vector3d(u.c[0].data[n], u.c[1].data[n], u.c[2].data[n]);
+          const Eigen::Vector3d v = Eigen::Vector3d(double(i), double(j), double(k)) +
+                                    geo.w2v * Eigen::Vector3d(u.c[0].data[n], u.c[1].data[n], u.c[2].data[n]);
           out.data[n] = trilinear(moving.data.data(), d, v[0], v[1], v[2]);
         }
   });
@@ -252,8 +254,8 @@ Field resample_field(const Field& f, const Grid& grid) {
     for (std::int64_t k = k0; k < k1; ++k)
       for (std::int64_t j = 0; j < d[1]; ++j)
         for (std::int64_t i = 0; i < d[0]; ++i) {
-          const Eigen::Vector3d v = m.topLeftCorner<3, 3>() * Eigen::Vector3d(double(i), double(j), double(k)) +
-                                    m.topRightCorner<3, 1>();
+          const Eigen::Vector3d v =
+              m.topLeftCorner<3, 3>() * Eigen::Vector3d(double(i), double(j), double(k)) + m.topRightCorner<3, 1>();
           const double x = std::clamp(v[0], 0.0, double(ds[0] - 1)), y = std::clamp(v[1], 0.0, double(ds[1] - 1)),
                        z = std::clamp(v[2], 0.0, double(ds[2] - 1));
           const std::size_t n = grid.index(i, j, k);
@@ -316,8 +318,7 @@ void taper_to_border(DisplacementField& f, double width_mm) {
 
 // The sub-block of `image` holding every voxel of `mask` plus `margin_mm` (clamped to the grid): the
 // level grids of the deformable stage cover the template's brain region, not the whole head field.
-template <class T>
-Volume<T> crop_to_mask(const Volume<T>& image, const Mask& mask, double margin_mm) {
+template <class T> Volume<T> crop_to_mask(const Volume<T>& image, const Mask& mask, double margin_mm) {
   const auto& d = mask.grid.dim;
   std::array<std::int64_t, 3> lo{d[0], d[1], d[2]}, hi{-1, -1, -1};
   for (std::int64_t k = 0; k < d[2]; ++k)
@@ -386,7 +387,8 @@ void run_level(const Image& fixed, const Image& moving, const Mask& region, Fiel
               return w(std::clamp<std::int64_t>(a, 0, d[0] - 1), std::clamp<std::int64_t>(b, 0, d[1] - 1),
                        std::clamp<std::int64_t>(c, 0, d[2] - 1));
             };
-            const Eigen::Vector3d gv(0.5 * (at(i + 1, j, k) - at(i - 1, j, k)), 0.5 * (at(i, j + 1, k) - at(i, j - 1, k)),
+            const Eigen::Vector3d gv(0.5 * (at(i + 1, j, k) - at(i - 1, j, k)),
+                                     0.5 * (at(i, j + 1, k) - at(i, j - 1, k)),
                                      0.5 * (at(i, j, k + 1) - at(i, j, k - 1)));
             const Eigen::Vector3d force = dcc * (grad_to_world * gv);
             for (int a = 0; a < 3; ++a) g.c[a].data[q] = static_cast<float>(force[a]);
@@ -466,8 +468,8 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
   // Level grids cover the template region plus a margin only (the head field around it is
   // background for the fit); beyond them the field continues with its edge value.
   const Mask template_region = crop_to_mask(template_region_full, template_region_full, options.crop_margin_mm);
-  const Image template_masked = masked_normalised(crop_to_mask(templ, template_region_full, options.crop_margin_mm),
-                                                  template_region);
+  const Image template_masked =
+      masked_normalised(crop_to_mask(templ, template_region_full, options.crop_margin_mm), template_region);
   // The subject is blurred once in its own space for the finest level and brought onto the
   // template's finest level grid by the affine; coarser levels blur that copy further.
   const double finest = options.levels_mm.back();
@@ -489,18 +491,16 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
                                   level_geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear);
     u = u ? std::make_unique<Field>(resample_field(*u, level_geo.grid)) : std::make_unique<Field>(level_geo.grid);
     stage("level setup");
-    const Mask region = threshold(resample_affine(to_image(template_region), level_geo.grid,
-                                                  Eigen::Matrix4d::Identity(), Interp::Linear),
-                                  0.5f);
+    const Mask region = threshold(
+        resample_affine(to_image(template_region), level_geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear), 0.5f);
     run_level(fixed, moving, region, *u, level_geo, options, options.iterations[l], s);
     stage("level iterations");
     ++progress;
   }
 
   // Figures on the finest level: NCC of the brain-masked images over the template brain.
-  const Mask brain_level = threshold(resample_affine(to_image(template_brain), geo.grid, Eigen::Matrix4d::Identity(),
-                                                     Interp::Linear),
-                                     0.5f);
+  const Mask brain_level =
+      threshold(resample_affine(to_image(template_brain), geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear), 0.5f);
   result.ncc_identity = masked_ncc(
       fixed_fine, resample_affine(subject_blur, geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear), brain_level);
   result.ncc_affine = masked_ncc(fixed_fine, moving_fine, brain_level);

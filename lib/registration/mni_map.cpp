@@ -75,9 +75,7 @@ MniMap::MniMap(const Eigen::Matrix4d& template_to_subject, DisplacementField to_
   if (!a_.allFinite() || !a_inv_.allFinite()) throw Error("MNI map: the affine is singular or not finite");
 }
 
-Eigen::Vector3d MniMap::to_subject(const Eigen::Vector3d& mni) const {
-  return apply_affine(a_, mni + u_.at(mni));
-}
+Eigen::Vector3d MniMap::to_subject(const Eigen::Vector3d& mni) const { return apply_affine(a_, mni + u_.at(mni)); }
 
 Eigen::Vector3d MniMap::to_mni(const Eigen::Vector3d& subject_ras) const {
   return apply_affine(a_inv_, subject_ras + w_.at(subject_ras));

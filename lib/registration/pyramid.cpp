@@ -110,8 +110,7 @@ Mask dilate(const Mask& mask, int radius) {
           const std::int64_t pos = axis == 0 ? i : axis == 1 ? j : k;
           const std::int64_t lo = std::max<std::int64_t>(0, pos - radius);
           const std::int64_t hi = std::min<std::int64_t>(d[axis] - 1, pos + radius);
-          for (std::int64_t x = lo; x <= hi; ++x)
-            next.data[std::size_t(std::int64_t(idx) + (x - pos) * stride)] = 1;
+          for (std::int64_t x = lo; x <= hi; ++x) next.data[std::size_t(std::int64_t(idx) + (x - pos) * stride)] = 1;
         }
     cur = std::move(next);
   }

@@ -125,7 +125,8 @@ Eigen::Matrix4d read_itk_affine(const std::string& path) {
   const bool known = type == "AffineTransform_double_3_3" || type == "AffineTransform_float_3_3" ||
                      type == "MatrixOffsetTransformBase_double_3_3" || type == "MatrixOffsetTransformBase_float_3_3";
   if (!known) throw Error("unsupported transform type '" + type + "' (expected AffineTransform_double_3_3)", path);
-  if (params.size() != 12) throw Error(fmt::format("affine transform needs 12 parameters, found {}", params.size()), path);
+  if (params.size() != 12)
+    throw Error(fmt::format("affine transform needs 12 parameters, found {}", params.size()), path);
   if (fixed.empty()) fixed = {0, 0, 0};
   if (fixed.size() != 3) throw Error("affine transform needs 3 fixed parameters (the centre)", path);
   Eigen::Matrix3d m;
@@ -226,7 +227,9 @@ DisplacementField read_displacement_field(const std::string& path) {
   std::error_code ec;
   const auto file_bytes = std::filesystem::file_size(path, ec);
   if (!ec && need > detail::max_inflated_bytes(static_cast<std::size_t>(file_bytes), gz))
-    throw Error(fmt::format("truncated: the header promises {} bytes of displacements, more than the file can hold", 3 * n * bytes), path);
+    throw Error(fmt::format("truncated: the header promises {} bytes of displacements, more than the file can hold",
+                            3 * n * bytes),
+                path);
   // Fast path: the whole file at once (libdeflate); else zlib streaming, which names the problem.
   std::vector<unsigned char> raw;
   std::size_t base = offset;

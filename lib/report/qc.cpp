@@ -28,7 +28,8 @@ std::array<double, 2> QcFigure::display_window(const Image& t1) {
 QcFigure::QcFigure(const Image& t1, const RasPoint& centre, double fov_mm, double pixel_mm)
     : QcFigure(t1, display_window(t1), centre, fov_mm, pixel_mm) {}
 
-QcFigure::QcFigure(const Image& t1, const std::array<double, 2>& window, const RasPoint& centre, double fov_mm, double pixel_mm)
+QcFigure::QcFigure(const Image& t1, const std::array<double, 2>& window, const RasPoint& centre, double fov_mm,
+                   double pixel_mm)
     : QcFigure(t1, window, centre, centre, fov_mm, pixel_mm) {}
 
 QcFigure::QcFigure(const Image& t1, const std::array<double, 2>& window, const RasPoint& slice_point,
@@ -47,7 +48,8 @@ QcFigure::QcFigure(const Image& t1, const std::array<double, 2>& window, const R
         const Eigen::Vector3d p = pixel_ras(panel, u, v);
         const Eigen::Vector3d ijk = ras2vox.topLeftCorner<3, 3>() * p + ras2vox.topRightCorner<3, 1>();
         const double value = sample(t1, ijk, Interp::Linear, static_cast<float>(lo));
-        const auto g = static_cast<std::uint8_t>(std::clamp((value - lo) / std::max(1e-9, hi - lo) * 255.0, 0.0, 255.0));
+        const auto g =
+            static_cast<std::uint8_t>(std::clamp((value - lo) / std::max(1e-9, hi - lo) * 255.0, 0.0, 255.0));
         put(panel, u, v, {g, g, g});
       }
   for (int panel = 0; panel < 3; ++panel) scale_bar(panel);
@@ -66,9 +68,12 @@ void QcFigure::scale_bar(int panel) {
 Eigen::Vector3d QcFigure::pixel_ras(int panel, int u, int v) const {
   const double a = -fov_ / 2 + (u + 0.5) * pixel_, b = fov_ / 2 - (v + 0.5) * pixel_;
   switch (panel) {
-    case 0: return {centre_[0] + a, centre_[1] + b, slice_[2]};   // axial: R right, A up
-    case 1: return {centre_[0] + a, slice_[1], centre_[2] + b};   // coronal: R right, S up
-    default: return {slice_[0], centre_[1] + a, centre_[2] + b};  // sagittal: A right, S up
+  case 0:
+    return {centre_[0] + a, centre_[1] + b, slice_[2]};  // axial: R right, A up
+  case 1:
+    return {centre_[0] + a, slice_[1], centre_[2] + b};  // coronal: R right, S up
+  default:
+    return {slice_[0], centre_[1] + a, centre_[2] + b};  // sagittal: A right, S up
   }
 }
 
@@ -76,9 +81,18 @@ bool QcFigure::project(int panel, const Eigen::Vector3d& p, double& u, double& v
   const Eigen::Vector3d d = p - centre_;
   double a = 0, b = 0;
   switch (panel) {
-    case 0: a = d[0]; b = d[1]; break;
-    case 1: a = d[0]; b = d[2]; break;
-    default: a = d[1]; b = d[2]; break;
+  case 0:
+    a = d[0];
+    b = d[1];
+    break;
+  case 1:
+    a = d[0];
+    b = d[2];
+    break;
+  default:
+    a = d[1];
+    b = d[2];
+    break;
   }
   u = (a + fov_ / 2) / pixel_ - 0.5;
   v = (fov_ / 2 - b) / pixel_ - 0.5;
@@ -119,7 +133,8 @@ void QcFigure::add_labels(const Labels& labels, const std::vector<Rgb>& palette,
   for (int panel = 0; panel < 3; ++panel)
     for (int v = 0; v < size_; ++v)
       for (int u = 0; u < size_; ++u) {
-        const Eigen::Vector3d ijk = ras2vox.topLeftCorner<3, 3>() * pixel_ras(panel, u, v) + ras2vox.topRightCorner<3, 1>();
+        const Eigen::Vector3d ijk =
+            ras2vox.topLeftCorner<3, 3>() * pixel_ras(panel, u, v) + ras2vox.topRightCorner<3, 1>();
         const auto i = std::lround(ijk[0]), j = std::lround(ijk[1]), k = std::lround(ijk[2]);
         if (!labels.grid.inside(i, j, k)) continue;
         const auto l = labels(i, j, k);
@@ -133,7 +148,8 @@ void QcFigure::add_point(const RasPoint& p, Rgb colour, int radius_px) {
     if (!project(panel, p.v, u, v)) continue;
     for (int dv = -radius_px; dv <= radius_px; ++dv)
       for (int du = -radius_px; du <= radius_px; ++du)
-        if (du * du + dv * dv <= radius_px * radius_px) put(panel, int(std::lround(u)) + du, int(std::lround(v)) + dv, colour);
+        if (du * du + dv * dv <= radius_px * radius_px)
+          put(panel, int(std::lround(u)) + du, int(std::lround(v)) + dv, colour);
   }
 }
 

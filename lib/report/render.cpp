@@ -22,23 +22,21 @@ using Rgb3 = std::array<double, 3>;
 
 struct Canvas {
   int w, h;
-  std::vector<std::uint8_t> &rgb;
-  void put(int u, int v, const Rgb3 &c, double alpha = 1.0) {
-    if (u < 0 || v < 0 || u >= w || v >= h)
-      return;
+  std::vector<std::uint8_t>& rgb;
+  void put(int u, int v, const Rgb3& c, double alpha = 1.0) {
+    if (u < 0 || v < 0 || u >= w || v >= h) return;
     const std::size_t i = (std::size_t(v) * std::size_t(w) + std::size_t(u)) * 3;
     for (int k = 0; k < 3; ++k)
       rgb[i + std::size_t(k)] = static_cast<std::uint8_t>(
           std::lround(std::clamp((1 - alpha) * rgb[i + std::size_t(k)] + alpha * c[std::size_t(k)], 0.0, 255.0)));
   }
-  void disc(double u, double v, double r, const Rgb3 &c) {
+  void disc(double u, double v, double r, const Rgb3& c) {
     const int r0 = int(std::ceil(r));
     for (int dv = -r0; dv <= r0; ++dv)
       for (int du = -r0; du <= r0; ++du)
-        if (du * du + dv * dv <= r * r)
-          put(int(std::lround(u)) + du, int(std::lround(v)) + dv, c);
+        if (du * du + dv * dv <= r * r) put(int(std::lround(u)) + du, int(std::lround(v)) + dv, c);
   }
-  void line(double u0, double v0, double u1, double v1, double width, const Rgb3 &c) {
+  void line(double u0, double v0, double u1, double v1, double width, const Rgb3& c) {
     const int steps = int(std::ceil(std::hypot(u1 - u0, v1 - v0))) + 1;
     for (int s = 0; s <= steps; ++s) {
       const double t = double(s) / steps;
@@ -47,58 +45,52 @@ struct Canvas {
   }
 };
 
-bool ray_box(const Eigen::Vector3d &o, const Eigen::Vector3d &d, const Eigen::Vector3d &lo, const Eigen::Vector3d &hi,
-             double &t0, double &t1) {
+bool ray_box(const Eigen::Vector3d& o, const Eigen::Vector3d& d, const Eigen::Vector3d& lo, const Eigen::Vector3d& hi,
+             double& t0, double& t1) {
   t0 = -1e30;
   t1 = 1e30;
   for (int a = 0; a < 3; ++a) {
     if (std::abs(d[a]) < 1e-12) {
-      if (o[a] < lo[a] || o[a] > hi[a])
-        return false;
+      if (o[a] < lo[a] || o[a] > hi[a]) return false;
       continue;
     }
     double ta = (lo[a] - o[a]) / d[a], tb = (hi[a] - o[a]) / d[a];
-    if (ta > tb)
-      std::swap(ta, tb);
+    if (ta > tb) std::swap(ta, tb);
     t0 = std::max(t0, ta);
     t1 = std::min(t1, tb);
   }
   return t1 > t0;
 }
 
-} // namespace
+}  // namespace
 
-std::string direction_name(const Eigen::Vector3d &d) {
+std::string direction_name(const Eigen::Vector3d& d) {
   const Eigen::Vector3d n = d.normalized();
-  static const char *pos[3] = {"right", "anterior", "superior"};
-  static const char *neg[3] = {"left", "posterior", "inferior"};
+  static const char* pos[3] = {"right", "anterior", "superior"};
+  static const char* neg[3] = {"left", "posterior", "inferior"};
   std::array<int, 3> order{0, 1, 2};
   std::sort(order.begin(), order.end(), [&](int a, int b) { return std::abs(n[a]) > std::abs(n[b]); });
   std::string out;
   for (int a : order) {
-    if (std::abs(n[a]) < 0.38 && !out.empty())
-      continue;
-    if (!out.empty())
-      out += "-";
+    if (std::abs(n[a]) < 0.38 && !out.empty()) continue;
+    if (!out.empty()) out += "-";
     out += n[a] >= 0 ? pos[a] : neg[a];
   }
   return out;
 }
 
-HeadSurface::HeadSurface(const Mask &head) {
-  if (count(head) == 0)
-    throw Error("the head mask is empty: nothing to render");
+HeadSurface::HeadSurface(const Mask& head) {
+  if (count(head) == 0) throw Error("the head mask is empty: nothing to render");
   const Crop box = bounding_crop(head, 6);
   const Mask small = crop(head, box);
   Image f(small.grid);
-  for (std::size_t i = 0; i < f.data.size(); ++i)
-    f.data[i] = small.data[i] ? 1.0f : 0.0f;
+  for (std::size_t i = 0; i < f.data.size(); ++i) f.data[i] = small.data[i] ? 1.0f : 0.0f;
   density_ = gaussian_smooth(f, kSmoothSigmaMm);
   ras2vox_ = density_.grid.vox2ras.m.inverse();
   box_lo_ = Eigen::Vector3d::Constant(1e30);
   box_hi_ = Eigen::Vector3d::Constant(-1e30);
   for (int c = 0; c < 8; ++c) {
-    const auto &dim = density_.grid.dim;
+    const auto& dim = density_.grid.dim;
     const Eigen::Vector3d p =
         density_.grid.ras((c & 1) ? dim[0] - 1 : 0, (c & 2) ? dim[1] - 1 : 0, (c & 4) ? dim[2] - 1 : 0).v;
     box_lo_ = box_lo_.cwiseMin(p);
@@ -106,19 +98,17 @@ HeadSurface::HeadSurface(const Mask &head) {
   }
 }
 
-ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOptions &options) const {
+ScalpRendering HeadSurface::render(const CoilDrawing& coil, const ScalpRenderOptions& options) const {
   if (!(options.fov_mm > 0) || !(options.pixel_mm > 0) || options.fov_mm / options.pixel_mm > 4096)
     throw Error("scalp rendering: bad field of view or pixel size");
   const Eigen::Vector3d n = coil.view_normal.normalized();
-  if (!n.allFinite())
-    throw Error("scalp rendering: the view normal is not a direction");
+  if (!n.allFinite()) throw Error("scalp rendering: the view normal is not a direction");
   const Eigen::Vector3d d = -n;
   // Image up: superior projected on the view plane; anterior when looking down from the vertex.
   Eigen::Vector3d up = Eigen::Vector3d::UnitZ() - n.z() * n;
-  if (up.norm() < 0.35)
-    up = Eigen::Vector3d::UnitY() - n.y() * n;
+  if (up.norm() < 0.35) up = Eigen::Vector3d::UnitY() - n.y() * n;
   up.normalize();
-  const Eigen::Vector3d right = up.cross(n); // right x up = n: the viewer looks along -n.
+  const Eigen::Vector3d right = up.cross(n);  // right x up = n: the viewer looks along -n.
   const Eigen::Vector3d centre = coil.pose.m.topRightCorner<3, 1>();
 
   ScalpRendering out;
@@ -133,7 +123,7 @@ ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOpt
   const double far = (box_hi_ - box_lo_).norm() + (centre - 0.5 * (box_hi_ + box_lo_)).norm() + 10;
   const Eigen::Vector3d light = (n + 0.45 * up - 0.3 * right).normalized();
 
-  const auto value = [&](const Eigen::Vector3d &p) {
+  const auto value = [&](const Eigen::Vector3d& p) {
     const Eigen::Vector3d ijk = ras2vox_.topLeftCorner<3, 3>() * p + ras2vox_.topRightCorner<3, 1>();
     return double(sample(density_, ijk, Interp::Linear, 0.0f));
   };
@@ -152,7 +142,7 @@ ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOpt
               prev = t;
               continue;
             }
-            double lo = prev, hi = t; // bisection to the 0.5 level
+            double lo = prev, hi = t;  // bisection to the 0.5 level
             for (int it = 0; it < 8; ++it) {
               const double mid = 0.5 * (lo + hi);
               (value(o + mid * d) >= 0.5 ? hi : lo) = mid;
@@ -162,14 +152,14 @@ ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOpt
             for (int ax = 0; ax < 3; ++ax) {
               Eigen::Vector3d e = Eigen::Vector3d::Zero();
               e[ax] = 1.0;
-              g[ax] = value(p - e) - value(p + e); // outward: density falls outwards
+              g[ax] = value(p - e) - value(p + e);  // outward: density falls outwards
             }
             const Eigen::Vector3d normal = g.norm() > 1e-9 ? Eigen::Vector3d(g.normalized()) : n;
             const double lambert = std::max(0.0, normal.dot(light));
-            const double depth_mm = (centre - p).dot(n); // > 0: further from the viewer than the coil
+            const double depth_mm = (centre - p).dot(n);  // > 0: further from the viewer than the coil
             const double fade = std::clamp(1.0 - depth_mm / 140.0, 0.3, 1.0);
             const double shade = (0.22 + 0.78 * lambert) * fade;
-            const auto &c = options.surface_rgb;
+            const auto& c = options.surface_rgb;
             colour = {c[0] * shade, c[1] * shade, c[2] * shade};
             hits[std::size_t(v) * std::size_t(W) + std::size_t(u)] = 1;
             break;
@@ -183,7 +173,7 @@ ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOpt
   out.hit_scalp = std::any_of(hits.begin(), hits.end(), [](char c) { return c != 0; });
 
   Canvas canvas{W, H, out.rgb};
-  const auto project = [&](const Eigen::Vector3d &p, double &u, double &v) {
+  const auto project = [&](const Eigen::Vector3d& p, double& u, double& v) {
     u = ((p - centre).dot(right) + fov / 2) / px - 0.5;
     v = (fov / 2 - (p - centre).dot(up)) / px - 0.5;
   };
@@ -202,8 +192,7 @@ ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOpt
         const double x = (on - centre).dot(cx), y = (on - centre).dot(cy);
         for (double s : {-1.0, 1.0}) {
           const double r = std::hypot(x - s * off, y);
-          if (r >= ri && r <= ro)
-            canvas.put(u, v, coil_colour, 0.38);
+          if (r >= ri && r <= ro) canvas.put(u, v, coil_colour, 0.38);
         }
       }
   }
@@ -215,8 +204,7 @@ ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOpt
         const Eigen::Vector3d p = centre + (s * coil.wing_offset_mm + r * std::cos(th)) * cx + r * std::sin(th) * cy;
         double u, v;
         project(p, u, v);
-        if (k > 0)
-          canvas.line(pu, pv, u, v, 2.0, edge_colour);
+        if (k > 0) canvas.line(pu, pv, u, v, 2.0, edge_colour);
         pu = u;
         pv = v;
       }
@@ -226,8 +214,7 @@ ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOpt
   double u0, v0, u1, v1;
   project(centre, u0, v0);
   project(centre + coil.handle_length_mm * coil.handle_direction.normalized(), u1, v1);
-  if (options.show_handle)
-    canvas.line(u0, v0, u1, v1, 6.0, handle_colour);
+  if (options.show_handle) canvas.line(u0, v0, u1, v1, 6.0, handle_colour);
   const double du = u1 - u0, dv = v1 - v0, len = std::hypot(du, dv);
   if (options.show_handle && len > 4) {
     const double hx = du / len * 16, hy = dv / len * 16;
@@ -254,4 +241,4 @@ ScalpRendering HeadSurface::render(const CoilDrawing &coil, const ScalpRenderOpt
   return out;
 }
 
-} // namespace tmsplan::report
+}  // namespace tmsplan::report

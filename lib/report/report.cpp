@@ -16,7 +16,7 @@ namespace tmsplan::report {
 
 namespace fs = std::filesystem;
 
-std::string html_escape(const std::string &text) {
+std::string html_escape(const std::string& text) {
   std::string out;
   out.reserve(text.size());
   for (char c : text) {
@@ -43,8 +43,8 @@ std::string html_escape(const std::string &text) {
   return out;
 }
 
-std::string base64(const std::string &bytes) {
-  static const char *table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+std::string base64(const std::string& bytes) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
   std::size_t i = 0;
@@ -71,11 +71,10 @@ std::string base64(const std::string &bytes) {
   return out;
 }
 
-std::string figure_png(const QcFigure &figure) {
+std::string figure_png(const QcFigure& figure) {
   // QcFigure only writes files: go through a private temporary folder.
   std::string templ = (fs::temp_directory_path() / "tmsplan-fig.XXXXXX").string();
-  if (!::mkdtemp(templ.data()))
-    throw Error("cannot create a temporary folder for a figure", templ);
+  if (!::mkdtemp(templ.data())) throw Error("cannot create a temporary folder for a figure", templ);
   const std::string path = templ + "/figure.png";
   std::string bytes;
   try {
@@ -93,7 +92,7 @@ std::string figure_png(const QcFigure &figure) {
 
 namespace {
 
-const char *kCss = R"css(
+const char* kCss = R"css(
 :root { --ok:#1b7f3a; --okbg:#e3f4e8; --warn:#8a5a00; --warnbg:#fff3d6; --bad:#b00020; --badbg:#fde4e7; }
 * { box-sizing: border-box; }
 body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; color:#1d1d1f; margin:0 auto;
@@ -156,15 +155,14 @@ std::string tone_class(Tone t) {
   }
 }
 
-std::string table_html(const Table &t, const std::string &cls = "", const std::vector<bool> &mono = {}) {
+std::string table_html(const Table& t, const std::string& cls = "", const std::vector<bool>& mono = {}) {
   std::string out = cls.empty() ? "<table>\n" : "<table class=\"" + cls + "\">\n";
   if (!t.header.empty()) {
     out += "<tr>";
-    for (const auto &h : t.header)
-      out += "<th>" + html_escape(h) + "</th>";
+    for (const auto& h : t.header) out += "<th>" + html_escape(h) + "</th>";
     out += "</tr>\n";
   }
-  for (const auto &row : t.rows) {
+  for (const auto& row : t.rows) {
     out += "<tr>";
     for (std::size_t c = 0; c < row.size(); ++c) {
       const bool m = c < mono.size() && mono[c];
@@ -175,7 +173,7 @@ std::string table_html(const Table &t, const std::string &cls = "", const std::v
   return out + "</table>\n";
 }
 
-std::string picture_html(const Picture &p, const std::string &cls) {
+std::string picture_html(const Picture& p, const std::string& cls) {
   if (p.png.size() < 8 || p.png.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0)
     throw Error("report: picture '" + p.title + "' is not a PNG");
   return "<figure class=\"" + cls + "\"><img alt=\"" + html_escape(p.title) + "\" src=\"data:image/png;base64," +
@@ -183,23 +181,21 @@ std::string picture_html(const Picture &p, const std::string &cls) {
          "</figcaption></figure>\n";
 }
 
-std::string list_html(const std::vector<std::string> &items, const std::string &cls) {
-  if (items.empty())
-    return {};
+std::string list_html(const std::vector<std::string>& items, const std::string& cls) {
+  if (items.empty()) return {};
   std::string out = "<ul class=\"" + cls + "\">\n";
-  for (const auto &s : items)
-    out += "<li>" + html_escape(s) + "</li>\n";
+  for (const auto& s : items) out += "<li>" + html_escape(s) + "</li>\n";
   return out + "</ul>\n";
 }
 
-std::string verdict_html(const Verdict &v) {
+std::string verdict_html(const Verdict& v) {
   return "<div class=\"verdict " + tone_class(v.tone) + "\"><span class=\"badge\">" + html_escape(v.verdict) +
          "</span><span><b>" + html_escape(v.label) + "</b>: " + html_escape(v.message) + "</span></div>\n";
 }
 
-} // namespace
+}  // namespace
 
-std::string render_html(const ReportData &data) {
+std::string render_html(const ReportData& data) {
   std::string h;
   h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
@@ -222,45 +218,36 @@ std::string render_html(const ReportData &data) {
 
   h += "<section id=\"protocol\"><h2>Protocol and safety</h2>\n" + table_html(data.protocol, "kv");
   h += "<h3>Safety: single-train duration and inter-train interval</h3>\n";
-  for (const auto &v : data.safety)
-    h += verdict_html(v);
+  for (const auto& v : data.safety) h += verdict_html(v);
   h += list_html(data.safety_notes, "note");
   h += "</section>\n";
 
   h += "<section id=\"dose\"><h2>Dose</h2>\n";
-  for (const auto &v : data.dose_verdicts)
-    h += verdict_html(v);
-  if (!data.dose.rows.empty())
-    h += table_html(data.dose);
+  for (const auto& v : data.dose_verdicts) h += verdict_html(v);
+  if (!data.dose.rows.empty()) h += table_html(data.dose);
   h += list_html(data.dose_notes, "note");
   h += "</section>\n";
 
-  for (const auto &t : data.targets) {
+  for (const auto& t : data.targets) {
     h += "<section class=\"target\" id=\"target-" + html_escape(t.name) + "\"><h2>Target " + html_escape(t.name) +
          "</h2>\n";
-    if (!t.description.empty())
-      h += "<p>" + html_escape(t.description) + "</p>\n";
+    if (!t.description.empty()) h += "<p>" + html_escape(t.description) + "</p>\n";
     if (!t.guideline.empty())
       h += "<p class=\"guideline\"><b>Guideline at this target.</b> " + html_escape(t.guideline) + "</p>\n";
     h += table_html(t.coordinates, "coords", {false, true, true});
     if (!t.efield.rows.empty()) {
       h += "<h3>Induced electric field</h3>\n" + table_html(t.efield, "coords", {false, true, true, true});
-      for (const auto &n : t.efield_notes)
-        h += "<p class=\"note\">" + html_escape(n) + "</p>\n";
+      for (const auto& n : t.efield_notes) h += "<p class=\"note\">" + html_escape(n) + "</p>\n";
     }
-    if (!t.warnings.empty())
-      h += "<div class=\"warnings\"><b>Warnings</b>\n" + list_html(t.warnings, "") + "</div>\n";
+    if (!t.warnings.empty()) h += "<div class=\"warnings\"><b>Warnings</b>\n" + list_html(t.warnings, "") + "</div>\n";
     h += "<div class=\"pictures\">\n";
-    for (std::size_t i = 0; i < t.pictures.size(); ++i)
-      h += picture_html(t.pictures[i], i == 0 ? "wide" : "square");
+    for (std::size_t i = 0; i < t.pictures.size(); ++i) h += picture_html(t.pictures[i], i == 0 ? "wide" : "square");
     h += "</div>\n</section>\n";
   }
 
   h += "<section id=\"qc\"><h2>Quality control of the earlier steps</h2>\n";
-  if (data.earlier_qc.empty())
-    h += "<p class=\"note\">No QC pictures of earlier steps were found.</p>\n";
-  for (const auto &p : data.earlier_qc)
-    h += picture_html(p, "wide");
+  if (data.earlier_qc.empty()) h += "<p class=\"note\">No QC pictures of earlier steps were found.</p>\n";
+  for (const auto& p : data.earlier_qc) h += picture_html(p, "wide");
   h += "</section>\n";
 
   h += "<section id=\"sources\"><h2>Sources</h2>\n" + table_html(data.sources, "sources");
@@ -269,16 +256,14 @@ std::string render_html(const ReportData &data) {
   h += "<section id=\"files\"><h2>Plan files</h2>\n" + table_html(data.files, "", {true, false, true}) + "</section>\n";
 
   h += "<section id=\"provenance\"><h2>Provenance</h2>\n";
-  for (const auto &p : data.provenance) {
+  for (const auto& p : data.provenance) {
     h += "<h3>" + html_escape(p.tool) + " " + html_escape(p.version) + "</h3>\n";
     Table meta;
     meta.rows.push_back({"record", p.source});
-    if (!p.finished.empty())
-      meta.rows.push_back({"finished (UTC)", p.finished});
+    if (!p.finished.empty()) meta.rows.push_back({"finished (UTC)", p.finished});
     meta.rows.push_back({"command line", p.command_line});
     h += table_html(meta, "kv", {false, true});
-    if (!p.inputs.rows.empty())
-      h += table_html(p.inputs, "", {false, true, true});
+    if (!p.inputs.rows.empty()) h += table_html(p.inputs, "", {false, true, true});
   }
   h += "</section>\n";
   h += "<footer>tmsplan " + html_escape(kVersion) + " &middot; " + html_escape(data.coordinate_convention) +
@@ -286,4 +271,4 @@ std::string render_html(const ReportData &data) {
   return h;
 }
 
-} // namespace tmsplan::report
+}  // namespace tmsplan::report

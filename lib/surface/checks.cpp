@@ -66,9 +66,12 @@ MeshTopology mesh_topology(const Mesh& mesh) {
     while (j < halves.size() && halves[j].key == halves[i].key) fwd += halves[j++].forward ? 1 : 0;
     const std::size_t n = j - i;
     ++top.edges;
-    if (n == 1) ++top.boundary_edges;
-    else if (n > 2) ++top.nonmanifold_edges;
-    else if (fwd != 1) ++top.misoriented_edges;
+    if (n == 1)
+      ++top.boundary_edges;
+    else if (n > 2)
+      ++top.nonmanifold_edges;
+    else if (fwd != 1)
+      ++top.misoriented_edges;
     i = j;
   }
   // Vertex fans: around v, triangle (v, a, b) links a -> b; a manifold vertex has one cycle.
@@ -99,7 +102,8 @@ MeshTopology mesh_topology(const Mesh& mesh) {
     int at = link[b].first;
     bool ok = true;
     do {
-      const auto it = std::lower_bound(link.begin() + std::ptrdiff_t(b), link.begin() + std::ptrdiff_t(e), std::make_pair(at, -1));
+      const auto it =
+          std::lower_bound(link.begin() + std::ptrdiff_t(b), link.begin() + std::ptrdiff_t(e), std::make_pair(at, -1));
       if (it == link.begin() + std::ptrdiff_t(e) || it->first != at) {
         ok = false;
         break;
@@ -160,8 +164,10 @@ bool triangles_intersect(const Mesh& m, const std::array<int, 3>& s, const std::
   // Two non-coplanar triangles intersect iff an edge of one crosses the other. With a shared
   // vertex, the crossing at that vertex itself does not count (strict tests exclude it).
   for (int e = 0; e < 3; ++e) {
-    if (segment_hits_triangle(P(s[std::size_t(e)]), P(s[std::size_t((e + 1) % 3)]), P(t[0]), P(t[1]), P(t[2]))) return true;
-    if (segment_hits_triangle(P(t[std::size_t(e)]), P(t[std::size_t((e + 1) % 3)]), P(s[0]), P(s[1]), P(s[2]))) return true;
+    if (segment_hits_triangle(P(s[std::size_t(e)]), P(s[std::size_t((e + 1) % 3)]), P(t[0]), P(t[1]), P(t[2])))
+      return true;
+    if (segment_hits_triangle(P(t[std::size_t(e)]), P(t[std::size_t((e + 1) % 3)]), P(s[0]), P(s[1]), P(s[2])))
+      return true;
   }
   return false;
 }
@@ -244,7 +250,8 @@ double enclosed_volume_ml(const Mesh& mesh) {
   check_indices(mesh);
   double six_v = 0;
   for (const auto& t : mesh.triangles)
-    six_v += mesh.vertices[std::size_t(t[0])].dot(mesh.vertices[std::size_t(t[1])].cross(mesh.vertices[std::size_t(t[2])]));
+    six_v +=
+        mesh.vertices[std::size_t(t[0])].dot(mesh.vertices[std::size_t(t[1])].cross(mesh.vertices[std::size_t(t[2])]));
   return six_v / 6.0 / 1000.0;
 }
 
@@ -260,7 +267,9 @@ BoundaryDistance distance_to_mask_boundary(const Mesh& mesh, const Mask& mask) {
   const Eigen::Vector3d t = mask.grid.vox2ras.m.block<3, 1>(0, 3);
   const Eigen::Matrix3d A_inv = A.inverse();
   const double far = (window + 0.5) * mask.grid.spacing_mm().minCoeff();
-  auto in = [&](std::int64_t i, std::int64_t j, std::int64_t k) { return mask.grid.inside(i, j, k) && mask(i, j, k) != 0; };
+  auto in = [&](std::int64_t i, std::int64_t j, std::int64_t k) {
+    return mask.grid.inside(i, j, k) && mask(i, j, k) != 0;
+  };
   std::vector<double> dist(mesh.vertices.size());
   parallel_for(std::int64_t(mesh.vertices.size()), [&](std::int64_t v0, std::int64_t v1) {
     for (std::int64_t v = v0; v < v1; ++v) {

@@ -64,7 +64,8 @@ std::string base64_decode(const std::string& in, const std::string& path) {
 std::string zlib_compress(const std::string& raw) {
   uLongf size = compressBound(uLong(raw.size()));
   std::string out(size, '\0');
-  if (compress2(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(raw.data()), uLong(raw.size()), 6) != Z_OK)
+  if (compress2(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(raw.data()),
+                uLong(raw.size()), 6) != Z_OK)
     throw Error("zlib compression failed");
   out.resize(size);
   return out;
@@ -73,7 +74,8 @@ std::string zlib_compress(const std::string& raw) {
 std::string zlib_decompress(const std::string& packed, std::size_t expected, const std::string& path) {
   std::string out(expected, '\0');
   uLongf size = uLongf(expected);
-  const int rc = uncompress(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(packed.data()), uLong(packed.size()));
+  const int rc = uncompress(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(packed.data()),
+                            uLong(packed.size()));
   if (rc != Z_OK || size != expected) throw Error("GIfTI data does not decompress to the declared size", path);
   return out;
 }
@@ -81,7 +83,8 @@ std::string zlib_decompress(const std::string& packed, std::size_t expected, con
 std::string cdata(const std::string& s) {
   std::string out = "<![CDATA[";
   std::size_t from = 0;
-  for (std::size_t at; (at = s.find("]]>", from)) != std::string::npos; from = at + 3) out += s.substr(from, at - from) + "]]]]><![CDATA[>";
+  for (std::size_t at; (at = s.find("]]>", from)) != std::string::npos; from = at + 3)
+    out += s.substr(from, at - from) + "]]]]><![CDATA[>";
   return out + s.substr(from) + "]]>";
 }
 
@@ -89,13 +92,12 @@ std::string meta(const std::vector<std::pair<std::string, std::string>>& entries
   if (entries.empty()) return indent + "<MetaData/>\n";
   std::string out = indent + "<MetaData>\n";
   for (const auto& [name, value] : entries)
-    out += indent + "  <MD>\n" + indent + "    <Name>" + cdata(name) + "</Name>\n" + indent + "    <Value>" + cdata(value) +
-           "</Value>\n" + indent + "  </MD>\n";
+    out += indent + "  <MD>\n" + indent + "    <Name>" + cdata(name) + "</Name>\n" + indent + "    <Value>" +
+           cdata(value) + "</Value>\n" + indent + "  </MD>\n";
   return out + indent + "</MetaData>\n";
 }
 
-template <class T>
-std::string little_endian_bytes(const std::vector<T>& values) {
+template <class T> std::string little_endian_bytes(const std::vector<T>& values) {
   static_assert(sizeof(T) == 4, "4-byte values");
   std::string raw(values.size() * 4, '\0');
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -138,23 +140,22 @@ void write_gifti(const std::string& path, const Mesh& mesh, const GiftiOptions& 
   tri.reserve(mesh.triangles.size() * 3);
   for (const auto& t : mesh.triangles)
     for (int v : t) {
-      if (v < 0 || std::size_t(v) >= mesh.vertices.size()) throw Error("surface triangle refers to a missing vertex", path);
+      if (v < 0 || std::size_t(v) >= mesh.vertices.size())
+        throw Error("surface triangle refers to a missing vertex", path);
       tri.push_back(v);
     }
   std::vector<std::pair<std::string, std::string>> file_meta, point_meta;
   if (!options.description.empty()) file_meta.push_back({"Description", options.description});
   if (!options.structure.empty()) point_meta.push_back({"AnatomicalStructurePrimary", options.structure});
   point_meta.push_back({"GeometricType", "Anatomical"});
-  const std::string transform =
-      "    <CoordinateSystemTransformMatrix>\n"
-      "      <DataSpace><![CDATA[NIFTI_XFORM_SCANNER_ANAT]]></DataSpace>\n"
-      "      <TransformedSpace><![CDATA[NIFTI_XFORM_SCANNER_ANAT]]></TransformedSpace>\n"
-      "      <MatrixData>1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1</MatrixData>\n"
-      "    </CoordinateSystemTransformMatrix>\n";
-  std::string xml =
-      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-      "<!DOCTYPE GIFTI SYSTEM \"http://www.nitrc.org/frs/download.php/115/gifti.dtd\">\n"
-      "<GIFTI Version=\"1.0\" NumberOfDataArrays=\"2\">\n";
+  const std::string transform = "    <CoordinateSystemTransformMatrix>\n"
+                                "      <DataSpace><![CDATA[NIFTI_XFORM_SCANNER_ANAT]]></DataSpace>\n"
+                                "      <TransformedSpace><![CDATA[NIFTI_XFORM_SCANNER_ANAT]]></TransformedSpace>\n"
+                                "      <MatrixData>1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1</MatrixData>\n"
+                                "    </CoordinateSystemTransformMatrix>\n";
+  std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                    "<!DOCTYPE GIFTI SYSTEM \"http://www.nitrc.org/frs/download.php/115/gifti.dtd\">\n"
+                    "<GIFTI Version=\"1.0\" NumberOfDataArrays=\"2\">\n";
   xml += meta(file_meta, "  ");
   xml += "  <LabelTable/>\n";
   xml += data_array("NIFTI_INTENT_POINTSET", "NIFTI_TYPE_FLOAT32", mesh.vertices.size(), little_endian_bytes(xyz),
@@ -208,7 +209,8 @@ Mesh read_gifti(const std::string& path) {
     if (!points && !triangles) continue;
     const std::string encoding = attribute(tag, "Encoding"), endian = attribute(tag, "Endian");
     const std::string order = attribute(tag, "ArrayIndexingOrder");
-    if (!order.empty() && order != "RowMajorOrder") throw Error("GIfTI arrays in column-major order are not supported", path);
+    if (!order.empty() && order != "RowMajorOrder")
+      throw Error("GIfTI arrays in column-major order are not supported", path);
     if (points && type != "NIFTI_TYPE_FLOAT32") throw Error("GIfTI pointset is not float32", path);
     if (triangles && type != "NIFTI_TYPE_INT32") throw Error("GIfTI triangles are not int32", path);
     long rows = 0;
@@ -217,7 +219,8 @@ Mesh read_gifti(const std::string& path) {
     } catch (const std::exception&) {
       throw Error("GIfTI DataArray without a valid Dim0", path);
     }
-    if (rows <= 0 || rows > (1L << 28) || attribute(tag, "Dim1") != "3") throw Error("GIfTI array has unexpected dimensions", path);
+    if (rows <= 0 || rows > (1L << 28) || attribute(tag, "Dim1") != "3")
+      throw Error("GIfTI array has unexpected dimensions", path);
     const std::size_t n = std::size_t(rows) * 3;
     const std::string text = trim(xml.substr(data_begin + 6, data_end - data_begin - 6));
     std::vector<std::uint32_t> words(n);
@@ -237,12 +240,15 @@ Mesh read_gifti(const std::string& path) {
     } else {
       if (endian != "LittleEndian") throw Error("only little-endian GIfTI binary data is supported", path);
       std::string raw = base64_decode(text, path);
-      if (encoding == "GZipBase64Binary") raw = zlib_decompress(raw, n * 4, path);
-      else if (encoding != "Base64Binary") throw Error("unsupported GIfTI encoding '" + encoding + "'", path);
+      if (encoding == "GZipBase64Binary")
+        raw = zlib_decompress(raw, n * 4, path);
+      else if (encoding != "Base64Binary")
+        throw Error("unsupported GIfTI encoding '" + encoding + "'", path);
       if (raw.size() != n * 4) throw Error("GIfTI data size does not match its dimensions", path);
       for (std::size_t i = 0; i < n; ++i)
         words[i] = std::uint32_t(std::uint8_t(raw[4 * i])) | std::uint32_t(std::uint8_t(raw[4 * i + 1])) << 8 |
-                   std::uint32_t(std::uint8_t(raw[4 * i + 2])) << 16 | std::uint32_t(std::uint8_t(raw[4 * i + 3])) << 24;
+                   std::uint32_t(std::uint8_t(raw[4 * i + 2])) << 16 |
+                   std::uint32_t(std::uint8_t(raw[4 * i + 3])) << 24;
     }
     if (points) {
       mesh.vertices.resize(std::size_t(rows));
@@ -267,7 +273,8 @@ Mesh read_gifti(const std::string& path) {
   if (!have_points || !have_triangles) throw Error("GIfTI file has no pointset and triangle arrays", path);
   for (const auto& t : mesh.triangles)
     for (int v : t)
-      if (v < 0 || std::size_t(v) >= mesh.vertices.size()) throw Error("GIfTI triangle refers to a missing vertex", path);
+      if (v < 0 || std::size_t(v) >= mesh.vertices.size())
+        throw Error("GIfTI triangle refers to a missing vertex", path);
   return mesh;
 }
 

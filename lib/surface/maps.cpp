@@ -77,8 +77,8 @@ Image gyral_depth_map(const Mask& brain, const Mask& gm, double hull_radius_mm) 
 namespace {
 
 template <class LabelOf>
-std::vector<RegionStats> summarize_regions(const Image& map, std::size_t n, LabelOf label_of, const std::vector<int>& labels,
-                                           const Mask* within) {
+std::vector<RegionStats> summarize_regions(const Image& map, std::size_t n, LabelOf label_of,
+                                           const std::vector<int>& labels, const Mask* within) {
   std::map<int, std::vector<float>> values;
   std::vector<int> order = labels;
   const bool all = labels.empty();
@@ -113,7 +113,8 @@ std::vector<RegionStats> summarize_regions(const Image& map, std::size_t n, Labe
       const std::size_t mid = v.size() / 2;
       std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(mid), v.end());
       s.median = double(v[mid]);
-      if (v.size() % 2 == 0) s.median = 0.5 * (s.median + double(*std::max_element(v.begin(), v.begin() + std::ptrdiff_t(mid))));
+      if (v.size() % 2 == 0)
+        s.median = 0.5 * (s.median + double(*std::max_element(v.begin(), v.begin() + std::ptrdiff_t(mid))));
     }
     out.push_back(s);
   }
@@ -122,18 +123,22 @@ std::vector<RegionStats> summarize_regions(const Image& map, std::size_t n, Labe
 
 }  // namespace
 
-std::vector<RegionStats> region_summary(const Image& map, const Labels& atlas, const std::vector<int>& labels, const Mask* within) {
+std::vector<RegionStats> region_summary(const Image& map, const Labels& atlas, const std::vector<int>& labels,
+                                        const Mask* within) {
   require_same_grid(map.grid, atlas.grid, "map and atlas");
   if (within) require_same_grid(map.grid, within->grid, "map and mask");
-  return summarize_regions(map, map.data.size(), [&](std::size_t i) { return int(atlas.data[i]); }, labels, within);
+  return summarize_regions(
+      map, map.data.size(), [&](std::size_t i) { return int(atlas.data[i]); }, labels, within);
 }
 
-std::vector<RegionStats> region_summary(const Image& map, const Image& atlas, const std::vector<int>& labels, const Mask* within) {
+std::vector<RegionStats> region_summary(const Image& map, const Image& atlas, const std::vector<int>& labels,
+                                        const Mask* within) {
   require_same_grid(map.grid, atlas.grid, "map and atlas");
   if (within) require_same_grid(map.grid, within->grid, "map and mask");
   return summarize_regions(
       map, map.data.size(),
-      [&](std::size_t i) { return std::isfinite(atlas.data[i]) ? int(std::lround(atlas.data[i])) : 0; }, labels, within);
+      [&](std::size_t i) { return std::isfinite(atlas.data[i]) ? int(std::lround(atlas.data[i])) : 0; }, labels,
+      within);
 }
 
 }  // namespace tmsplan

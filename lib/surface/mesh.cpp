@@ -94,11 +94,15 @@ const Tables& tables() {
         ~Count() {
           int crossed = 0;
           for (int e = 0; e < 12; ++e)
-            crossed += ((config >> tb.edge_corner[e]) & 1) != ((config >> (tb.edge_corner[e] | (1 << tb.edge_axis[e]))) & 1) ? 1 : 0;
+            crossed +=
+                ((config >> tb.edge_corner[e]) & 1) != ((config >> (tb.edge_corner[e] | (1 << tb.edge_axis[e]))) & 1)
+                    ? 1
+                    : 0;
           std::vector<std::pair<int, int>> pairs;
           for (const auto& t : tb.tris[config])
             for (int a = 0; a < 3; ++a)
-              pairs.push_back({std::min(t[std::size_t(a)], t[std::size_t((a + 1) % 3)]), std::max(t[std::size_t(a)], t[std::size_t((a + 1) % 3)])});
+              pairs.push_back({std::min(t[std::size_t(a)], t[std::size_t((a + 1) % 3)]),
+                               std::max(t[std::size_t(a)], t[std::size_t((a + 1) % 3)])});
           std::sort(pairs.begin(), pairs.end());
           const int unique_edges = int(std::unique(pairs.begin(), pairs.end()) - pairs.begin());
           const int interior = unique_edges - crossed;  // every face segment is a triangle edge
@@ -129,7 +133,8 @@ const Tables& tables() {
           };
           std::sort(ring.begin(), ring.end(), [&](int x, int y) { return angle(x) < angle(y); });
           for (int i = 0; i < 6; ++i) {
-            std::array<int, 3> tri{ring[std::size_t(i)], ring[std::size_t((i + 1) % 6)], ring[std::size_t((i + 2) % 6)]};
+            std::array<int, 3> tri{ring[std::size_t(i)], ring[std::size_t((i + 1) % 6)],
+                                   ring[std::size_t((i + 2) % 6)]};
             const Eigen::Vector3d p0 = midpoint(tri[0]), p1 = midpoint(tri[1]), p2 = midpoint(tri[2]);
             const Eigen::Vector3d centroid = (p0 + p1 + p2) / 3.0;
             const Eigen::Vector3d on_axis = A + axis * (centroid - A).dot(axis);
@@ -176,7 +181,8 @@ const Tables& tables() {
         } else {
           const int centre = 12 + int(tb.centres[config].size());
           tb.centres[config].push_back(loop);
-          for (std::size_t i = 0; i < loop.size(); ++i) tb.tris[config].push_back({centre, loop[i], loop[(i + 1) % loop.size()]});
+          for (std::size_t i = 0; i < loop.size(); ++i)
+            tb.tris[config].push_back({centre, loop[i], loop[(i + 1) % loop.size()]});
         }
       }
     }
@@ -187,8 +193,8 @@ const Tables& tables() {
 
 // A mask in a box with one empty voxel of padding all round, and where the box sits in the grid.
 struct Padded {
-  Mask mask;                               // own grid: vox2ras of the padded box
-  std::array<std::int64_t, 3> offset{};    // padded voxel (0,0,0) is this voxel of the input grid
+  Mask mask;                             // own grid: vox2ras of the padded box
+  std::array<std::int64_t, 3> offset{};  // padded voxel (0,0,0) is this voxel of the input grid
 };
 
 Padded pad_to_bounding_box(const Mask& mask) {
@@ -298,7 +304,8 @@ std::vector<std::uint16_t> chamfer_distance(const Mask& object) {
     for (std::int64_t kk = 0; kk < d[2]; ++kk)
       for (std::int64_t jj = 0; jj < d[1]; ++jj)
         for (std::int64_t ii = 0; ii < d[0]; ++ii) {
-          const std::int64_t i = pass ? d[0] - 1 - ii : ii, j = pass ? d[1] - 1 - jj : jj, k = pass ? d[2] - 1 - kk : kk;
+          const std::int64_t i = pass ? d[0] - 1 - ii : ii, j = pass ? d[1] - 1 - jj : jj,
+                             k = pass ? d[2] - 1 - kk : kk;
           if (!interior(i, j, k)) continue;
           const std::size_t v = object.grid.index(i, j, k);
           int best = dist[v];
@@ -322,7 +329,8 @@ long surface_euler(const std::vector<std::uint8_t>& inside, const std::array<std
         for (std::int64_t i = 0; i + 1 < d[0]; ++i) {
           int config = 0;
           for (int c = 0; c < 8; ++c)
-            if (inside[std::size_t((i + (c & 1)) + d[0] * ((j + ((c >> 1) & 1)) + d[1] * (k + ((c >> 2) & 1))))]) config |= 1 << c;
+            if (inside[std::size_t((i + (c & 1)) + d[0] * ((j + ((c >> 1) & 1)) + d[1] * (k + ((c >> 2) & 1))))])
+              config |= 1 << c;
           sum += tb.euler4[config];
         }
       per_slab[std::size_t(k)] = sum;
@@ -388,7 +396,8 @@ std::size_t fill_handles(Mask& object) {
       if (state[v] != kFree) continue;
       ++band;
       bool next_to_object = false;
-      for (int m : {4, 10, 12, 14, 16, 22}) next_to_object = next_to_object || state[std::size_t(std::int64_t(v) + nb.offset[std::size_t(m)])] == kObject;
+      for (int m : {4, 10, 12, 14, 16, 22})
+        next_to_object = next_to_object || state[std::size_t(std::int64_t(v) + nb.offset[std::size_t(m)])] == kObject;
       if (next_to_object) {
         seen[v] = 1;
         stack.push_back(v);
@@ -425,7 +434,8 @@ std::size_t fill_handles(Mask& object) {
   for (std::size_t v = 0; v < n; ++v)
     if (state[v] == kFree) {
       bool touches = false;
-      for (int m = 0; m < 27 && !touches; ++m) touches = state[std::size_t(std::int64_t(v) + nb.offset[std::size_t(m)])] == kBackground;
+      for (int m = 0; m < 27 && !touches; ++m)
+        touches = state[std::size_t(std::int64_t(v) + nb.offset[std::size_t(m)])] == kBackground;
       if (touches) push(v);
     }
 
@@ -444,7 +454,8 @@ std::size_t fill_handles(Mask& object) {
       if (state[std::size_t(std::int64_t(v) + nb.offset[std::size_t(m)])] == kBackground) bg |= 1u << m;
     bg &= nb.n26;
     const std::uint32_t rest = nb.n26 & ~bg;
-    const bool simple = components_upto2(bg, bg, nb.adj26) == 1 && components_upto2(rest & nb.n18, nb.face, nb.adj6) == 1;
+    const bool simple =
+        components_upto2(bg, bg, nb.adj26) == 1 && components_upto2(rest & nb.n18, nb.face, nb.adj6) == 1;
     if (!simple) {
       state[v] = kWaiting;
       continue;
@@ -501,8 +512,9 @@ Mesh march(const Mask& m) {
           for (const auto& t : tb.tris[config]) {
             std::array<std::uint64_t, 3> keys;
             for (int a = 0; a < 3; ++a)
-              keys[std::size_t(a)] = t[std::size_t(a)] < 12 ? edge_key(t[std::size_t(a)])
-                                                              : lin(i, j, k) * 8u + 3u + std::uint64_t(t[std::size_t(a)] - 12);
+              keys[std::size_t(a)] = t[std::size_t(a)] < 12
+                                         ? edge_key(t[std::size_t(a)])
+                                         : lin(i, j, k) * 8u + 3u + std::uint64_t(t[std::size_t(a)] - 12);
             slab.tris.push_back(keys);
           }
         }
@@ -565,7 +577,8 @@ Mesh mesh_from_mask(const Mask& mask, const MeshOptions& options, MeshReport* re
   if (rep.mask_voxels == 0) throw Error("cannot make a surface from an empty mask");
   const Eigen::Matrix3d linear = mask.grid.vox2ras.m.topLeftCorner<3, 3>();
   const double det = linear.determinant();
-  if (!std::isfinite(det) || std::abs(det) < 1e-12) throw Error("cannot make a surface on a grid with a singular vox2ras");
+  if (!std::isfinite(det) || std::abs(det) < 1e-12)
+    throw Error("cannot make a surface on a grid with a singular vox2ras");
 
   auto lap = [t = std::chrono::steady_clock::now()](const char* what) mutable {
     const auto n = std::chrono::steady_clock::now();
@@ -604,10 +617,11 @@ Mesh mesh_from_mask(const Mask& mask, const MeshOptions& options, MeshReport* re
   lap("smoothing");
   rep.euler = euler_characteristic(mesh);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  log::debug(fmt::format("surface: {} vertices, {} triangles, Euler {}, {} voxels dropped, {} cavity and {} handle voxels "
-                         "filled, {:.2f} s",
-                         mesh.vertices.size(), mesh.triangles.size(), rep.euler, rep.removed_voxels, rep.filled_hole_voxels,
-                         rep.filled_handle_voxels, rep.seconds));
+  log::debug(
+      fmt::format("surface: {} vertices, {} triangles, Euler {}, {} voxels dropped, {} cavity and {} handle voxels "
+                  "filled, {:.2f} s",
+                  mesh.vertices.size(), mesh.triangles.size(), rep.euler, rep.removed_voxels, rep.filled_hole_voxels,
+                  rep.filled_handle_voxels, rep.seconds));
   if (report) *report = rep;
   return mesh;
 }

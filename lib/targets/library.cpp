@@ -76,9 +76,11 @@ Library load_library(const std::string& path_in) {
     if (!eeg.is_object()) throw Error("field 'eeg' must be an object", path);
     lib.eeg_source = text(eeg, "source", path);
     for (const char* field : {"positions_mni", "fiducials_mni"})
-      if (!eeg.contains(field) || !eeg[field].is_object()) throw Error(std::string("field 'eeg.") + field + "' must be an object", path);
+      if (!eeg.contains(field) || !eeg[field].is_object())
+        throw Error(std::string("field 'eeg.") + field + "' must be an object", path);
     for (const auto& [name, v] : eeg["positions_mni"].items()) lib.eeg_mni[name] = vec3(v, "eeg." + name, path);
-    for (const auto& [name, v] : eeg["fiducials_mni"].items()) lib.fiducials_mni[name] = vec3(v, "fiducial " + name, path);
+    for (const auto& [name, v] : eeg["fiducials_mni"].items())
+      lib.fiducials_mni[name] = vec3(v, "fiducial " + name, path);
   }
   return lib;
 }

@@ -57,7 +57,8 @@ Scalp::Scalp(const Mask& head) : head_(head) {
     for (std::int64_t j = 0; j < d[1]; ++j)
       for (std::int64_t i = 0; i < d[0]; ++i) {
         if (!head(i, j, k)) continue;
-        const std::int64_t nb[6][3] = {{i - 1, j, k}, {i + 1, j, k}, {i, j - 1, k}, {i, j + 1, k}, {i, j, k - 1}, {i, j, k + 1}};
+        const std::int64_t nb[6][3] = {{i - 1, j, k}, {i + 1, j, k}, {i, j - 1, k},
+                                       {i, j + 1, k}, {i, j, k - 1}, {i, j, k + 1}};
         bool edge = false;
         for (const auto& n : nb) edge = edge || !head.grid.inside(n[0], n[1], n[2]) || !head(n[0], n[1], n[2]);
         if (edge) boundary_.push_back(head.grid.ras(i, j, k).v);
@@ -82,7 +83,8 @@ Scalp::Scalp(const Mask& head) : head_(head) {
   for (std::size_t c = 1; c < start_.size(); ++c) start_[c] += start_[c - 1];
   order_.resize(boundary_.size());
   std::vector<std::int64_t> fill(start_.begin(), start_.end() - 1);
-  for (std::size_t n = 0; n < boundary_.size(); ++n) order_[static_cast<std::size_t>(fill[static_cast<std::size_t>(cell_of[n])]++)] = n;
+  for (std::size_t n = 0; n < boundary_.size(); ++n)
+    order_[static_cast<std::size_t>(fill[static_cast<std::size_t>(cell_of[n])]++)] = n;
 }
 
 // Gaussian-weighted sums over the mask voxels within 3 sigma of p: the mean of the mask (level)
@@ -125,7 +127,8 @@ Eigen::Vector3d Scalp::normal(const Eigen::Vector3d& p) const {
   return g.normalized();
 }
 
-std::optional<Eigen::Vector3d> Scalp::exit(const Eigen::Vector3d& from, const Eigen::Vector3d& direction, double max_mm) const {
+std::optional<Eigen::Vector3d> Scalp::exit(const Eigen::Vector3d& from, const Eigen::Vector3d& direction,
+                                           double max_mm) const {
   const Eigen::Vector3d u = direction.normalized();
   double inside_t = 0.0;
   if (inside_level(from) <= 0.5) return std::nullopt;
@@ -211,43 +214,43 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
   const LibraryEntry* entry = nullptr;
   std::string hemisphere;
   switch (req.kind) {
-    case Request::Kind::Library:
-      entry = lib.find(req.name);
-      if (!entry) {
-        std::string names;
-        for (const auto& e : lib.entries) names += (names.empty() ? "" : ", ") + e.name;
-        throw Error("unknown target '" + req.name + "' (known: " + names + ")");
-      }
-      out.description = entry->description;
-      out.source = entry->source;
-      out.mni = entry->mni;
-      out.handle_rule = entry->handle_rule;
-      hemisphere = entry->hemisphere;
-      out.input = {{"kind", "library"}, {"value", req.name}};
-      break;
-    case Request::Kind::Mni:
-      out.description = "user coordinate (MNI)";
-      out.source = "user --mni";
-      out.mni = req.value;
-      out.handle_rule = "posterior_lateral_45";
-      out.input = {{"kind", "mni"}, {"value", vec_json(req.value)}};
-      break;
-    case Request::Kind::Eeg: {
-      const auto it = lib.eeg_mni.find(req.name);
-      if (it == lib.eeg_mni.end()) throw Error("unknown EEG position '" + req.name + "'");
-      out.description = "cortex under EEG " + req.name;
-      out.source = lib.eeg_source;
-      out.mni = it->second;
-      out.handle_rule = "posterior_lateral_45";
-      out.input = {{"kind", "eeg"}, {"value", req.name}};
-      break;
+  case Request::Kind::Library:
+    entry = lib.find(req.name);
+    if (!entry) {
+      std::string names;
+      for (const auto& e : lib.entries) names += (names.empty() ? "" : ", ") + e.name;
+      throw Error("unknown target '" + req.name + "' (known: " + names + ")");
     }
-    case Request::Kind::Ras:
-      out.description = "user coordinate (subject RAS)";
-      out.source = "user --ras";
-      out.handle_rule = "posterior_lateral_45";
-      out.input = {{"kind", "ras"}, {"value", vec_json(req.value)}};
-      break;
+    out.description = entry->description;
+    out.source = entry->source;
+    out.mni = entry->mni;
+    out.handle_rule = entry->handle_rule;
+    hemisphere = entry->hemisphere;
+    out.input = {{"kind", "library"}, {"value", req.name}};
+    break;
+  case Request::Kind::Mni:
+    out.description = "user coordinate (MNI)";
+    out.source = "user --mni";
+    out.mni = req.value;
+    out.handle_rule = "posterior_lateral_45";
+    out.input = {{"kind", "mni"}, {"value", vec_json(req.value)}};
+    break;
+  case Request::Kind::Eeg: {
+    const auto it = lib.eeg_mni.find(req.name);
+    if (it == lib.eeg_mni.end()) throw Error("unknown EEG position '" + req.name + "'");
+    out.description = "cortex under EEG " + req.name;
+    out.source = lib.eeg_source;
+    out.mni = it->second;
+    out.handle_rule = "posterior_lateral_45";
+    out.input = {{"kind", "eeg"}, {"value", req.name}};
+    break;
+  }
+  case Request::Kind::Ras:
+    out.description = "user coordinate (subject RAS)";
+    out.source = "user --ras";
+    out.handle_rule = "posterior_lateral_45";
+    out.input = {{"kind", "ras"}, {"value", vec_json(req.value)}};
+    break;
   }
   const std::string who = "target '" + out.name + "'";
 
@@ -275,8 +278,9 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
   const Eigen::Vector3d prior_ijk = ras_to_voxel(s.grid.vox2ras, RasPoint(out.prior)).v;
   if (!s.grid.inside(std::lround(prior_ijk[0]), std::lround(prior_ijk[1]), std::lround(prior_ijk[2])) ||
       scalp.inside_level(out.prior) < 0.5)
-    throw Error(fmt::format("{} lies outside the head ({:.1f}, {:.1f}, {:.1f} RAS mm){}", who, out.prior[0], out.prior[1],
-                            out.prior[2], req.kind == Request::Kind::Ras ? ": is it an MNI coordinate? use --mni" : ""));
+    throw Error(fmt::format("{} lies outside the head ({:.1f}, {:.1f}, {:.1f} RAS mm){}", who, out.prior[0],
+                            out.prior[1], out.prior[2],
+                            req.kind == Request::Kind::Ras ? ": is it an MNI coordinate? use --mni" : ""));
   if (!out.mni) out.mni = mni;
 
   // 2. Snap to the nearest grey-matter crown within the radius.
@@ -298,8 +302,8 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
         cands.push_back({p, double(s.gyral_depth(i, j, k)), i, j, k});
       }
   if (cands.empty())
-    throw Error(fmt::format("{}: no grey matter within {:.0f} mm of ({:.1f}, {:.1f}, {:.1f}) RAS mm", who, opt.snap_radius_mm,
-                            out.prior[0], out.prior[1], out.prior[2]));
+    throw Error(fmt::format("{}: no grey matter within {:.0f} mm of ({:.1f}, {:.1f}, {:.1f}) RAS mm", who,
+                            opt.snap_radius_mm, out.prior[0], out.prior[1], out.prior[2]));
   double min_depth = std::numeric_limits<double>::infinity();
   for (const auto& c : cands) min_depth = std::min(min_depth, c.depth);
   // A continuous point, not a voxel centre: the crown voxels nearest the mapped point, weighted
@@ -384,7 +388,8 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
     }
     out.refine_shift_mm = (chosen - snapped).norm();
     out.cortical = chosen;
-    if (!std::isfinite(best_score)) out.warnings.push_back("no precentral (BA4) grey matter near the target: hand-knob refinement skipped");
+    if (!std::isfinite(best_score))
+      out.warnings.push_back("no precentral (BA4) grey matter near the target: hand-knob refinement skipped");
   }
 
   // 4. Scalp entry: the nearest scalp point, and the point whose scalp normal passes through the
@@ -395,8 +400,8 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
   out.scalp_to_cortex_mm = (out.scalp - out.cortical).norm();
   const Eigen::Vector3d z = -out.normal;
   const Eigen::Matrix3d axes = anatomical_axes(s, s.subject_to_mni(out.cortical));
-  const double lateral_sign = hemisphere.empty() ? (s.subject_to_mni(out.cortical)[0] < 0 ? -1.0 : 1.0)
-                                                 : (hemisphere == "left" ? -1.0 : 1.0);
+  const double lateral_sign =
+      hemisphere.empty() ? (s.subject_to_mni(out.cortical)[0] < 0 ? -1.0 : 1.0) : (hemisphere == "left" ? -1.0 : 1.0);
   out.handle_angle_deg = req.handle_angle_deg.value_or(45.0);
   if (out.handle_rule != "posterior_lateral_45" && !req.handle_angle_deg)
     throw Error("unknown handle rule '" + out.handle_rule + "' for " + who);
@@ -419,10 +424,12 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
     out.handle_rule = fmt::format("handle {:.0f} degrees from posterior toward lateral (user)", out.handle_angle_deg);
 
   if (out.scalp_to_cortex_mm > opt.deep_warning_mm)
-    out.warnings.push_back(fmt::format("target is {:.1f} mm below the scalp (deeper than {:.0f} mm): stimulation may not reach it",
-                                       out.scalp_to_cortex_mm, opt.deep_warning_mm));
+    out.warnings.push_back(
+        fmt::format("target is {:.1f} mm below the scalp (deeper than {:.0f} mm): stimulation may not reach it",
+                    out.scalp_to_cortex_mm, opt.deep_warning_mm));
   if (out.snap_shift_mm > 0.8 * opt.snap_radius_mm)
-    out.warnings.push_back(fmt::format("snapped {:.1f} mm to reach grey matter: check the registration", out.snap_shift_mm));
+    out.warnings.push_back(
+        fmt::format("snapped {:.1f} mm to reach grey matter: check the registration", out.snap_shift_mm));
   const Eigen::Vector3d cijk = ras_to_voxel(s.grid.vox2ras, RasPoint(out.cortical)).v;
   if (!s.brodmann.data.empty())
     out.atlas["brodmann"] = s.brodmann(std::lround(cijk[0]), std::lround(cijk[1]), std::lround(cijk[2]));
@@ -485,8 +492,8 @@ nlohmann::json classical_positions(const Subject& s, const Scalp& scalp, const L
     }
     out["rule_5cm_scalp_ras"] = vec_json(p);
     out["rule_5cm_to_target_scalp_mm"] = std::round((p - dlpfc.scalp).norm() * 10) / 10;
-    out["rule_5cm_note"] = fmt::format("5 cm anterior of the {} scalp point along the scalp (ten 5 mm steps; path {:.1f} mm)",
-                                       m1->name, walked);
+    out["rule_5cm_note"] = fmt::format(
+        "5 cm anterior of the {} scalp point along the scalp (ten 5 mm steps; path {:.1f} mm)", m1->name, walked);
   }
   return out;
 }

@@ -27,16 +27,21 @@ Subject load_subject(const std::string& dir, SubjectFiles* files) {
   ReadOptions ro;
   ro.refuse_constant = false;
   Image dseg, gyral, labels;
-  parallel_tasks({[&] { s.t1 = read_image(t1_path); },
-                  [&] { s.head = read_mask(dir + "/head_mask.nii.gz"); },
+  parallel_tasks({[&] { s.t1 = read_image(t1_path); }, [&] { s.head = read_mask(dir + "/head_mask.nii.gz"); },
                   [&] { s.brain = read_mask(dir + "/brain_mask.nii.gz"); },
                   [&] { dseg = read_image(dir + "/dseg.nii.gz", ro); },
-                  [&] { if (have_depth) gyral = read_image(depth, ro); },
-                  [&] { if (have_ba) labels = read_image(ba, ro); }});
+                  [&] {
+                    if (have_depth) gyral = read_image(depth, ro);
+                  },
+                  [&] {
+                    if (have_ba) labels = read_image(ba, ro);
+                  }});
   s.grid = s.t1.grid;
-  for (const auto& [mask, name] : {std::pair<const Mask*, const char*>{&s.head, "/head_mask.nii.gz"}, {&s.brain, "/brain_mask.nii.gz"}})
+  for (const auto& [mask, name] :
+       {std::pair<const Mask*, const char*>{&s.head, "/head_mask.nii.gz"}, {&s.brain, "/brain_mask.nii.gz"}})
     if (!mask->grid.same_as(s.grid, 1e-2))
-      throw Error("mask is not on the grid of the image it belongs to (dimensions or world position differ)", dir + name);
+      throw Error("mask is not on the grid of the image it belongs to (dimensions or world position differ)",
+                  dir + name);
   check_grid(dseg, s.grid, dir + "/dseg.nii.gz");
   s.gm = Mask(s.grid, 0);
   std::size_t gm = 0;
@@ -91,7 +96,8 @@ nlohmann::json targets_document(const std::vector<Pick>& picks, const Grid& grid
       {"schema", "tmsplan-targets/1"},
       {"tool", "target-pick"},
       {"version", kVersion},
-      {"reference_t1", {{"path", files.reference_t1}, {"sha256", files.reference_sha256}, {"dim", grid.dim}, {"vox2ras", vox2ras}}},
+      {"reference_t1",
+       {{"path", files.reference_t1}, {"sha256", files.reference_sha256}, {"dim", grid.dim}, {"vox2ras", vox2ras}}},
       {"space", "subject RAS+ (NIfTI world frame of reference_t1)"},
       {"units", "mm"},
       {"coil_convention",

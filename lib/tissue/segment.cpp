@@ -30,8 +30,8 @@ namespace {
 // The ladder: pure classes at even positions, the partial-volume mixture of its two neighbours at
 // odd positions.
 constexpr int kLadder = 5;
-constexpr int kNodes = 7;                   // quadrature nodes over the mixing fraction
-constexpr std::int64_t kBlock = 1 << 15;    // fixed reduction blocks: sums do not depend on threads
+constexpr int kNodes = 7;                 // quadrature nodes over the mixing fraction
+constexpr std::int64_t kBlock = 1 << 15;  // fixed reduction blocks: sums do not depend on threads
 constexpr double kLog2Pi = 1.8378770664093453;
 
 using Ladder = std::array<float, kLadder>;
@@ -112,8 +112,7 @@ void evaluate(const Model& m, float x, Eval& e) {
 
 // Sums per-block partial results in block order, so a reduction gives the same bits on any
 // number of threads.
-template <std::size_t N, class F>
-std::array<double, N> reduce(std::int64_t n, F&& body) {
+template <std::size_t N, class F> std::array<double, N> reduce(std::int64_t n, F&& body) {
   const std::int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<std::array<double, N>> parts(static_cast<std::size_t>(blocks));
   parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
@@ -132,7 +131,7 @@ std::array<double, N> reduce(std::int64_t n, F&& body) {
 // The voxels inside the mask as a compact list with their face neighbours.
 struct Voxels {
   std::int64_t n = 0;
-  std::vector<std::size_t> index;       // into the grid
+  std::vector<std::size_t> index;  // into the grid
   std::vector<std::array<std::int32_t, 3>> ijk;
   std::vector<float> y;                 // input intensity
   std::vector<std::int32_t> neighbour;  // 6 per voxel, -1 outside the mask
@@ -164,7 +163,8 @@ Voxels gather(const Image& t1, const Mask& mask) {
         for (int s = 0; s < 2; ++s) {
           std::array<std::int64_t, 3> q{p[0], p[1], p[2]};
           q[a] += s ? 1 : -1;
-          if (g.inside(q[0], q[1], q[2])) v.neighbour[std::size_t(n) * 6 + std::size_t(2 * a + s)] = where(q[0], q[1], q[2]);
+          if (g.inside(q[0], q[1], q[2]))
+            v.neighbour[std::size_t(n) * 6 + std::size_t(2 * a + s)] = where(q[0], q[1], q[2]);
         }
     }
   });
@@ -221,7 +221,7 @@ Model initial_model(const Voxels& v) {
 
 // The smooth (log) bias field, estimated on a coarse grid of cells and interpolated to voxels.
 class BiasGrid {
-public:
+ public:
   BiasGrid(const Grid& fine, const Voxels& v, double cell_mm) : v_(v) {
     const Eigen::Vector3d sp = fine.spacing_mm();
     Eigen::Matrix4d scale = Eigen::Matrix4d::Identity();
@@ -327,7 +327,7 @@ public:
     for (auto& l : log_b) l -= mean;
   }
 
-private:
+ private:
   const Voxels& v_;
   Grid coarse_;
   std::array<std::int64_t, 3> step_{};
@@ -404,7 +404,8 @@ void check_inputs(const Image& t1, const Mask& mask, const Params& p) {
     throw Error("the mask is not on the T1's grid (dimensions or world position differ)");
   if (t1.data.size() != t1.grid.voxels() || mask.data.size() != mask.grid.voxels())
     throw Error("image data does not match its grid");
-  const std::size_t inside = static_cast<std::size_t>(std::count_if(mask.data.begin(), mask.data.end(), [](std::uint8_t m) { return m != 0; }));
+  const std::size_t inside = static_cast<std::size_t>(
+      std::count_if(mask.data.begin(), mask.data.end(), [](std::uint8_t m) { return m != 0; }));
   if (inside == 0) throw Error("the mask is empty");
   if (inside == mask.data.size()) throw Error("the mask covers the whole volume");
   if (inside < 1000) throw Error(fmt::format("the mask has only {} voxels: too few to fit a tissue model", inside));
@@ -433,10 +434,10 @@ Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
   model.prepare();
   const double contrast = model.mu[2] - model.mu[0];
 
-  std::vector<float> log_b(n, 0.0f);             // log of the bias field
-  std::vector<float> x = v.y;                    // bias-corrected intensity
-  std::vector<float> q(n * kLadder, 0.0f);       // posteriors on the ladder
-  std::vector<float> mix(n * 4, 0.0f);           // per mixture: E[fraction of the darker class], E[fraction^2]
+  std::vector<float> log_b(n, 0.0f);        // log of the bias field
+  std::vector<float> x = v.y;               // bias-corrected intensity
+  std::vector<float> q(n * kLadder, 0.0f);  // posteriors on the ladder
+  std::vector<float> mix(n * 4, 0.0f);      // per mixture: E[fraction of the darker class], E[fraction^2]
 
   // Posterior of one voxel from its likelihood and (when beta > 0) its neighbours' posteriors.
   const float beta = float(params.mrf_beta);
@@ -616,7 +617,8 @@ Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
       for (int c = 0; c < kClasses; ++c) {
         if (s[3 * c] < 1.0) continue;
         model.mu[c] = s[3 * c + 1] / s[3 * c];
-        model.sd[c] = std::max(std::sqrt(std::max(0.0, s[3 * c + 2] / s[3 * c] - model.mu[c] * model.mu[c])), 0.01 * contrast);
+        model.sd[c] =
+            std::max(std::sqrt(std::max(0.0, s[3 * c + 2] / s[3 * c] - model.mu[c] * model.mu[c])), 0.01 * contrast);
       }
       model.prepare();
     }
@@ -641,9 +643,9 @@ Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
       ++progress;
       double moved = 0;
       for (int c = 0; c < kClasses; ++c) moved = std::max(moved, std::abs(model.mu[c] - before[c]) / contrast);
-      log::debug(fmt::format("{:.2f} s, iteration {}: means {:.1f} {:.1f} {:.1f}, sd {:.1f} {:.1f} {:.1f}, moved {:.2e}",
-                             now_seconds() - t0, it, model.mu[0], model.mu[1], model.mu[2], model.sd[0], model.sd[1],
-                             model.sd[2], moved));
+      log::debug(fmt::format(
+          "{:.2f} s, iteration {}: means {:.1f} {:.1f} {:.1f}, sd {:.1f} {:.1f} {:.1f}, moved {:.2e}",
+          now_seconds() - t0, it, model.mu[0], model.mu[1], model.mu[2], model.sd[0], model.sd[1], model.sd[2], moved));
       r.iterations = it;
       if (it >= params.min_iterations && moved < params.tolerance) {
         r.converged = true;
@@ -762,7 +764,8 @@ Result segment(const Image& t1, const Mask& mask, const Params& params) {
   const double sigma = std::sqrt(std::max(0.0, w * w - sp.minCoeff() * sp.minCoeff())) / 2.355;
   const Eigen::Matrix4d same = Eigen::Matrix4d::Identity();
   const Image wt1 = resample_affine(gaussian_smooth(t1, sigma), work, same, Interp::Linear, 0.0f);
-  const Mask wmask = threshold(resample_affine(gaussian_smooth(to_image(mask), sigma), work, same, Interp::Linear, 0.0f), 0.5f);
+  const Mask wmask =
+      threshold(resample_affine(gaussian_smooth(to_image(mask), sigma), work, same, Interp::Linear, 0.0f), 0.5f);
   log::debug(fmt::format("working grid {}x{}x{} at {:.2f}x{:.2f}x{:.2f} mm", work.dim[0], work.dim[1], work.dim[2],
                          work.spacing_mm()[0], work.spacing_mm()[1], work.spacing_mm()[2]));
   check_inputs(wt1, wmask, params);

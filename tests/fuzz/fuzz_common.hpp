@@ -26,8 +26,7 @@ namespace fuzz {
 }
 
 /// Runs one reader; returns true when it accepted the input, false when it threw tmsplan::Error.
-template <class F>
-bool accepts(const char* reader, F&& f) {
+template <class F> bool accepts(const char* reader, F&& f) {
   try {
     f();
     return true;
@@ -43,7 +42,7 @@ bool accepts(const char* reader, F&& f) {
 /// A file holding the input, for readers that only take a path: one per process and extension, in
 /// /dev/shm (memory) when it exists, rewritten for every input.
 class InputFile {
-public:
+ public:
   explicit InputFile(const char* stem) {
     const char* dir = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     base_ = std::string(dir) + "/tmsplan-fuzz-" + stem + "-" + std::to_string(::getpid());
@@ -66,7 +65,7 @@ public:
     return p;
   }
 
-private:
+ private:
   std::string base_;
   std::vector<std::string> written_;
 };

@@ -20,8 +20,7 @@ void check_same(const char* format, const std::vector<Marker>& a, const std::vec
 }
 
 // Writes with `write`; when the writer accepts, `read_back` must accept its text.
-template <class W, class R>
-void round_trip(const char* format, W&& write, R&& read_back) {
+template <class W, class R> void round_trip(const char* format, W&& write, R&& read_back) {
   std::string written;
   if (!fuzz::accepts(format, [&] { written = write(); })) return;
   if (!fuzz::accepts(format, [&] { read_back(written); }))
@@ -37,7 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (fuzz::accepts("read_localite_markers", [&] { lm = read_localite_markers(text, "in.xml"); })) {
     round_trip(
         "localite markers", [&] { return write_localite_instrument_markers(lm.markers, {lm.space}); },
-        [&](const std::string& s) { check_same("localite markers", lm.markers, read_localite_markers(s, "back.xml").markers); });
+        [&](const std::string& s) {
+          check_same("localite markers", lm.markers, read_localite_markers(s, "back.xml").markers);
+        });
   }
 
   std::vector<EntryTarget> et;
@@ -59,8 +60,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   BrainsightTargets bs;
   if (fuzz::accepts("read_brainsight_targets", [&] { bs = read_brainsight_targets(text, "in.txt"); })) {
     round_trip(
-        "brainsight", [&] { return write_brainsight_targets(bs.targets, {bs.version, bs.coordinate_system, "fuzz"}); },
-        [&](const std::string& s) { check_same("brainsight", bs.targets, read_brainsight_targets(s, "back.txt").targets); });
+        "brainsight",
+        [&] {
+          return write_brainsight_targets(bs.targets, {bs.version, bs.coordinate_system, "fuzz"});
+        },
+        [&](const std::string& s) {
+          check_same("brainsight", bs.targets, read_brainsight_targets(s, "back.txt").targets);
+        });
   }
 
   AntMarkers ant;

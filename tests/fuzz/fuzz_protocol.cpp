@@ -12,8 +12,8 @@ bool same(const tmsplan::protocol::Protocol& a, const tmsplan::protocol::Protoco
          a.intensity_pct_rmt_max == b.intensity_pct_rmt_max && a.train_duration_s == b.train_duration_s &&
          a.pulses_per_train == b.pulses_per_train && a.inter_train_interval_s == b.inter_train_interval_s &&
          a.trains == b.trains && a.pulses_per_session == b.pulses_per_session &&
-         a.pulses_per_session_max == b.pulses_per_session_max && a.sessions == b.sessions &&
-         a.schedule == b.schedule && a.use == b.use && a.verify == b.verify;
+         a.pulses_per_session_max == b.pulses_per_session_max && a.sessions == b.sessions && a.schedule == b.schedule &&
+         a.use == b.use && a.verify == b.verify;
 }
 
 }  // namespace

@@ -45,16 +45,15 @@ void write(const std::string& path, const Image& im, DiskType type) {
 }
 
 // NIfTI-1 header fields wider than a byte: (offset, size), for the big-endian variant.
-const std::pair<int, int> kFields[] = {
-    {0, 4},   {32, 4},  {36, 2},  {40, 2},  {42, 2},  {44, 2},  {46, 2},  {48, 2},  {50, 2},  {52, 2},
-    {54, 2},  {56, 4},  {60, 4},  {64, 4},  {68, 2},  {70, 2},  {72, 2},  {74, 2},  {76, 4},  {80, 4},
-    {84, 4},  {88, 4},  {92, 4},  {96, 4},  {100, 4}, {104, 4}, {108, 4}, {112, 4}, {116, 4}, {120, 2},
-    {124, 4}, {128, 4}, {132, 4}, {136, 4}, {140, 4}, {144, 4}, {252, 2}, {254, 2}, {256, 4}, {260, 4},
-    {264, 4}, {268, 4}, {272, 4}, {276, 4}, {280, 4}, {284, 4}, {288, 4}, {292, 4}, {296, 4}, {300, 4},
-    {304, 4}, {308, 4}, {312, 4}, {316, 4}, {320, 4}, {324, 4}};
+const std::pair<int, int> kFields[] = {{0, 4},   {32, 4},  {36, 2},  {40, 2},  {42, 2},  {44, 2},  {46, 2},  {48, 2},
+                                       {50, 2},  {52, 2},  {54, 2},  {56, 4},  {60, 4},  {64, 4},  {68, 2},  {70, 2},
+                                       {72, 2},  {74, 2},  {76, 4},  {80, 4},  {84, 4},  {88, 4},  {92, 4},  {96, 4},
+                                       {100, 4}, {104, 4}, {108, 4}, {112, 4}, {116, 4}, {120, 2}, {124, 4}, {128, 4},
+                                       {132, 4}, {136, 4}, {140, 4}, {144, 4}, {252, 2}, {254, 2}, {256, 4}, {260, 4},
+                                       {264, 4}, {268, 4}, {272, 4}, {276, 4}, {280, 4}, {284, 4}, {288, 4}, {292, 4},
+                                       {296, 4}, {300, 4}, {304, 4}, {308, 4}, {312, 4}, {316, 4}, {320, 4}, {324, 4}};
 
-template <class T>
-void put(std::string& bytes, std::size_t offset, T value) {
+template <class T> void put(std::string& bytes, std::size_t offset, T value) {
   std::memcpy(bytes.data() + offset, &value, sizeof value);
 }
 
@@ -80,9 +79,9 @@ int main(int argc, char** argv) {
     write(nifti + ".tmp.nii", im, DiskType::Int16);
     std::string be = read_file(nifti + ".tmp.nii");
     std::filesystem::remove(nifti + ".tmp.nii");
-    put<std::int16_t>(be, 254, 0);   // sform_code 0: the qform decides
-    put<float>(be, 112, 0.5f);       // scl_slope
-    put<float>(be, 116, -3.0f);      // scl_inter
+    put<std::int16_t>(be, 254, 0);  // sform_code 0: the qform decides
+    put<float>(be, 112, 0.5f);      // scl_slope
+    put<float>(be, 116, -3.0f);     // scl_inter
     write_file_atomic(nifti + "int16-qform-scaled.nii", be, true);
     for (const auto& [offset, size] : kFields) std::reverse(be.begin() + offset, be.begin() + offset + size);
     for (std::size_t v = 352; v + 1 < be.size(); v += 2) std::swap(be[v], be[v + 1]);
@@ -101,7 +100,8 @@ int main(int argc, char** argv) {
     Grid g = small_image(2, 2, 3, true).grid;
     DisplacementField field(g);
     for (int c = 0; c < 3; ++c)
-      for (std::size_t i = 0; i < field.d[std::size_t(c)].size(); ++i) field.d[std::size_t(c)][i] = 0.25f * float(c + i);
+      for (std::size_t i = 0; i < field.d[std::size_t(c)].size(); ++i)
+        field.d[std::size_t(c)][i] = 0.25f * float(c + i);
     write_displacement_field(nifti + "displacement.nii.gz", field, Frame::Mni, true);
   }
 
@@ -122,8 +122,8 @@ int main(int argc, char** argv) {
   write_file_atomic(nav + "localite-instrument-lps.xml",
                     nav::write_localite_instrument_markers(markers, {nav::LocaliteSpace::lps}), true);
   write_file_atomic(nav + "localite-entry-target.xml",
-                    nav::write_localite_entry_targets({{"M1_hand_left", {-40, 13, 66}, {-36, 10, 50}},
-                                                       {"F3", {-35, 40, 50}, {-30, 35, 40}}}),
+                    nav::write_localite_entry_targets(
+                        {{"M1_hand_left", {-40, 13, 66}, {-36, 10, 50}}, {"F3", {-35, 40, 50}, {-30, 35, 40}}}),
                     true);
   write_file_atomic(nav + "brainsight-v12.txt", nav::write_brainsight_targets(markers), true);
   write_file_atomic(nav + "brainsight-v7.txt", nav::write_brainsight_targets(markers, {7, "NIfTI:Scanner", "seed"}),

@@ -62,8 +62,8 @@ int main(int argc, char** argv) {
       const auto t = find_copy(a[1], a[2]);
       const Image orig = read_any(a[3]), copy = read_any(a[4]);
       // Each original voxel p sits at forward(p) in the copy: nearest-neighbour labels.
-      const Image back =
-          resample(copy, orig.grid, [&](const Eigen::Vector3d& p) { return t.forward(p); }, Interp::Nearest);
+      const Image back = resample(
+          copy, orig.grid, [&](const Eigen::Vector3d& p) { return t.forward(p); }, Interp::Nearest);
       std::vector<int> labels;
       for (std::size_t i = 5; i < a.size(); ++i)
         if (a[i] != "--labels") labels.push_back(std::stoi(a[i]));
@@ -109,7 +109,9 @@ int main(int argc, char** argv) {
       const Grid& g = head.grid;
       const Eigen::Matrix4d r2v = g.vox2ras.m.inverse();
       auto vec = [](const nlohmann::json& v) { return Eigen::Vector3d(v[0], v[1], v[2]); };
-      auto voxel = [&](const Eigen::Vector3d& p) { return (r2v.topLeftCorner<3, 3>() * p + r2v.topRightCorner<3, 1>()).eval(); };
+      auto voxel = [&](const Eigen::Vector3d& p) {
+        return (r2v.topLeftCorner<3, 3>() * p + r2v.topRightCorner<3, 1>()).eval();
+      };
       auto is_head = [&](std::int64_t i, std::int64_t j, std::int64_t k) { return g.inside(i, j, k) && head(i, j, k); };
       const double vox = g.spacing_mm().maxCoeff();
       for (const auto& t : doc.at("targets")) {
@@ -150,7 +152,9 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    std::fprintf(stderr, "usage: bench-eval dice A B | labels-dice A B L... | copy-dice COPIES NAME ORIG COPY [--labels L...] | copy-targets COPIES NAME ORIG_TARGETS COPY_TARGETS | target-checks SUBJECT_DIR TARGETS\n");
+    std::fprintf(stderr,
+                 "usage: bench-eval dice A B | labels-dice A B L... | copy-dice COPIES NAME ORIG COPY [--labels L...] "
+                 "| copy-targets COPIES NAME ORIG_TARGETS COPY_TARGETS | target-checks SUBJECT_DIR TARGETS\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench-eval: error: %s\n", describe(e).c_str());

@@ -19,12 +19,18 @@ using namespace tmsplan;
 namespace {
 Eigen::Vector3d axis_vector(char c) {
   switch (c) {
-    case 'R': return {1, 0, 0};
-    case 'L': return {-1, 0, 0};
-    case 'A': return {0, 1, 0};
-    case 'P': return {0, -1, 0};
-    case 'S': return {0, 0, 1};
-    case 'I': return {0, 0, -1};
+  case 'R':
+    return {1, 0, 0};
+  case 'L':
+    return {-1, 0, 0};
+  case 'A':
+    return {0, 1, 0};
+  case 'P':
+    return {0, -1, 0};
+  case 'S':
+    return {0, 0, 1};
+  case 'I':
+    return {0, 0, -1};
   }
   throw Error(std::string("bad axis letter ") + c);
 }
@@ -88,7 +94,8 @@ int main(int argc, char** argv) {
     for (auto& c : index["copies"]) {
       const auto t = samples::KnownTransform::from_json(c);
       const Grid g = copy_grid(head.grid, t, c);
-      Image copy = resample(head, g, [&](const Eigen::Vector3d& q) { return t.backward(q); }, Interp::Linear);
+      Image copy = resample(
+          head, g, [&](const Eigen::Vector3d& q) { return t.backward(q); }, Interp::Linear);
       const double bias = c.value("bias", 0.0), noise = c.value("noise", 0.0);
       std::mt19937 rng(c.value("seed", 1));
       std::normal_distribution<double> gauss(0.0, 1.0);

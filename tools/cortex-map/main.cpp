@@ -11,25 +11,25 @@
 using namespace tmsplan;
 
 int main(int argc, char** argv) {
-  cli::Tool tool(
-      "cortex-map",
-      "Registers a subject T1 to the MNI template (Colin27: affine, then deformable) and describes the\n"
-      "subject's cortex and scalp. Outputs in --out-dir: to_mni_affine.txt, to_mni_warp.nii.gz,\n"
-      "from_mni_affine.txt, from_mni_warp.nii.gz (ITK/ANTs: resample the subject into MNI with\n"
-      "`antsApplyTransforms -r MNI -t to_mni_warp.nii.gz -t to_mni_affine.txt`, MNI images into the\n"
-      "subject with `-r T1 -t from_mni_affine.txt -t from_mni_warp.nii.gz`), atlas_brodmann|aal|\n"
-      "harvardoxford.nii.gz, atlases.json, scalp|pial|white.surf.gii, scalp_cortex_distance.nii.gz,\n"
-      "gyral_depth.nii.gz, brain_mni.nii.gz, cortex_map.json, cortex_map_qc.png.\n"
-      "`cortex-map map-point --subject-dir DIR --mni x,y,z` (or --ras x,y,z) prints the mapped point\n"
-      "as JSON on stdout.");
+  cli::Tool tool("cortex-map",
+                 "Registers a subject T1 to the MNI template (Colin27: affine, then deformable) and describes the\n"
+                 "subject's cortex and scalp. Outputs in --out-dir: to_mni_affine.txt, to_mni_warp.nii.gz,\n"
+                 "from_mni_affine.txt, from_mni_warp.nii.gz (ITK/ANTs: resample the subject into MNI with\n"
+                 "`antsApplyTransforms -r MNI -t to_mni_warp.nii.gz -t to_mni_affine.txt`, MNI images into the\n"
+                 "subject with `-r T1 -t from_mni_affine.txt -t from_mni_warp.nii.gz`), atlas_brodmann|aal|\n"
+                 "harvardoxford.nii.gz, atlases.json, scalp|pial|white.surf.gii, scalp_cortex_distance.nii.gz,\n"
+                 "gyral_depth.nii.gz, brain_mni.nii.gz, cortex_map.json, cortex_map_qc.png.\n"
+                 "`cortex-map map-point --subject-dir DIR --mni x,y,z` (or --ras x,y,z) prints the mapped point\n"
+                 "as JSON on stdout.");
   cortexmap::Params p;
   std::string out_dir;
   auto& app = tool.app();
   app.add_option("--t1", p.t1, "Bias-corrected T1 (t1w_biascorr.nii.gz)")->check(CLI::ExistingFile);
   app.add_option("--brain", p.brain, "Brain mask on the T1 grid (brain_mask.nii.gz)")->check(CLI::ExistingFile);
   app.add_option("--head", p.head, "Head mask on the T1 grid (head_mask.nii.gz)")->check(CLI::ExistingFile);
-  app.add_option("--dseg", p.dseg, "Tissue labels on the T1 grid (dseg.nii.gz: 1 CSF, 2 GM, 3 WM); without it\n"
-                                   "grey and white matter are approximated by intensity classes")
+  app.add_option("--dseg", p.dseg,
+                 "Tissue labels on the T1 grid (dseg.nii.gz: 1 CSF, 2 GM, 3 WM); without it\n"
+                 "grey and white matter are approximated by intensity classes")
       ->check(CLI::ExistingFile);
   app.add_option("-o,--out-dir", out_dir, "Folder for the outputs (must exist)");
   app.add_option("--template", p.template_head, "Template head in MNI space (needs --template-brain)")
@@ -60,8 +60,10 @@ int main(int argc, char** argv) {
       std::printf("%s\n", cortexmap::map_point(subject_dir, point, from_mni).dump().c_str());
       return;
     }
-    for (const auto& [name, value] : {std::pair<const char*, std::string*>{"--t1", &p.t1}, {"--brain", &p.brain},
-                                      {"--head", &p.head}, {"--out-dir", &out_dir}})
+    for (const auto& [name, value] : {std::pair<const char*, std::string*>{"--t1", &p.t1},
+                                      {"--brain", &p.brain},
+                                      {"--head", &p.head},
+                                      {"--out-dir", &out_dir}})
       if (value->empty()) throw UsageError(std::string(name) + " is required (or use the map-point subcommand)");
     if (app.count("--template") && !app.count("--template-brain"))
       throw UsageError("--template needs --template-brain (the deformable stage fits the template's brain)");

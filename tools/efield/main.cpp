@@ -26,8 +26,10 @@ int main(int argc, char** argv) {
   auto& app = tool.app();
   efield::Params p;
   std::optional<double> didt, rmt;
-  app.add_option("-s,--subject-dir", p.subject_dir, "Subject folder (target-pick's outputs)")->check(CLI::ExistingDirectory);
-  app.add_option("--targets", p.targets, "targets.json to read (default: SUBJECT_DIR/targets.json)")->check(CLI::ExistingFile);
+  app.add_option("-s,--subject-dir", p.subject_dir, "Subject folder (target-pick's outputs)")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--targets", p.targets, "targets.json to read (default: SUBJECT_DIR/targets.json)")
+      ->check(CLI::ExistingFile);
   app.add_option("--coil", p.coil, "Coil: a preset name (fig8-70) or a SimNIBS .ccd file")->capture_default_str();
   app.add_option("--model", p.model, "Field model")->capture_default_str()->check(CLI::IsMember({"bem", "sphere"}));
   app.add_option("--objective", p.objective, "What the placement maximises at the target ROI")
@@ -36,35 +38,49 @@ int main(int argc, char** argv) {
   app.add_option("--orientation", p.orientation, "Which pose goes to the navigator files: the field's or the rule's")
       ->capture_default_str()
       ->check(CLI::IsMember({"field", "rule"}));
-  app.add_option("--roi-radius", p.roi_radius_mm, "Grey-matter ROI radius around the target (mm)")->capture_default_str()->check(CLI::Range(1.0, 20.0));
+  app.add_option("--roi-radius", p.roi_radius_mm, "Grey-matter ROI radius around the target (mm)")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 20.0));
   app.add_option("--search-radius", p.search_radius_mm, "Coil centres searched within this distance of the entry (mm)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 30.0));
-  app.add_option("--angle-step", p.angle_step_deg, "Handle angle step (degrees)")->capture_default_str()->check(CLI::Range(1.0, 5.0));
-  app.add_option("--didt", didt, "Stimulator dI/dt at 100 % MSO, A/us (default: the coil file's dIdtmax)")->check(CLI::Range(1.0, 1000.0));
-  app.add_option("--rmt", rmt, "Resting motor threshold (% MSO) measured at the M1 target: gives the E-field dose")->check(CLI::Range(1.0, 100.0));
-  app.add_option("--reference-target", p.reference_target, "Target whose field the RMT matches (default: the plan's motor target)");
+  app.add_option("--angle-step", p.angle_step_deg, "Handle angle step (degrees)")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 5.0));
+  app.add_option("--didt", didt, "Stimulator dI/dt at 100 % MSO, A/us (default: the coil file's dIdtmax)")
+      ->check(CLI::Range(1.0, 1000.0));
+  app.add_option("--rmt", rmt, "Resting motor threshold (% MSO) measured at the M1 target: gives the E-field dose")
+      ->check(CLI::Range(1.0, 100.0));
+  app.add_option("--reference-target", p.reference_target,
+                 "Target whose field the RMT matches (default: the plan's motor target)");
   app.add_option("--conductor-offset", p.conductor_offset_mm, "Conductor surface beyond the brain mask's edge (mm)")
       ->capture_default_str()
       ->check(CLI::Range(-5.0, 8.0));
-  app.add_flag("--monophasic", p.monophasic, "Monophasic pulses: search the whole circle (biphasic: angles modulo 180)");
+  app.add_flag("--monophasic", p.monophasic,
+               "Monophasic pulses: search the whole circle (biphasic: angles modulo 180)");
   app.add_flag("--strict", p.strict, "Refuse a dose above --max-intensity");
-  app.add_option("--max-intensity", p.max_intensity, "Highest deliverable intensity (% MSO)")->capture_default_str()->check(CLI::Range(1.0, 100.0));
+  app.add_option("--max-intensity", p.max_intensity, "Highest deliverable intensity (% MSO)")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 100.0));
 
   auto* pr = app.add_subcommand("probe", "The field of one coil pose at listed points");
   pr->fallthrough();  // the common options (--threads, --verbose ...) may follow the subcommand
   efield::ProbeParams q;
   std::string centre;
   pr->add_option("--coil", q.coil, "Coil: a preset name or a .ccd file")->capture_default_str();
-  pr->add_option("--pose", q.pose, "targets.json (its first target, or --target) or a 4x4 matrix file (RAS mm)")->required()->check(CLI::ExistingFile);
+  pr->add_option("--pose", q.pose, "targets.json (its first target, or --target) or a 4x4 matrix file (RAS mm)")
+      ->required()
+      ->check(CLI::ExistingFile);
   pr->add_option("--target", q.target, "Target of a targets.json");
   pr->add_option("--points", q.points, "Text file of x,y,z lines (RAS mm)")->required()->check(CLI::ExistingFile);
   pr->add_option("--model", q.model, "sphere, bem or primary (free space)")->capture_default_str();
   pr->add_option("--sphere-centre", centre, "Sphere centre x,y,z (RAS mm) for --model sphere");
-  pr->add_option("--surface", q.surface, "Closed, outward-oriented GIfTI surface (RAS mm) for --model bem")->check(CLI::ExistingFile);
+  pr->add_option("--surface", q.surface, "Closed, outward-oriented GIfTI surface (RAS mm) for --model bem")
+      ->check(CLI::ExistingFile);
   pr->add_option("--didt", q.didt, "dI/dt in A/us (default 1)")->capture_default_str();
 
-  auto* fit = app.add_subcommand("fit-coil", "Fit the built-in flat figure-8 model to a coil file; prints its geometry as JSON");
+  auto* fit = app.add_subcommand("fit-coil",
+                                 "Fit the built-in flat figure-8 model to a coil file; prints its geometry as JSON");
   fit->fallthrough();
   std::string fit_file;
   fit->add_option("coil", fit_file, "Reference coil (.ccd)")->required()->check(CLI::ExistingFile);
@@ -84,7 +100,8 @@ int main(int argc, char** argv) {
     p.didt = didt;
     p.rmt = rmt;
     OutputSet out(p.subject_dir, tool.common().force);
-    for (const auto& [role, name] : efield::output_names(efield::target_names(p.targets.empty() ? p.subject_dir + "/targets.json" : p.targets)))
+    for (const auto& [role, name] :
+         efield::output_names(efield::target_names(p.targets.empty() ? p.subject_dir + "/targets.json" : p.targets)))
       out.add(role, name);
     out.check();
     Record record("efield", argc, argv);

@@ -6,7 +6,7 @@
 
 using namespace tmsplan;
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   cli::Tool tool(
       "protocol-export",
       "Turns targets.json (target-pick) and an rTMS protocol into a treatment plan in OUTDIR/plan/:\n"
@@ -20,7 +20,7 @@ int main(int argc, char **argv) {
       "Coordinates: world RAS+ mm of the reference T1; coil axes as SimNIBS (z into the head, y along the handle).");
   plan::Params p;
   double rmt = 0;
-  auto &app = tool.app();
+  auto& app = tool.app();
   app.add_option("--targets", p.targets_path, "targets.json written by target-pick")->required();
   app.add_option("--t1", p.t1_path, "The reference T1 of targets.json (NIfTI or DICOM folder)")->required();
   app.add_option("--protocol", p.protocol,
@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
                  "Folder with the earlier steps' QC pictures and records (default: the folder of targets.json)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--target", p.target_names, "Export only these targets (repeatable; default: all)");
-  auto *rmt_opt =
+  auto* rmt_opt =
       app.add_option("--rmt", rmt, "Resting motor threshold measured at M1, %MSO")->check(CLI::Range(1.0, 100.0));
   app.add_option("--m1", p.m1_target,
                  "The M1 target whose depth goes with --rmt (default: the only or first M1 target)");
@@ -43,8 +43,7 @@ int main(int argc, char **argv) {
                "Refuse a protocol whose trains exceed the safety table's duration or break the inter-train\n"
                "interval rule, or cannot be checked against either");
   return tool.run(argc, argv, [&] {
-    if (rmt_opt->count() > 0)
-      p.rmt_pct_mso = rmt;
+    if (rmt_opt->count() > 0) p.rmt_pct_mso = rmt;
     p.force = tool.common().force;
     Record record("protocol-export", argc, argv);
     const plan::Result result = plan::export_plan(p, record);

@@ -40,11 +40,10 @@ struct CleanupOnError {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::Tool tool("segment",
-                 "Classifies the brain of a T1-weighted scan into CSF, grey matter and white matter:\n"
-                 "an EM-fitted intensity mixture with partial-volume classes, a Markov random field\n"
-                 "prior and residual bias correction. Outputs in --out-dir: dseg.nii.gz (0 background,\n"
-                 "1 CSF, 2 GM, 3 WM), probseg_csf|gm|wm.nii.gz, segment.json, segment_qc.png.");
+  cli::Tool tool("segment", "Classifies the brain of a T1-weighted scan into CSF, grey matter and white matter:\n"
+                            "an EM-fitted intensity mixture with partial-volume classes, a Markov random field\n"
+                            "prior and residual bias correction. Outputs in --out-dir: dseg.nii.gz (0 background,\n"
+                            "1 CSF, 2 GM, 3 WM), probseg_csf|gm|wm.nii.gz, segment.json, segment_qc.png.");
   std::string t1_path, mask_path, out_dir;
   tissue::Params params;
   bool no_bias = false, no_pv = false;
@@ -68,10 +67,13 @@ int main(int argc, char** argv) {
   app.add_option("--map-smoothing", params.map_smoothing_mm, "Gaussian sigma (mm) for the tissue maps (0: off)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 5.0));
-  app.add_option("--iterations", params.max_iterations, "Maximum EM iterations")->capture_default_str()->check(CLI::Range(1, 500));
+  app.add_option("--iterations", params.max_iterations, "Maximum EM iterations")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 500));
   app.add_flag("--no-bias-correction", no_bias, "Do not estimate a residual bias field");
-  app.add_option("--working-spacing", params.working_spacing_mm,
-                 "Axes finer than 0.9 x this (mm) are segmented at this spacing and the probabilities brought back (0: off)")
+  app.add_option(
+         "--working-spacing", params.working_spacing_mm,
+         "Axes finer than 0.9 x this (mm) are segmented at this spacing and the probabilities brought back (0: off)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3.0));
   app.add_flag("--no-partial-volume", no_pv, "Do not model mixed CSF/GM and GM/WM voxels");

@@ -25,15 +25,21 @@ int main(int argc, char** argv) {
   Options options;
   std::optional<double> handle_angle;
   auto& app = tool.app();
-  app.add_option("-s,--subject-dir", dir, "Folder with the earlier steps' outputs")->required()->check(CLI::ExistingDirectory);
+  app.add_option("-s,--subject-dir", dir, "Folder with the earlier steps' outputs")
+      ->required()
+      ->check(CLI::ExistingDirectory);
   app.add_option("-t,--target", names, "Library target (see data/targets.json), e.g. M1_hand_left, DLPFC_BA46");
   app.add_option("--mni", mni, "A target at MNI x,y,z (mm); repeatable");
   app.add_option("--ras", ras, "A target at subject RAS x,y,z (mm of the input T1); repeatable");
   app.add_option("--eeg", eeg, "The cortex under a 10-10 EEG position, e.g. F3; repeatable");
-  app.add_option("--handle-angle", handle_angle, "Handle angle in degrees from posterior toward lateral (default: the target's rule)")
+  app.add_option("--handle-angle", handle_angle,
+                 "Handle angle in degrees from posterior toward lateral (default: the target's rule)")
       ->check(CLI::Range(-180.0, 180.0));
-  app.add_option("--hair-offset", options.hair_offset_mm, "Coil centre above the scalp, mm")->capture_default_str()->check(CLI::Range(0.0, 30.0));
-  app.add_option("--snap-radius", options.snap_radius_mm, "Search radius for the grey-matter crown, mm")->capture_default_str()
+  app.add_option("--hair-offset", options.hair_offset_mm, "Coil centre above the scalp, mm")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 30.0));
+  app.add_option("--snap-radius", options.snap_radius_mm, "Search radius for the grey-matter crown, mm")
+      ->capture_default_str()
       ->check(CLI::Range(1.0, 30.0));
   app.add_option("--library", library_path, "Target library (default: the repository's data/targets.json)");
   app.add_option("-o,--output", output, "targets.json to write (default: <subject-dir>/targets.json)");
@@ -43,11 +49,15 @@ int main(int argc, char** argv) {
       throw UsageError("give at least one target (--target, --mni, --ras or --eeg)");
     std::vector<Request> requests;
     for (const auto& n : names) requests.push_back({Request::Kind::Library, n, {}, handle_angle});
-    for (const auto& m : mni) requests.push_back({Request::Kind::Mni, "mni(" + m + ")", cli::parse_triple(m, "--mni"), handle_angle});
-    for (const auto& r : ras) requests.push_back({Request::Kind::Ras, "ras(" + r + ")", cli::parse_triple(r, "--ras"), handle_angle});
+    for (const auto& m : mni)
+      requests.push_back({Request::Kind::Mni, "mni(" + m + ")", cli::parse_triple(m, "--mni"), handle_angle});
+    for (const auto& r : ras)
+      requests.push_back({Request::Kind::Ras, "ras(" + r + ")", cli::parse_triple(r, "--ras"), handle_angle});
     for (const auto& e : eeg) requests.push_back({Request::Kind::Eeg, e, {}, handle_angle});
     if (output.empty()) output = dir + "/targets.json";
-    const std::string out_dir = std::filesystem::path(output).parent_path().empty() ? "." : std::filesystem::path(output).parent_path().string();
+    const std::string out_dir = std::filesystem::path(output).parent_path().empty()
+                                    ? "."
+                                    : std::filesystem::path(output).parent_path().string();
     OutputSet out(out_dir, force);
     out.add("qc", "target_pick_qc.png");
     out.add("record", "target_pick.json");
@@ -119,20 +129,22 @@ int main(int argc, char** argv) {
     lap("QC figure");
 
     std::vector<std::pair<std::string, std::string>> inputs;
-    for (const char* f : {"t1w_biascorr.nii.gz", "head_mask.nii.gz", "brain_mask.nii.gz", "dseg.nii.gz", "cortex_map.json"})
+    for (const char* f :
+         {"t1w_biascorr.nii.gz", "head_mask.nii.gz", "brain_mask.nii.gz", "dseg.nii.gz", "cortex_map.json"})
       if (std::filesystem::exists(dir + "/" + f)) inputs.emplace_back(f, dir + "/" + f);
     record.add_inputs(inputs);
     record.add_output("targets", output);
     record.add_output("qc", out.path("qc"));
     record.parameters() = {{"snap_radius_mm", options.snap_radius_mm}, {"hair_offset_mm", options.hair_offset_mm}};
     for (const auto& p : picks)
-      record.figures()[p.name] = {{"scalp_to_cortex_mm", p.scalp_to_cortex_mm}, {"snap_shift_mm", p.snap_shift_mm},
+      record.figures()[p.name] = {{"scalp_to_cortex_mm", p.scalp_to_cortex_mm},
+                                  {"snap_shift_mm", p.snap_shift_mm},
                                   {"refine_shift_mm", p.refine_shift_mm}};
     record.write(out.path("record"), force);
     lap("record");
     std::printf("name\tcortical_ras\tscalp_ras\tscalp_to_cortex_mm\n");
     for (const auto& p : picks)
-      std::printf("%s\t%.1f,%.1f,%.1f\t%.1f,%.1f,%.1f\t%.1f\n", p.name.c_str(), p.cortical[0], p.cortical[1], p.cortical[2],
-                  p.scalp[0], p.scalp[1], p.scalp[2], p.scalp_to_cortex_mm);
+      std::printf("%s\t%.1f,%.1f,%.1f\t%.1f,%.1f,%.1f\t%.1f\n", p.name.c_str(), p.cortical[0], p.cortical[1],
+                  p.cortical[2], p.scalp[0], p.scalp[1], p.scalp[2], p.scalp_to_cortex_mm);
   });
 }
