@@ -7,8 +7,15 @@
 /// EM. Deterministic: the result does not depend on the thread count.
 #include <array>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tmsplan/image.hpp"
+
+namespace tmsplan {
+class OutputSet;
+class Record;
+}  // namespace tmsplan
 
 namespace tmsplan::tissue {
 
@@ -29,11 +36,13 @@ struct Params {
   /// simulated set it fixed the GM/WM volume ratio but cost Dice at low SNR, and Philips WM vs FAST
   /// fell to 0.916 (docs/segment.md).
   bool mixel_means = false;
-  bool bias_correction = true;    ///< estimate a smooth multiplicative intensity field
-  int bias_degree = 3;            ///< degree of the polynomial (in x, y, z) fitted to the log field; -1: none
-  double bias_sigma_mm = 0.0;     ///< Gaussian smoothing (mm) of what the polynomial leaves; 0: none
-  double bias_cell_mm = 4.0;      ///< cell size of the grid the field is estimated on
-  double denoise_range = 3.0;     ///< edge-preserving pre-filter: intensity scale in noise sds; 0: off
+  bool bias_correction = true;  ///< estimate a smooth multiplicative intensity field
+  int bias_degree = 3;          ///< degree of the polynomial (in x, y, z) fitted to the log field; -1: none
+  double bias_sigma_mm = 0.0;   ///< Gaussian smoothing (mm) of what the polynomial leaves; 0: none
+  double bias_cell_mm = 4.0;    ///< cell size of the grid the field is estimated on
+  /// edge-preserving pre-filter: intensity scale in noise sds; 0: off. 1 since issue 15 (3 before:
+  /// it shifted the GM/WM boundary on noisy simulated heads, docs/segment.md "What was tuned on what").
+  double denoise_range = 1.0;
   int denoise_passes = 2;         ///< passes of that filter
   double map_smoothing_mm = 0.6;  ///< Gaussian sigma applied to the tissue maps inside the mask; 0: off
   /// Axes finer than 0.9 x this spacing are worked on at this spacing (mm); the probabilities are
@@ -61,5 +70,24 @@ Result segment(const Image& t1, const Mask& mask, const Params& params = {});
 /// The grid segment() works on for an input grid: the input grid itself unless an axis is finer
 /// than 0.9 x spacing_mm; then that axis gets spacing_mm (same orientation and extent).
 Grid working_grid(const Grid& input, double spacing_mm);
+
+// ---------------------------------------------------------------------------------------------
+// The segment step (tools/segment): files in, the contract's outputs and record out.
+
+struct RunParams {
+  std::string t1;    ///< T1-weighted image (NIfTI or DICOM folder), bias-corrected or not
+  std::string mask;  ///< brain mask on the T1's grid (> 0.5 inside)
+  Params model;
+};
+
+/// Output roles (OutputSet) that run() writes, with their contract file names (DESIGN.md 8):
+/// dseg, probseg_csf|gm|wm, qc, record.
+std::vector<std::pair<std::string, std::string>> output_names();
+
+/// Runs the whole step: reads and checks the inputs, segments, writes every output of `out`
+/// (registered with output_names() and checked by the caller) except the record, and fills the
+/// record's inputs, outputs, parameters and figures. A failure leaves no output (the tool runner
+/// rolls back what was committed).
+void run(const RunParams& params, const OutputSet& out, Record& record);
 
 }  // namespace tmsplan::tissue

@@ -173,26 +173,32 @@ Voxels gather(const Image& t1, const Mask& mask) {
   return v;
 }
 
-// Initial class means and spreads: 1D k-means (3 clusters) on a histogram of the intensities.
+// Initial class means and spreads: 1D k-means (3 clusters) on a histogram of the intensities,
+// started at these quantiles, over the 0.5-99.5 % range.
+constexpr std::array<double, 3> kStartQuantiles{0.15, 0.5, 0.85};
+constexpr double kHistogramLo = 0.005, kHistogramHi = 0.995;
+constexpr int kHistogramBins = 1024;
+constexpr int kKmeansIterations = 100;
+constexpr double kMinInitialSdOfContrast = 0.02;  // initial class sd floor (fraction of WM - CSF)
+
 Model initial_model(const Voxels& v) {
   std::vector<float> sorted = v.y;
   std::sort(sorted.begin(), sorted.end());
   auto quantile = [&](double q) { return double(sorted[std::size_t(q * double(sorted.size() - 1))]); };
-  const double lo = quantile(0.005), hi = quantile(0.995);
+  const double lo = quantile(kHistogramLo), hi = quantile(kHistogramHi);
   if (!(hi > lo)) throw Error("the T1 has (almost) the same intensity everywhere inside the mask");
-  constexpr int bins = 1024;
-  std::vector<double> count(bins, 0.0);
-  const double width = (hi - lo) / bins;
+  std::vector<double> count(kHistogramBins, 0.0);
+  const double width = (hi - lo) / kHistogramBins;
   for (float y : v.y) {
-    const int b = std::clamp(int((y - lo) / width), 0, bins - 1);
+    const int b = std::clamp(int((y - lo) / width), 0, kHistogramBins - 1);
     count[std::size_t(b)] += 1;
   }
   auto centre = [&](int b) { return lo + (b + 0.5) * width; };
-  std::array<double, 3> mu{quantile(0.15), quantile(0.5), quantile(0.85)};
+  std::array<double, 3> mu{quantile(kStartQuantiles[0]), quantile(kStartQuantiles[1]), quantile(kStartQuantiles[2])};
   std::array<double, 3> sum{}, sum2{}, w{};
-  for (int it = 0; it < 100; ++it) {
+  for (int it = 0; it < kKmeansIterations; ++it) {
     sum = {}, sum2 = {}, w = {};
-    for (int b = 0; b < bins; ++b) {
+    for (int b = 0; b < kHistogramBins; ++b) {
       const double x = centre(b);
       int best = 0;
       for (int c = 1; c < 3; ++c)
@@ -214,7 +220,7 @@ Model initial_model(const Voxels& v) {
   for (int c = 0; c < 3; ++c) {
     m.mu[c] = mu[c];
     const double var = w[c] > 0 ? sum2[c] / w[c] - mu[c] * mu[c] : 0.0;
-    m.sd[c] = std::max(std::sqrt(std::max(var, 0.0)), 0.02 * contrast);
+    m.sd[c] = std::max(std::sqrt(std::max(var, 0.0)), kMinInitialSdOfContrast * contrast);
   }
   return m;
 }
@@ -421,247 +427,282 @@ void check_inputs(const Image& t1, const Mask& mask, const Params& p) {
   if (!(p.bias_degree >= -1 && p.bias_degree <= 7)) throw Error("bias polynomial degree must be in -1..7");
 }
 
-// The tissue model on the grid it is given (segment() decides which grid that is).
-Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
-  const double t0 = now_seconds();
-  Voxels v = gather(t1, mask);
-  const double noise_sd = estimate_noise(v);
-  denoise(v, t1, mask, params.denoise_range * noise_sd, params.denoise_passes);
-  log::debug(fmt::format("noise sd {:.1f}, denoised at {:.2f} s", noise_sd, now_seconds() - t0));
-  const std::size_t n = std::size_t(v.n);
-  Model model = initial_model(v);
-  model.pv = params.partial_volume;
-  model.prepare();
-  const double contrast = model.mu[2] - model.mu[0];
+// Tuning constants of the EM (docs/segment.md, "Method"; tuned on the Philips scan and the Colin27
+// copies, see "How the design got there").
+constexpr int kPrefitSteps = 15;           // hard-assignment rounds of the bias pre-fit
+constexpr int kPrefitStepsPerDegree = 3;   // the pre-fit's polynomial degree rises 1, 2, 3 every 3 rounds
+constexpr float kPrefitMaxZ2 = 4.0f;       // pre-fit: voxels within 2 sd of their nearest class mean
+constexpr float kBiasOutlierSd = 3.0f;     // EM bias step: voxels beyond 3 sd of their class are left out
+constexpr float kMinPureWeight = 1e-3f;    // a voxel needs this much pure-class posterior to inform the field
+constexpr double kMinSdOfContrast = 0.01;  // class sd floor, as a fraction of the WM - CSF contrast
 
-  std::vector<float> log_b(n, 0.0f);        // log of the bias field
-  std::vector<float> x = v.y;               // bias-corrected intensity
-  std::vector<float> q(n * kLadder, 0.0f);  // posteriors on the ladder
-  std::vector<float> mix(n * 4, 0.0f);      // per mixture: E[fraction of the darker class], E[fraction^2]
+// The EM state on one grid: the voxels, the class model, and per voxel the bias-corrected
+// intensity, the ladder posteriors, the mixture fractions and the log field. The steps of one
+// iteration are its member functions; every per-voxel update writes only its own voxel.
+class Em {
+ public:
+  Em(const Voxels& v, const Grid& grid, const Params& params)
+      : v_(v), grid_(grid), params_(params), n_(std::size_t(v.n)), beta_(float(params.mrf_beta)) {
+    model_ = initial_model(v);
+    model_.pv = params.partial_volume;
+    model_.prepare();
+    contrast_ = model_.mu[2] - model_.mu[0];
+    log_b_.assign(n_, 0.0f);
+    x_ = v.y;
+    q_.assign(n_ * kLadder, 0.0f);
+    mix_.assign(n_ * 4, 0.0f);
+  }
 
-  // Posterior of one voxel from its likelihood and (when beta > 0) its neighbours' posteriors.
-  const float beta = float(params.mrf_beta);
-  auto update_voxel = [&](std::size_t i, bool spatial) {
-    Eval e;
-    evaluate(model, x[i], e);
-    Ladder nsum{};
-    if (spatial) {
-      for (int d = 0; d < 6; ++d) {
-        const std::int32_t j = v.neighbour[i * 6 + std::size_t(d)];
-        if (j < 0) continue;
-        const float w = float(v.axis_weight[d / 2]);
-        const float* qj = &q[std::size_t(j) * kLadder];
-        for (int l = 0; l < kLadder; ++l) nsum[l] += w * qj[l];
-      }
-    }
-    Ladder lp;
-    float best = -std::numeric_limits<float>::infinity();
-    for (int k = 0; k < kLadder; ++k) {
-      float field = 0;
-      for (int l = 0; l < kLadder; ++l) field += compat(k, l) * nsum[l];
-      lp[k] = e.ll[k] + beta * field;
-      best = std::max(best, lp[k]);
-    }
-    float s = 0;
-    for (int k = 0; k < kLadder; ++k) s += (lp[k] = std::exp(lp[k] - best));
-    for (int k = 0; k < kLadder; ++k) q[i * kLadder + std::size_t(k)] = lp[k] / s;
-    mix[i * 4 + 0] = e.fraction[0];
-    mix[i * 4 + 1] = e.fraction[1];
-    mix[i * 4 + 2] = e.fraction2[0];
-    mix[i * 4 + 3] = e.fraction2[1];
-  };
-  // One mean-field sweep: even voxels from odd neighbours, then odd ones from the new even ones.
-  auto e_step = [&](bool spatial) {
-    for (std::uint8_t colour = 0; colour < 2; ++colour) {
-      parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t i = b; i < e; ++i)
-          if (!spatial || v.parity[std::size_t(i)] == colour) update_voxel(std::size_t(i), spatial);
-      });
-      if (!spatial) break;
-    }
-  };
-  // Class means and spreads from the posteriors of the pure classes. The mixing proportions are
-  // not re-estimated: the MRF is the spatial prior (re-estimating them lets the mixed classes
-  // swallow the pure CSF class).
-  auto m_step = [&]() {
-    // Per pure class: posterior weight, first and second moments of x. Then the normal equations
-    // of the linear mixing model over all voxels: E[f f^T] mu = E[f] x, f the voxel's tissue
-    // fractions (one-hot for a pure class, (a, 1 - a) for a mixture, with the posterior moments of a).
-    constexpr std::size_t P = 3 * kClasses, N = P + 6 + 3;
-    const auto s = reduce<N>(v.n, [&](std::int64_t b, std::int64_t e, std::array<double, N>& acc) {
-      for (std::int64_t i = b; i < e; ++i) {
-        const double xi = x[std::size_t(i)];
-        const float* qi = &q[std::size_t(i) * kLadder];
-        const float* mi = &mix[std::size_t(i) * 4];
-        for (int c = 0; c < kClasses; ++c) {
-          const double w = qi[2 * c];
-          acc[3 * c] += w;
-          acc[3 * c + 1] += w * xi;
-          acc[3 * c + 2] += w * xi * xi;
-        }
-        // E[f f^T] as (00, 11, 22, 01, 12, 02) and E[f] x
-        double ff[6] = {qi[0], qi[2], qi[4], 0, 0, 0}, fx[3] = {qi[0] * xi, qi[2] * xi, qi[4] * xi};
-        for (int p = 0; p < 2; ++p) {
-          const double w = qi[2 * p + 1], a = mi[p], a2 = mi[2 + p];
-          ff[p] += w * a2;
-          ff[p + 1] += w * (1 - 2 * a + a2);
-          ff[3 + p] += w * (a - a2);
-          fx[p] += w * a * xi;
-          fx[p + 1] += w * (1 - a) * xi;
-        }
-        for (int t = 0; t < 6; ++t) acc[P + std::size_t(t)] += ff[t];
-        for (int t = 0; t < 3; ++t) acc[P + 6 + std::size_t(t)] += fx[t];
-      }
-    });
-    std::array<double, kClasses> mu = model.mu;
-    for (int c = 0; c < kClasses; ++c)
-      if (s[3 * c] >= 1.0) mu[c] = s[3 * c + 1] / s[3 * c];  // an emptied class keeps its last estimate
-    if (params.mixel_means && model.pv) {
-      Eigen::Matrix3d a;
-      a << s[P + 0], s[P + 3], s[P + 5], s[P + 3], s[P + 1], s[P + 4], s[P + 5], s[P + 4], s[P + 2];
-      const Eigen::Vector3d rhs(s[P + 6], s[P + 7], s[P + 8]);
-      const Eigen::Vector3d sol = a.ldlt().solve(rhs);
-      if (sol.allFinite() && sol[0] > 0 && sol[0] < sol[1] && sol[1] < sol[2])
-        for (int c = 0; c < kClasses; ++c) mu[c] = sol[c];
-    }
-    for (int c = 0; c < kClasses; ++c) {
-      if (s[3 * c] < 1.0) continue;
-      const double m1 = s[3 * c + 1] / s[3 * c], m2 = s[3 * c + 2] / s[3 * c];
-      // (without the mixel means mu = m1: the same arithmetic as before issue 15, same bits)
-      const double var = std::max(0.0, params.mixel_means ? m2 - 2 * mu[c] * m1 + mu[c] * mu[c] : m2 - mu[c] * mu[c]);
-      model.mu[c] = mu[c];
-      model.sd[c] = std::max(std::sqrt(var), 0.01 * contrast);
-    }
-    model.prepare();
-  };
-
-  // Residual bias: log(y / expected clean intensity), weighted by its precision, smoothed.
-  std::unique_ptr<BiasGrid> bias_grid;
-  std::vector<float> weight, residual, log_y;
-  auto bias_step = [&]() {
-    if (!bias_grid) {
-      bias_grid = std::make_unique<BiasGrid>(t1.grid, v, params.bias_cell_mm);
-      weight.assign(n, 0.0f);
-      residual.assign(n, 0.0f);
-      log_y.resize(n);
-      for (std::size_t i = 0; i < n; ++i) log_y[i] = v.y[i] > 0 ? std::log(v.y[i]) : 0.0f;
-    }
-    parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) {
-        const std::size_t u = std::size_t(i);
-        // Only the pure classes inform the field: a mixed voxel's expected intensity follows its
-        // own intensity (through the fraction), so its residual says nothing about the bias.
-        const float* qi = &q[u * kLadder];
-        float w = 0, m = 0, var = 0;
-        for (int c = 0; c < kClasses; ++c) {
-          w += qi[2 * c];
-          m += qi[2 * c] * model.fmu[c];
-          var += qi[2 * c] / model.ivar[c];
-        }
-        if (w > 1e-3f) {
-          m /= w;
-          var /= w;
-        }
-        // Outliers (vessels, dura, lesions) do not steer the field.
-        const bool usable = w > 1e-3f && v.y[u] > 0 && m > 0 && std::abs(x[u] - m) < 3.0f * std::sqrt(var);
-        weight[u] = usable ? w * m * m / var : 0.0f;
-        residual[u] = usable ? log_y[u] - std::log(m) : 0.0f;
-      }
-    });
-    bias_grid->estimate(weight, residual, params.bias_degree, params.bias_sigma_mm, log_b);
-    parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) x[std::size_t(i)] = v.y[std::size_t(i)] * std::exp(-log_b[std::size_t(i)]);
-    });
-  };
+  const Model& model() const { return model_; }
+  const std::vector<float>& posteriors() const { return q_; }
+  const std::vector<float>& fractions() const { return mix_; }
+  const std::vector<float>& log_bias() const { return log_b_; }
 
   // A first field, before any posterior exists: hard nearest-class assignments (k-means steps on
   // the corrected intensities) and fits of rising polynomial degree. The low degrees are global,
   // so regions where the raw intensities put the GM/WM split in the wrong place are outvoted by
   // the rest of the brain instead of locking the field in.
-  auto prefit_bias = [&](int steps) {
-    bias_grid = std::make_unique<BiasGrid>(t1.grid, v, params.bias_cell_mm);
-    weight.assign(n, 0.0f);
-    residual.assign(n, 0.0f);
-    log_y.resize(n);
-    for (std::size_t i = 0; i < n; ++i) log_y[i] = v.y[i] > 0 ? std::log(v.y[i]) : 0.0f;
+  void prefit_bias(int steps) {
+    start_bias();
     for (int step = 0; step < steps; ++step) {
-      parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t i = b; i < e; ++i) {
-          const std::size_t u = std::size_t(i);
-          int best = 0;
-          for (int c = 1; c < kClasses; ++c)
-            if (std::abs(x[u] - model.fmu[c]) < std::abs(x[u] - model.fmu[best])) best = c;
-          const float z2 = (x[u] - model.fmu[best]) * (x[u] - model.fmu[best]) * model.ivar[best];
-          const bool usable = v.y[u] > 0 && z2 < 4.0f;
-          weight[u] = usable ? model.fmu[best] * model.fmu[best] * model.ivar[best] : 0.0f;
-          residual[u] = usable ? log_y[u] - std::log(model.fmu[best]) : 0.0f;
-        }
-      });
-      const int degree = std::min(params.bias_degree, 1 + step / 3);
-      bias_grid->estimate(weight, residual, degree, 0.0, log_b);
-      parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t i = b; i < e; ++i) x[std::size_t(i)] = v.y[std::size_t(i)] * std::exp(-log_b[std::size_t(i)]);
-      });
-      constexpr std::size_t N = 3 * kClasses;
-      const auto s = reduce<N>(v.n, [&](std::int64_t b, std::int64_t e, std::array<double, N>& acc) {
-        for (std::int64_t i = b; i < e; ++i) {
-          const double xi = x[std::size_t(i)];
-          int best = 0;
-          for (int c = 1; c < kClasses; ++c)
-            if (std::abs(xi - model.mu[c]) < std::abs(xi - model.mu[best])) best = c;
-          acc[3 * best] += 1;
-          acc[3 * best + 1] += xi;
-          acc[3 * best + 2] += xi * xi;
-        }
-      });
-      for (int c = 0; c < kClasses; ++c) {
-        if (s[3 * c] < 1.0) continue;
-        model.mu[c] = s[3 * c + 1] / s[3 * c];
-        model.sd[c] =
-            std::max(std::sqrt(std::max(0.0, s[3 * c + 2] / s[3 * c] - model.mu[c] * model.mu[c])), 0.01 * contrast);
-      }
-      model.prepare();
+      prefit_weights();
+      const int degree = std::min(params_.bias_degree, 1 + step / kPrefitStepsPerDegree);
+      bias_grid_->estimate(weight_, residual_, degree, 0.0, log_b_);
+      apply_bias();
+      hard_means();
     }
-  };
-  if (params.bias_correction && params.bias_degree >= 1) prefit_bias(15);
-  log::debug(fmt::format("bias prefit done at {:.2f} s: means {:.1f} {:.1f} {:.1f}", now_seconds() - t0, model.mu[0],
-                         model.mu[1], model.mu[2]));
+  }
 
   // Initial posteriors from the intensities alone, then EM with the spatial prior and the field.
-  e_step(false);
-  m_step();
-  log::debug(fmt::format("initialised in {:.2f} s: means {:.1f} {:.1f} {:.1f}", now_seconds() - t0, model.mu[0],
-                         model.mu[1], model.mu[2]));
-  Result r;
-  {
-    Progress progress("segmenting", params.max_iterations);
-    for (int it = 1; it <= params.max_iterations; ++it) {
-      const auto before = model.mu;
-      if (params.bias_correction) bias_step();
-      e_step(beta > 0);
-      m_step();
-      ++progress;
-      double moved = 0;
-      for (int c = 0; c < kClasses; ++c) moved = std::max(moved, std::abs(model.mu[c] - before[c]) / contrast);
-      log::debug(fmt::format(
-          "{:.2f} s, iteration {}: means {:.1f} {:.1f} {:.1f}, sd {:.1f} {:.1f} {:.1f}, moved {:.2e}",
-          now_seconds() - t0, it, model.mu[0], model.mu[1], model.mu[2], model.sd[0], model.sd[1], model.sd[2], moved));
-      r.iterations = it;
-      if (it >= params.min_iterations && moved < params.tolerance) {
-        r.converged = true;
-        break;
-      }
-    }
-    progress.set(params.max_iterations);
+  void initialise() {
+    e_step(false);
+    m_step();
   }
-  if (!(model.mu[0] < model.mu[1] && model.mu[1] < model.mu[2]))
-    throw Error("the tissue model did not keep CSF < GM < WM in intensity (is it a T1?)");
 
-  // Fold the mixed classes into the three tissue maps by their estimated fractions.
-  const Grid& g = t1.grid;
+  // One EM iteration; returns how far the class means moved (fraction of the WM - CSF contrast).
+  double iterate() {
+    const auto before = model_.mu;
+    if (params_.bias_correction) bias_step();
+    e_step(beta_ > 0);
+    m_step();
+    double moved = 0;
+    for (int c = 0; c < kClasses; ++c) moved = std::max(moved, std::abs(model_.mu[c] - before[c]) / contrast_);
+    return moved;
+  }
+
+ private:
+  void update_voxel(std::size_t i, bool spatial);
+  void e_step(bool spatial);
+  void m_step();
+  void bias_step();
+  void prefit_weights();
+  void hard_means();
+
+  // The bias grid and the per-voxel buffers of the field fit.
+  void start_bias() {
+    bias_grid_ = std::make_unique<BiasGrid>(grid_, v_, params_.bias_cell_mm);
+    weight_.assign(n_, 0.0f);
+    residual_.assign(n_, 0.0f);
+    log_y_.resize(n_);
+    for (std::size_t i = 0; i < n_; ++i) log_y_[i] = v_.y[i] > 0 ? std::log(v_.y[i]) : 0.0f;
+  }
+  void apply_bias() {
+    parallel_for(v_.n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i)
+        x_[std::size_t(i)] = v_.y[std::size_t(i)] * std::exp(-log_b_[std::size_t(i)]);
+    });
+  }
+
+  const Voxels& v_;
+  const Grid& grid_;
+  const Params& params_;
+  const std::size_t n_;
+  const float beta_;
+  Model model_;
+  double contrast_ = 0;
+  std::vector<float> log_b_;  // log of the bias field
+  std::vector<float> x_;      // bias-corrected intensity
+  std::vector<float> q_;      // posteriors on the ladder
+  std::vector<float> mix_;    // per mixture: E[fraction of the darker class], E[fraction^2]
+  std::unique_ptr<BiasGrid> bias_grid_;
+  std::vector<float> weight_, residual_, log_y_;
+};
+
+// Posterior of one voxel from its likelihood and (when spatial) its neighbours' posteriors.
+void Em::update_voxel(std::size_t i, bool spatial) {
+  Eval e;
+  evaluate(model_, x_[i], e);
+  Ladder nsum{};
+  if (spatial) {
+    for (int d = 0; d < 6; ++d) {
+      const std::int32_t j = v_.neighbour[i * 6 + std::size_t(d)];
+      if (j < 0) continue;
+      const float w = float(v_.axis_weight[d / 2]);
+      const float* qj = &q_[std::size_t(j) * kLadder];
+      for (int l = 0; l < kLadder; ++l) nsum[l] += w * qj[l];
+    }
+  }
+  Ladder lp;
+  float best = -std::numeric_limits<float>::infinity();
+  for (int k = 0; k < kLadder; ++k) {
+    float field = 0;
+    for (int l = 0; l < kLadder; ++l) field += compat(k, l) * nsum[l];
+    lp[k] = e.ll[k] + beta_ * field;
+    best = std::max(best, lp[k]);
+  }
+  float s = 0;
+  for (int k = 0; k < kLadder; ++k) s += (lp[k] = std::exp(lp[k] - best));
+  for (int k = 0; k < kLadder; ++k) q_[i * kLadder + std::size_t(k)] = lp[k] / s;
+  mix_[i * 4 + 0] = e.fraction[0];
+  mix_[i * 4 + 1] = e.fraction[1];
+  mix_[i * 4 + 2] = e.fraction2[0];
+  mix_[i * 4 + 3] = e.fraction2[1];
+}
+
+// One mean-field sweep: even voxels from odd neighbours, then odd ones from the new even ones.
+void Em::e_step(bool spatial) {
+  for (std::uint8_t colour = 0; colour < 2; ++colour) {
+    parallel_for(v_.n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i)
+        if (!spatial || v_.parity[std::size_t(i)] == colour) update_voxel(std::size_t(i), spatial);
+    });
+    if (!spatial) break;
+  }
+}
+
+// Class means and spreads from the posteriors of the pure classes. The mixing proportions are
+// not re-estimated: the MRF is the spatial prior (re-estimating them lets the mixed classes
+// swallow the pure CSF class).
+void Em::m_step() {
+  // Per pure class: posterior weight, first and second moments of x. Then the normal equations
+  // of the linear mixing model over all voxels: E[f f^T] mu = E[f] x, f the voxel's tissue
+  // fractions (one-hot for a pure class, (a, 1 - a) for a mixture, with the posterior moments of a).
+  constexpr std::size_t P = 3 * kClasses, N = P + 6 + 3;
+  const auto s = reduce<N>(v_.n, [&](std::int64_t b, std::int64_t e, std::array<double, N>& acc) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const double xi = x_[std::size_t(i)];
+      const float* qi = &q_[std::size_t(i) * kLadder];
+      const float* mi = &mix_[std::size_t(i) * 4];
+      for (int c = 0; c < kClasses; ++c) {
+        const double w = qi[2 * c];
+        acc[3 * c] += w;
+        acc[3 * c + 1] += w * xi;
+        acc[3 * c + 2] += w * xi * xi;
+      }
+      // E[f f^T] as (00, 11, 22, 01, 12, 02) and E[f] x
+      double ff[6] = {qi[0], qi[2], qi[4], 0, 0, 0}, fx[3] = {qi[0] * xi, qi[2] * xi, qi[4] * xi};
+      for (int p = 0; p < 2; ++p) {
+        const double w = qi[2 * p + 1], a = mi[p], a2 = mi[2 + p];
+        ff[p] += w * a2;
+        ff[p + 1] += w * (1 - 2 * a + a2);
+        ff[3 + p] += w * (a - a2);
+        fx[p] += w * a * xi;
+        fx[p + 1] += w * (1 - a) * xi;
+      }
+      for (int t = 0; t < 6; ++t) acc[P + std::size_t(t)] += ff[t];
+      for (int t = 0; t < 3; ++t) acc[P + 6 + std::size_t(t)] += fx[t];
+    }
+  });
+  std::array<double, kClasses> mu = model_.mu;
+  for (int c = 0; c < kClasses; ++c)
+    if (s[3 * c] >= 1.0) mu[c] = s[3 * c + 1] / s[3 * c];  // an emptied class keeps its last estimate
+  if (params_.mixel_means && model_.pv) {
+    Eigen::Matrix3d a;
+    a << s[P + 0], s[P + 3], s[P + 5], s[P + 3], s[P + 1], s[P + 4], s[P + 5], s[P + 4], s[P + 2];
+    const Eigen::Vector3d rhs(s[P + 6], s[P + 7], s[P + 8]);
+    const Eigen::Vector3d sol = a.ldlt().solve(rhs);
+    if (sol.allFinite() && sol[0] > 0 && sol[0] < sol[1] && sol[1] < sol[2])
+      for (int c = 0; c < kClasses; ++c) mu[c] = sol[c];
+  }
+  for (int c = 0; c < kClasses; ++c) {
+    if (s[3 * c] < 1.0) continue;
+    const double m1 = s[3 * c + 1] / s[3 * c], m2 = s[3 * c + 2] / s[3 * c];
+    // (without the mixel means mu = m1: the same arithmetic as before issue 15, same bits)
+    const double var = std::max(0.0, params_.mixel_means ? m2 - 2 * mu[c] * m1 + mu[c] * mu[c] : m2 - mu[c] * mu[c]);
+    model_.mu[c] = mu[c];
+    model_.sd[c] = std::max(std::sqrt(var), kMinSdOfContrast * contrast_);
+  }
+  model_.prepare();
+}
+
+// Residual bias: log(y / expected clean intensity), weighted by its precision, smoothed.
+void Em::bias_step() {
+  if (!bias_grid_) start_bias();
+  parallel_for(v_.n, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const std::size_t u = std::size_t(i);
+      // Only the pure classes inform the field: a mixed voxel's expected intensity follows its
+      // own intensity (through the fraction), so its residual says nothing about the bias.
+      const float* qi = &q_[u * kLadder];
+      float w = 0, m = 0, var = 0;
+      for (int c = 0; c < kClasses; ++c) {
+        w += qi[2 * c];
+        m += qi[2 * c] * model_.fmu[c];
+        var += qi[2 * c] / model_.ivar[c];
+      }
+      if (w > kMinPureWeight) {
+        m /= w;
+        var /= w;
+      }
+      // Outliers (vessels, dura, lesions) do not steer the field.
+      const bool usable =
+          w > kMinPureWeight && v_.y[u] > 0 && m > 0 && std::abs(x_[u] - m) < kBiasOutlierSd * std::sqrt(var);
+      weight_[u] = usable ? w * m * m / var : 0.0f;
+      residual_[u] = usable ? log_y_[u] - std::log(m) : 0.0f;
+    }
+  });
+  bias_grid_->estimate(weight_, residual_, params_.bias_degree, params_.bias_sigma_mm, log_b_);
+  apply_bias();
+}
+
+// Pre-fit weights: each voxel's nearest class mean, its precision, and the log residual.
+void Em::prefit_weights() {
+  parallel_for(v_.n, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const std::size_t u = std::size_t(i);
+      int best = 0;
+      for (int c = 1; c < kClasses; ++c)
+        if (std::abs(x_[u] - model_.fmu[c]) < std::abs(x_[u] - model_.fmu[best])) best = c;
+      const float z2 = (x_[u] - model_.fmu[best]) * (x_[u] - model_.fmu[best]) * model_.ivar[best];
+      const bool usable = v_.y[u] > 0 && z2 < kPrefitMaxZ2;
+      weight_[u] = usable ? model_.fmu[best] * model_.fmu[best] * model_.ivar[best] : 0.0f;
+      residual_[u] = usable ? log_y_[u] - std::log(model_.fmu[best]) : 0.0f;
+    }
+  });
+}
+
+// Pre-fit class means and spreads from hard nearest-class assignments (a k-means step).
+void Em::hard_means() {
+  constexpr std::size_t N = 3 * kClasses;
+  const auto s = reduce<N>(v_.n, [&](std::int64_t b, std::int64_t e, std::array<double, N>& acc) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const double xi = x_[std::size_t(i)];
+      int best = 0;
+      for (int c = 1; c < kClasses; ++c)
+        if (std::abs(xi - model_.mu[c]) < std::abs(xi - model_.mu[best])) best = c;
+      acc[3 * best] += 1;
+      acc[3 * best + 1] += xi;
+      acc[3 * best + 2] += xi * xi;
+    }
+  });
+  for (int c = 0; c < kClasses; ++c) {
+    if (s[3 * c] < 1.0) continue;
+    model_.mu[c] = s[3 * c + 1] / s[3 * c];
+    model_.sd[c] = std::max(std::sqrt(std::max(0.0, s[3 * c + 2] / s[3 * c] - model_.mu[c] * model_.mu[c])),
+                            kMinSdOfContrast * contrast_);
+  }
+  model_.prepare();
+}
+
+// Folds the mixed classes into the three tissue maps by their estimated fractions; dseg is the
+// argmax, the bias field comes along.
+void fold_maps(const Em& em, const Voxels& v, const Grid& g, Result& r) {
   for (auto& p : r.probability) p = Image(g, 0.0f);
   r.dseg = Labels(g, 0);
   r.bias_field = Image(g, 1.0f);
+  const std::vector<float>& q = em.posteriors();
+  const std::vector<float>& mix = em.fractions();
+  const std::vector<float>& log_b = em.log_bias();
   parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t i = b; i < e; ++i) {
       const std::size_t u = std::size_t(i);
@@ -679,26 +720,31 @@ Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
       r.bias_field.data[v.index[u]] = std::exp(log_b[u]);
     }
   });
-  // A light smoothing of the maps inside the mask: the class boundaries then follow the anatomy
-  // rather than the last voxel's noise (it matters on noisy scans, hardly on clean ones).
-  if (params.map_smoothing_mm > 0) {
-    for (auto& p : r.probability) p = masked_smooth(p, mask, params.map_smoothing_mm);
-    for (std::int64_t i = 0; i < v.n; ++i) {
-      const std::size_t at = v.index[std::size_t(i)];
-      float t = 0;
-      int best = 0;
-      for (int c = 0; c < kClasses; ++c) {
-        t += r.probability[c].data[at];
-        if (r.probability[c].data[at] > r.probability[best].data[at]) best = c;
-      }
-      for (int c = 0; c < kClasses; ++c) r.probability[c].data[at] /= t;
-      r.dseg.data[at] = std::uint8_t(best + 1);
+}
+
+// A light smoothing of the maps inside the mask: the class boundaries then follow the anatomy
+// rather than the last voxel's noise (it matters on noisy scans, hardly on clean ones).
+void smooth_maps(const Voxels& v, const Mask& mask, double sigma_mm, Result& r) {
+  if (!(sigma_mm > 0)) return;
+  for (auto& p : r.probability) p = masked_smooth(p, mask, sigma_mm);
+  for (std::int64_t i = 0; i < v.n; ++i) {
+    const std::size_t at = v.index[std::size_t(i)];
+    float t = 0;
+    int best = 0;
+    for (int c = 0; c < kClasses; ++c) {
+      t += r.probability[c].data[at];
+      if (r.probability[c].data[at] > r.probability[best].data[at]) best = c;
     }
-    for (auto& p : r.probability)
-      for (std::size_t i = 0; i < p.data.size(); ++i)
-        if (!mask.data[i]) p.data[i] = 0;
+    for (int c = 0; c < kClasses; ++c) r.probability[c].data[at] /= t;
+    r.dseg.data[at] = std::uint8_t(best + 1);
   }
-  const double ml = g.voxel_volume_ml();
+  for (auto& p : r.probability)
+    for (std::size_t i = 0; i < p.data.size(); ++i)
+      if (!mask.data[i]) p.data[i] = 0;
+}
+
+// Class volumes (probability sums and label counts) in block order.
+void measure_voxels(const Voxels& v, double voxel_ml, Result& r) {
   constexpr std::size_t N = 2 * kClasses;
   const auto sums = reduce<N>(v.n, [&](std::int64_t b, std::int64_t e, std::array<double, N>& acc) {
     for (std::int64_t i = b; i < e; ++i) {
@@ -708,17 +754,87 @@ Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
     }
   });
   for (int c = 0; c < kClasses; ++c) {
-    r.noise_sd = noise_sd;
-    r.mean[c] = model.mu[c];
-    r.sd[c] = model.sd[c];
-    r.volume_ml[c] = sums[std::size_t(c)] * ml;
-    r.label_volume_ml[c] = sums[std::size_t(kClasses + c)] * ml;
+    r.volume_ml[c] = sums[std::size_t(c)] * voxel_ml;
+    r.label_volume_ml[c] = sums[std::size_t(kClasses + c)] * voxel_ml;
   }
+}
+
+// The EM iterations with their progress and convergence test.
+void run_em(Em& em, const Params& params, double t0, Result& r) {
+  Progress progress("segmenting", params.max_iterations);
+  for (int it = 1; it <= params.max_iterations; ++it) {
+    const double moved = em.iterate();
+    ++progress;
+    const Model& m = em.model();
+    log::debug(fmt::format("{:.2f} s, iteration {}: means {:.1f} {:.1f} {:.1f}, sd {:.1f} {:.1f} {:.1f}, moved {:.2e}",
+                           now_seconds() - t0, it, m.mu[0], m.mu[1], m.mu[2], m.sd[0], m.sd[1], m.sd[2], moved));
+    r.iterations = it;
+    if (it >= params.min_iterations && moved < params.tolerance) {
+      r.converged = true;
+      break;
+    }
+  }
+  progress.set(params.max_iterations);
+}
+
+// The tissue model on the grid it is given (segment() decides which grid that is).
+Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
+  const double t0 = now_seconds();
+  Voxels v = gather(t1, mask);
+  const double noise_sd = estimate_noise(v);
+  denoise(v, t1, mask, params.denoise_range * noise_sd, params.denoise_passes);
+  log::debug(fmt::format("noise sd {:.1f}, denoised at {:.2f} s", noise_sd, now_seconds() - t0));
+  Em em(v, t1.grid, params);
+  if (params.bias_correction && params.bias_degree >= 1) em.prefit_bias(kPrefitSteps);
+  log::debug(fmt::format("bias prefit done at {:.2f} s: means {:.1f} {:.1f} {:.1f}", now_seconds() - t0,
+                         em.model().mu[0], em.model().mu[1], em.model().mu[2]));
+  em.initialise();
+  log::debug(fmt::format("initialised in {:.2f} s: means {:.1f} {:.1f} {:.1f}", now_seconds() - t0, em.model().mu[0],
+                         em.model().mu[1], em.model().mu[2]));
+  Result r;
+  run_em(em, params, t0, r);
+  const Model& model = em.model();
+  if (!(model.mu[0] < model.mu[1] && model.mu[1] < model.mu[2]))
+    throw Error("the tissue model did not keep CSF < GM < WM in intensity (is it a T1?)");
+  fold_maps(em, v, t1.grid, r);
+  smooth_maps(v, mask, params.map_smoothing_mm, r);
+  measure_voxels(v, t1.grid.voxel_volume_ml(), r);
+  r.noise_sd = noise_sd;
+  r.mean = model.mu;
+  r.sd = model.sd;
   log::debug(fmt::format("segmented in {:.2f} s", now_seconds() - t0));
   return r;
 }
 
-// Volumes (probability sums and label counts) of a result on its own grid.
+}  // namespace
+
+// ---- working grid ---------------------------------------------------------------------------
+// A grid finer than the working spacing (e.g. 0.4 x 0.4 x 1.5 mm clinical scans): the model runs
+// on a near-1 mm grid (anti-aliased: Gaussian of the missing width, then linear sampling), and
+// the probabilities come back to the input grid by linear sampling; dseg is their argmax there.
+// Everything about the working grid is in this section.
+
+// An input axis finer than this share of the working spacing is resampled to it.
+constexpr double kFinerThan = 0.9;
+
+Grid working_grid(const Grid& input, double spacing_mm) {
+  const Eigen::Vector3d sp = input.spacing_mm();
+  if (!(spacing_mm > 0) || sp.minCoeff() >= kFinerThan * spacing_mm) return input;
+  Grid g;
+  Eigen::Matrix4d scale = Eigen::Matrix4d::Identity();
+  for (int a = 0; a < 3; ++a) {
+    const double ratio = sp[a] < kFinerThan * spacing_mm ? spacing_mm / sp[a] : 1.0;
+    g.dim[a] = std::max<std::int64_t>(1, std::int64_t(std::ceil(double(input.dim[a]) / ratio - 1e-6)));
+    scale(a, a) = ratio;
+    scale(a, 3) = 0.5 * (ratio - 1.0);  // the first working voxel starts where the input's first one does
+  }
+  g.vox2ras = RasMatrix(input.vox2ras.m * scale);
+  return g;
+}
+
+namespace {
+
+// Volumes (probability sums and label counts) of a result on the input grid.
 void measure_volumes(Result& r, const Mask& mask) {
   const double ml = mask.grid.voxel_volume_ml();
   r.volume_ml = {};
@@ -734,31 +850,8 @@ void measure_volumes(Result& r, const Mask& mask) {
   }
 }
 
-}  // namespace
-
-Grid working_grid(const Grid& input, double spacing_mm) {
-  const Eigen::Vector3d sp = input.spacing_mm();
-  if (!(spacing_mm > 0) || sp.minCoeff() >= 0.9 * spacing_mm) return input;
-  Grid g;
-  Eigen::Matrix4d scale = Eigen::Matrix4d::Identity();
-  for (int a = 0; a < 3; ++a) {
-    const double ratio = sp[a] < 0.9 * spacing_mm ? spacing_mm / sp[a] : 1.0;
-    g.dim[a] = std::max<std::int64_t>(1, std::int64_t(std::ceil(double(input.dim[a]) / ratio - 1e-6)));
-    scale(a, a) = ratio;
-    scale(a, 3) = 0.5 * (ratio - 1.0);  // the first working voxel starts where the input's first one does
-  }
-  g.vox2ras = RasMatrix(input.vox2ras.m * scale);
-  return g;
-}
-
-Result segment(const Image& t1, const Mask& mask, const Params& params) {
-  check_inputs(t1, mask, params);
-  const Grid work = working_grid(t1.grid, params.working_spacing_mm);
-  if (work.same_as(t1.grid, 1e-6)) return segment_grid(t1, mask, params);
-
-  // A grid finer than the working spacing (e.g. 0.4 x 0.4 x 1.5 mm clinical scans): the model runs
-  // on a near-1 mm grid (anti-aliased: Gaussian of the missing width, then linear sampling), and
-  // the probabilities come back to the input grid by linear sampling; dseg is their argmax there.
+// The model on the working grid, its maps brought back to the input grid.
+Result segment_on_working_grid(const Image& t1, const Mask& mask, const Params& params, const Grid& work) {
   const Eigen::Vector3d sp = t1.grid.spacing_mm();
   const double w = params.working_spacing_mm;
   const double sigma = std::sqrt(std::max(0.0, w * w - sp.minCoeff() * sp.minCoeff())) / 2.355;
@@ -807,6 +900,16 @@ Result segment(const Image& t1, const Mask& mask, const Params& params) {
   }
   measure_volumes(r, mask);
   return r;
+}
+// ---- end of the working grid ----------------------------------------------------------------
+
+}  // namespace
+
+Result segment(const Image& t1, const Mask& mask, const Params& params) {
+  check_inputs(t1, mask, params);
+  const Grid work = working_grid(t1.grid, params.working_spacing_mm);
+  if (work.same_as(t1.grid, 1e-6)) return segment_grid(t1, mask, params);
+  return segment_on_working_grid(t1, mask, params, work);
 }
 
 }  // namespace tmsplan::tissue

@@ -5,7 +5,7 @@ at most 20 iterations (the dipy tutorial's beta; dipy's default of 100 iteration
 usage: peer_hmrf.py T1 MASK OUTDIR [MAX_ITER] [BETA]
 
 The input is what our segment reads: T1 (skull-strip's t1w_biascorr) masked by MASK (> 0.5), cropped
-to the mask's bounding box, as scripts/segment_eval.py's `dipy` command does. Writes our output names
+to the mask's bounding box, as scripts/bench/segment_eval.py's `dipy` command does. Writes our output names
 into OUTDIR, so the evaluation is the one our segment row gets (segment_eval.py dice-fast):
 dseg.nii.gz (1 CSF, 2 GM, 3 WM inside the mask) and probseg_{csf,gm,wm}.nii.gz (dipy's PVE maps;
 its class 0 also holds the zero background inside the box). Prints the classifier's own seconds.

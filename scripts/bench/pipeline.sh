@@ -39,11 +39,11 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
   sg="$WORK/segment-philips"; rm -rf "$sg"; mkdir -p "$sg"
   timed "$BIN/segment" --t1 "$d/t1w_biascorr.nii.gz" --mask "$d/brain_mask.nii.gz" -o "$sg" --threads "$THREADS" --force
   seg_wall=$T_WALL
-  row segment philips "$T_WALL" "$T_CPU" "$T_MIB" "$($PY "$here/scripts/segment_eval.py" dice-fast "$sg" "$REF")"
+  row segment philips "$T_WALL" "$T_CPU" "$T_MIB" "$($PY "$here/scripts/bench/segment_eval.py" dice-fast "$sg" "$REF")"
   p="$WORK/peer-hmrf"; rm -rf "$p"
   if timed $PY "$here/scripts/bench/peer_hmrf.py" "$d/t1w_biascorr.nii.gz" "$d/brain_mask.nii.gz" "$p" 20 0.1; then
     row "peer: dipy HMRF" philips "$T_WALL" "$T_CPU" "$T_MIB" \
-      "$($PY "$here/scripts/segment_eval.py" dice-fast "$p" "$REF"); 3 classes, beta 0.1, max_iter 20; wall peer/ours $(ratio "$seg_wall" "$T_WALL")"
+      "$($PY "$here/scripts/bench/segment_eval.py" dice-fast "$p" "$REF"); 3 classes, beta 0.1, max_iter 20; wall peer/ours $(ratio "$seg_wall" "$T_WALL")"
   else row "peer: dipy HMRF" philips - - - "FAILED (see $WORK/last.err)"; fi
   if command -v fast >/dev/null; then
     p="$WORK/peer-fast"; rm -rf "$p"; mkdir -p "$p"
@@ -51,7 +51,7 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
       ln -s fast_seg.nii.gz "$p/dseg.nii.gz"; ln -s fast_pve_0.nii.gz "$p/probseg_csf.nii.gz"
       ln -s fast_pve_1.nii.gz "$p/probseg_gm.nii.gz"; ln -s fast_pve_2.nii.gz "$p/probseg_wm.nii.gz"
       row "peer: FSL fast" philips "$T_WALL" "$T_CPU" "$T_MIB" \
-        "$($PY "$here/scripts/segment_eval.py" dice-fast "$p" "$REF"); the reference is FAST itself (other input); wall peer/ours $(ratio "$seg_wall" "$T_WALL")"
+        "$($PY "$here/scripts/bench/segment_eval.py" dice-fast "$p" "$REF"); the reference is FAST itself (other input); wall peer/ours $(ratio "$seg_wall" "$T_WALL")"
     else row "peer: FSL fast" philips - - - "FAILED (see $WORK/last.err)"; fi
   fi
   if command -v Atropos >/dev/null; then
@@ -60,7 +60,7 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
          -o "[$p/dseg.nii.gz,$p/post%d.nii.gz]"; then
       ln -s post1.nii.gz "$p/probseg_csf.nii.gz"; ln -s post2.nii.gz "$p/probseg_gm.nii.gz"; ln -s post3.nii.gz "$p/probseg_wm.nii.gz"
       row "peer: ANTs Atropos" philips "$T_WALL" "$T_CPU" "$T_MIB" \
-        "$($PY "$here/scripts/segment_eval.py" dice-fast "$p" "$REF"); k-means init, MRF 0.1, 5 it.; wall peer/ours $(ratio "$seg_wall" "$T_WALL")"
+        "$($PY "$here/scripts/bench/segment_eval.py" dice-fast "$p" "$REF"); k-means init, MRF 0.1, 5 it.; wall peer/ours $(ratio "$seg_wall" "$T_WALL")"
     else row "peer: ANTs Atropos" philips - - - "FAILED (see $WORK/last.err)"; fi
   fi
 

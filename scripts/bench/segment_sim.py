@@ -181,8 +181,9 @@ def make_case(spec, truth, aff, case, out_dir, lesion=None):
 def make(spec_path, data, out, names):
     spec = json.load(open(spec_path))
     truth, aff = load_truth(data)
-    cases = {c["name"]: c for c in spec["cases"] + spec["clinical_cases"]}
-    todo = [(c, None) for c in spec["cases"] + spec["clinical_cases"]]
+    plain = spec["cases"] + spec.get("contrast_cases", []) + spec["clinical_cases"]
+    cases = {c["name"]: c for c in plain}
+    todo = [(c, None) for c in plain]
     todo += [(dict(cases[l["base"]], name=l["name"]), l) for l in spec["lesions"]]
     for case, les in todo:
         if names and case["name"] not in names:

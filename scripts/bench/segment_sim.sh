@@ -9,10 +9,23 @@
 #   labelled CSF. Nothing here is pass/fail.
 # Environment: BUILD_DIR (default build), TMSPLAN_SHARED_DATA, BENCH_DIR (default
 # $BUILD_DIR/bench-segment-sim), THREADS (2), SEGMENT (our binary), SEGMENT_ARGS (extra options),
-# CASES (names, default all), SKIP_PEERS=1.
+# CASES (names, default all), SKIP_PEERS=1 (ours only), SKIP_OURS=1 (peers only).
+# Times: wall and CPU (user + system) seconds, peak MiB; wall times on a loaded machine are not
+# speed figures, CPU seconds are.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
+# Python dependencies from Debian, installed when missing (dipy only serves the peer rows).
+need=()
+for pkg in python3-numpy python3-scipy python3-nibabel python3-dipy time; do
+  dpkg-query -W -f='${Status}' "$pkg" 2> /dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 ||
+    echo "segment_sim: could not install ${need[*]}" >&2
+fi
 BIN=${BUILD_DIR:-build}/bin
 SEGMENT=${SEGMENT:-$BIN/segment}
 DATA=${TMSPLAN_SHARED_DATA:-$here/../shared/data}
@@ -26,7 +39,7 @@ if [ ! -f "$DATA/philips-mprage/reference/pve_gm_fast.nii.gz" ]; then
   exit 0
 fi
 mkdir -p "$WORK"
-ALL=$($PY -c "import json; s = json.load(open('$SPEC')); print(' '.join(c['name'] for c in s['cases'] + s['clinical_cases'] + s['lesions']))")
+ALL=$($PY -c "import json; s = json.load(open('$SPEC')); print(' '.join(c['name'] for c in s['cases'] + s.get('contrast_cases', []) + s['clinical_cases'] + s['lesions']))")
 CASES=${CASES:-$ALL}
 missing=""
 for n in $CASES; do [ -f "$WORK/cases/$n/t1.nii.gz" ] || missing="$missing $n"; done
@@ -39,22 +52,26 @@ timed() {
     echo "segment_sim: failed: $*" >&2; tail -3 "$WORK/last.err" >&2; rm -f "$tf"; echo "FAILED"; return 0
   fi
   awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, a, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + a[i]; w = s}
-              /Maximum resident set size/ {m = int($2 / 1024)} END {printf "%.1f s, %d MiB", w, m}' "$tf"
+              /User time|System time/ {c += $2}
+              /Maximum resident set size/ {m = int($2 / 1024)} END {printf "%.1f s wall, %.1f s CPU, %d MiB", w, c, m}' "$tf"
   rm -f "$tf"
 }
 
 echo "== segment on simulated heads (load $(cut -d' ' -f1-3 /proc/loadavg), $THREADS threads)"
 for n in $CASES; do
-  c="$WORK/cases/$n"; o="$WORK/ours/$n"; mkdir -p "$o"
-  t=$(timed "$SEGMENT" --t1 "$c/t1.nii.gz" --mask "$c/mask.nii.gz" -o "$o" --threads "$THREADS" --force --quiet ${SEGMENT_ARGS:-})
-  echo "ours  $($SIM eval "$c" "$o"); $t"
-  [ -f "$c/lesion_core.nii.gz" ] && echo "ours  $($SIM lesion "$c" "$o")"
+  c="$WORK/cases/$n"; o="$WORK/ours/$n"
+  if [ "${SKIP_OURS:-0}" != 1 ]; then
+    mkdir -p "$o"
+    t=$(timed "$SEGMENT" --t1 "$c/t1.nii.gz" --mask "$c/mask.nii.gz" -o "$o" --threads "$THREADS" --force --quiet ${SEGMENT_ARGS:-})
+    echo "ours  $($SIM eval "$c" "$o"); $t"
+    if [ -f "$c/lesion_core.nii.gz" ]; then echo "ours  $($SIM lesion "$c" "$o")"; fi
+  fi
   if [ "${SKIP_PEERS:-0}" != 1 ]; then
     if $PY -c "import dipy" 2>/dev/null; then
       p="$WORK/dipy/$n"; mkdir -p "$p"
       t=$(timed $PY scripts/bench/peer_hmrf.py "$c/t1.nii.gz" "$c/mask.nii.gz" "$p")
       echo "dipy  $($SIM eval "$c" "$p"); $t"
-      [ -f "$c/lesion_core.nii.gz" ] && echo "dipy  $($SIM lesion "$c" "$p")"
+      if [ -f "$c/lesion_core.nii.gz" ]; then echo "dipy  $($SIM lesion "$c" "$p")"; fi
     fi
     if command -v Atropos > /dev/null; then
       p="$WORK/atropos/$n"; mkdir -p "$p"

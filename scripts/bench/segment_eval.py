@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Evaluation helper for the segment benchmark (scripts/bench_segment.sh). Needs numpy, nibabel
+"""Evaluation helper for the segment benchmark (scripts/bench/segment.sh). Needs numpy, nibabel
 (Debian python3-nibabel) and, for the peer run, dipy (python3-dipy).
 
   segment_eval.py dice-fast SEG_DIR REF_DIR          Dice of GM/WM (probseg > 0.5) against FAST

@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# bench_segment.sh: accuracy, speed and memory of `segment`, with dipy's TissueClassifierHMRF as a peer.
+# scripts/bench/segment.sh: accuracy, speed and memory of `segment`, with dipy's TissueClassifierHMRF as a peer.
 #   1. Philips MPRAGE (../shared/data) with the HD-BET mask: Dice GM/WM against FSL FAST (> 0.5).
 #   2. The same after our own skull-strip (when build/bin/skull-strip exists).
 #   3. Colin27 and its scanner-like copies: each copy's labels brought back to the original grid
 #      through the known transform, Dice against the original's labels.
 #   4. dipy TissueClassifierHMRF on the Philips scan (same mask): Dice against FAST and seconds.
 # Environment: BUILD_DIR (default build), TMSPLAN_SHARED_DATA, BENCH_DIR (default build/bench-segment),
-# THREADS (default 2), SKIP_DIPY=1 to skip the peer (it takes minutes).
+# THREADS (default 2), SEGMENT_ARGS (extra options for our segment), SKIP_DIPY=1 to skip the peer
+# (it takes minutes).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
+# Python dependencies from Debian, installed when missing (dipy only serves the peer rows).
+need=()
+for pkg in python3-numpy python3-nibabel python3-dipy time; do
+  dpkg-query -W -f='${Status}' "$pkg" 2> /dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 ||
+    echo "bench/segment.sh: could not install ${need[*]}" >&2
+fi
 BIN=${BUILD_DIR:-build}/bin
 SAMPLES=${BUILD_DIR:-build}/samples
 DATA=${TMSPLAN_SHARED_DATA:-$here/../shared/data}
 WORK=${BENCH_DIR:-${BUILD_DIR:-build}/bench-segment}
 THREADS=${THREADS:-2}
 PY=/usr/bin/python3
-EVAL="$PY $here/scripts/segment_eval.py"
+EVAL="$PY $here/scripts/bench/segment_eval.py"
 TEMPLATES=/usr/share/mricron/templates
 mkdir -p "$WORK"
 
@@ -24,7 +36,7 @@ mkdir -p "$WORK"
 timed() {
   local tf; tf=$(mktemp)
   if ! /usr/bin/time -v -o "$tf" "$@" > "$WORK/last.out" 2> "$WORK/last.err"; then
-    echo "bench_segment: failed: $*" >&2; cat "$WORK/last.err" >&2; rm -f "$tf"; return 1
+    echo "bench/segment.sh: failed: $*" >&2; cat "$WORK/last.err" >&2; rm -f "$tf"; return 1
   fi
   local wall kb
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, a, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + a[i]; print s}' "$tf")
@@ -35,7 +47,7 @@ timed() {
 
 seg() {  # seg T1 MASK OUT
   mkdir -p "$3"
-  timed "$BIN/segment" --t1 "$1" --mask "$2" -o "$3" --threads "$THREADS" --force --quiet
+  timed "$BIN/segment" --t1 "$1" --mask "$2" -o "$3" --threads "$THREADS" --force --quiet ${SEGMENT_ARGS:-}
 }
 
 PHILIPS="$DATA/philips-mprage"
@@ -61,7 +73,7 @@ if [ -f "$PHILIPS/T1w.nii.gz" ]; then
     awk -F': ' '/Elapsed/ {print "dipy process wall " $2} /Maximum resident/ {print "dipy peak MiB " int($2 / 1024)}' "$WORK/dipy.time"
   fi
 else
-  echo "bench_segment: $PHILIPS absent: Philips rows skipped" >&2
+  echo "bench/segment.sh: $PHILIPS absent: Philips rows skipped" >&2
 fi
 
 if [ -f "$SAMPLES/copies.json" ] && [ -f "$TEMPLATES/ch2.nii.gz" ]; then
@@ -78,5 +90,5 @@ nib.save(nib.Nifti1Image((np.asanyarray(b.dataobj) > 0).astype(np.uint8), b.affi
     echo "$($EVAL copy-dice "$SAMPLES/copies.json" "$n" "$c/original/dseg.nii.gz" "$c/$n/dseg.nii.gz"); $t"
   done
 else
-  echo "bench_segment: Colin27 samples absent (run $BIN/make-samples --out $SAMPLES): skipped" >&2
+  echo "bench/segment.sh: Colin27 samples absent (run $BIN/make-samples --out $SAMPLES): skipped" >&2
 fi
