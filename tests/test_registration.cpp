@@ -3,14 +3,24 @@
 // refusals.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <random>
+#include <sstream>
+
+#include <fmt/format.h>
 
 #include "support.hpp"
+#include "tmsplan/deformable.hpp"
 #include "tmsplan/error.hpp"
+#include "tmsplan/filters.hpp"
 #include "tmsplan/image.hpp"
+#include "tmsplan/nifti.hpp"
 #include "tmsplan/parallel.hpp"
+#include "tmsplan/provenance.hpp"
 #include "tmsplan/registration.hpp"
 #include "tmsplan/resample.hpp"
 #include "tools_src/sample_transform.hpp"
@@ -290,4 +300,203 @@ TEST_CASE("images without a head are refused with a clear Error", "[registration
   AffineOptions focus;
   focus.template_focus = &wrong_grid;
   CHECK_THROWS_WITH(register_affine(templ, templ, focus), Catch::Contains("focus mask does not lie on"));
+}
+
+// Issue 18: the one trilinear sampler, the one separable Gaussian and the one NIfTI reader that
+// the registration uses.
+TEST_CASE("the trilinear sampler is exact on a linear function, with its gradient and edge rules",
+          "[registration][unit]") {
+  Image im;
+  im.grid.dim = {7, 5, 4};
+  im.data.resize(im.grid.voxels());
+  auto f = [](double x, double y, double z) { return 1.0 + 2.0 * x + 3.0 * y - 1.5 * z; };
+  for (std::int64_t k = 0; k < 4; ++k)
+    for (std::int64_t j = 0; j < 5; ++j)
+      for (std::int64_t i = 0; i < 7; ++i) im(i, j, k) = float(f(double(i), double(j), double(k)));
+  const Trilinear t = trilinear_stencil(im.grid.dim, 2.25, 3.5, 1.75, Edge::Zero);
+  REQUIRE(t.inside);
+  double g[3];
+  CHECK(trilinear_value(im.data.data(), t, g) == Approx(f(2.25, 3.5, 1.75)).margin(1e-5));
+  CHECK(g[0] == Approx(2.0).margin(1e-5));
+  CHECK(g[1] == Approx(3.0).margin(1e-5));
+  CHECK(g[2] == Approx(-1.5).margin(1e-5));
+  CHECK(sample(im, Eigen::Vector3d(2.25, 3.5, 1.75), Interp::Linear) == Approx(f(2.25, 3.5, 1.75)).margin(1e-5));
+  // Within half a voxel of the border: the edge value; beyond it: nothing (Zero) or the edge (Clamp).
+  const Trilinear near = trilinear_stencil(im.grid.dim, -0.4, 0.0, 0.0, Edge::Zero);
+  REQUIRE(near.inside);
+  CHECK(trilinear_value(im.data.data(), near) == Approx(f(0, 0, 0)));
+  CHECK_FALSE(trilinear_stencil(im.grid.dim, -0.6, 0.0, 0.0, Edge::Zero).inside);
+  CHECK_FALSE(trilinear_stencil(im.grid.dim, 1.0, 1.0, 3.6, Edge::Zero).inside);
+  const Trilinear far = trilinear_stencil(im.grid.dim, 9.0, 1.0, 1.0, Edge::Clamp);
+  REQUIRE(far.inside);
+  CHECK(trilinear_value(im.data.data(), far) == Approx(f(6, 1, 1)));
+  CHECK(sample(im, Eigen::Vector3d(-0.6, 0.0, 0.0), Interp::Linear, -7.0f) == -7.0f);
+}
+
+TEST_CASE("the separable Gaussian: one kernel, either precision, thread-independent", "[registration][unit]") {
+  Image im;
+  im.grid.dim = {23, 19, 17};
+  im.grid.vox2ras = RasMatrix(Eigen::Vector4d(1.0, 1.5, 2.0, 1.0).asDiagonal());
+  std::mt19937 rng(5);
+  im.data.resize(im.grid.voxels());
+  for (auto& v : im.data) v = float(rng() % 1000u) / 10.0f;
+  ThreadsGuard guard;
+  set_threads(1);
+  const Image one = gaussian_smooth(im, 2.0);
+  set_threads(2);
+  const Image two = gaussian_smooth(im, 2.0);
+  REQUIRE(one.data.size() == two.data.size());
+  CHECK(std::memcmp(one.data.data(), two.data.data(), one.data.size() * sizeof(float)) == 0);
+  Image single = im;
+  gaussian_smooth_voxels(single, Eigen::Vector3d(2.0, 2.0 / 1.5, 1.0), Precision::Single);
+  double worst = 0, mean_in = 0, mean_out = 0;
+  for (std::size_t i = 0; i < im.data.size(); ++i) {
+    worst = std::max(worst, double(std::abs(single.data[i] - one.data[i])));
+    mean_in += im.data[i], mean_out += one.data[i];
+  }
+  CHECK(worst < 1e-3);
+  // It smooths (the spread drops) and a constant stays constant.
+  double var_in = 0, var_out = 0;
+  mean_in /= double(im.data.size()), mean_out /= double(im.data.size());
+  for (std::size_t i = 0; i < im.data.size(); ++i) {
+    var_in += (im.data[i] - mean_in) * (im.data[i] - mean_in);
+    var_out += (one.data[i] - mean_out) * (one.data[i] - mean_out);
+  }
+  CHECK(var_out < 0.2 * var_in);
+  Image flat(im.grid, 3.0f);
+  const Image flat_out = gaussian_smooth(flat, 3.0);
+  for (float v : flat_out.data) REQUIRE(v == Approx(3.0f).epsilon(1e-6));
+}
+
+namespace {
+template <class T> void put_swapped(std::string& bytes, std::size_t at, T v) {
+  unsigned char b[sizeof(T)];
+  std::memcpy(b, &v, sizeof(T));
+  for (std::size_t i = 0; i < sizeof(T); ++i) bytes[at + i] = char(b[sizeof(T) - 1 - i]);
+}
+}  // namespace
+
+TEST_CASE("5D vector NIfTI: written, read back, read big-endian, vox_offset checked", "[registration][unit]") {
+  const std::string dir = testing::temp_dir("nifti-vectors");
+  VectorVolume v;
+  v.grid.dim = {4, 3, 2};
+  v.grid.vox2ras = RasMatrix(Eigen::Vector4d(2.0, 2.0, 2.0, 1.0).asDiagonal());
+  v.components = 3;
+  v.intent_code = 1007;
+  for (std::size_t i = 0; i < 3 * v.grid.voxels(); ++i) v.data.push_back(float(i) * 0.25f - 3.0f);
+  write_nifti_vectors(dir + "/v.nii.gz", v, Frame::Mni, "test", true);
+  const VectorVolume back = read_nifti_vectors(dir + "/v.nii.gz");
+  CHECK(back.components == 3);
+  CHECK(back.intent_code == 1007);
+  CHECK(back.grid.same_as(v.grid));
+  CHECK(back.data == v.data);
+  // The same file in big-endian byte order (header fields and values swapped) reads the same.
+  write_nifti_vectors(dir + "/v.nii", v, Frame::Mni, "test", true);
+  std::string bytes;
+  {
+    std::ifstream in(dir + "/v.nii", std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  REQUIRE(bytes.size() == 352 + 4 * v.data.size());
+  std::string big = bytes;
+  auto swap_field = [&](std::size_t at, std::size_t size) {
+    for (std::size_t i = 0; i < size; ++i) big[at + i] = bytes[at + size - 1 - i];
+  };
+  swap_field(0, 4);                                                 // sizeof_hdr
+  for (std::size_t d = 0; d < 8; ++d) swap_field(40 + 2 * d, 2);    // dim
+  swap_field(68, 2), swap_field(70, 2), swap_field(72, 2);          // intent_code, datatype, bitpix
+  for (std::size_t d = 0; d < 8; ++d) swap_field(76 + 4 * d, 4);    // pixdim
+  swap_field(108, 4), swap_field(112, 4), swap_field(116, 4);       // vox_offset, scl_slope, scl_inter
+  swap_field(252, 2), swap_field(254, 2);                           // qform_code, sform_code
+  for (std::size_t q = 0; q < 6; ++q) swap_field(256 + 4 * q, 4);   // quatern, qoffset
+  for (std::size_t q = 0; q < 12; ++q) swap_field(280 + 4 * q, 4);  // srow
+  for (std::size_t i = 0; i < v.data.size(); ++i) put_swapped(big, 352 + 4 * i, v.data[i]);
+  {
+    std::ofstream out(dir + "/big.nii", std::ios::binary);
+    out.write(big.data(), std::streamsize(big.size()));
+  }
+  const VectorVolume swapped = read_nifti_vectors(dir + "/big.nii");
+  CHECK(swapped.data == v.data);
+  CHECK(swapped.grid.same_as(v.grid));
+  // vox_offset below 352 is refused, as for 3D images.
+  std::string bad = bytes;
+  const float offset = 348.0f;
+  std::memcpy(bad.data() + 108, &offset, 4);
+  {
+    std::ofstream out(dir + "/bad.nii", std::ios::binary);
+    out.write(bad.data(), std::streamsize(bad.size()));
+  }
+  CHECK_THROWS_WITH(read_nifti_vectors(dir + "/bad.nii"), Catch::Contains("vox_offset"));
+  CHECK_THROWS_WITH(read_nifti_vectors(dir + "/nothing.nii"), Catch::Contains("does not exist"));
+}
+
+// Not run by default: the deformable registration on Colin27 copies with an exact subject mask
+// (Colin27's carried through the known transform), settings from the environment (H16_LEVELS=4,2
+// H16_ITERS=60,40 H16_SUP H16_SFIELD H16_STEP H16_RADIUS H16_COPIES), known-answer error at
+// cortical points and the worst points, for tuning (docs/cortex-map.md).
+TEST_CASE("deformable registration diagnosis on the copies", "[.][deformable-diagnose]") {
+  const std::string dir = testing::samples_dir();
+  if (dir.empty()) testing::skip("samples absent");
+  auto env = [](const char* k, const char* def) {
+    const char* v = std::getenv(k);
+    return std::string(v ? v : def);
+  };
+  auto split = [](const std::string& s) {
+    std::vector<double> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) out.push_back(std::stod(item));
+    return out;
+  };
+  DeformableOptions o;
+  o.levels_mm = split(env("H16_LEVELS", "4,2"));
+  o.iterations.clear();
+  for (double v : split(env("H16_ITERS", "60,40"))) o.iterations.push_back(int(v));
+  o.ncc_radius_vox = std::stoi(env("H16_RADIUS", "2"));
+  o.sigma_update_vox = std::stod(env("H16_SUP", std::to_string(o.sigma_update_vox).c_str()));
+  o.sigma_field_vox = std::stod(env("H16_SFIELD", std::to_string(o.sigma_field_vox).c_str()));
+  o.step_vox = std::stod(env("H16_STEP", std::to_string(o.step_vox).c_str()));
+  const Image templ = read_image(testing::colin_head());
+  const Mask templ_brain = read_mask(kColinBrain, &templ.grid);
+  const Image depth = distance_to(mask_not(templ_brain));
+  std::stringstream names(env("H16_COPIES", "asl-warp,pir-warp5"));
+  std::string name;
+  while (std::getline(names, name, ',')) {
+    nlohmann::json copy;
+    const auto index = nlohmann::json::parse(std::ifstream(dir + "/copies.json"));
+    for (const auto& c : index.at("copies"))
+      if (c.at("name") == name) copy = c;
+    REQUIRE(!copy.is_null());
+    const auto known = samples::KnownTransform::from_json(copy);
+    const Image subject = read_image(dir + "/" + name + ".nii.gz");
+    const Mask subject_brain =
+        threshold(resample(
+                      to_image(templ_brain), subject.grid, [&](const Eigen::Vector3d& q) { return known.backward(q); },
+                      Interp::Linear),
+                  0.5f);
+    const double t0 = now_seconds();
+    const DeformableResult r = register_deformable(subject, subject_brain, templ, templ_brain, o);
+    const double seconds = now_seconds() - t0;
+    std::vector<std::pair<double, Eigen::Vector3d>> errors;
+    std::size_t n = 0;
+    for (std::int64_t k = 0; k < templ.grid.dim[2]; k += 2)
+      for (std::int64_t j = 0; j < templ.grid.dim[1]; j += 2)
+        for (std::int64_t i = 0; i < templ.grid.dim[0]; i += 2)
+          if (depth(i, j, k) >= 1.5f && depth(i, j, k) <= 4.0f && (n++ % 97) == 0) {
+            const Eigen::Vector3d p = templ.grid.ras(i, j, k).v;
+            errors.emplace_back((r.map.to_subject(p) - known.forward(p)).norm(), p);
+          }
+    double mean = 0;
+    for (const auto& e : errors) mean += e.first;
+    mean /= double(errors.size());
+    std::sort(errors.begin(), errors.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::string worst;
+    for (std::size_t i = 0; i < std::min<std::size_t>(6, errors.size()); ++i)
+      worst += fmt::format(" {:.2f} mm at ({:.0f},{:.0f},{:.0f});", errors[i].first, errors[i].second[0],
+                           errors[i].second[1], errors[i].second[2]);
+    WARN(fmt::format("{}: {} points mean {:.3f} max {:.3f}; NCC {:.4f} -> {:.4f}; min Jacobian {:.3f}; {:.1f} s; "
+                     "worst:{}",
+                     name, errors.size(), mean, errors.front().first, r.ncc_affine, r.ncc_deformable, r.min_jacobian,
+                     seconds, worst));
+  }
 }

@@ -7,6 +7,13 @@
 
 namespace tmsplan {
 
+/// Accumulation precision of the separable Gaussian.
+enum class Precision { Double, Single };
+/// The library's one separable Gaussian, in place, sigma per axis in voxels: kernel truncated at
+/// 3 sigma and normalised, the border value continued beyond the grid, axes whose sigma is below
+/// 0.1 voxel left alone. Double accumulation by default; Single (float) where it runs in a loop
+/// (the registration's field smoothing). The same result whatever the thread count.
+void gaussian_smooth_voxels(Image& image, const Eigen::Vector3d& sigma_vox, Precision precision = Precision::Double);
 /// Separable Gaussian along the voxel axes, sigma in mm (per-axis spacing respected).
 Image gaussian_smooth(const Image& image, double sigma_mm);
 /// The same restricted to a mask: normalised convolution (values outside do not leak in).
@@ -20,6 +27,8 @@ Mask dilate(const Mask& mask, double radius_mm);
 Mask erode(const Mask& mask, double radius_mm);
 Mask open(const Mask& mask, double radius_mm);
 Mask close(const Mask& mask, double radius_mm);
+/// Dilation by a box (chessboard distance) of radius_vox voxels along each axis.
+Mask dilate_box(const Mask& mask, int radius_vox);
 
 /// 6-connected components; labels 1..n ordered by first voxel in memory; sizes[label].
 struct Components {
@@ -70,8 +79,11 @@ template <class T> Volume<T> uncrop(const Volume<T>& v, const Grid& full, const 
 /// Mean world position (RAS mm) of the voxels in the mask.
 Eigen::Vector3d centroid_ras(const Mask& mask);
 
-/// Value at the q-quantile (0..1) of the voxels (of those inside mask, when given).
+/// Value at the q-quantile (0..1) of the voxels (of those inside mask, when given): the element of
+/// rank floor(q (n - 1)), exact (nth_element). Throws Error on an empty set.
 double quantile(const Image& image, double q, const Mask* mask = nullptr);
+/// The same of a list of values (taken by value: reordered); 0 for an empty list.
+float quantile(std::vector<float> values, double q);
 /// Otsu's threshold of the voxels (inside mask when given), over a 256-bin histogram.
 double otsu_threshold(const Image& image, const Mask* mask = nullptr);
 

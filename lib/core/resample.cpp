@@ -14,25 +14,8 @@ float sample(const Image& image, const Eigen::Vector3d& ijk, Interp interp, floa
     const auto k = static_cast<std::int64_t>(std::lround(ijk[2]));
     return image.grid.inside(i, j, k) ? image(i, j, k) : outside;
   }
-  for (int a = 0; a < 3; ++a)
-    if (!(ijk[a] >= -0.5 && ijk[a] <= double(d[a]) - 0.5)) return outside;
-  double x = std::clamp(ijk[0], 0.0, double(d[0] - 1));
-  double y = std::clamp(ijk[1], 0.0, double(d[1] - 1));
-  double z = std::clamp(ijk[2], 0.0, double(d[2] - 1));
-  const auto i0 = std::min<std::int64_t>(static_cast<std::int64_t>(x), d[0] - 1);
-  const auto j0 = std::min<std::int64_t>(static_cast<std::int64_t>(y), d[1] - 1);
-  const auto k0 = std::min<std::int64_t>(static_cast<std::int64_t>(z), d[2] - 1);
-  const auto i1 = std::min<std::int64_t>(i0 + 1, d[0] - 1);
-  const auto j1 = std::min<std::int64_t>(j0 + 1, d[1] - 1);
-  const auto k1 = std::min<std::int64_t>(k0 + 1, d[2] - 1);
-  const double fx = x - double(i0), fy = y - double(j0), fz = z - double(k0);
-  const double c00 = image(i0, j0, k0) * (1 - fx) + image(i1, j0, k0) * fx;
-  const double c10 = image(i0, j1, k0) * (1 - fx) + image(i1, j1, k0) * fx;
-  const double c01 = image(i0, j0, k1) * (1 - fx) + image(i1, j0, k1) * fx;
-  const double c11 = image(i0, j1, k1) * (1 - fx) + image(i1, j1, k1) * fx;
-  const double c0 = c00 * (1 - fy) + c10 * fy;
-  const double c1 = c01 * (1 - fy) + c11 * fy;
-  return static_cast<float>(c0 * (1 - fz) + c1 * fz);
+  const Trilinear t = trilinear_stencil(d, ijk[0], ijk[1], ijk[2], Edge::Zero);
+  return t.inside ? static_cast<float>(trilinear_value(image.data.data(), t)) : outside;
 }
 
 Image resample(const Image& src, const Grid& grid, const WorldMap& target_to_source, Interp interp, float outside) {

@@ -72,34 +72,11 @@ struct HeadStats {
 
 // Trilinear value at voxel position v (outside the grid: 0, gradient 0); gradient in voxel units.
 inline float trilinear(const Image& im, const Eigen::Vector3d& v, Eigen::Vector3d* grad) {
-  const auto& d = im.grid.dim;
-  for (int a = 0; a < 3; ++a)
-    if (!(v[a] >= -0.5 && v[a] <= double(d[a]) - 0.5)) {
-      if (grad) grad->setZero();
-      return 0.0f;
-    }
-  const double x = std::clamp(v[0], 0.0, double(d[0] - 1));
-  const double y = std::clamp(v[1], 0.0, double(d[1] - 1));
-  const double z = std::clamp(v[2], 0.0, double(d[2] - 1));
-  const std::int64_t i0 = std::min<std::int64_t>(static_cast<std::int64_t>(x), d[0] - 2);
-  const std::int64_t j0 = std::min<std::int64_t>(static_cast<std::int64_t>(y), d[1] - 2);
-  const std::int64_t k0 = std::min<std::int64_t>(static_cast<std::int64_t>(z), d[2] - 2);
-  const double fx = x - double(i0), fy = y - double(j0), fz = z - double(k0);
-  const std::size_t sx = 1, sy = std::size_t(d[0]), sz = std::size_t(d[0] * d[1]);
-  const float* c = im.data.data() + im.grid.index(i0, j0, k0);
-  const double c000 = c[0], c100 = c[sx], c010 = c[sy], c110 = c[sx + sy];
-  const double c001 = c[sz], c101 = c[sx + sz], c011 = c[sy + sz], c111 = c[sx + sy + sz];
-  const double c00 = c000 + fx * (c100 - c000), c10 = c010 + fx * (c110 - c010);
-  const double c01 = c001 + fx * (c101 - c001), c11 = c011 + fx * (c111 - c011);
-  const double c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
-  if (grad) {
-    const double dx0 = (c100 - c000) + fy * ((c110 - c010) - (c100 - c000));
-    const double dx1 = (c101 - c001) + fy * ((c111 - c011) - (c101 - c001));
-    (*grad)[0] = dx0 + fz * (dx1 - dx0);
-    (*grad)[1] = (c10 - c00) + fz * ((c11 - c01) - (c10 - c00));
-    (*grad)[2] = c1 - c0;
-  }
-  return static_cast<float>(c0 + fz * (c1 - c0));
+  const Trilinear t = trilinear_stencil(im.grid.dim, v[0], v[1], v[2], Edge::Zero);
+  double g[3];
+  const double value = trilinear_value(im.data.data(), t, grad ? g : nullptr);
+  if (grad) *grad = Eigen::Vector3d(g[0], g[1], g[2]);
+  return static_cast<float>(value);
 }
 
 int parameter_count(Stage stage) { return stage == Stage::Rigid ? 6 : 12; }

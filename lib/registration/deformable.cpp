@@ -12,13 +12,13 @@
 
 #include "mni_map_internal.hpp"
 #include "pyramid.hpp"
+#include "tmsplan/deformable.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/filters.hpp"
 #include "tmsplan/log.hpp"
 #include "tmsplan/parallel.hpp"
 #include "tmsplan/progress.hpp"
 #include "tmsplan/provenance.hpp"
-#include "tmsplan/warp.hpp"
 
 namespace tmsplan {
 namespace {
@@ -86,26 +86,6 @@ std::vector<float> box_sum(const std::vector<float>& in, const std::array<std::i
   return a;
 }
 
-// Trilinear value of a scalar array on grid dims d at voxel position v; 0 outside.
-inline float trilinear(const float* data, const std::array<std::int64_t, 3>& d, double x, double y, double z) {
-  if (!(x >= -0.5 && y >= -0.5 && z >= -0.5 && x <= double(d[0]) - 0.5 && y <= double(d[1]) - 0.5 &&
-        z <= double(d[2]) - 0.5))
-    return 0.0f;
-  x = std::clamp(x, 0.0, double(d[0] - 1));
-  y = std::clamp(y, 0.0, double(d[1] - 1));
-  z = std::clamp(z, 0.0, double(d[2] - 1));
-  const std::int64_t i = std::min<std::int64_t>(std::int64_t(x), d[0] - 2);
-  const std::int64_t j = std::min<std::int64_t>(std::int64_t(y), d[1] - 2);
-  const std::int64_t k = std::min<std::int64_t>(std::int64_t(z), d[2] - 2);
-  const double fx = x - double(i), fy = y - double(j), fz = z - double(k);
-  const std::size_t sy = std::size_t(d[0]), sz = std::size_t(d[0] * d[1]);
-  const float* p = data + std::size_t(i) + sy * std::size_t(j) + sz * std::size_t(k);
-  const double c00 = p[0] + fx * (p[1] - p[0]), c10 = p[sy] + fx * (p[sy + 1] - p[sy]);
-  const double c01 = p[sz] + fx * (p[sz + 1] - p[sz]), c11 = p[sy + sz] + fx * (p[sy + sz + 1] - p[sy + sz]);
-  const double c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
-  return static_cast<float>(c0 + fz * (c1 - c0));
-}
-
 // A vector field on one level grid, three planar components in world mm.
 struct Field {
   std::array<Image, 3> c;
@@ -133,7 +113,8 @@ Image warp_image(const Image& moving, const Field& u, const LevelGeometry& geo) 
           const std::size_t n = geo.grid.index(i, j, k);
           const Eigen::Vector3d v = Eigen::Vector3d(double(i), double(j), double(k)) +
                                     geo.w2v * Eigen::Vector3d(u.c[0].data[n], u.c[1].data[n], u.c[2].data[n]);
-          out.data[n] = trilinear(moving.data.data(), d, v[0], v[1], v[2]);
+          out.data[n] = static_cast<float>(
+              trilinear_value(moving.data.data(), trilinear_stencil(d, v[0], v[1], v[2], Edge::Zero)));
         }
   });
   return out;
@@ -144,7 +125,6 @@ Image warp_image(const Image& moving, const Field& u, const LevelGeometry& geo) 
 void compose(Field& u, const Field& delta, const LevelGeometry& geo) {
   Field out(geo.grid);
   const auto& d = geo.grid.dim;
-  const std::size_t sy = std::size_t(d[0]), sz = std::size_t(d[0] * d[1]);
   parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
     for (std::int64_t k = k0; k < k1; ++k)
       for (std::int64_t j = 0; j < d[1]; ++j)
@@ -152,67 +132,18 @@ void compose(Field& u, const Field& delta, const LevelGeometry& geo) {
           const std::size_t n = geo.grid.index(i, j, k);
           const Eigen::Vector3d dn(delta.c[0].data[n], delta.c[1].data[n], delta.c[2].data[n]);
           const Eigen::Vector3d v = Eigen::Vector3d(double(i), double(j), double(k)) + geo.w2v * dn;
-          const double x = std::clamp(v[0], 0.0, double(d[0] - 1)), y = std::clamp(v[1], 0.0, double(d[1] - 1)),
-                       z = std::clamp(v[2], 0.0, double(d[2] - 1));
-          const std::int64_t i0 = std::min<std::int64_t>(std::int64_t(x), d[0] - 2);
-          const std::int64_t j0 = std::min<std::int64_t>(std::int64_t(y), d[1] - 2);
-          const std::int64_t q0 = std::min<std::int64_t>(std::int64_t(z), d[2] - 2);
-          const double fx = x - double(i0), fy = y - double(j0), fz = z - double(q0);
-          const std::size_t base = std::size_t(i0) + sy * std::size_t(j0) + sz * std::size_t(q0);
-          for (int a = 0; a < 3; ++a) {
-            const float* p = u.c[a].data.data() + base;
-            const double c00 = p[0] + fx * (p[1] - p[0]), c10 = p[sy] + fx * (p[sy + 1] - p[sy]);
-            const double c01 = p[sz] + fx * (p[sz + 1] - p[sz]), c11 = p[sy + sz] + fx * (p[sy + sz + 1] - p[sy + sz]);
-            const double c0 = c00 + fy * (c10 - c00), c1 = c01 + fy * (c11 - c01);
-            out.c[a].data[n] = static_cast<float>(dn[a] + c0 + fz * (c1 - c0));
-          }
+          const Trilinear t = trilinear_stencil(d, v[0], v[1], v[2], Edge::Clamp);
+          for (int a = 0; a < 3; ++a)
+            out.c[a].data[n] = static_cast<float>(dn[a] + trilinear_value(u.c[a].data.data(), t));
         }
   });
   u = std::move(out);
 }
 
-// Separable Gaussian smoothing of the three components, sigma in voxels, replicating the edge
-// values beyond the grid (a field continues at its border). Per-index writes only.
+// Gaussian smoothing of the three components, sigma in voxels, the edge values continued beyond
+// the grid (filters' separable Gaussian in single precision: it runs twice per iteration).
 void smooth_field(Field& f, double sigma_vox) {
-  if (!(sigma_vox > 0.1)) return;
-  const int radius = std::max(1, static_cast<int>(std::ceil(3.0 * sigma_vox)));
-  std::vector<float> w(std::size_t(2 * radius + 1));
-  double total = 0.0;
-  for (int x = -radius; x <= radius; ++x) total += std::exp(-0.5 * x * x / (sigma_vox * sigma_vox));
-  for (int x = -radius; x <= radius; ++x)
-    w[std::size_t(x + radius)] = static_cast<float>(std::exp(-0.5 * x * x / (sigma_vox * sigma_vox)) / total);
-  const auto& d = f.c[0].grid.dim;
-  const std::size_t nx = std::size_t(d[0]);
-  std::vector<float> tmp(f.c[0].data.size());
-  auto conv_rows = [&](const auto& rows, std::int64_t n, std::int64_t x, float* dst) {
-    std::fill(dst, dst + nx, 0.0f);
-    for (int t = -radius; t <= radius; ++t) {
-      const float* row = rows(std::clamp<std::int64_t>(x + t, 0, n - 1));
-      const float wt = w[std::size_t(t + radius)];
-      for (std::size_t i = 0; i < nx; ++i) dst[i] += wt * row[i];
-    }
-  };
-  for (auto& comp : f.c) {
-    std::vector<float>& data = comp.data;
-    // Axis 0 along contiguous lines, with a padded copy of each line.
-    parallel_for(d[1] * d[2], [&](std::int64_t l0, std::int64_t l1) {
-      std::vector<float> line(nx + 2 * std::size_t(radius));
-      for (std::int64_t l = l0; l < l1; ++l) {
-        const float* src = data.data() + std::size_t(l) * nx;
-        for (std::int64_t x = -radius; x < d[0] + radius; ++x)
-          line[std::size_t(x + radius)] = src[std::clamp<std::int64_t>(x, 0, d[0] - 1)];
-        float* dst = tmp.data() + std::size_t(l) * nx;
-        for (std::size_t x = 0; x < nx; ++x) {
-          float acc = 0.0f;
-          for (int t = 0; t <= 2 * radius; ++t) acc += w[std::size_t(t)] * line[x + std::size_t(t)];
-          dst[x] = acc;
-        }
-      }
-    });
-    along_rows(tmp, data, d, 1, conv_rows);
-    along_rows(data, tmp, d, 2, conv_rows);
-    std::swap(data, tmp);
-  }
+  for (auto& comp : f.c) gaussian_smooth_voxels(comp, Eigen::Vector3d::Constant(sigma_vox), Precision::Single);
 }
 
 // NCC of two images over the voxels of `mask` (same grid).
@@ -256,10 +187,9 @@ Field resample_field(const Field& f, const Grid& grid) {
         for (std::int64_t i = 0; i < d[0]; ++i) {
           const Eigen::Vector3d v =
               m.topLeftCorner<3, 3>() * Eigen::Vector3d(double(i), double(j), double(k)) + m.topRightCorner<3, 1>();
-          const double x = std::clamp(v[0], 0.0, double(ds[0] - 1)), y = std::clamp(v[1], 0.0, double(ds[1] - 1)),
-                       z = std::clamp(v[2], 0.0, double(ds[2] - 1));
+          const Trilinear t = trilinear_stencil(ds, v[0], v[1], v[2], Edge::Clamp);
           const std::size_t n = grid.index(i, j, k);
-          for (int a = 0; a < 3; ++a) out.c[a].data[n] = trilinear(f.c[a].data.data(), ds, x, y, z);
+          for (int a = 0; a < 3; ++a) out.c[a].data[n] = static_cast<float>(trilinear_value(f.c[a].data.data(), t));
         }
   });
   return out;
@@ -461,7 +391,7 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
   };
   // Brain-masked images: each mask grown by a margin (chessboard, in voxels of the finest axis).
   auto grown = [&](const Mask& m, double margin_mm) {
-    return registration_detail::dilate(m, static_cast<int>(std::ceil(margin_mm / m.grid.spacing_mm().minCoeff())));
+    return dilate_box(m, static_cast<int>(std::ceil(margin_mm / m.grid.spacing_mm().minCoeff())));
   };
   const Image subject_masked = masked_normalised(subject, grown(subject_brain, options.subject_margin_mm));
   const Mask template_region_full = grown(template_brain, options.mask_margin_mm);
@@ -473,7 +403,7 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
   // The subject is blurred once in its own space for the finest level and brought onto the
   // template's finest level grid by the affine; coarser levels blur that copy further.
   const double finest = options.levels_mm.back();
-  const Image subject_blur = gaussian_blur_mm(subject_masked, 0.5 * finest);
+  const Image subject_blur = gaussian_smooth(subject_masked, 0.5 * finest);
   const Image fixed_fine = downsample(template_masked, finest, 0.5 * finest);
   const LevelGeometry geo(fixed_fine.grid);
   const Image moving_fine = resample_affine(subject_blur, geo.grid, A, Interp::Linear);
@@ -487,7 +417,7 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
     const LevelGeometry level_geo(fixed.grid);
     const Image moving =
         is_fine ? moving_fine
-                : resample_affine(gaussian_blur_mm(moving_fine, std::sqrt(0.25 * (s * s - finest * finest))),
+                : resample_affine(gaussian_smooth(moving_fine, std::sqrt(0.25 * (s * s - finest * finest))),
                                   level_geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear);
     u = u ? std::make_unique<Field>(resample_field(*u, level_geo.grid)) : std::make_unique<Field>(level_geo.grid);
     stage("level setup");

@@ -9,8 +9,10 @@
 
 #include "mni_map_internal.hpp"
 #include "tmsplan/error.hpp"
+#include "tmsplan/mni_map.hpp"
 #include "tmsplan/parallel.hpp"
-#include "tmsplan/warp.hpp"
+#include "tmsplan/registration.hpp"
+#include "tmsplan/transform_io.hpp"
 
 namespace tmsplan {
 namespace registration_detail {
@@ -23,29 +25,10 @@ FieldSampler::FieldSampler(const DisplacementField& f) : field(&f) {
 
 Eigen::Vector3d FieldSampler::at_voxel(const Eigen::Vector3d& v) const {
   if (field->empty()) return Eigen::Vector3d::Zero();
-  const auto& d = field->grid.dim;
-  for (int a = 0; a < 3; ++a)
-    if (!(v[a] >= -0.5 && v[a] <= double(d[a]) - 0.5)) return Eigen::Vector3d::Zero();
-  std::int64_t i0[3];
-  double fr[3];
-  for (int a = 0; a < 3; ++a) {
-    const double x = std::clamp(v[a], 0.0, double(d[a] - 1));
-    i0[a] = d[a] > 1 ? std::min<std::int64_t>(static_cast<std::int64_t>(x), d[a] - 2) : 0;
-    fr[a] = d[a] > 1 ? x - double(i0[a]) : 0.0;
-  }
-  const std::size_t sx = d[0] > 1 ? 1 : 0, sy = d[1] > 1 ? std::size_t(d[0]) : 0,
-                    sz = d[2] > 1 ? std::size_t(d[0] * d[1]) : 0;
-  const std::size_t base = field->grid.index(i0[0], i0[1], i0[2]);
+  const Trilinear t = trilinear_stencil(field->grid.dim, v[0], v[1], v[2], Edge::Zero);
+  if (!t.inside) return Eigen::Vector3d::Zero();
   Eigen::Vector3d out;
-  for (int c = 0; c < 3; ++c) {
-    const float* p = field->d[std::size_t(c)].data() + base;
-    const double c00 = p[0] + fr[0] * (p[sx] - p[0]);
-    const double c10 = p[sy] + fr[0] * (p[sx + sy] - p[sy]);
-    const double c01 = p[sz] + fr[0] * (p[sx + sz] - p[sz]);
-    const double c11 = p[sy + sz] + fr[0] * (p[sx + sy + sz] - p[sy + sz]);
-    const double c0 = c00 + fr[1] * (c10 - c00), c1 = c01 + fr[1] * (c11 - c01);
-    out[c] = c0 + fr[2] * (c1 - c0);
-  }
+  for (int c = 0; c < 3; ++c) out[c] = trilinear_value(field->d[std::size_t(c)].data(), t);
   return out;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // Fast trilinear sampling of a displacement field (private to lib/registration).
-#include "tmsplan/warp.hpp"
+#include "tmsplan/mni_map.hpp"
 
 namespace tmsplan::registration_detail {
 

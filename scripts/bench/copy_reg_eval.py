@@ -2,6 +2,11 @@
 """Known-answer registration error on a Colin27 copy, for ours and for a peer, at the same points.
 
 usage: copy_reg_eval.py COPIES_JSON NAME (--cortex-map DIR | --map MNI_TO_SUBJECT.nii [--affine-map A.nii])
+       copy_reg_eval.py COPIES_JSON NAME --exact-mask OUT.nii.gz
+
+--exact-mask writes the copy's exact brain mask instead (ch2bet carried through the known
+transform onto the copy's grid, linear, >= 0.5), the mask tests/test_cortexmap.cpp's known-answer
+test gives register_deformable, so that a peer (peer_syn.py) can run on the same input.
 
 Points: 200 Colin27 cortical points (ch2bet brain voxels 1.5-4 mm inside its edge, evenly spread,
 cortexmap_eval.cortical_points); truth: the copy's known transform (cortexmap_eval.Known, which
@@ -36,8 +41,23 @@ ap.add_argument("name")
 ap.add_argument("--cortex-map")
 ap.add_argument("--map")
 ap.add_argument("--affine-map")
+ap.add_argument("--exact-mask")
 a = ap.parse_args()
 copy = next(c for c in json.load(open(a.copies))["copies"] if c["name"] == a.name)
+if a.exact_mask:
+    img = nib.load(os.path.join(os.path.dirname(os.path.abspath(a.copies)), a.name + ".nii.gz"))
+    bet = nib.load(os.path.join("/usr/share/mricron/templates", "ch2bet.nii.gz"))
+    k = Known(copy)
+    ijk = np.indices(img.shape[:3], dtype=np.float64).reshape(3, -1)
+    q = (img.affine[:3, :3] @ ijk + img.affine[:3, 3:4]).T
+    p0 = (q - k.t) @ np.linalg.inv(k.r).T  # copy -> original, before the warp
+    p = p0 + k.u(p0)
+    v = np.linalg.inv(bet.affine)[:3, :3] @ p.T + np.linalg.inv(bet.affine)[:3, 3:4]
+    inside = ndimage.map_coordinates((np.asarray(bet.dataobj) > 0).astype(np.float32), v, order=1, cval=0.0)
+    mask = (inside >= 0.5).reshape(img.shape[:3]).astype(np.uint8)
+    nib.save(nib.Nifti1Image(mask, img.affine), a.exact_mask)
+    print(f"{a.exact_mask}: {int(mask.sum())} voxels")
+    sys.exit(0)
 pts = cortical_points(200)
 truth = Known(copy).forward(pts)
 if a.cortex_map:

@@ -1,0 +1,59 @@
+#pragma once
+/// Deformable registration of a subject T1 to the MNI template (after register_affine), giving the
+/// two-way MniMap. Deterministic whatever the thread count. See docs/cortex-map.md.
+#include <vector>
+
+#include "tmsplan/image.hpp"
+#include "tmsplan/mni_map.hpp"
+#include "tmsplan/registration.hpp"
+
+namespace tmsplan {
+
+struct DeformableOptions {
+  AffineOptions affine;  ///< first stage; template_focus is set from the template brain
+  /// Pyramid levels (mm), coarse to fine, and iterations at each.
+  std::vector<double> levels_mm{4.0, 2.0};
+  std::vector<int> iterations{60, 40};
+  /// Local NCC window radius in voxels of each level (2: a 5x5x5 window).
+  int ncc_radius_vox = 2;
+  /// Gaussian smoothing of each update ("fluid", voxels) and of the displacement ("diffusion").
+  double sigma_update_vox = 1.732;
+  double sigma_field_vox = 0.707;
+  /// Largest displacement of one update, in voxels of the level.
+  double step_vox = 0.25;
+  /// The fit sees both images only inside the template brain grown by this margin (the same region
+  /// for both, so its edge drives nothing): the brain's outer surface counts, scalp does not.
+  double mask_margin_mm = 4.0;
+  /// The subject image is first cut to its own brain mask grown by this much (removes neck, face
+  /// and scalp far from the brain; wide, so that where the subject's mask stops does not show
+  /// inside the template region).
+  double subject_margin_mm = 12.0;
+  /// The level grids cover the template region grown by this margin, not the whole template field
+  /// (beyond them the field continues with its edge value, then fades at the template's border).
+  /// 4 mm gives the known-answer figures of 8 mm on asl-warp and pir-warp5 (docs/cortex-map.md)
+  /// on about 14% fewer level voxels.
+  double crop_margin_mm = 4.0;
+};
+
+struct DeformableResult {
+  MniMap map;
+  AffineResult affine;
+  /// NCC over the template brain (at the finest level) between the template and the subject as
+  /// its header places it, after the affine, and after the deformable stage.
+  double ncc_identity = 0.0, ncc_affine = 0.0, ncc_deformable = 0.0;
+  /// Smallest Jacobian determinant of x -> x + u(x) on the finest level grid inside the template
+  /// brain (> 0: no folding).
+  double min_jacobian = 0.0;
+  double max_displacement_mm = 0.0;
+  double seconds_affine = 0.0, seconds_deformable = 0.0, seconds_inverse = 0.0;
+};
+
+/// Registers `subject` (bias-corrected T1, any grid) with its brain mask to `templ` (template head)
+/// with its brain mask: affine (brain focus), then the deformable stage on brain-masked images
+/// (local NCC, greedy compositive updates with fluid and diffusion smoothing, 4 -> 2 mm). The
+/// forward field is returned on the template's grid, its inverse on the subject's grid. Throws
+/// Error on masks off their image's grid, empty masks, or a failed affine stage.
+DeformableResult register_deformable(const Image& subject, const Mask& subject_brain, const Image& templ,
+                                     const Mask& template_brain, const DeformableOptions& options = {});
+
+}  // namespace tmsplan
