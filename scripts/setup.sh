@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing (Debian 12, as root or with sudo), then configures and builds
 # tmsplan (Release, ccache) into ${BUILD_DIR:-build}. Idempotent: a second run only rebuilds
-# what changed.
+# what changed. TMSPLAN_EXTRA_PACKAGES adds Debian packages (tests, benchmarks);
+# `scripts/setup.sh --packages-only` installs and stops before building (scripts/bench/common.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+
+[ "${1:-}" = --packages-only ] && exit 0
 
 BUILD_DIR=${BUILD_DIR:-build}
 BUILD_TYPE=${BUILD_TYPE:-Release}

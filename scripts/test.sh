@@ -3,10 +3,11 @@
 # Tests that need ../shared/data, the samples or mricron-data skip (ctest: "Skipped") when it is
 # absent; with CI=true a summary line is printed and a skipped test fails the run (below).
 # Packages only the tests need (label "cluster": a private one-node SLURM running the Snakemake
-# workflow; label "install": man for the installed page) are installed here, not by setup.sh.
+# workflow; label "install": man for the installed page; python3-nibabel for the GIfTI check of
+# test_surface; clang-format for scripts/dev/check-format.sh) are installed here, not by setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export TMSPLAN_EXTRA_PACKAGES="${TMSPLAN_EXTRA_PACKAGES:-} slurm-wlm munge snakemake man-db clang-format"
+export TMSPLAN_EXTRA_PACKAGES="${TMSPLAN_EXTRA_PACKAGES:-} slurm-wlm munge snakemake man-db clang-format python3-nibabel"
 scripts/setup.sh
 BUILD_DIR=${BUILD_DIR:-build}
 "$BUILD_DIR/bin/make-samples" --out "$BUILD_DIR/samples" --quiet

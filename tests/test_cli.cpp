@@ -7,6 +7,7 @@
 #include <fstream>
 #include <random>
 
+#include "fixtures.hpp"
 #include "support.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/image.hpp"
@@ -16,16 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Image blob(std::int64_t n = 48) {
-  Grid g;
-  g.dim = {n, n, n};
-  g.vox2ras.m.setIdentity();
-  Image im(g, 0.0f);
-  for (std::int64_t k = 0; k < n; ++k)
-    for (std::int64_t j = 0; j < n; ++j)
-      for (std::int64_t i = 0; i < n; ++i) im(i, j, k) = float((i * 7 + j * 3 + k) % 50);
-  return im;
-}
+Image blob(std::int64_t n = 48) { return testing::blob(n); }
 
 std::string write_nii(const std::string& path, const Image& im) {
   WriteOptions wo;

@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include "tmsplan/error.hpp"
 #include "tmsplan/geometry.hpp"
+#include "tmsplan/json_geometry.hpp"
+#include "tmsplan/nifti_info.hpp"
+#include "tmsplan/text.hpp"
 
 using namespace tmsplan;
 
@@ -52,4 +56,47 @@ TEST_CASE("orthonormalize removes shear and keeps a right-handed frame", "[unit]
   CHECK(r.determinant() == Approx(1.0));
   CHECK(o.topRightCorner<3, 1>().isApprox(Eigen::Vector3d(1, 2, 3)));
   CHECK(angle_deg(Eigen::Vector3d(1, 0, 0), Eigen::Vector3d(0, 1, 0)) == Approx(90.0));
+}
+
+TEST_CASE("points and poses in JSON: rounded on writing, checked on reading", "[unit]") {
+  const Eigen::Vector3d v(1.234567, -0.00004, 1e3 / 3);
+  const nlohmann::json jv = vec3_to_json(v);
+  CHECK(jv.dump() == "[1.2346,-0.0,333.3333]");
+  CHECK((vec3_from_json(jv, "v", "f.json") - v).norm() < 1e-4);
+  Eigen::Matrix4d m = Eigen::Matrix4d::Identity();
+  m.topLeftCorner<3, 3>() = Eigen::AngleAxisd(0.7, Eigen::Vector3d(1, 0, 1).normalized()).toRotationMatrix();
+  m.topRightCorner<3, 1>() = Eigen::Vector3d(10.1234567, -3, 70);
+  const Eigen::Matrix4d back = mat4_from_json(mat4_to_json(m), "pose", "f.json");
+  CHECK((back - m).cwiseAbs().maxCoeff() <= 5e-7);
+  const auto refused = [](const nlohmann::json& j, const std::string& says) {
+    try {
+      mat4_from_json(j, "t.coil_pose_ras", "f.json");
+      FAIL("accepted " << j.dump());
+    } catch (const Error& e) {
+      CHECK(e.file() == "f.json");
+      CHECK_THAT(e.what(), Catch::Contains(says));
+    }
+  };
+  refused(nlohmann::json::array({1, 2, 3}), "t.coil_pose_ras: must be a 4x4 array of rows");
+  refused(nlohmann::json::parse("[[1,0,0,0],[0,1,0],[0,0,1,0],[0,0,0,1]]"), "t.coil_pose_ras[1]: must be a row");
+  refused(nlohmann::json::parse("[[1,0,0,0],[0,1,0,0],[0,0,1,\"x\"],[0,0,0,1]]"),
+          "t.coil_pose_ras[2][3]: must be a number, got string");
+  refused(nlohmann::json::parse("[[1,0,0,0],[0,1,0,0],[0,0,1,null],[0,0,0,1]]"), "NaN or infinity");
+  CHECK_THROWS_AS(vec3_from_json(nlohmann::json::array({1, 2}), "v", "f.json"), Error);
+}
+
+TEST_CASE("markup escaping: the five XML characters, and the listed ones as character references", "[unit]") {
+  CHECK(escape_markup("a<b & \"c\" > d") == "a&lt;b &amp; &quot;c&quot; &gt; d");
+  CHECK(escape_markup("it's\tok\n") == "it's\tok\n");
+  CHECK(escape_markup("it's\tok\n", "'\t\n") == "it&#39;s&#9;ok&#10;");
+}
+
+TEST_CASE("the NIfTI qform of a grid: quaternion of the nearest rotation, qfac and spacing", "[unit]") {
+  Eigen::Matrix3d a = Eigen::AngleAxisd(0.4, Eigen::Vector3d::UnitZ()).toRotationMatrix();
+  a.col(0) *= 1.5;
+  a.col(2) *= -2.0;  // left-handed: qfac -1
+  const NiftiQform q = nifti_qform(a);
+  CHECK(q.qfac == -1.0);
+  CHECK((q.spacing - Eigen::Vector3d(1.5, 1.0, 2.0)).norm() < 1e-12);
+  CHECK((q.quatern - Eigen::Vector3d(0, 0, std::sin(0.2))).norm() < 1e-9);
 }

@@ -273,178 +273,220 @@ TEST_CASE("XML names are escaped and read back", "[unit]") {
   CHECK(read_localite_markers(xml, "x.xml").markers.at(0).name == mk.name);
 }
 
-TEST_CASE("malformed input throws tmsplan::Error naming the source", "[unit]") {
-  const std::vector<Marker> markers = random_markers(2);
-  const std::string xml = write_localite_instrument_markers(markers);
-  const std::string et = write_localite_entry_targets({{"t", {1, 2, 3}, {4, 5, 6}}});
-  const std::string bs = write_brainsight_targets(markers);
-  const std::string ant = write_ant_markers(markers);
-  const std::string tsv = write_markers_tsv(markers);
+// Files of every format written from the same markers, for the malformed-input cases below.
+struct Written {
+  std::vector<Marker> markers = random_markers(2);
+  std::string xml = write_localite_instrument_markers(markers);
+  std::string et = write_localite_entry_targets({{"t", {1, 2, 3}, {4, 5, 6}}});
+  std::string bs = write_brainsight_targets(markers);
+  std::string ant = write_ant_markers(markers);
+  std::string tsv = write_markers_tsv(markers);
+};
 
-  SECTION("empty files") {
-    check_throws_error([] { read_localite_markers("", "e.xml"); }, "e.xml");
-    check_throws_error([] { read_localite_entry_targets("", "e.xml"); }, "e.xml");
-    check_throws_error([] { read_brainsight_targets("", "e.txt"); }, "e.txt");
-    check_throws_error([] { read_ant_markers("", "e.mrk"); }, "e.mrk");
-    check_throws_error([] { read_markers_tsv("", "e.tsv"); }, "e.tsv");
+TEST_CASE("malformed input names its source: empty files", "[unit]") {
+  check_throws_error([] { read_localite_markers("", "e.xml"); }, "e.xml");
+  check_throws_error([] { read_localite_entry_targets("", "e.xml"); }, "e.xml");
+  check_throws_error([] { read_brainsight_targets("", "e.txt"); }, "e.txt");
+  check_throws_error([] { read_ant_markers("", "e.mrk"); }, "e.mrk");
+  check_throws_error([] { read_markers_tsv("", "e.tsv"); }, "e.tsv");
+}
+
+TEST_CASE(
+    "malformed input throws tmsplan::Error naming the source: every truncation of an XML file throws, none crashes",
+    "[unit]") {
+  const Written w;
+  const auto& xml = w.xml;
+  const auto& et = w.et;
+  for (std::size_t n = 0; n + 1 < xml.size(); n += 7) {
+    check_throws_error([&] { read_localite_markers(xml.substr(0, n), "cut.xml"); }, "cut.xml");
   }
-  SECTION("every truncation of an XML file throws, none crashes") {
-    for (std::size_t n = 0; n + 1 < xml.size(); n += 7) {
-      check_throws_error([&] { read_localite_markers(xml.substr(0, n), "cut.xml"); }, "cut.xml");
-    }
-    for (std::size_t n = 0; n + 1 < et.size(); n += 5) {
-      check_throws_error([&] { read_localite_entry_targets(et.substr(0, n), "cut.xml"); }, "cut.xml");
+  for (std::size_t n = 0; n + 1 < et.size(); n += 5) {
+    check_throws_error([&] { read_localite_entry_targets(et.substr(0, n), "cut.xml"); }, "cut.xml");
+  }
+}
+
+TEST_CASE("malformed input names its source: every truncation of the text formats throws or "
+          "parses, none crashes",
+          "[unit]") {
+  const Written w;
+  const auto& markers = w.markers;
+  const auto& bs = w.bs;
+  const auto& ant = w.ant;
+  const auto& tsv = w.tsv;
+  // A cut either throws an Error naming the file or parses to at most the markers written, each
+  // one named as written (a cut inside the last row may shorten its fields, not invent rows).
+  const auto check_cut = [&](const std::vector<Marker>& got) {
+    CHECK(got.size() <= markers.size());
+    for (std::size_t i = 0; i < got.size(); ++i) CHECK(markers[i].name.rfind(got[i].name, 0) == 0);
+  };
+  std::size_t parsed = 0, thrown = 0;
+  for (std::size_t n = 0; n < bs.size(); n += 3) {
+    try {
+      check_cut(read_brainsight_targets(bs.substr(0, n), "cut.txt").targets);
+      ++parsed;
+    } catch (const Error& e) {
+      CHECK(e.file() == "cut.txt");
+      ++thrown;
     }
   }
-  SECTION("every truncation of the text formats throws or parses, none crashes") {
-    // A cut either throws an Error naming the file or parses to at most the markers written, each
-    // one named as written (a cut inside the last row may shorten its fields, not invent rows).
-    const auto check_cut = [&](const std::vector<Marker>& got) {
-      CHECK(got.size() <= markers.size());
-      for (std::size_t i = 0; i < got.size(); ++i) CHECK(markers[i].name.rfind(got[i].name, 0) == 0);
-    };
-    std::size_t parsed = 0, thrown = 0;
-    for (std::size_t n = 0; n < bs.size(); n += 3) {
-      try {
-        check_cut(read_brainsight_targets(bs.substr(0, n), "cut.txt").targets);
-        ++parsed;
-      } catch (const Error& e) {
-        CHECK(e.file() == "cut.txt");
-        ++thrown;
+  for (std::size_t n = 0; n < tsv.size(); n += 3) {
+    try {
+      check_cut(read_markers_tsv(tsv.substr(0, n), "cut.tsv"));
+      ++parsed;
+    } catch (const Error& e) {
+      CHECK(e.file() == "cut.tsv");
+      ++thrown;
+    }
+  }
+  CHECK(parsed + thrown > 0);
+  CHECK(read_brainsight_targets(bs, "full.txt").targets.size() == markers.size());
+  CHECK(read_markers_tsv(tsv, "full.tsv").size() == markers.size());
+  for (std::size_t n = 0; n + 1 < ant.size(); n += 3) {
+    check_throws_error([&] { read_ant_markers(ant.substr(0, n), "cut.mrk"); }, "cut.mrk");
+  }
+}
+
+TEST_CASE("malformed input names its source: non-numeric fields", "[unit]") {
+  const Written w;
+  const auto& xml = w.xml;
+  const auto& bs = w.bs;
+  const auto& ant = w.ant;
+  const auto& tsv = w.tsv;
+  std::string bad = xml;
+  bad.replace(bad.find("data13=\"") + 8, 1, "x");
+  check_throws_error([&] { read_localite_markers(bad, "n.xml"); }, "n.xml");
+  std::string bad_bs = bs;
+  const auto row = bad_bs.find("target 0\t");
+  bad_bs.replace(row + 9, 1, "abc");
+  check_throws_error([&] { read_brainsight_targets(bad_bs, "n.txt"); }, "n.txt");
+  std::string bad_null = bs;
+  bad_null.replace(bad_null.find("target 1\t") + 9, 1, "(null)");
+  check_throws_error([&] { read_brainsight_targets(bad_null, "n.txt"); }, "n.txt");
+  std::string bad_ant = ant;
+  std::size_t at = bad_ant.find('[', bad_ant.find('[', bad_ant.find("RigidTransformMatrix4x4")) + 1);
+  at = bad_ant.find_first_of("-0123456789", at);
+  bad_ant.replace(at, bad_ant.find_first_of(",]", at) - at, "\"seven\"");
+  check_throws_error([&] { read_ant_markers(bad_ant, "n.mrk"); }, "n.mrk");
+  std::string bad_tsv = tsv;
+  bad_tsv.replace(bad_tsv.rfind('\t') + 1, 1, "1.2.3");
+  check_throws_error([&] { read_markers_tsv(bad_tsv, "n.tsv"); }, "n.tsv");
+  const std::string nan_xml = std::string(xml).replace(xml.find("data00=\"") + 8, 0, "nan");
+  check_throws_error([&] { read_localite_markers(nan_xml, "n.xml"); }, "n.xml");
+}
+
+TEST_CASE("malformed input names its source: missing attributes and elements", "[unit]") {
+  const Written w;
+  const auto& xml = w.xml;
+  const auto& et = w.et;
+  const auto& ant = w.ant;
+  std::string no_attr = xml;
+  const std::size_t attr = no_attr.find("data22=\"");
+  no_attr.erase(attr, no_attr.find('"', attr + 8) + 1 - attr);
+  check_throws_error([&] { read_localite_markers(no_attr, "m.xml"); }, "m.xml");
+  std::string no_space = xml;
+  no_space.erase(no_space.find(" coordinateSpace=\"RAS\""), 22);
+  check_throws_error([&] { read_localite_markers(no_space, "m.xml"); }, "m.xml");
+  std::string odd_space = xml;
+  odd_space.replace(odd_space.find("\"RAS\""), 5, "\"XYZ\"");
+  check_throws_error([&] { read_localite_markers(odd_space, "m.xml"); }, "m.xml");
+  std::string no_index = et;
+  no_index.erase(no_index.find(" index=\"0\""), 10);
+  check_throws_error([&] { read_localite_entry_targets(no_index, "m.xml"); }, "m.xml");
+  std::string lonely = et;
+  lonely.erase(lonely.find("<Target"), lonely.find("</Target>") + 9 - lonely.find("<Target"));
+  check_throws_error([&] { read_localite_entry_targets(lonely, "m.xml"); }, "m.xml");
+  std::string ant_axes = ant;
+  ant_axes.replace(ant_axes.find("\"simnibs\""), 9, "\"visor\"");
+  check_throws_error([&] { read_ant_markers(ant_axes, "m.mrk"); }, "m.mrk");
+  std::string ant_list = ant;
+  ant_list.replace(ant_list.find("\"TargetMarkers\""), 15, "\"Markers\"");
+  check_throws_error([&] { read_ant_markers(ant_list, "m.mrk"); }, "m.mrk");
+}
+
+TEST_CASE("malformed input names its source: wrong root, version or coordinate system", "[unit]") {
+  const Written w;
+  const auto& xml = w.xml;
+  const auto& et = w.et;
+  const auto& bs = w.bs;
+  const auto& tsv = w.tsv;
+  check_throws_error([&] { read_localite_markers(et, "w.xml"); }, "w.xml");
+  check_throws_error([&] { read_localite_entry_targets(xml, "w.xml"); }, "w.xml");
+  for (const char* v : {"# Version: 3", "# Version: 99", "# Version: twelve", "# Version: 12.5", "# Version:"}) {
+    std::string bad = bs;
+    bad.replace(0, bad.find('\n'), v);
+    check_throws_error([&] { read_brainsight_targets(bad, "v.txt"); }, "v.txt");
+  }
+  std::string no_version = bs.substr(bs.find('\n') + 1);
+  check_throws_error([&] { read_brainsight_targets(no_version, "v.txt"); }, "v.txt");
+  for (const char* sys : {"Brainsight", "World", "NIfTI:MNI-152", "NIfTI:Talairach", "Something"}) {
+    std::string bad = bs;
+    bad.replace(bad.find("NIfTI:Aligned"), 13, sys);
+    check_throws_error([&] { read_brainsight_targets(bad, "c.txt"); }, "c.txt");
+  }
+  std::string header = tsv;
+  header.replace(0, 4, "nome");
+  check_throws_error([&] { read_markers_tsv(header, "h.tsv"); }, "h.tsv");
+}
+
+TEST_CASE("malformed input names its source: random byte mutations give a result or "
+          "tmsplan::Error, nothing else",
+          "[unit]") {
+  const Written w;
+  const auto& xml = w.xml;
+  const auto& et = w.et;
+  const auto& bs = w.bs;
+  const auto& ant = w.ant;
+  const auto& tsv = w.tsv;
+  std::mt19937 rng(7);
+  const std::string alphabet = "<>/=\"'&;#\t\n -+.eE0123456789xNaS";
+  const auto mutate = [&](std::string s) {
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < edits && !s.empty(); ++k) {
+      const std::size_t at = rng() % s.size();
+      switch (rng() % 3) {
+      case 0:
+        s[at] = alphabet[rng() % alphabet.size()];
+        break;
+      case 1:
+        s.erase(at, 1 + rng() % 8);
+        break;
+      default:
+        s.insert(at, 1, static_cast<char>(rng() % 256));
+        break;
       }
     }
-    for (std::size_t n = 0; n < tsv.size(); n += 3) {
-      try {
-        check_cut(read_markers_tsv(tsv.substr(0, n), "cut.tsv"));
-        ++parsed;
-      } catch (const Error& e) {
-        CHECK(e.file() == "cut.tsv");
-        ++thrown;
-      }
+    return s;
+  };
+  // Each mutated file either parses or throws an Error that names it; anything else fails.
+  const auto survive = [](auto&& read, const std::string& source) {
+    try {
+      read();
+    } catch (const Error& e) {
+      CHECK(e.file() == source);
     }
-    CHECK(parsed + thrown > 0);
-    CHECK(read_brainsight_targets(bs, "full.txt").targets.size() == markers.size());
-    CHECK(read_markers_tsv(tsv, "full.tsv").size() == markers.size());
-    for (std::size_t n = 0; n + 1 < ant.size(); n += 3) {
-      check_throws_error([&] { read_ant_markers(ant.substr(0, n), "cut.mrk"); }, "cut.mrk");
-    }
+  };
+  for (int round = 0; round < 300; ++round) {
+    const std::string x = mutate(xml), e = mutate(et), b = mutate(bs), a = mutate(ant), t = mutate(tsv);
+    survive([&] { read_localite_markers(x, "f.xml"); }, "f.xml");
+    survive([&] { read_localite_entry_targets(e, "f.xml"); }, "f.xml");
+    survive([&] { read_brainsight_targets(b, "f.txt"); }, "f.txt");
+    survive([&] { read_ant_markers(a, "f.mrk"); }, "f.mrk");
+    survive([&] { read_markers_tsv(t, "f.tsv"); }, "f.tsv");
   }
-  SECTION("non-numeric fields") {
-    std::string bad = xml;
-    bad.replace(bad.find("data13=\"") + 8, 1, "x");
-    check_throws_error([&] { read_localite_markers(bad, "n.xml"); }, "n.xml");
-    std::string bad_bs = bs;
-    const auto row = bad_bs.find("target 0\t");
-    bad_bs.replace(row + 9, 1, "abc");
-    check_throws_error([&] { read_brainsight_targets(bad_bs, "n.txt"); }, "n.txt");
-    std::string bad_null = bs;
-    bad_null.replace(bad_null.find("target 1\t") + 9, 1, "(null)");
-    check_throws_error([&] { read_brainsight_targets(bad_null, "n.txt"); }, "n.txt");
-    std::string bad_ant = ant;
-    std::size_t at = bad_ant.find('[', bad_ant.find('[', bad_ant.find("RigidTransformMatrix4x4")) + 1);
-    at = bad_ant.find_first_of("-0123456789", at);
-    bad_ant.replace(at, bad_ant.find_first_of(",]", at) - at, "\"seven\"");
-    check_throws_error([&] { read_ant_markers(bad_ant, "n.mrk"); }, "n.mrk");
-    std::string bad_tsv = tsv;
-    bad_tsv.replace(bad_tsv.rfind('\t') + 1, 1, "1.2.3");
-    check_throws_error([&] { read_markers_tsv(bad_tsv, "n.tsv"); }, "n.tsv");
-    const std::string nan_xml = std::string(xml).replace(xml.find("data00=\"") + 8, 0, "nan");
-    check_throws_error([&] { read_localite_markers(nan_xml, "n.xml"); }, "n.xml");
+}
+
+TEST_CASE("malformed input names its source: garbage", "[unit]") {
+  for (const char* g : {"<", "<<<>>>", "<a", "<a b=>", "<a b='1'", "<a></b>", "<a/><b/>", "&#xFFFFFF;", "\xff\xfe",
+                        "<!DOCTYPE x [<!ENTITY e 'x'>]><a/>", "<a b=\"&bogus;\"/>", "<?xml"}) {
+    check_throws_error([&] { read_localite_markers(g, "g.xml"); }, "g.xml");
   }
-  SECTION("missing attributes and elements") {
-    std::string no_attr = xml;
-    const std::size_t attr = no_attr.find("data22=\"");
-    no_attr.erase(attr, no_attr.find('"', attr + 8) + 1 - attr);
-    check_throws_error([&] { read_localite_markers(no_attr, "m.xml"); }, "m.xml");
-    std::string no_space = xml;
-    no_space.erase(no_space.find(" coordinateSpace=\"RAS\""), 22);
-    check_throws_error([&] { read_localite_markers(no_space, "m.xml"); }, "m.xml");
-    std::string odd_space = xml;
-    odd_space.replace(odd_space.find("\"RAS\""), 5, "\"XYZ\"");
-    check_throws_error([&] { read_localite_markers(odd_space, "m.xml"); }, "m.xml");
-    std::string no_index = et;
-    no_index.erase(no_index.find(" index=\"0\""), 10);
-    check_throws_error([&] { read_localite_entry_targets(no_index, "m.xml"); }, "m.xml");
-    std::string lonely = et;
-    lonely.erase(lonely.find("<Target"), lonely.find("</Target>") + 9 - lonely.find("<Target"));
-    check_throws_error([&] { read_localite_entry_targets(lonely, "m.xml"); }, "m.xml");
-    std::string ant_axes = ant;
-    ant_axes.replace(ant_axes.find("\"simnibs\""), 9, "\"visor\"");
-    check_throws_error([&] { read_ant_markers(ant_axes, "m.mrk"); }, "m.mrk");
-    std::string ant_list = ant;
-    ant_list.replace(ant_list.find("\"TargetMarkers\""), 15, "\"Markers\"");
-    check_throws_error([&] { read_ant_markers(ant_list, "m.mrk"); }, "m.mrk");
-  }
-  SECTION("wrong root, version or coordinate system") {
-    check_throws_error([&] { read_localite_markers(et, "w.xml"); }, "w.xml");
-    check_throws_error([&] { read_localite_entry_targets(xml, "w.xml"); }, "w.xml");
-    for (const char* v : {"# Version: 3", "# Version: 99", "# Version: twelve", "# Version: 12.5", "# Version:"}) {
-      std::string bad = bs;
-      bad.replace(0, bad.find('\n'), v);
-      check_throws_error([&] { read_brainsight_targets(bad, "v.txt"); }, "v.txt");
-    }
-    std::string no_version = bs.substr(bs.find('\n') + 1);
-    check_throws_error([&] { read_brainsight_targets(no_version, "v.txt"); }, "v.txt");
-    for (const char* sys : {"Brainsight", "World", "NIfTI:MNI-152", "NIfTI:Talairach", "Something"}) {
-      std::string bad = bs;
-      bad.replace(bad.find("NIfTI:Aligned"), 13, sys);
-      check_throws_error([&] { read_brainsight_targets(bad, "c.txt"); }, "c.txt");
-    }
-    std::string header = tsv;
-    header.replace(0, 4, "nome");
-    check_throws_error([&] { read_markers_tsv(header, "h.tsv"); }, "h.tsv");
-  }
-  SECTION("random byte mutations give a result or tmsplan::Error, nothing else") {
-    std::mt19937 rng(7);
-    const std::string alphabet = "<>/=\"'&;#\t\n -+.eE0123456789xNaS";
-    const auto mutate = [&](std::string s) {
-      const int edits = 1 + static_cast<int>(rng() % 4);
-      for (int k = 0; k < edits && !s.empty(); ++k) {
-        const std::size_t at = rng() % s.size();
-        switch (rng() % 3) {
-        case 0:
-          s[at] = alphabet[rng() % alphabet.size()];
-          break;
-        case 1:
-          s.erase(at, 1 + rng() % 8);
-          break;
-        default:
-          s.insert(at, 1, static_cast<char>(rng() % 256));
-          break;
-        }
-      }
-      return s;
-    };
-    // Each mutated file either parses or throws an Error that names it; anything else fails.
-    const auto survive = [](auto&& read, const std::string& source) {
-      try {
-        read();
-      } catch (const Error& e) {
-        CHECK(e.file() == source);
-      }
-    };
-    for (int round = 0; round < 300; ++round) {
-      const std::string x = mutate(xml), e = mutate(et), b = mutate(bs), a = mutate(ant), t = mutate(tsv);
-      survive([&] { read_localite_markers(x, "f.xml"); }, "f.xml");
-      survive([&] { read_localite_entry_targets(e, "f.xml"); }, "f.xml");
-      survive([&] { read_brainsight_targets(b, "f.txt"); }, "f.txt");
-      survive([&] { read_ant_markers(a, "f.mrk"); }, "f.mrk");
-      survive([&] { read_markers_tsv(t, "f.tsv"); }, "f.tsv");
-    }
-  }
-  SECTION("garbage") {
-    for (const char* g : {"<", "<<<>>>", "<a", "<a b=>", "<a b='1'", "<a></b>", "<a/><b/>", "&#xFFFFFF;", "\xff\xfe",
-                          "<!DOCTYPE x [<!ENTITY e 'x'>]><a/>", "<a b=\"&bogus;\"/>", "<?xml"}) {
-      check_throws_error([&] { read_localite_markers(g, "g.xml"); }, "g.xml");
-    }
-    std::string deep;
-    for (int i = 0; i < 5000; ++i) deep += "<a>";
-    check_throws_error([&] { read_localite_markers(deep, "deep.xml"); }, "deep.xml");
-    std::string deep_json(100000, '[');
-    check_throws_error([&] { read_ant_markers(deep_json, "deep.mrk"); }, "deep.mrk");
-    check_throws_error([] { read_ant_markers("[1, 2]", "a.mrk"); }, "a.mrk");
-    check_throws_error([] { read_brainsight_targets("hello\tworld\n", "g.txt"); }, "g.txt");
-  }
+  std::string deep;
+  for (int i = 0; i < 5000; ++i) deep += "<a>";
+  check_throws_error([&] { read_localite_markers(deep, "deep.xml"); }, "deep.xml");
+  std::string deep_json(100000, '[');
+  check_throws_error([&] { read_ant_markers(deep_json, "deep.mrk"); }, "deep.mrk");
+  check_throws_error([] { read_ant_markers("[1, 2]", "a.mrk"); }, "a.mrk");
+  check_throws_error([] { read_brainsight_targets("hello\tworld\n", "g.txt"); }, "g.txt");
 }
 
 TEST_CASE("tms.tsv lists the protocol per target", "[unit]") {

@@ -164,7 +164,7 @@ const Colin* colin() {
   const Eigen::Vector3d m1(-37, -21, 58), dlpfc(-36, 39, 43);  // DLPFC BA9 (Fox 2012)
   targets.push_back(make_target("M1_hand_left", m1, nearest_scalp_direction(head, m1, m1 - centre),
                                 Eigen::Vector3d(-1, -1, 0), head, m1));
-  targets.push_back(make_target("DLPFC_left", dlpfc, nearest_scalp_direction(head, dlpfc, dlpfc - centre),
+  targets.push_back(make_target("DLPFC_BA46", dlpfc, nearest_scalp_direction(head, dlpfc, dlpfc - centre),
                                 Eigen::Vector3d(0, -1, 0), head, dlpfc));
   c.doc = targets_doc(c.t1, t1, targets);
   c.targets = c.dir + "/targets.json";
@@ -271,7 +271,7 @@ TEST_CASE("plan: dose arithmetic follows Stokes (3 %MSO/mm) and says when no M1 
   plan::Target m1, dl;
   m1.name = "M1_hand_left";
   m1.scalp_to_cortex_mm = 14.0;
-  dl.name = "DLPFC_left";
+  dl.name = "DLPFC_BA46";
   dl.scalp_to_cortex_mm = 17.5;
   all.targets = {m1, dl};
   protocol::Protocol p = protocol::find_preset(protocol::load_presets(), "passard2007");
@@ -296,6 +296,20 @@ TEST_CASE("plan: dose arithmetic follows Stokes (3 %MSO/mm) and says when no M1 
   CHECK_THROWS_AS(plan::compute_doses(all, sel, p, 45.0, "M1_nowhere", warnings), Error);
 }
 
+TEST_CASE("plan: a target's kind comes from its target-library entry, not its name", "[plan][unit]") {
+  plan::Target t;
+  for (const auto& [name, kind] : {std::pair<std::string, std::string>{"M1_hand_left", "motor"},
+                                   {"M1_hand_right", "motor"},
+                                   {"DLPFC_BA46", "prefrontal"},
+                                   {"M1", ""},
+                                   {"M1_hand_left_copy", ""},
+                                   {"mni(-37,-21,58)", ""}}) {
+    t.name = name;
+    CHECK(plan::target_kind(t) == kind);
+    CHECK(plan::is_motor_target(t) == (kind == "motor"));
+  }
+}
+
 TEST_CASE("plan: report helpers escape text and encode base64", "[plan][unit]") {
   CHECK(report::base64("") == "");
   CHECK(report::base64("f") == "Zg==");
@@ -307,6 +321,75 @@ TEST_CASE("plan: report helpers escape text and encode base64", "[plan][unit]") 
 }
 
 // ---- Through the binary, on the Colin27 head --------------------------------------------------------
+
+namespace {
+
+// protocol.json: verdict per train, dose arithmetic per target, citations.
+void check_protocol_json(const std::string& plan, std::map<std::string, json>& want) {
+  const json pj = json::parse(read_file(plan + "protocol.json"));
+  CHECK(pj["protocol"]["id"] == "passard2007");
+  REQUIRE(pj["safety"]["trains"].size() == 2);
+  for (const auto& t : pj["safety"]["trains"]) CHECK(t["verdict"] == "ok");
+  const double d_m1 = want["M1_hand_left"]["scalp_to_cortex_mm"], d_dl = want["DLPFC_BA46"]["scalp_to_cortex_mm"];
+  REQUIRE(pj["dose"]["targets"].size() == 2);
+  CHECK(pj["dose"]["k_pct_mso_per_mm"] == 3.0);
+  CHECK(pj["dose"]["m1_reference"] == "M1_hand_left");
+  for (const auto& d : pj["dose"]["targets"]) {
+    const double expect = d["target"] == "M1_hand_left" ? 50.0 : 50.0 + 3.0 * (d_dl - d_m1);
+    CHECK(d["mt_target_pct_mso"].get<double>() == Approx(expect).margin(1e-9));
+    CHECK(d["intensity_pct_mso"].get<double>() == Approx(0.8 * expect).margin(1e-9));
+    CHECK(!d["arithmetic"].get<std::string>().empty());
+  }
+  CHECK(pj["citations"].size() >= 3);
+  for (const auto& c : pj["citations"]) {
+    CHECK(!c["citation"].get<std::string>().empty());
+    CHECK(!c["status"].get<std::string>().empty());
+  }
+  CHECK(pj["safety"]["inter_train_interval_rule"]["min_safe_s"] == 5);
+  for (const auto& t : pj["safety"]["trains"]) CHECK(t["interval_verdict"] == "ok");
+}
+
+// The navigator T1: same grid and voxels as the input.
+void check_navigator_t1(const std::string& plan, const std::string& t1) {
+  const Image in = read_image(t1), nav_t1 = read_image(plan + "t1w_navigator.nii.gz");
+  CHECK(nav_t1.grid.same_as(in.grid, 1e-4));
+  CHECK(nav_t1.data == in.data);
+  const std::string nii = read_file(plan + "t1w_navigator.nii.gz");
+  CHECK((nii.size() > 2 && std::uint8_t(nii[0]) == 0x1f && std::uint8_t(nii[1]) == 0x8b));  // really gzip
+}
+
+// The report: self-contained, every picture a data URI (2 per target + the earlier QC picture).
+void check_report(const std::string& plan) {
+  const std::string html = read_file(plan + "report.html");
+  std::size_t images = 0;  // (no std::regex: it recurses per character on 100 kB tags)
+  for (std::size_t at = html.find("<img"); at != std::string::npos; at = html.find("<img", at + 1), ++images) {
+    const std::size_t end = html.find('>', at);
+    REQUIRE(end != std::string::npos);
+    const std::string tag = html.substr(at, std::min<std::size_t>(end - at, 200));
+    CHECK_THAT(tag, Catch::Contains("src=\"data:image/png;base64,"));
+    CHECK(html.substr(at, end - at).find("src=", tag.find("src=") + 4) == std::string::npos);
+  }
+  CHECK(images == 5);  // 2 per target (no dseg.nii.gz here: no cortical view) + the earlier QC
+  // One box of what to check, one Sources section; no per-row flags; the guideline at DLPFC.
+  CHECK(count_of(html, "class=\"checks\"") == 1);
+  CHECK(count_of(html, "id=\"sources\"") == 1);
+  CHECK(count_of(html, "unverified:") == 0);
+  CHECK(count_of(html, "[row not verified]") == 0);
+  CHECK(count_of(html, "Rossi S et al. (2009)") >= 1);
+  CHECK_THAT(html, Catch::Contains("Chen R et al. (1997)") && Catch::Contains("Clin Neurophysiol 118:1617-1625") &&
+                       Catch::Contains("level B to high-frequency rTMS for fibromyalgia pain") &&
+                       Catch::Contains("no cortical view"));
+  CHECK(html.find("http://") == std::string::npos);
+  CHECK(html.find("https://") == std::string::npos);
+  CHECK(html.find("<script") == std::string::npos);
+  CHECK(html.find("<link") == std::string::npos);
+  CHECK(html.find("url(") == std::string::npos);
+  CHECK_THAT(html, Catch::Contains("@media print") && Catch::Contains("PASSES") && Catch::Contains("evidence level") &&
+                       Catch::Contains("MT_target = RMT + k x (d_target - d_M1)") &&
+                       Catch::Contains("skull-strip QC") && Catch::Contains("RAS+ millimetres"));
+}
+
+}  // namespace
 
 TEST_CASE("plan: export writes every file and each navigator file reads back to the targets.json pose", "[plan]") {
   COLIN_OR_SKIP(c);
@@ -366,66 +449,11 @@ TEST_CASE("plan: export writes every file and each navigator file reads back to 
     CHECK((e.target - vec_of(want[e.name]["cortical_ras"])).norm() < kTol);
   }
   const std::string tms = read_file(plan + "tms.tsv");
-  CHECK_THAT(tms, Catch::Contains("M1_hand_left\tpassard2007") && Catch::Contains("DLPFC_left\tpassard2007"));
+  CHECK_THAT(tms, Catch::Contains("M1_hand_left\tpassard2007") && Catch::Contains("DLPFC_BA46\tpassard2007"));
 
-  // protocol.json: verdict per train, dose arithmetic per target, citations.
-  const json pj = json::parse(read_file(plan + "protocol.json"));
-  CHECK(pj["protocol"]["id"] == "passard2007");
-  REQUIRE(pj["safety"]["trains"].size() == 2);
-  for (const auto& t : pj["safety"]["trains"]) CHECK(t["verdict"] == "ok");
-  const double d_m1 = want["M1_hand_left"]["scalp_to_cortex_mm"], d_dl = want["DLPFC_left"]["scalp_to_cortex_mm"];
-  REQUIRE(pj["dose"]["targets"].size() == 2);
-  CHECK(pj["dose"]["k_pct_mso_per_mm"] == 3.0);
-  CHECK(pj["dose"]["m1_reference"] == "M1_hand_left");
-  for (const auto& d : pj["dose"]["targets"]) {
-    const double expect = d["target"] == "M1_hand_left" ? 50.0 : 50.0 + 3.0 * (d_dl - d_m1);
-    CHECK(d["mt_target_pct_mso"].get<double>() == Approx(expect).margin(1e-9));
-    CHECK(d["intensity_pct_mso"].get<double>() == Approx(0.8 * expect).margin(1e-9));
-    CHECK(!d["arithmetic"].get<std::string>().empty());
-  }
-  CHECK(pj["citations"].size() >= 3);
-  for (const auto& c : pj["citations"]) {
-    CHECK(!c["citation"].get<std::string>().empty());
-    CHECK(!c["status"].get<std::string>().empty());
-  }
-  CHECK(pj["safety"]["inter_train_interval_rule"]["min_safe_s"] == 5);
-  for (const auto& t : pj["safety"]["trains"]) CHECK(t["interval_verdict"] == "ok");
-
-  // The navigator T1: same grid and voxels as the input.
-  const Image in = read_image(c->t1), nav_t1 = read_image(plan + "t1w_navigator.nii.gz");
-  CHECK(nav_t1.grid.same_as(in.grid, 1e-4));
-  CHECK(nav_t1.data == in.data);
-  const std::string nii = read_file(plan + "t1w_navigator.nii.gz");
-  CHECK((nii.size() > 2 && std::uint8_t(nii[0]) == 0x1f && std::uint8_t(nii[1]) == 0x8b));  // really gzip
-
-  // The report: self-contained, every picture a data URI (2 per target + the earlier QC picture).
-  const std::string html = read_file(plan + "report.html");
-  std::size_t images = 0;  // (no std::regex: it recurses per character on 100 kB tags)
-  for (std::size_t at = html.find("<img"); at != std::string::npos; at = html.find("<img", at + 1), ++images) {
-    const std::size_t end = html.find('>', at);
-    REQUIRE(end != std::string::npos);
-    const std::string tag = html.substr(at, std::min<std::size_t>(end - at, 200));
-    CHECK_THAT(tag, Catch::Contains("src=\"data:image/png;base64,"));
-    CHECK(html.substr(at, end - at).find("src=", tag.find("src=") + 4) == std::string::npos);
-  }
-  CHECK(images == 5);  // 2 per target (no dseg.nii.gz here: no cortical view) + the earlier QC
-  // One box of what to check, one Sources section; no per-row flags; the guideline at DLPFC.
-  CHECK(count_of(html, "class=\"checks\"") == 1);
-  CHECK(count_of(html, "id=\"sources\"") == 1);
-  CHECK(count_of(html, "unverified:") == 0);
-  CHECK(count_of(html, "[row not verified]") == 0);
-  CHECK(count_of(html, "Rossi S et al. (2009)") >= 1);
-  CHECK_THAT(html, Catch::Contains("Chen R et al. (1997)") && Catch::Contains("Clin Neurophysiol 118:1617-1625") &&
-                       Catch::Contains("level B to high-frequency rTMS for fibromyalgia pain") &&
-                       Catch::Contains("no cortical view"));
-  CHECK(html.find("http://") == std::string::npos);
-  CHECK(html.find("https://") == std::string::npos);
-  CHECK(html.find("<script") == std::string::npos);
-  CHECK(html.find("<link") == std::string::npos);
-  CHECK(html.find("url(") == std::string::npos);
-  CHECK_THAT(html, Catch::Contains("@media print") && Catch::Contains("PASSES") && Catch::Contains("evidence level") &&
-                       Catch::Contains("MT_target = RMT + k x (d_target - d_M1)") &&
-                       Catch::Contains("skull-strip QC") && Catch::Contains("RAS+ millimetres"));
+  check_protocol_json(plan, want);
+  check_navigator_t1(plan, c->t1);
+  check_report(plan);
 
   const json rec = json::parse(read_file(plan + "protocol_export.json"));
   CHECK(rec["tool"] == "protocol-export");
@@ -559,7 +587,7 @@ TEST_CASE("plan: a T1 that is not the reference of the targets is refused, same 
   wo.type = DiskType::Int16;
   write_image(dir + "/same.nii.gz", same, wo);
   const auto ok =
-      testing::run(export_cmd(c->targets, dir + "/same.nii.gz", dir, "--protocol passard2007 --target DLPFC_left"));
+      testing::run(export_cmd(c->targets, dir + "/same.nii.gz", dir, "--protocol passard2007 --target DLPFC_BA46"));
   INFO(ok.err);
   CHECK(ok.exit_code == 0);
   CHECK_THAT(ok.err, Catch::Contains("sha256 differs"));
@@ -601,7 +629,7 @@ TEST_CASE("plan: export on the Philips T1 round-trips through every navigator fi
   // Left-superior and left-anterior points 20 mm under the scalp.
   json targets = json::array();
   for (const auto& [name, dir_ras] : {std::pair<std::string, Eigen::Vector3d>{"M1_hand_left", {-0.45, -0.15, 0.88}},
-                                      std::pair<std::string, Eigen::Vector3d>{"DLPFC_left", {-0.55, 0.6, 0.58}}}) {
+                                      std::pair<std::string, Eigen::Vector3d>{"DLPFC_BA46", {-0.55, 0.6, 0.58}}}) {
     const Eigen::Vector3d n = dir_ras.normalized();
     const double t = scalp_distance(head, centre, n);
     targets.push_back(make_target(name, centre + (t - 20) * n, n, Eigen::Vector3d(0, -1, 0), head));

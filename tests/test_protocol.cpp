@@ -1,4 +1,5 @@
 // Protocol presets, validation, safety table, dose adjustment.
+#include "fixtures.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/protocol.hpp"
 
@@ -11,20 +12,7 @@ using namespace tmsplan::protocol;
 
 namespace {
 
-// A complete, valid user protocol; tests replace one "key": value pair at a time.
-const std::string kUser = R"({
-  "schema_version": 1,
-  "id": "mine",
-  "name": "My protocol",
-  "target": "M1_hand_left",
-  "frequency_hz": 10,
-  "intensity_pct_rmt": 80,
-  "train_duration_s": 8,
-  "inter_train_interval_s": 52,
-  "trains": 25,
-  "pulses_per_session": 2000,
-  "sessions": 10
-})";
+const std::string& kUser = testing::kUserProtocol;
 
 std::string with(const std::string& key_value_old, const std::string& key_value_new) {
   std::string s = kUser;

@@ -6,9 +6,15 @@
 #include <Eigen/Core>
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 namespace tmsplan::cli {
+
+template <class T> struct is_optional : std::false_type {};
+template <class T> struct is_optional<std::optional<T>> : std::true_type {};
 
 /// Options every tool has.
 struct Common {
@@ -32,6 +38,25 @@ class Tool {
   CLI::App app_;
   Common common_;
 };
+
+/// An option whose value must lie in [lo, hi]; its default is shown in --help (an optional one,
+/// whose absence means "not given", has none).
+template <class T>
+CLI::Option* add_bounded(CLI::App& app, const std::string& name, T& value, const std::string& help, double lo,
+                         double hi) {
+  CLI::Option* opt = app.add_option(name, value, help)->check(CLI::Range(lo, hi));
+  if constexpr (!is_optional<T>::value) opt->capture_default_str();
+  return opt;
+}
+
+/// An option whose default is shown in --help and whose value must be one of `choices`.
+CLI::Option* add_choice(CLI::App& app, const std::string& name, std::string& value, const std::string& help,
+                        const std::vector<std::string>& choices);
+
+/// --template and --template-brain, the same in every tool: the MNI template head and its brain
+/// on the template's grid (defaults shown: data.hpp's kMniTemplateHead / kMniTemplateBrain, set
+/// by the caller's Params), both existing files; --template needs --template-brain.
+void add_template_options(CLI::App& app, std::string& head, std::string& brain);
 
 /// Parses "x,y,z" (commas or spaces) into three finite numbers; throws UsageError.
 Eigen::Vector3d parse_triple(const std::string& text, const std::string& option);

@@ -17,6 +17,11 @@ std::string data_dir();
 /// data_dir() + "/" + rel, e.g. data_path("targets.json"), data_path("coils/mc-b70.json").
 std::string data_path(const std::string& rel);
 
+/// The MNI template every step registers to: Colin27 (ch2) from Debian's mricron-data, head and
+/// brain on one grid. Declared once here; tools take them through cli::add_template_options.
+inline constexpr const char* kMniTemplateHead = "/usr/share/mricron/templates/ch2.nii.gz";
+inline constexpr const char* kMniTemplateBrain = "/usr/share/mricron/templates/ch2bet.nii.gz";
+
 /// Which rule chose data_dir(): "TMSPLAN_DATA", "installed" or "build tree" (or "missing").
 std::string data_dir_origin();
 

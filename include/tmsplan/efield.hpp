@@ -223,6 +223,8 @@ class Record;
 namespace efield {
 /// Names of the step's outputs (role, file) for an OutputSet.
 std::vector<std::pair<std::string, std::string>> output_names(const std::vector<std::string>& target_names);
+/// The same for a run's parameters (the targets of params.targets, else subject_dir/targets.json).
+std::vector<std::pair<std::string, std::string>> output_names(const Params& params);
 /// Target names listed in a targets.json (checked), for naming outputs before work starts.
 std::vector<std::string> target_names(const std::string& targets_path);
 void run(const Params& params, tmsplan::OutputSet& out, tmsplan::Record& record);

@@ -73,7 +73,10 @@ struct Targets {
 Targets parse_targets(const std::string& json_text, const std::string& source);
 Targets load_targets(const std::string& path);
 
-/// True for a primary-motor target: its name starts with "M1" (M1_hand_left, M1_hand_right, M1...).
+/// The "kind" of the target-library entry (data/targets.json) the target was placed from, e.g.
+/// "motor" or "prefrontal"; empty for a target that is not a library entry (MNI, RAS, EEG).
+std::string target_kind(const Target& t);
+/// True for a primary-motor target: a library entry of kind "motor" (M1_hand_left, M1_hand_right).
 bool is_motor_target(const Target& t);
 
 /// The Stokes factor the plan uses: about 3 %MSO per mm (Stokes et al. 2005, J Neurophysiol).

@@ -155,7 +155,13 @@ struct DoseAdjustment {
   std::string arithmetic;           ///< e.g. "MT_target = 45 + 3 x (16.5 - 13) = 55.5 %MSO ..."
 };
 
-/// MT_target = MT_M1 + k * (d_target - d_M1), distances in mm measured on the subject's MRI.
+/// The depth term of the Stokes rule, k * (d_target - d_M1) in %MSO: what a target's motor
+/// threshold adds to M1's (distances scalp to cortex in mm, k in %MSO per mm). No checks.
+inline double depth_offset(double d_target_mm, double d_m1_mm, double k_pct_mso_per_mm = stokes2005_pct_mso_per_mm) {
+  return k_pct_mso_per_mm * (d_target_mm - d_m1_mm);
+}
+
+/// MT_target = MT_M1 + depth_offset(d_target, d_M1, k), distances in mm measured on the subject's MRI.
 /// Throws Error on non-finite or negative inputs, or a result <= 0.
 DoseAdjustment adjust_for_depth(double mt_m1_pct_mso, double d_target_mm, double d_m1_mm,
                                 double k_pct_mso_per_mm = stokes2005_pct_mso_per_mm);

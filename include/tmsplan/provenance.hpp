@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "tmsplan/clock.hpp"  // now_seconds, used with a Record by most steps
+
 namespace tmsplan {
 
 class Record {
@@ -27,10 +29,5 @@ class Record {
   nlohmann::json json_;
   double start_seconds_;
 };
-
-/// Wall-clock seconds since an arbitrary epoch (steady clock).
-double now_seconds();
-/// Peak resident memory of this process in MiB.
-double peak_memory_mib();
 
 }  // namespace tmsplan

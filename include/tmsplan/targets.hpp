@@ -11,6 +11,11 @@
 
 #include "tmsplan/image.hpp"
 
+namespace tmsplan {
+class OutputSet;
+class Record;
+}  // namespace tmsplan
+
 namespace tmsplan::targets {
 
 struct LibraryEntry {
@@ -65,6 +70,7 @@ struct Options {
 
 struct Pick {
   std::string name, description, source, handle_rule;
+  std::string kind, hemisphere;  ///< the library entry's (e.g. "motor", "left"); empty for other requests
   nlohmann::json input;
   std::optional<Eigen::Vector3d> mni;
   Eigen::Vector3d prior{0, 0, 0}, cortical{0, 0, 0}, scalp{0, 0, 0}, scalp_nearest{0, 0, 0}, normal{0, 0, 0};
@@ -143,5 +149,31 @@ Subject load_subject(const std::string& dir, SubjectFiles* files = nullptr);
 /// The targets.json document (schema data/schema/targets.schema.json).
 nlohmann::json targets_document(const std::vector<Pick>& picks, const Grid& grid, const SubjectFiles& files,
                                 double hair_offset_mm);
+
+}  // namespace tmsplan::targets
+
+namespace tmsplan::targets {
+
+/// target-pick's inputs.
+struct Params {
+  std::string subject_dir;  ///< the folder skull-strip, segment and cortex-map filled
+  std::string library;      ///< target library (empty: the data folder's targets.json)
+  std::string output;       ///< targets.json to write
+  std::vector<Request> requests;
+  Options options;
+};
+
+/// Output roles (OutputSet) that run() writes besides targets.json, with their file names.
+std::vector<std::pair<std::string, std::string>> output_names();
+/// The folder of a targets.json path ("." for a bare name): where the other outputs go.
+std::string output_dir(const std::string& targets_json);
+
+/// target-pick: loads the subject and its MNI map, places every request, compares prefrontal
+/// targets with the classical scalp rules, writes params.output (targets.json) and the QC picture
+/// (out: registered with output_names() and checked by the caller) and fills the record.
+std::vector<Pick> run(const Params& params, const OutputSet& out, Record& record);
+
+/// One tab-separated line per target: name, cortical and scalp RAS, scalp-to-cortex distance.
+std::string summary_table(const std::vector<Pick>& picks);
 
 }  // namespace tmsplan::targets

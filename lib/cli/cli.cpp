@@ -73,6 +73,21 @@ int Tool::run(int argc, char** argv, const std::function<void()>& body) {
   return code;
 }
 
+CLI::Option* add_choice(CLI::App& app, const std::string& name, std::string& value, const std::string& help,
+                        const std::vector<std::string>& choices) {
+  return app.add_option(name, value, help)->capture_default_str()->check(CLI::IsMember(choices));
+}
+
+void add_template_options(CLI::App& app, std::string& head, std::string& brain) {
+  auto* head_opt = app.add_option("--template", head, "Template head in MNI space (needs --template-brain)")
+                       ->capture_default_str()
+                       ->check(CLI::ExistingFile);
+  auto* brain_opt = app.add_option("--template-brain", brain, "Template brain on the template grid (> 0.5 inside)")
+                        ->capture_default_str()
+                        ->check(CLI::ExistingFile);
+  head_opt->needs(brain_opt);
+}
+
 Eigen::Vector3d parse_triple(const std::string& text, const std::string& option) {
   std::string s = text;
   for (char& c : s)

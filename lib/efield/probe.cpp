@@ -6,11 +6,12 @@
 #include <sstream>
 
 #include "internal.hpp"
+#include "tmsplan/clock.hpp"
 #include "tmsplan/efield.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
+#include "tmsplan/json_geometry.hpp"
 #include "tmsplan/log.hpp"
-#include "tmsplan/provenance.hpp"
 
 namespace tmsplan::efield {
 
@@ -47,17 +48,8 @@ Eigen::Matrix4d read_pose(const std::string& path, const std::string& target) {
       throw Error("no targets in the file", path);
     for (const auto& t : doc["targets"]) {
       if (!target.empty() && t.value("name", "") != target) continue;
-      if (!t.contains("coil_pose_ras") || !t["coil_pose_ras"].is_array() || t["coil_pose_ras"].size() != 4)
-        throw Error("target " + t.value("name", "?") + " has no 4x4 coil_pose_ras", path);
-      Eigen::Matrix4d m;
-      for (int r = 0; r < 4; ++r)
-        for (int c = 0; c < 4; ++c) {
-          const auto& v = t["coil_pose_ras"][static_cast<std::size_t>(r)];
-          if (!v.is_array() || v.size() != 4 || !v[static_cast<std::size_t>(c)].is_number())
-            throw Error("coil_pose_ras must be 4x4 numbers", path);
-          m(r, c) = v[static_cast<std::size_t>(c)].get<double>();
-        }
-      return m;
+      if (!t.contains("coil_pose_ras")) throw Error("target " + t.value("name", "?") + " has no coil_pose_ras", path);
+      return mat4_from_json(t["coil_pose_ras"], "target " + t.value("name", "?") + ": coil_pose_ras", path);
     }
     throw Error("no target named '" + target + "'", path);
   }

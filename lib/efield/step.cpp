@@ -13,6 +13,7 @@
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/image.hpp"
+#include "tmsplan/json_geometry.hpp"
 #include "tmsplan/log.hpp"
 #include "tmsplan/protocol.hpp"
 #include "tmsplan/provenance.hpp"
@@ -24,43 +25,6 @@ namespace tmsplan::efield {
 
 namespace {
 
-Eigen::Vector3d vec3(const nlohmann::json& j, const std::string& what, const std::string& file) {
-  if (!j.is_array() || j.size() != 3) throw Error(what + " must be an array of 3 numbers", file);
-  Eigen::Vector3d v;
-  for (int a = 0; a < 3; ++a) {
-    if (!j[static_cast<std::size_t>(a)].is_number()) throw Error(what + " must be an array of 3 numbers", file);
-    v[a] = j[static_cast<std::size_t>(a)].get<double>();
-  }
-  if (!v.allFinite()) throw Error(what + " is not finite", file);
-  return v;
-}
-
-Eigen::Matrix4d mat4(const nlohmann::json& j, const std::string& what, const std::string& file) {
-  if (!j.is_array() || j.size() != 4) throw Error(what + " must be a 4x4 array", file);
-  Eigen::Matrix4d m;
-  for (int r = 0; r < 4; ++r) {
-    const auto& row = j[static_cast<std::size_t>(r)];
-    if (!row.is_array() || row.size() != 4) throw Error(what + " must be a 4x4 array", file);
-    for (int c = 0; c < 4; ++c) {
-      if (!row[static_cast<std::size_t>(c)].is_number()) throw Error(what + " must hold numbers", file);
-      m(r, c) = row[static_cast<std::size_t>(c)].get<double>();
-    }
-  }
-  return m;
-}
-
-nlohmann::json mat_json(const Eigen::Matrix4d& m) {
-  nlohmann::json j = nlohmann::json::array();
-  for (int r = 0; r < 4; ++r) {
-    nlohmann::json row = nlohmann::json::array();
-    for (int c = 0; c < 4; ++c) row.push_back(std::round(m(r, c) * 1e6) / 1e6);
-    j.push_back(row);
-  }
-  return j;
-}
-nlohmann::json vec_json(const Eigen::Vector3d& v, double scale = 1e4) {
-  return {std::round(v.x() * scale) / scale, std::round(v.y() * scale) / scale, std::round(v.z() * scale) / scale};
-}
 double r4(double v) { return std::round(v * 1e4) / 1e4; }
 
 // One target of targets.json as the step needs it.
@@ -87,10 +51,10 @@ std::vector<Target> read_targets(const nlohmann::json& doc, const std::string& f
     const std::string w = "target " + x.name + ": ";
     for (const char* key : {"cortical_ras", "scalp_ras", "scalp_normal_ras", "coil_pose_ras"})
       if (!t.contains(key)) throw Error(w + "missing " + key, file);
-    x.cortical = vec3(t["cortical_ras"], w + "cortical_ras", file);
-    x.scalp = vec3(t["scalp_ras"], w + "scalp_ras", file);
-    x.normal = vec3(t["scalp_normal_ras"], w + "scalp_normal_ras", file).normalized();
-    x.rule_pose = mat4(t["coil_pose_ras"], w + "coil_pose_ras", file);
+    x.cortical = vec3_from_json(t["cortical_ras"], w + "cortical_ras", file);
+    x.scalp = vec3_from_json(t["scalp_ras"], w + "scalp_ras", file);
+    x.normal = vec3_from_json(t["scalp_normal_ras"], w + "scalp_normal_ras", file).normalized();
+    x.rule_pose = mat4_from_json(t["coil_pose_ras"], w + "coil_pose_ras", file);
     check_pose(x.rule_pose, w + "coil_pose_ras");
     if (t.contains("handle_angle_deg") && t["handle_angle_deg"].is_number())
       x.rule_angle = t["handle_angle_deg"].get<double>();
@@ -366,6 +330,10 @@ std::vector<std::pair<std::string, std::string>> output_names(const std::vector<
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> output_names(const Params& params) {
+  return output_names(target_names(params.targets.empty() ? params.subject_dir + "/targets.json" : params.targets));
+}
+
 // Defined in outputs.cpp.
 void write_surface_field(const std::string& path, const Mesh& pial, const std::vector<int>& vertices,
                          const Eigen::Matrix3Xd& e, const Eigen::Matrix3Xd& normals, bool force);
@@ -375,191 +343,228 @@ void write_field_picture(const std::string& path, const Mesh& pial, const std::v
                          const Eigen::VectorXd& values, const Eigen::Matrix4d& pose, const Coil& coil,
                          const Eigen::Vector3d& target, const Eigen::Matrix4d& rule_pose, bool force);
 
-void run(const Params& p, OutputSet& out, Record& record) {
+namespace {
+
+// What every target shares: the plan, the coil, the subject's surfaces and the conductor.
+struct Setup {
+  std::string targets_path;
+  nlohmann::json doc;  // targets.json as read
+  std::vector<Target> targets;
+  double hair = 4.0;
+  Coil coil;
+  double didt = 0;
+  Mask brain, head;
+  Mesh pial;
+  std::vector<Eigen::Vector3d> pial_normals;
+  std::unique_ptr<targets::Scalp> scalp;
+  Mesh conductor;
+  std::unique_ptr<BemModel> bem;
+  double setup_s = 0;
+};
+
+void check_params(const Params& p) {
   if (p.objective != "normal" && p.objective != "magnitude")
     throw UsageError("--objective must be normal or magnitude");
   if (p.model != "bem" && p.model != "sphere") throw UsageError("--model must be bem or sphere");
   if (p.orientation != "field" && p.orientation != "rule") throw UsageError("--orientation must be field or rule");
+}
+
+Setup set_up(const Params& p, Record& record) {
+  Setup su;
   const std::string dir = p.subject_dir;
-  const std::string targets_path = p.targets.empty() ? dir + "/targets.json" : p.targets;
-  const nlohmann::json doc = detail::read_json(targets_path);
-  const std::vector<Target> targets = read_targets(doc, targets_path);
-  const double hair = doc.value("hair_offset_mm", 4.0);
-  const Coil coil = load_coil(p.coil);
-  const double didt = p.didt ? *p.didt : coil.didt_max_a_per_us.value_or(0.0);
-  record.add_inputs({{"targets", targets_path},
+  su.targets_path = p.targets.empty() ? dir + "/targets.json" : p.targets;
+  su.doc = detail::read_json(su.targets_path);
+  su.targets = read_targets(su.doc, su.targets_path);
+  su.hair = su.doc.value("hair_offset_mm", 4.0);
+  su.coil = load_coil(p.coil);
+  su.didt = p.didt ? *p.didt : su.coil.didt_max_a_per_us.value_or(0.0);
+  record.add_inputs({{"targets", su.targets_path},
                      {"brain_mask", dir + "/brain_mask.nii.gz"},
                      {"head_mask", dir + "/head_mask.nii.gz"},
                      {"pial", dir + "/pial.surf.gii"}});
-  if (!coil.file.empty()) record.add_input("coil", coil.file);
+  if (!su.coil.file.empty()) record.add_input("coil", su.coil.file);
   double t0 = now_seconds();
-  const Mask brain = read_mask(dir + "/brain_mask.nii.gz");
-  const Mask head = read_mask(dir + "/head_mask.nii.gz", &brain.grid);
-  const Mesh pial = read_gifti(dir + "/pial.surf.gii");
-  const std::vector<Eigen::Vector3d> pial_normals = vertex_normals(pial);
-  const targets::Scalp scalp(head);
+  su.brain = read_mask(dir + "/brain_mask.nii.gz");
+  su.head = read_mask(dir + "/head_mask.nii.gz", &su.brain.grid);
+  su.pial = read_gifti(dir + "/pial.surf.gii");
+  su.pial_normals = vertex_normals(su.pial);
+  su.scalp = std::make_unique<targets::Scalp>(su.head);
   // The conductor: needed by both models (the sphere is fitted to it under the coil).
   ConductorOptions co;
   co.offset_mm = p.conductor_offset_mm;
-  const Mesh conductor = conductor_surface(brain, co);
-  const MeshSummary cs = summarize(conductor);
+  su.conductor = conductor_surface(su.brain, co);
+  const MeshSummary cs = summarize(su.conductor);
   if (!cs.closed_manifold || cs.self_intersections != 0)
     throw Error(fmt::format("the conductor surface is not closed and free of self-intersections ({} intersections)",
                             cs.self_intersections));
-  std::unique_ptr<BemModel> bem;
-  if (p.model == "bem") bem = std::make_unique<BemModel>(conductor);
-  const double setup_s = now_seconds() - t0;
-  log::info(fmt::format("conductor {} triangles, set-up {:.1f} s", conductor.triangles.size(), setup_s));
+  if (p.model == "bem") su.bem = std::make_unique<BemModel>(su.conductor);
+  su.setup_s = now_seconds() - t0;
+  log::info(fmt::format("conductor {} triangles, set-up {:.1f} s", su.conductor.triangles.size(), su.setup_s));
+  return su;
+}
 
-  struct Result {
-    Target t;
-    Roi roi;
-    SphereModel sphere{Eigen::Vector3d::Zero()};
-    std::string sphere_fit;
-    Search s;
-    Figures rule, rule_other, chosen_other;
-  };
-  std::vector<Result> results;
-  for (const Target& t : targets) {
-    const double ts = now_seconds();
-    Result r{t,
-             make_roi(pial, pial_normals, t.cortical, p.roi_radius_mm),
-             SphereModel(Eigen::Vector3d::Zero()),
-             {},
-             {},
-             {},
-             {},
-             {}};
-    // The locally fitted sphere: conductor vertices within 40 mm of the conductor point nearest to
-    // the scalp entry. A patch that does not look like the inside of a head from the coil (centre
-    // on the coil's side, radius outside 40..200 mm) falls back to the sphere of the whole surface.
-    Eigen::Vector3d hit = conductor.vertices.front();
-    for (const auto& v : conductor.vertices)
-      if ((v - t.scalp).squaredNorm() < (hit - t.scalp).squaredNorm()) hit = v;
-    std::vector<Eigen::Vector3d> near;
-    for (const auto& v : conductor.vertices)
-      if ((v - hit).norm() <= 40.0) near.push_back(v);
-    r.sphere = fit_sphere(near);
-    r.sphere_fit = "local (conductor within 40 mm of the entry)";
-    const Eigen::Vector3d zc = t.rule_pose.block<3, 1>(0, 2);
-    if (!(r.sphere.radius() >= 40 && r.sphere.radius() <= 200 && (r.sphere.centre() - hit).dot(zc) > 0)) {
-      r.sphere = fit_sphere(conductor.vertices);
-      r.sphere_fit = "whole conductor surface (the local fit was not head-like)";
-      log::warn(fmt::format(
-          "{}: the local sphere fit was not head-like; the sphere of the whole conductor surface is used", t.name));
-    }
-    const FieldModel& model = bem ? static_cast<const FieldModel&>(*bem) : static_cast<const FieldModel&>(r.sphere);
-    const FieldModel& other = bem ? static_cast<const FieldModel&>(r.sphere) : static_cast<const FieldModel&>(r.sphere);
-    // Geometry checks on the rule's pose: the coil outside the head, the ROI inside the conductor.
-    const Dipoles d_rule = place(coil, t.rule_pose);
-    for (Eigen::Index k = 0; k < d_rule.position_mm.cols(); ++k)
-      if (scalp.inside_level(d_rule.position_mm.col(k)) > 0.5)
-        throw Error(fmt::format(
-            "target {}: the coil at the planned pose reaches into the head (dipole {} at {:.1f}, {:.1f}, {:.1f})",
-            t.name, k + 1, d_rule.position_mm(0, k), d_rule.position_mm(1, k), d_rule.position_mm(2, k)));
-    try {
-      model.check_geometry(d_rule, r.roi.points);
-    } catch (const Error& e) {
-      throw Error("target " + t.name + ": " + e.what());
-    }
-    const Evaluator eval(model, r.roi.points, r.roi.normals, p.objective == "magnitude");
-    r.rule = eval(d_rule);
-    r.s = search(t, coil, eval, candidate_maker(t, scalp, hair), p);
-    // The other model at both poses (sphere beside BEM).
-    const Evaluator eval_other(other, r.roi.points, r.roi.normals, p.objective == "magnitude");
-    r.rule_other = eval_other(d_rule);
-    r.chosen_other = eval_other(place(coil, r.s.pose));
-    log::info(fmt::format("{}: {} poses in {:.2f} s; handle {:.0f} deg (rule {:.0f}), objective {:.3f} (rule {:.3f})",
-                          t.name, r.s.poses, now_seconds() - ts, r.s.angle, t.rule_angle, r.s.figures.objective,
-                          r.rule.objective));
-    results.push_back(std::move(r));
-  }
+// One target's search and the figures around it.
+struct Result {
+  Target t;
+  Roi roi;
+  SphereModel sphere{Eigen::Vector3d::Zero()};
+  std::string sphere_fit;
+  Search s;
+  Figures rule, rule_other, chosen_other;
+};
 
-  // E-field dose.
-  const Result* ref = nullptr;
-  if (p.rmt) {
-    for (const auto& r : results)
-      if (p.reference_target.empty() ? r.t.kind == "motor" : r.t.name == p.reference_target) {
-        ref = &r;
-        break;
-      }
-    if (!ref)
-      throw Error(p.reference_target.empty()
-                      ? "--rmt needs a motor (M1) target in the plan or --reference-target NAME"
-                      : "--reference-target " + p.reference_target + " is not a target of the plan",
-                  targets_path);
+// The locally fitted sphere: conductor vertices within 40 mm of the conductor point nearest to
+// the scalp entry. A patch that does not look like the inside of a head from the coil (centre on
+// the coil's side, radius outside 40..200 mm) falls back to the sphere of the whole surface.
+void fit_local_sphere(const Mesh& conductor, const Target& t, Result& r) {
+  Eigen::Vector3d hit = conductor.vertices.front();
+  for (const auto& v : conductor.vertices)
+    if ((v - t.scalp).squaredNorm() < (hit - t.scalp).squaredNorm()) hit = v;
+  std::vector<Eigen::Vector3d> near;
+  for (const auto& v : conductor.vertices)
+    if ((v - hit).norm() <= 40.0) near.push_back(v);
+  r.sphere = fit_sphere(near);
+  r.sphere_fit = "local (conductor within 40 mm of the entry)";
+  const Eigen::Vector3d zc = t.rule_pose.block<3, 1>(0, 2);
+  if (!(r.sphere.radius() >= 40 && r.sphere.radius() <= 200 && (r.sphere.centre() - hit).dot(zc) > 0)) {
+    r.sphere = fit_sphere(conductor.vertices);
+    r.sphere_fit = "whole conductor surface (the local fit was not head-like)";
+    log::warn(fmt::format(
+        "{}: the local sphere fit was not head-like; the sphere of the whole conductor surface is used", t.name));
   }
-  nlohmann::json outdoc = doc;
+}
+
+Result evaluate_target(const Params& p, const Setup& su, const Target& t) {
+  const double ts = now_seconds();
+  Result r{t,
+           make_roi(su.pial, su.pial_normals, t.cortical, p.roi_radius_mm),
+           SphereModel(Eigen::Vector3d::Zero()),
+           {},
+           {},
+           {},
+           {},
+           {}};
+  fit_local_sphere(su.conductor, t, r);
+  const FieldModel& model = su.bem ? static_cast<const FieldModel&>(*su.bem) : static_cast<const FieldModel&>(r.sphere);
+  const FieldModel& other = static_cast<const FieldModel&>(r.sphere);
+  // Geometry checks on the rule's pose: the coil outside the head, the ROI inside the conductor.
+  const Dipoles d_rule = place(su.coil, t.rule_pose);
+  for (Eigen::Index k = 0; k < d_rule.position_mm.cols(); ++k)
+    if (su.scalp->inside_level(d_rule.position_mm.col(k)) > 0.5)
+      throw Error(fmt::format(
+          "target {}: the coil at the planned pose reaches into the head (dipole {} at {:.1f}, {:.1f}, {:.1f})", t.name,
+          k + 1, d_rule.position_mm(0, k), d_rule.position_mm(1, k), d_rule.position_mm(2, k)));
+  try {
+    model.check_geometry(d_rule, r.roi.points);
+  } catch (const Error& e) {
+    throw Error("target " + t.name + ": " + e.what());
+  }
+  const Evaluator eval(model, r.roi.points, r.roi.normals, p.objective == "magnitude");
+  r.rule = eval(d_rule);
+  r.s = search(t, su.coil, eval, candidate_maker(t, *su.scalp, su.hair), p);
+  // The other model at both poses (sphere beside BEM).
+  const Evaluator eval_other(other, r.roi.points, r.roi.normals, p.objective == "magnitude");
+  r.rule_other = eval_other(d_rule);
+  r.chosen_other = eval_other(place(su.coil, r.s.pose));
+  log::info(fmt::format("{}: {} poses in {:.2f} s; handle {:.0f} deg (rule {:.0f}), objective {:.3f} (rule {:.3f})",
+                        t.name, r.s.poses, now_seconds() - ts, r.s.angle, t.rule_angle, r.s.figures.objective,
+                        r.rule.objective));
+  return r;
+}
+
+// The target whose field the RMT matches (with --rmt): --reference-target, else the first motor one.
+const Result* dose_reference(const Params& p, const std::vector<Result>& results, const std::string& targets_path) {
+  if (!p.rmt) return nullptr;
+  for (const auto& r : results)
+    if (p.reference_target.empty() ? r.t.kind == "motor" : r.t.name == p.reference_target) return &r;
+  throw Error(p.reference_target.empty() ? "--rmt needs a motor (M1) target in the plan or --reference-target NAME"
+                                         : "--reference-target " + p.reference_target + " is not a target of the plan",
+              targets_path);
+}
+
+// E-field dose: I_target = RMT x E_reference / E_target (Caulfield et al. 2021), beside Stokes'.
+nlohmann::json efield_dose(const Params& p, const Setup& su, const Result& r, const Result& ref, const Figures& cf,
+                           std::vector<std::string>& strict_problems) {
+  const double ratio = ref.t.name == r.t.name
+                           ? 1.0
+                           : (p.orientation == "field" ? ref.s.figures.objective : ref.rule.objective) / cf.objective;
+  const double dose = *p.rmt * ratio;
+  const double stokes = protocol::adjust_for_depth(*p.rmt, r.t.depth_mm, ref.t.depth_mm).mt_target_pct_mso;
+  nlohmann::json dj = {
+      {"rmt_pct_mso", *p.rmt},
+      {"reference_target", ref.t.name},
+      {"efield_pct_mso", std::round(dose * 10) / 10},
+      {"efield_pct_rmt", std::round(ratio * 1000) / 10},
+      {"stokes_pct_mso", std::round(stokes * 10) / 10},
+      {"rule", "I_target = RMT x E_reference / E_target, same objective and model at both (Caulfield et al. 2021)"}};
+  if (su.didt > 0) dj["target_v_per_m"] = std::round(dose / 100 * su.didt * cf.objective * 10) / 10;
+  nlohmann::json warnings = nlohmann::json::array();
+  if (dose > p.max_intensity) {
+    warnings.push_back(fmt::format("E-field dose {:.0f} % MSO is above {:.0f} % MSO: the stimulator cannot deliver it",
+                                   dose, p.max_intensity));
+    strict_problems.push_back(r.t.name + ": " + warnings.back().get<std::string>());
+  }
+  dj["warnings"] = warnings;
+  return dj;
+}
+
+// One target's efield block of targets_efield.json.
+nlohmann::json efield_block(const Params& p, const Setup& su, const Result& r, const Result* ref,
+                            std::vector<std::string>& strict_problems) {
+  const Figures& cf = p.orientation == "field" ? r.s.figures : r.rule;
+  const Coil& coil = su.coil;
+  const double didt = su.didt;
+  nlohmann::json e;
+  e["model"] = p.model;
+  e["model_detail"] = su.bem ? su.bem->describe() : r.sphere.describe();
+  e["sphere"] = r.sphere.describe();
+  e["sphere"]["fitted_to"] = r.sphere_fit;
+  e["coil"] = {{"name", coil.name}, {"source", coil.source}, {"dipoles", coil.size()}};
+  if (coil.didt_max_a_per_us) e["coil"]["didt_max_a_per_us"] = *coil.didt_max_a_per_us;
+  if (!coil.stimulator.empty()) e["coil"]["stimulator"] = coil.stimulator;
+  e["units"] = "V/m per A/us of coil current slope (multiply by the stimulator's dI/dt at the intensity used)";
+  e["didt_a_per_us_at_100pct_mso"] = didt > 0 ? nlohmann::json(didt) : nlohmann::json(nullptr);
+  e["objective"] = p.objective == "normal" ? "roi_mean_abs_normal" : "roi_mean_magnitude";
+  e["roi_radius_mm"] = p.roi_radius_mm;
+  e["roi_vertices"] = r.roi.vertices.size();
+  e["orientation"] = p.orientation;
+  e["objective_flat"] = r.s.flat;
+  e["poses_evaluated"] = r.s.poses;
+  e["rule"] = {{"handle_angle_deg", r.t.rule_angle},
+               {"coil_pose_ras", mat4_to_json(r.t.rule_pose)},
+               {"field", r.rule.to_json(didt)},
+               {"field_other_model", r.rule_other.to_json(didt)}};
+  e["optimised"] = {{"handle_angle_deg", r.s.angle},
+                    {"angle_from_rule_deg", r.s.angle - r.t.rule_angle},
+                    {"centre_shift_mm", std::round(r.s.shift_mm * 100) / 100},
+                    {"coil_pose_ras", mat4_to_json(r.s.pose)},
+                    {"field", r.s.figures.to_json(didt)},
+                    {"field_other_model", r.chosen_other.to_json(didt)}};
+  e["other_model"] = "sphere";
+  nlohmann::json profile = nlohmann::json::array();
+  for (const auto& [a, v] : r.s.angle_profile) profile.push_back({a, r4(v)});
+  e["angle_profile"] = profile;
+  if (ref) e["dose"] = efield_dose(p, su, r, *ref, cf, strict_problems);
+  return e;
+}
+
+// targets_efield.json: targets.json with an efield block per target and, with --orientation
+// field, the field's coil pose. Returns the record's per-target figures.
+nlohmann::json targets_document(const Params& p, const Setup& su, const std::vector<Result>& results,
+                                nlohmann::json& outdoc) {
+  const Result* ref = dose_reference(p, results, su.targets_path);
+  outdoc = su.doc;
   nlohmann::json fig = nlohmann::json::array();
   std::vector<std::string> strict_problems;
   for (std::size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];
-    const bool use_field = p.orientation == "field";
-    const Eigen::Matrix4d chosen = use_field ? r.s.pose : r.t.rule_pose;
-    const Figures& cf = use_field ? r.s.figures : r.rule;
-    nlohmann::json e;
-    e["model"] = p.model;
-    e["model_detail"] = bem ? bem->describe() : r.sphere.describe();
-    e["sphere"] = r.sphere.describe();
-    e["sphere"]["fitted_to"] = r.sphere_fit;
-    e["coil"] = {{"name", coil.name}, {"source", coil.source}, {"dipoles", coil.size()}};
-    if (coil.didt_max_a_per_us) e["coil"]["didt_max_a_per_us"] = *coil.didt_max_a_per_us;
-    if (!coil.stimulator.empty()) e["coil"]["stimulator"] = coil.stimulator;
-    e["units"] = "V/m per A/us of coil current slope (multiply by the stimulator's dI/dt at the intensity used)";
-    e["didt_a_per_us_at_100pct_mso"] = didt > 0 ? nlohmann::json(didt) : nlohmann::json(nullptr);
-    e["objective"] = p.objective == "normal" ? "roi_mean_abs_normal" : "roi_mean_magnitude";
-    e["roi_radius_mm"] = p.roi_radius_mm;
-    e["roi_vertices"] = r.roi.vertices.size();
-    e["orientation"] = p.orientation;
-    e["objective_flat"] = r.s.flat;
-    e["poses_evaluated"] = r.s.poses;
-    e["rule"] = {{"handle_angle_deg", r.t.rule_angle},
-                 {"coil_pose_ras", mat_json(r.t.rule_pose)},
-                 {"field", r.rule.to_json(didt)},
-                 {"field_other_model", r.rule_other.to_json(didt)}};
-    e["optimised"] = {{"handle_angle_deg", r.s.angle},
-                      {"angle_from_rule_deg", r.s.angle - r.t.rule_angle},
-                      {"centre_shift_mm", std::round(r.s.shift_mm * 100) / 100},
-                      {"coil_pose_ras", mat_json(r.s.pose)},
-                      {"field", r.s.figures.to_json(didt)},
-                      {"field_other_model", r.chosen_other.to_json(didt)}};
-    e["other_model"] = bem ? "sphere" : "sphere";
-    nlohmann::json profile = nlohmann::json::array();
-    for (const auto& [a, v] : r.s.angle_profile) profile.push_back({a, r4(v)});
-    e["angle_profile"] = profile;
-    // Dose.
-    if (ref) {
-      const double ratio =
-          ref->t.name == r.t.name
-              ? 1.0
-              : (p.orientation == "field" ? ref->s.figures.objective : ref->rule.objective) / cf.objective;
-      const double dose = *p.rmt * ratio;
-      const double stokes = protocol::adjust_for_depth(*p.rmt, r.t.depth_mm, ref->t.depth_mm).mt_target_pct_mso;
-      nlohmann::json dj = {
-          {"rmt_pct_mso", *p.rmt},
-          {"reference_target", ref->t.name},
-          {"efield_pct_mso", std::round(dose * 10) / 10},
-          {"efield_pct_rmt", std::round(ratio * 1000) / 10},
-          {"stokes_pct_mso", std::round(stokes * 10) / 10},
-          {"rule",
-           "I_target = RMT x E_reference / E_target, same objective and model at both (Caulfield et al. 2021)"}};
-      if (didt > 0) dj["target_v_per_m"] = std::round(dose / 100 * didt * cf.objective * 10) / 10;
-      nlohmann::json warnings = nlohmann::json::array();
-      if (dose > p.max_intensity) {
-        warnings.push_back(
-            fmt::format("E-field dose {:.0f} % MSO is above {:.0f} % MSO: the stimulator cannot deliver it", dose,
-                        p.max_intensity));
-        strict_problems.push_back(r.t.name + ": " + warnings.back().get<std::string>());
-      }
-      dj["warnings"] = warnings;
-      e["dose"] = dj;
-    }
-    outdoc["targets"][i]["efield"] = e;
-    if (use_field) {
+    outdoc["targets"][i]["efield"] = efield_block(p, su, r, ref, strict_problems);
+    if (p.orientation == "field") {
+      const Eigen::Matrix4d& chosen = r.s.pose;
       auto& tj = outdoc["targets"][i];
-      tj["coil_pose_ras"] = mat_json(chosen);
-      tj["coil_centre_ras"] = vec_json(chosen.block<3, 1>(0, 3));
-      tj["handle_direction_ras"] = vec_json(chosen.block<3, 1>(0, 1));
+      tj["coil_pose_ras"] = mat4_to_json(chosen);
+      tj["coil_centre_ras"] = vec3_to_json(chosen.block<3, 1>(0, 3));
+      tj["handle_direction_ras"] = vec3_to_json(chosen.block<3, 1>(0, 1));
       tj["handle_angle_deg"] = r.s.angle;
       tj["handle_rule"] = fmt::format(
           "turned by the induced field ({} objective, {} model): handle {:.0f} degrees from posterior toward lateral",
@@ -576,28 +581,42 @@ void run(const Params& p, OutputSet& out, Record& record) {
   outdoc["efield_step"] = {
       {"tool", "efield"},
       {"note", "coil poses chosen by the induced field; the rule's poses are kept in each target's efield.rule"}};
+  return fig;
+}
 
-  // Field maps and pictures at the chosen pose.
-  for (const Result& r : results) {
-    const Eigen::Matrix4d chosen = p.orientation == "field" ? r.s.pose : r.t.rule_pose;
-    const Dipoles d = place(coil, chosen);
-    const FieldModel& model = bem ? static_cast<const FieldModel&>(*bem) : static_cast<const FieldModel&>(r.sphere);
-    std::vector<int> near;
-    for (std::size_t v = 0; v < pial.vertices.size(); ++v)
-      if ((pial.vertices[v] - r.t.cortical).norm() <= 40.0) near.push_back(static_cast<int>(v));
-    Eigen::Matrix3Xd pts(3, static_cast<Eigen::Index>(near.size())), nrm(3, static_cast<Eigen::Index>(near.size()));
-    for (std::size_t i = 0; i < near.size(); ++i) {
-      pts.col(static_cast<Eigen::Index>(i)) = pial.vertices[static_cast<std::size_t>(near[i])];
-      nrm.col(static_cast<Eigen::Index>(i)) = -pial_normals[static_cast<std::size_t>(near[i])];
-    }
-    const Eigen::Matrix3Xd e = model.field(d, pts);
-    write_surface_field(out.path("surface:" + r.t.name), pial, near, e, nrm, out.force());
-    write_volume_field(out.path("volume:" + r.t.name), brain.grid, brain, r.t.cortical, 40.0, model, d, out.force());
-    Eigen::VectorXd mag(e.cols());
-    for (Eigen::Index i = 0; i < e.cols(); ++i) mag[i] = e.col(i).norm();
-    write_field_picture(out.path("qc:" + r.t.name), pial, near, mag, chosen, coil, r.t.cortical, r.t.rule_pose,
-                        out.force());
+// Field maps and pictures at the chosen pose.
+void write_field_maps(const Params& p, const Setup& su, const Result& r, const OutputSet& out) {
+  const Eigen::Matrix4d chosen = p.orientation == "field" ? r.s.pose : r.t.rule_pose;
+  const Dipoles d = place(su.coil, chosen);
+  const FieldModel& model = su.bem ? static_cast<const FieldModel&>(*su.bem) : static_cast<const FieldModel&>(r.sphere);
+  std::vector<int> near;
+  for (std::size_t v = 0; v < su.pial.vertices.size(); ++v)
+    if ((su.pial.vertices[v] - r.t.cortical).norm() <= 40.0) near.push_back(static_cast<int>(v));
+  Eigen::Matrix3Xd pts(3, static_cast<Eigen::Index>(near.size())), nrm(3, static_cast<Eigen::Index>(near.size()));
+  for (std::size_t i = 0; i < near.size(); ++i) {
+    pts.col(static_cast<Eigen::Index>(i)) = su.pial.vertices[static_cast<std::size_t>(near[i])];
+    nrm.col(static_cast<Eigen::Index>(i)) = -su.pial_normals[static_cast<std::size_t>(near[i])];
   }
+  const Eigen::Matrix3Xd e = model.field(d, pts);
+  write_surface_field(out.path("surface:" + r.t.name), su.pial, near, e, nrm, out.force());
+  write_volume_field(out.path("volume:" + r.t.name), su.brain.grid, su.brain, r.t.cortical, 40.0, model, d,
+                     out.force());
+  Eigen::VectorXd mag(e.cols());
+  for (Eigen::Index i = 0; i < e.cols(); ++i) mag[i] = e.col(i).norm();
+  write_field_picture(out.path("qc:" + r.t.name), su.pial, near, mag, chosen, su.coil, r.t.cortical, r.t.rule_pose,
+                      out.force());
+}
+
+}  // namespace
+
+void run(const Params& p, OutputSet& out, Record& record) {
+  check_params(p);
+  const Setup su = set_up(p, record);
+  std::vector<Result> results;
+  for (const Target& t : su.targets) results.push_back(evaluate_target(p, su, t));
+  nlohmann::json outdoc;
+  const nlohmann::json fig = targets_document(p, su, results, outdoc);
+  for (const Result& r : results) write_field_maps(p, su, r, out);
   write_file_atomic(out.path("targets"), outdoc.dump(1) + "\n", out.force());
   record.parameters() = {{"coil", p.coil},
                          {"model", p.model},
@@ -606,14 +625,15 @@ void run(const Params& p, OutputSet& out, Record& record) {
                          {"roi_radius_mm", p.roi_radius_mm},
                          {"search_radius_mm", p.search_radius_mm},
                          {"angle_step_deg", p.angle_step_deg},
-                         {"didt_a_per_us", didt},
+                         {"didt_a_per_us", su.didt},
                          {"monophasic", p.monophasic},
                          {"strict", p.strict},
                          {"conductor_offset_mm", p.conductor_offset_mm}};
   if (p.rmt) record.parameters()["rmt_pct_mso"] = *p.rmt;
-  record.figures() = {{"targets", fig},
-                      {"setup_seconds", std::round(setup_s * 100) / 100},
-                      {"conductor", bem ? bem->describe() : nlohmann::json{{"triangles", conductor.triangles.size()}}}};
+  record.figures() = {
+      {"targets", fig},
+      {"setup_seconds", std::round(su.setup_s * 100) / 100},
+      {"conductor", su.bem ? su.bem->describe() : nlohmann::json{{"triangles", su.conductor.triangles.size()}}}};
   for (const auto& [role, path] : out.all())
     if (role != "record") record.add_output(role, path);
 }

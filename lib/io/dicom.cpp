@@ -46,14 +46,10 @@ bool parse_position(const std::string& text, Eigen::Vector3d& out) {
   std::istringstream in(s);
   return static_cast<bool>(in >> out[0] >> out[1] >> out[2]);
 }
-}  // namespace
+using Dicts = itk::ImageSeriesReader<ItkImage>::DictionaryArrayType;
 
-Image read_dicom_series(const std::string& dir, const ReadOptions& options, ImageInfo* info) {
-  std::size_t files = 0;
-  for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.is_regular_file()) ++files;
-  if (files == 0) throw Error("folder holds no files (expected a DICOM series)", dir);
-
+// The files of the one series in the folder (or of options.series_uid), sorted by GDCM.
+std::vector<std::string> series_files(const std::string& dir, const ReadOptions& options) {
   // ITK prints warnings straight to stderr; our errors say what went wrong instead.
   itk::Object::GlobalWarningDisplayOff();
   auto names = itk::GDCMSeriesFileNames::New();
@@ -78,8 +74,67 @@ Image read_dicom_series(const std::string& dir, const ReadOptions& options, Imag
   } else if (std::find(uids.begin(), uids.end(), uid) == uids.end()) {
     throw Error("no series '" + uid + "' in the folder", dir);
   }
-  const std::vector<std::string> file_names = names->GetFileNames(uid);
+  std::vector<std::string> file_names = names->GetFileNames(uid);
   if (file_names.size() < 2) throw Error("series has a single slice: a 3D series is needed", dir);
+  return file_names;
+}
+
+// Slice positions (sorted by GDCM along the normal): refuse gaps (missing slices) and duplicates.
+void check_slice_spacing(const std::vector<Eigen::Vector3d>& positions, std::size_t files,
+                         const Eigen::Vector3d& normal, const std::string& dir) {
+  if (!(positions.size() == files && positions.size() >= 2)) return;
+  std::vector<double> along;
+  for (const auto& p : positions) along.push_back(p.dot(normal));
+  std::vector<double> gaps;
+  for (std::size_t i = 1; i < along.size(); ++i) gaps.push_back(std::abs(along[i] - along[i - 1]));
+  std::vector<double> sorted = gaps;
+  std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  if (median < 1e-4) throw Error("slices share the same position (duplicate or multi-echo series?)", dir);
+  for (double g : gaps)
+    if (g > 1.5 * median || g < 0.5 * median)
+      throw Error("slice spacing is not uniform (missing slices?): gap of " + std::to_string(g) + " mm, typical " +
+                      std::to_string(median) + " mm",
+                  dir);
+}
+
+// Philips stores a private scale slope: like dcm2niix (its default "Philips precise" scaling),
+// values become (PV * RS + RI) / (RS * SS). GDCM has applied RS and RI already.
+void apply_philips_scaling(const Dicts& dicts, const std::vector<std::string>& file_names, std::size_t slice,
+                           Image& image) {
+  for (std::size_t k = 0; k < dicts.size(); ++k) {
+    const auto& dict = *dicts[k];
+    std::string maker, ss_text, rs_text;
+    itk::ExposeMetaData<std::string>(dict, "0008|0070", maker);
+    if (maker.find("Philips") == std::string::npos) break;
+    if (!itk::ExposeMetaData<std::string>(dict, "2005|100e", ss_text)) break;
+    double rs = 1.0;
+    if (itk::ExposeMetaData<std::string>(dict, "0028|1053", rs_text)) rs = std::atof(rs_text.c_str());
+    double ss = philips_scale_slope(file_names[k]);
+    if (!(ss > 0.0)) ss = std::atof(ss_text.c_str());
+    if (!(ss > 0.0) || !(rs > 0.0) || !std::isfinite(ss * rs)) break;
+    std::string ri_text;
+    double ri = 0.0;
+    if (itk::ExposeMetaData<std::string>(dict, "0028|1052", ri_text)) ri = std::atof(ri_text.c_str());
+    // Recover the stored value PV, then scale with the float32 slope and intercept that
+    // dcm2niix writes (scl_slope = 1/SS, scl_inter = RI/(RS*SS)), so both inputs agree exactly.
+    const double slope = static_cast<float>(1.0 / static_cast<float>(ss)), inter = static_cast<float>(ri / (rs * ss));
+    for (std::size_t n = k * slice; n < (k + 1) * slice; ++n) {
+      const double pv = std::round((double(image.data[n]) - ri) / rs);
+      image.data[n] = static_cast<float>(pv * slope + inter);
+    }
+  }
+}
+
+}  // namespace
+
+Image read_dicom_series(const std::string& dir, const ReadOptions& options, ImageInfo* info) {
+  std::size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.is_regular_file()) ++files;
+  if (files == 0) throw Error("folder holds no files (expected a DICOM series)", dir);
+
+  const std::vector<std::string> file_names = series_files(dir, options);
 
   auto io = itk::GDCMImageIO::New();
   io->LoadPrivateTagsOn();  // Philips scale slope (2005,100E)
@@ -96,7 +151,6 @@ Image read_dicom_series(const std::string& dir, const ReadOptions& options, Imag
     throw Error(std::string("cannot read the DICOM series: ") + e.GetDescription(), dir);
   }
 
-  // Slice positions: sorted by GDCM along the normal; refuse gaps (missing slices).
   const auto* dicts = reader->GetMetaDataDictionaryArray();
   std::vector<Eigen::Vector3d> positions;
   for (const auto* dict : *dicts) {
@@ -107,21 +161,7 @@ Image read_dicom_series(const std::string& dir, const ReadOptions& options, Imag
   ItkImage::Pointer itk_image = reader->GetOutput();
   const auto dirm = itk_image->GetDirection();
   Eigen::Vector3d normal(dirm(0, 2), dirm(1, 2), dirm(2, 2));
-  if (positions.size() == file_names.size() && positions.size() >= 2) {
-    std::vector<double> along;
-    for (const auto& p : positions) along.push_back(p.dot(normal));
-    std::vector<double> gaps;
-    for (std::size_t i = 1; i < along.size(); ++i) gaps.push_back(std::abs(along[i] - along[i - 1]));
-    std::vector<double> sorted = gaps;
-    std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
-    const double median = sorted[sorted.size() / 2];
-    if (median < 1e-4) throw Error("slices share the same position (duplicate or multi-echo series?)", dir);
-    for (double g : gaps)
-      if (g > 1.5 * median || g < 0.5 * median)
-        throw Error("slice spacing is not uniform (missing slices?): gap of " + std::to_string(g) + " mm, typical " +
-                        std::to_string(median) + " mm",
-                    dir);
-  }
+  check_slice_spacing(positions, file_names.size(), normal, dir);
 
   Eigen::Matrix4d vox2lps = Eigen::Matrix4d::Identity();
   const auto spacing = itk_image->GetSpacing();
@@ -137,33 +177,9 @@ Image read_dicom_series(const std::string& dir, const ReadOptions& options, Imag
   const float* buffer = itk_image->GetBufferPointer();
   image.data.assign(buffer, buffer + image.grid.voxels());
 
-  // Philips stores a private scale slope: like dcm2niix (its default "Philips precise" scaling),
-  // values become (PV * RS + RI) / (RS * SS). GDCM has applied RS and RI already.
-  if (dicts->size() == static_cast<std::size_t>(size[2])) {
-    const std::size_t slice = std::size_t(size[0]) * std::size_t(size[1]);
-    for (std::size_t k = 0; k < dicts->size(); ++k) {
-      const auto& dict = *(*dicts)[k];
-      std::string maker, ss_text, rs_text;
-      itk::ExposeMetaData<std::string>(dict, "0008|0070", maker);
-      if (maker.find("Philips") == std::string::npos) break;
-      if (!itk::ExposeMetaData<std::string>(dict, "2005|100e", ss_text)) break;
-      double rs = 1.0;
-      if (itk::ExposeMetaData<std::string>(dict, "0028|1053", rs_text)) rs = std::atof(rs_text.c_str());
-      double ss = philips_scale_slope(file_names[k]);
-      if (!(ss > 0.0)) ss = std::atof(ss_text.c_str());
-      if (!(ss > 0.0) || !(rs > 0.0) || !std::isfinite(ss * rs)) break;
-      std::string ri_text;
-      double ri = 0.0;
-      if (itk::ExposeMetaData<std::string>(dict, "0028|1052", ri_text)) ri = std::atof(ri_text.c_str());
-      // Recover the stored value PV, then scale with the float32 slope and intercept that
-      // dcm2niix writes (scl_slope = 1/SS, scl_inter = RI/(RS*SS)), so both inputs agree exactly.
-      const double slope = static_cast<float>(1.0 / static_cast<float>(ss)), inter = static_cast<float>(ri / (rs * ss));
-      for (std::size_t n = k * slice; n < (k + 1) * slice; ++n) {
-        const double pv = std::round((double(image.data[n]) - ri) / rs);
-        image.data[n] = static_cast<float>(pv * slope + inter);
-      }
-    }
-  }
+  // Philips' private scale slope (the whole series carries one dictionary per slice).
+  if (dicts->size() == static_cast<std::size_t>(size[2]))
+    apply_philips_scaling(*dicts, file_names, std::size_t(size[0]) * std::size_t(size[1]), image);
   if (info) {
     info->path = dir;
     info->format = "dicom";

@@ -4,6 +4,7 @@
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/navigators.hpp"
+#include "tmsplan/text.hpp"
 
 #include <fmt/format.h>
 
@@ -235,37 +236,8 @@ class XmlParser {
   std::size_t pos_ = 0;
 };
 
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-    case '&':
-      out += "&amp;";
-      break;
-    case '<':
-      out += "&lt;";
-      break;
-    case '>':
-      out += "&gt;";
-      break;
-    case '"':
-      out += "&quot;";
-      break;
-    case '\n':
-      out += "&#10;";
-      break;
-    case '\r':
-      out += "&#13;";
-      break;
-    case '\t':
-      out += "&#9;";
-      break;
-    default:
-      out += c;
-    }
-  }
-  return out;
-}
+// Attribute values keep their line breaks and tabs as character references.
+std::string xml_escape(const std::string& s) { return escape_markup(s, "\n\r\t"); }
 
 const std::string& required_attribute(const XmlElement& e, std::string_view key, const std::string& source) {
   const std::string* v = e.attribute(key);

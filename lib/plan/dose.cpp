@@ -70,7 +70,7 @@ std::vector<TargetDose> compute_doses(const Targets& all, const std::vector<cons
                             rmt_pct_mso ? fmt::format(" = {:g} %MSO", *rmt_pct_mso) : std::string());
         if (rmt_pct_mso) d.mt_target_pct_mso = *rmt_pct_mso;
       } else {
-        d.offset_pct_mso = k * (d.d_target_mm - *d.d_m1_mm);
+        d.offset_pct_mso = protocol::depth_offset(d.d_target_mm, *d.d_m1_mm, k);
         steps = fmt::format("d_target = {:.2f} mm, d_M1 = {:.2f} mm ({}); MT_target = RMT + k x (d_target - d_M1)",
                             d.d_target_mm, *d.d_m1_mm, m1->name);
         if (rmt_pct_mso) {

@@ -27,7 +27,7 @@ const SourceEntry& source(const std::string& key);
 const SourceEntry* source_for_target(const std::string& target_source);
 /// Empty when the protocol was studied at this target; otherwise one paragraph: where it was
 /// studied and what the Lefaucheur 2020 guideline supports at this target.
-std::string guideline_at(const protocol::Protocol& p, const std::string& target);
+std::string guideline_at(const protocol::Protocol& p, const Target& target);
 
 /// Text stating the coordinate frame and coil axes of every file of the plan.
 std::string coordinate_convention(bool localite_lps);

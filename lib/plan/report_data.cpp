@@ -129,7 +129,7 @@ report::TargetSection target_section(const Target& t, const TargetDose* dose, co
   sec.description = t.description + (src                ? " Source: " + src->citation + " (status in Sources)."
                                      : t.source.empty() ? ""
                                                         : " Source: " + t.source + ".");
-  sec.guideline = guideline_at(proto, t.name);
+  sec.guideline = guideline_at(proto, t);
   sec.coordinates.header = {"quantity", "subject RAS (mm)", "MNI (mm)"};
   auto& rows = sec.coordinates.rows;
   rows.push_back({"cortical target", vec(t.cortical_ras), t.mni ? vec(*t.mni) : "-"});
@@ -208,19 +208,11 @@ report::TargetSection target_section(const Target& t, const TargetDose* dose, co
   return sec;
 }
 
-}  // namespace
-
-std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head, const json& record,
-                         std::vector<std::string>& warnings) {
-  report::ReportData d;
-  d.title = "TMS treatment plan: " +
-            (s.selected.size() == 1 ? s.selected.front()->name : fmt::format("{} targets", s.selected.size()));
-  d.generated_utc = s.generated_utc;
-  d.coordinate_convention = coordinate_convention(s.params.localite_lps);
-
-  // Earlier steps: records and QC pictures in the subject folder.
+// Earlier steps' records in the subject folder (path, record), sorted by path; the finish time
+// of target-pick's goes to targets_date.
+std::vector<std::pair<std::string, json>> earlier_records(const PlanSummary& s, std::string& targets_date,
+                                                          std::vector<std::string>& warnings) {
   std::vector<std::pair<std::string, json>> records;
-  std::string targets_date;
   std::error_code ec;
   std::vector<fs::path> jsons;
   for (const auto& e : fs::directory_iterator(s.subject_dir, ec))
@@ -238,7 +230,10 @@ std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head
       warnings.push_back(fmt::format("{}: not read for the report ({})", p.string(), e.what()));
     }
   }
+  return records;
+}
 
+void fill_summary(const PlanSummary& s, const Image& t1, const std::string& targets_date, report::ReportData& d) {
   const auto& g = t1.grid;
   const Eigen::Vector3d sp = g.spacing_mm();
   auto& sum = d.summary.rows;
@@ -256,13 +251,15 @@ std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head
   sum.push_back({"resting motor threshold",
                  s.params.rmt_pct_mso ? fmt::format("{:g} %MSO", *s.params.rmt_pct_mso) : "not given (--rmt)"});
   sum.push_back({"plan generated", s.generated_utc});
-  // What the clinician must still check: one box, each item once (then the run's warnings).
+}
+
+// What the clinician must still check: one box, each item once (then the run's warnings).
+void fill_checks(const PlanSummary& s, const std::vector<std::string>& warnings, report::ReportData& d) {
   const auto& p = s.proto;
-  auto& checks = d.checks;
   if (!s.table.checked_against_primary)
-    checks.push_back("Safety table: no value of the maximum-train-duration table (Rossi et al. 2009, Table 4, after "
-                     "Wassermann 1998) has been checked against the printed table; check the row this protocol uses "
-                     "before relying on its verdict.");
+    d.checks.push_back("Safety table: no value of the maximum-train-duration table (Rossi et al. 2009, Table 4, after "
+                       "Wassermann 1998) has been checked against the printed table; check the row this protocol uses "
+                       "before relying on its verdict.");
   for (const auto& [field, note] : p.verify) {
     const bool intensity = field == "intensity_pct_rmt" || field == "intensity_pct_rmt_max";
     if (!intensity && note.find("unconfirmed") == std::string::npos) continue;
@@ -275,27 +272,28 @@ std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head
       value = p.trains ? std::to_string(*p.trains) : "not set";
     else if (field == "inter_train_interval_s")
       value = p.inter_train_interval_s ? fmt::format("{:g} s", *p.inter_train_interval_s) : "not set";
-    checks.push_back(fmt::format("Protocol {}, {}{}: {}", p.id, field == "intensity_pct_rmt" ? "intensity" : field,
-                                 value.empty() ? "" : " (" + value + ")", note));
+    d.checks.push_back(fmt::format("Protocol {}, {}{}: {}", p.id, field == "intensity_pct_rmt" ? "intensity" : field,
+                                   value.empty() ? "" : " (" + value + ")", note));
   }
   bool motor_prior = false;
   for (const Target* t : s.selected) {
     const SourceEntry* src = source_for_target(t->source);
     if (src && src->key == "mayka2006" && !motor_prior) {
       motor_prior = true;
-      checks.push_back("M1 coordinate: the MNI prior (-37, -21, 58) is approximate; Mayka et al. 2006 pooled "
-                       "Talairach coordinates, so whether it is MNI or Talairach (a few mm apart) is unconfirmed. "
-                       "The target was refined on the hand knob: confirm the hotspot on the patient.");
+      d.checks.push_back("M1 coordinate: the MNI prior (-37, -21, 58) is approximate; Mayka et al. 2006 pooled "
+                         "Talairach coordinates, so whether it is MNI or Talairach (a few mm apart) is unconfirmed. "
+                         "The target was refined on the hand knob: confirm the hotspot on the patient.");
     } else if (src && src->key != "mayka2006") {
-      checks.push_back(
+      d.checks.push_back(
           fmt::format("Target {}{}: {}.", t->name, t->mni ? " " + vec(*t->mni, 0) : std::string(), src->status));
     }
   }
-  for (const auto& w : warnings) checks.push_back(w);
-  d.warnings.clear();
-  const std::size_t known_warnings = warnings.size();  // rendering adds more below
+  for (const auto& w : warnings) d.checks.push_back(w);
+}
 
-  // Protocol and safety.
+// Protocol and safety.
+void fill_protocol(const PlanSummary& s, report::ReportData& d) {
+  const auto& p = s.proto;
   auto& pr = d.protocol.rows;
   pr.push_back({"protocol", p.id + (p.name.empty() ? "" : ": " + p.name)});
   pr.push_back({"evidence level",
@@ -325,7 +323,9 @@ std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head
       borrowed += (borrowed.empty() ? "" : " ") + field + ": " + why;
   if (!borrowed.empty()) pr.push_back({"where the values come from", borrowed});
   pr.push_back({"complete", protocol::is_complete(p) ? "yes" : "no: train structure missing"});
+}
 
+void fill_safety(const PlanSummary& s, report::ReportData& d) {
   const auto tone_of = [](protocol::Verdict v) {
     return v == protocol::Verdict::exceeds ? Tone::bad : v == protocol::Verdict::unknown ? Tone::warn : Tone::ok;
   };
@@ -349,8 +349,9 @@ std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head
   d.safety_notes.push_back("The same train at every target: intensity is taken as % of the motor threshold at the "
                            "stimulated site (after the depth adjustment). Healthy-subject limits; --strict refuses a "
                            "protocol that breaks either rule or cannot be checked.");
+}
 
-  // Dose.
+void fill_dose(const PlanSummary& s, report::ReportData& d) {
   d.dose.header = {"target",    "d_target (mm)",    "d_M1 (mm)", "k x (d_target - d_M1)",
                    "MT (%MSO)", "intensity (%MSO)", "arithmetic"};
   bool adjustable = true;
@@ -380,8 +381,12 @@ std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head
                                      kDoseFactorPctMsoPerMm, kDoseFactorCitation));
   d.dose_notes.push_back("Distances are scalp to cortex, measured on this subject's MRI by target-pick; intensity = "
                          "protocol % RMT x MT_target / 100.");
+}
 
-  // Targets.
+// One section per target: slices, the scalp and (with dseg.nii.gz) the cortex rendered.
+void fill_targets(const PlanSummary& s, const Image& t1, const Mask& head, std::vector<std::string>& warnings,
+                  report::ReportData& d) {
+  std::error_code ec;
   log::info("rendering the scalp and the cortex");
   const report::HeadSurface surface(head);
   std::unique_ptr<report::HeadSurface> cortex;
@@ -410,9 +415,11 @@ std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head
     d.targets.push_back(target_section(*t, dose, s.proto, t1, head, box, surface, cortex.get(),
                                        std::filesystem::path(s.params.targets_path).parent_path().string(), warnings));
   }
-  for (std::size_t i = known_warnings; i < warnings.size(); ++i) d.checks.push_back(warnings[i]);
+}
 
-  // Earlier QC pictures.
+// Earlier QC pictures.
+void fill_earlier_qc(const PlanSummary& s, std::vector<std::string>& warnings, report::ReportData& d) {
+  std::error_code ec;
   // What each step draws (its QcFigure): whole panels of the stated field, white gaps between them.
   const std::vector<std::array<std::string, 3>> qc = {
       {"skull_strip_qc.png", "skull-strip",
@@ -438,8 +445,10 @@ std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head
     }
     d.earlier_qc.push_back({step + " QC", what + " From " + path.string() + ".", std::move(bytes)});
   }
+}
 
-  // Plan files and provenance.
+// Plan files.
+void fill_files(const PlanSummary& s, report::ReportData& d) {
   d.files.header = {"file", "content", "sha256"};
   const std::map<std::string, std::string> what = {
       {s.localite_instrument_markers, std::string("Localite TMS Navigator InstrumentMarkerList (coil poses, ") +
@@ -459,8 +468,11 @@ std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head
   }
   d.files.rows.push_back({"report.html", "this page", "-"});
   d.files.rows.push_back({"protocol_export.json", "provenance record of this run", "-"});
+}
 
-  // Sources: every citation behind the plan, each once, with its checked status.
+// Sources: every citation behind the plan, each once, with its checked status.
+void fill_sources(const PlanSummary& s, report::ReportData& d) {
+  const auto& p = s.proto;
   d.sources.header = {"citation", "used for", "status"};
   const auto cite = [&](const std::string& citation, const std::string& used_for, const std::string& status) {
     for (const auto& row : d.sources.rows)
@@ -494,7 +506,11 @@ std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head
       "tables and other groups' public code. Verified: the value is in the paper's abstract or indexing record, or in "
       "a review table quoting it. Corrected: the citation used before was wrong. Unconfirmed: no accessible source "
       "confirms it; a clinician must check it against the paper before relying on it.");
+}
 
+void fill_provenance(const PlanSummary& s, const json& record, const std::vector<std::pair<std::string, json>>& records,
+                     report::ReportData& d) {
+  std::error_code ec;
   d.provenance.push_back(provenance_from(record, "this run (plan/protocol_export.json)"));
   d.provenance.back().finished = s.generated_utc;
   bool targets_listed = false;
@@ -507,6 +523,32 @@ std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head
     t["reference_t1"] = {{"path", s.all.reference_t1.path}, {"sha256", s.all.reference_t1.sha256}};
     d.provenance.push_back(provenance_from(t, s.params.targets_path));
   }
+}
+
+}  // namespace
+
+std::string build_report(const PlanSummary& s, const Image& t1, const Mask& head, const json& record,
+                         std::vector<std::string>& warnings) {
+  report::ReportData d;
+  d.title = "TMS treatment plan: " +
+            (s.selected.size() == 1 ? s.selected.front()->name : fmt::format("{} targets", s.selected.size()));
+  d.generated_utc = s.generated_utc;
+  d.coordinate_convention = coordinate_convention(s.params.localite_lps);
+  std::string targets_date;
+  const auto records = earlier_records(s, targets_date, warnings);
+  fill_summary(s, t1, targets_date, d);
+  fill_checks(s, warnings, d);
+  d.warnings.clear();
+  const std::size_t known_warnings = warnings.size();  // rendering adds more below
+  fill_protocol(s, d);
+  fill_safety(s, d);
+  fill_dose(s, d);
+  fill_targets(s, t1, head, warnings, d);
+  for (std::size_t i = known_warnings; i < warnings.size(); ++i) d.checks.push_back(warnings[i]);
+  fill_earlier_qc(s, warnings, d);
+  fill_files(s, d);
+  fill_sources(s, d);
+  fill_provenance(s, record, records, d);
   return report::render_html(d);
 }
 

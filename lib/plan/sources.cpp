@@ -14,9 +14,6 @@ namespace {
 bool starts_with(const std::string& s, const std::string& head) { return s.rfind(head, 0) == 0; }
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-bool is_dlpfc(const std::string& name) { return starts_with(name, "DLPFC"); }
-bool is_m1(const std::string& name) { return starts_with(name, "M1"); }
-
 }  // namespace
 
 const std::vector<SourceEntry>& known_sources() {
@@ -82,14 +79,16 @@ const SourceEntry& source(const std::string& key) {
   return none;
 }
 
-std::string guideline_at(const protocol::Protocol& p, const std::string& target) {
+std::string guideline_at(const protocol::Protocol& p, const Target& t) {
+  const std::string& target = t.name;
   if (p.target.empty() || starts_with(target, p.target) || starts_with(p.target, target)) return {};
   std::string out = fmt::format("Protocol '{}' was studied at {}; here it is planned at {}. ", p.id, p.target, target);
-  if (is_dlpfc(target))
+  const std::string kind = target_kind(t);
+  if (kind == "prefrontal")
     out += "At the left DLPFC the Lefaucheur 2020 guideline gives level B to high-frequency rTMS for fibromyalgia "
            "pain (for fibromyalgia quality of life the level-B target is the left M1); for neuropathic pain its level "
            "A is M1 contralateral to the pain.";
-  else if (is_m1(target))
+  else if (kind == "motor")
     out += "At M1 the Lefaucheur 2020 guideline gives level A to high-frequency rTMS contralateral to the pain for "
            "neuropathic pain, and level B to high-frequency rTMS of the left M1 for fibromyalgia quality of life (for "
            "fibromyalgia pain the level-B target is the left DLPFC).";

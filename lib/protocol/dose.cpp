@@ -22,7 +22,7 @@ DoseAdjustment adjust_for_depth(double mt_m1_pct_mso, double d_target_mm, double
   if (mt_m1_pct_mso > 100) throw Error(fmt::format("dose adjustment: MT_M1 = {:g} %MSO is above 100", mt_m1_pct_mso));
 
   DoseAdjustment out;
-  out.mt_target_pct_mso = mt_m1_pct_mso + k_pct_mso_per_mm * (d_target_mm - d_m1_mm);
+  out.mt_target_pct_mso = mt_m1_pct_mso + depth_offset(d_target_mm, d_m1_mm, k_pct_mso_per_mm);
   if (out.mt_target_pct_mso <= 0) {
     throw Error(fmt::format("dose adjustment gives {:g} %MSO (target {:g} mm shallower than M1): not meaningful",
                             out.mt_target_pct_mso, d_m1_mm - d_target_mm));

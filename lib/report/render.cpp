@@ -98,6 +98,98 @@ HeadSurface::HeadSurface(const Mask& head) {
   }
 }
 
+namespace {
+
+// The picture plane of a rendering: pixel (u, v) of a point, from the view's centre and axes.
+struct View {
+  Eigen::Vector3d centre, right, up, d;  // d: the viewing direction
+  double fov = 0, px = 0;
+  int W = 0, H = 0;
+  void project(const Eigen::Vector3d& p, double& u, double& v) const {
+    u = ((p - centre).dot(right) + fov / 2) / px - 0.5;
+    v = (fov / 2 - (p - centre).dot(up)) / px - 0.5;
+  }
+};
+
+// Coil wings: each pixel's ray meets the coil plane; fill the windings' annuli translucently,
+// then outline them.
+void draw_coil_wings(Canvas& canvas, const CoilDrawing& coil, const View& view) {
+  const Eigen::Vector3d &centre = view.centre, &right = view.right, &up = view.up, &d = view.d;
+  const double fov = view.fov, px = view.px;
+  const int W = view.W, H = view.H;
+  const Eigen::Vector3d cx = coil.pose.m.block<3, 1>(0, 0), cy = coil.pose.m.block<3, 1>(0, 1),
+                        cz = coil.pose.m.block<3, 1>(0, 2);
+  const double dz = d.dot(cz);
+  const Rgb3 coil_colour{60, 150, 255}, edge_colour{20, 70, 200};
+  if (std::abs(dz) > 0.2) {
+    const double ri = coil.wing_inner_radius_mm, ro = coil.wing_outer_radius_mm, off = coil.wing_offset_mm;
+    for (int v = 0; v < H; ++v)
+      for (int u = 0; u < W; ++u) {
+        const double a = -fov / 2 + (u + 0.5) * px, b = fov / 2 - (v + 0.5) * px;
+        const Eigen::Vector3d q = centre + a * right + b * up;
+        const Eigen::Vector3d on = q - ((q - centre).dot(cz) / dz) * d;
+        const double x = (on - centre).dot(cx), y = (on - centre).dot(cy);
+        for (double s : {-1.0, 1.0}) {
+          const double r = std::hypot(x - s * off, y);
+          if (r >= ri && r <= ro) canvas.put(u, v, coil_colour, 0.38);
+        }
+      }
+  }
+  for (double s : {-1.0, 1.0})
+    for (double r : {coil.wing_inner_radius_mm, coil.wing_outer_radius_mm}) {
+      double pu = 0, pv = 0;
+      for (int k = 0; k <= 180; ++k) {
+        const double th = 2 * M_PI * k / 180.0;
+        const Eigen::Vector3d p = centre + (s * coil.wing_offset_mm + r * std::cos(th)) * cx + r * std::sin(th) * cy;
+        double u, v;
+        view.project(p, u, v);
+        if (k > 0) canvas.line(pu, pv, u, v, 2.0, edge_colour);
+        pu = u;
+        pv = v;
+      }
+    }
+}
+
+// Handle (with an arrow head), cortical target (red cross, below the skin), scalp entry (yellow
+// dot), coil centre (white) and the scale bar.
+void draw_marks(Canvas& canvas, const CoilDrawing& coil, const ScalpRenderOptions& options, const View& view) {
+  const Eigen::Vector3d& centre = view.centre;
+  const double px = view.px;
+  const int H = view.H;
+  const auto project = [&view](const Eigen::Vector3d& p, double& u, double& v) { view.project(p, u, v); };
+  // Handle: from the coil centre along the handle direction, with an arrow head.
+  const Rgb3 handle_colour{255, 140, 0};
+  double u0, v0, u1, v1;
+  project(centre, u0, v0);
+  project(centre + coil.handle_length_mm * coil.handle_direction.normalized(), u1, v1);
+  if (options.show_handle) canvas.line(u0, v0, u1, v1, 6.0, handle_colour);
+  const double du = u1 - u0, dv = v1 - v0, len = std::hypot(du, dv);
+  if (options.show_handle && len > 4) {
+    const double hx = du / len * 16, hy = dv / len * 16;
+    canvas.line(u1, v1, u1 - hx - hy * 0.6, v1 - hy + hx * 0.6, 5.0, handle_colour);
+    canvas.line(u1, v1, u1 - hx + hy * 0.6, v1 - hy - hx * 0.6, 5.0, handle_colour);
+  }
+  // Cortical target (red cross, below the skin) and scalp entry (yellow dot), coil centre (white).
+  double tu, tv;
+  project(coil.cortical_point, tu, tv);
+  canvas.line(tu - 8, tv - 8, tu + 8, tv + 8, 3.0, {230, 20, 20});
+  canvas.line(tu - 8, tv + 8, tu + 8, tv - 8, 3.0, {230, 20, 20});
+  if (options.show_entry) {
+    project(coil.scalp_point, tu, tv);
+    canvas.disc(tu, tv, 5.0, {40, 40, 40});
+    canvas.disc(tu, tv, 4.0, {255, 230, 0});
+  }
+  project(centre, tu, tv);
+  canvas.disc(tu, tv, 2.5, {255, 255, 255});
+  // Scale bar, bottom left.
+  const double bar_px = options.scale_bar_mm / px;
+  canvas.line(15, H - 15, 15 + bar_px, H - 15, 3.0, {255, 255, 255});
+  canvas.line(15, H - 22, 15, H - 8, 2.0, {255, 255, 255});
+  canvas.line(15 + bar_px, H - 22, 15 + bar_px, H - 8, 2.0, {255, 255, 255});
+}
+
+}  // namespace
+
 ScalpRendering HeadSurface::render(const CoilDrawing& coil, const ScalpRenderOptions& options) const {
   if (!(options.fov_mm > 0) || !(options.pixel_mm > 0) || options.fov_mm / options.pixel_mm > 4096)
     throw Error("scalp rendering: bad field of view or pixel size");
@@ -173,71 +265,9 @@ ScalpRendering HeadSurface::render(const CoilDrawing& coil, const ScalpRenderOpt
   out.hit_scalp = std::any_of(hits.begin(), hits.end(), [](char c) { return c != 0; });
 
   Canvas canvas{W, H, out.rgb};
-  const auto project = [&](const Eigen::Vector3d& p, double& u, double& v) {
-    u = ((p - centre).dot(right) + fov / 2) / px - 0.5;
-    v = (fov / 2 - (p - centre).dot(up)) / px - 0.5;
-  };
-  // Coil wings: each pixel's ray meets the coil plane; fill the windings' annuli translucently.
-  const Eigen::Vector3d cx = coil.pose.m.block<3, 1>(0, 0), cy = coil.pose.m.block<3, 1>(0, 1),
-                        cz = coil.pose.m.block<3, 1>(0, 2);
-  const double dz = d.dot(cz);
-  const Rgb3 coil_colour{60, 150, 255}, edge_colour{20, 70, 200};
-  if (std::abs(dz) > 0.2) {
-    const double ri = coil.wing_inner_radius_mm, ro = coil.wing_outer_radius_mm, off = coil.wing_offset_mm;
-    for (int v = 0; v < H; ++v)
-      for (int u = 0; u < W; ++u) {
-        const double a = -fov / 2 + (u + 0.5) * px, b = fov / 2 - (v + 0.5) * px;
-        const Eigen::Vector3d q = centre + a * right + b * up;
-        const Eigen::Vector3d on = q - ((q - centre).dot(cz) / dz) * d;
-        const double x = (on - centre).dot(cx), y = (on - centre).dot(cy);
-        for (double s : {-1.0, 1.0}) {
-          const double r = std::hypot(x - s * off, y);
-          if (r >= ri && r <= ro) canvas.put(u, v, coil_colour, 0.38);
-        }
-      }
-  }
-  for (double s : {-1.0, 1.0})
-    for (double r : {coil.wing_inner_radius_mm, coil.wing_outer_radius_mm}) {
-      double pu = 0, pv = 0;
-      for (int k = 0; k <= 180; ++k) {
-        const double th = 2 * M_PI * k / 180.0;
-        const Eigen::Vector3d p = centre + (s * coil.wing_offset_mm + r * std::cos(th)) * cx + r * std::sin(th) * cy;
-        double u, v;
-        project(p, u, v);
-        if (k > 0) canvas.line(pu, pv, u, v, 2.0, edge_colour);
-        pu = u;
-        pv = v;
-      }
-    }
-  // Handle: from the coil centre along the handle direction, with an arrow head.
-  const Rgb3 handle_colour{255, 140, 0};
-  double u0, v0, u1, v1;
-  project(centre, u0, v0);
-  project(centre + coil.handle_length_mm * coil.handle_direction.normalized(), u1, v1);
-  if (options.show_handle) canvas.line(u0, v0, u1, v1, 6.0, handle_colour);
-  const double du = u1 - u0, dv = v1 - v0, len = std::hypot(du, dv);
-  if (options.show_handle && len > 4) {
-    const double hx = du / len * 16, hy = dv / len * 16;
-    canvas.line(u1, v1, u1 - hx - hy * 0.6, v1 - hy + hx * 0.6, 5.0, handle_colour);
-    canvas.line(u1, v1, u1 - hx + hy * 0.6, v1 - hy - hx * 0.6, 5.0, handle_colour);
-  }
-  // Cortical target (red cross, below the skin) and scalp entry (yellow dot), coil centre (white).
-  double tu, tv;
-  project(coil.cortical_point, tu, tv);
-  canvas.line(tu - 8, tv - 8, tu + 8, tv + 8, 3.0, {230, 20, 20});
-  canvas.line(tu - 8, tv + 8, tu + 8, tv - 8, 3.0, {230, 20, 20});
-  if (options.show_entry) {
-    project(coil.scalp_point, tu, tv);
-    canvas.disc(tu, tv, 5.0, {40, 40, 40});
-    canvas.disc(tu, tv, 4.0, {255, 230, 0});
-  }
-  project(centre, tu, tv);
-  canvas.disc(tu, tv, 2.5, {255, 255, 255});
-  // Scale bar, bottom left.
-  const double bar_px = options.scale_bar_mm / px;
-  canvas.line(15, H - 15, 15 + bar_px, H - 15, 3.0, {255, 255, 255});
-  canvas.line(15, H - 22, 15, H - 8, 2.0, {255, 255, 255});
-  canvas.line(15 + bar_px, H - 22, 15 + bar_px, H - 8, 2.0, {255, 255, 255});
+  const View view{centre, right, up, d, fov, px, W, H};
+  draw_coil_wings(canvas, coil, view);
+  draw_marks(canvas, coil, options, view);
   return out;
 }
 

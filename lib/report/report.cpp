@@ -10,38 +10,14 @@
 #include "tmsplan/files.hpp"
 #include "tmsplan/qc.hpp"
 #include "tmsplan/report.hpp"
+#include "tmsplan/text.hpp"
 #include "tmsplan/version.hpp"
 
 namespace tmsplan::report {
 
 namespace fs = std::filesystem;
 
-std::string html_escape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-    case '&':
-      out += "&amp;";
-      break;
-    case '<':
-      out += "&lt;";
-      break;
-    case '>':
-      out += "&gt;";
-      break;
-    case '"':
-      out += "&quot;";
-      break;
-    case '\'':
-      out += "&#39;";
-      break;
-    default:
-      out += c;
-    }
-  }
-  return out;
-}
+std::string html_escape(const std::string& text) { return escape_markup(text, "'"); }
 
 std::string base64(const std::string& bytes) {
   static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -339,13 +339,45 @@ long surface_euler(const std::vector<std::uint8_t>& inside, const std::array<std
   return std::accumulate(per_slab.begin(), per_slab.end(), 0L) / 4;
 }
 
-std::size_t fill_handles(Mask& object) {
-  enum : std::uint8_t { kObject = 0, kFree = 1, kQueued = 2, kBackground = 3, kWaiting = 4 };
+// fill_handles' voxel states.
+enum : std::uint8_t { kObject = 0, kFree = 1, kQueued = 2, kBackground = 3, kWaiting = 4 };
+
+// One piece? Floods the band (the free voxels) from the object through 6-neighbours.
+bool band_is_one_piece(const std::vector<std::uint8_t>& state, const NeighbourBits& nb) {
+  const std::size_t n = state.size();
+  std::vector<std::size_t> stack;
+  std::size_t band = 0, reached = 0;
+  std::vector<std::uint8_t> seen(n, 0);
+  for (std::size_t v = 0; v < n; ++v) {
+    if (state[v] != kFree) continue;
+    ++band;
+    bool next_to_object = false;
+    for (int m : {4, 10, 12, 14, 16, 22})
+      next_to_object = next_to_object || state[std::size_t(std::int64_t(v) + nb.offset[std::size_t(m)])] == kObject;
+    if (next_to_object) {
+      seen[v] = 1;
+      stack.push_back(v);
+    }
+  }
+  while (!stack.empty()) {
+    const std::size_t v = stack.back();
+    stack.pop_back();
+    ++reached;
+    for (int m : {4, 10, 12, 14, 16, 22}) {
+      const auto w = std::size_t(std::int64_t(v) + nb.offset[std::size_t(m)]);
+      if (state[w] == kFree && !seen[w]) {
+        seen[w] = 1;
+        stack.push_back(w);
+      }
+    }
+  }
+  return reached == band;
+}
+
+std::vector<std::uint8_t> initial_state(const Mask& object, const std::vector<std::uint16_t>& dist,
+                                        const NeighbourBits& nb) {
   const auto& d = object.grid.dim;
   const std::size_t n = object.data.size();
-  const std::vector<std::uint16_t> dist = chamfer_distance(object);
-  const NeighbourBits& nb = neighbour_bits(d);
-
   // Start the background as everything farther than a few voxels from the object and connected
   // to the border, provided what is left (object plus band) is already a ball: one 6-connected
   // piece whose surface has Euler characteristic 2. Otherwise try a wider band, and in the end
@@ -389,38 +421,20 @@ std::size_t fill_handles(Mask& object) {
       }
     }
     if (band_vox < 0) break;
-    // One piece? Flood the band from the object through 6-neighbours.
-    std::size_t band = 0, reached = 0;
-    std::vector<std::uint8_t> seen(n, 0);
-    for (std::size_t v = 0; v < n; ++v) {
-      if (state[v] != kFree) continue;
-      ++band;
-      bool next_to_object = false;
-      for (int m : {4, 10, 12, 14, 16, 22})
-        next_to_object = next_to_object || state[std::size_t(std::int64_t(v) + nb.offset[std::size_t(m)])] == kObject;
-      if (next_to_object) {
-        seen[v] = 1;
-        stack.push_back(v);
-      }
-    }
-    while (!stack.empty()) {
-      const std::size_t v = stack.back();
-      stack.pop_back();
-      ++reached;
-      for (int m : {4, 10, 12, 14, 16, 22}) {
-        const auto w = std::size_t(std::int64_t(v) + nb.offset[std::size_t(m)]);
-        if (state[w] == kFree && !seen[w]) {
-          seen[w] = 1;
-          stack.push_back(w);
-        }
-      }
-    }
-    if (reached != band) continue;
+    if (!band_is_one_piece(state, nb)) continue;
     std::vector<std::uint8_t> inside(n);
     for (std::size_t v = 0; v < n; ++v) inside[v] = state[v] != kBackground;
     if (surface_euler(inside, d) == 2) break;
   }
+  return state;
+}
 
+// Grows the background into the free voxels from the farthest from the object inwards (a bucket
+// queue on the chamfer distance), taking only simple points; what is not background at the end is
+// the object with its handles (and cavities) filled.
+void grow_background(std::vector<std::uint8_t>& state, const std::vector<std::uint16_t>& dist,
+                     const NeighbourBits& nb) {
+  const std::size_t n = state.size();
   const int n_buckets = 65536;
   std::vector<std::vector<std::uint32_t>> bucket(static_cast<std::size_t>(n_buckets));
   std::vector<std::size_t> head(std::size_t(n_buckets), 0);
@@ -466,6 +480,14 @@ std::size_t fill_handles(Mask& object) {
       if (state[w] == kFree || state[w] == kWaiting) push(w);
     }
   }
+}
+
+std::size_t fill_handles(Mask& object) {
+  const std::size_t n = object.data.size();
+  const std::vector<std::uint16_t> dist = chamfer_distance(object);
+  const NeighbourBits& nb = neighbour_bits(object.grid.dim);
+  std::vector<std::uint8_t> state = initial_state(object, dist, nb);
+  grow_background(state, dist, nb);
   std::size_t filled = 0;
   for (std::size_t v = 0; v < n; ++v)
     if (state[v] != kBackground && !object.data[v]) {

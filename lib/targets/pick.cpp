@@ -6,28 +6,34 @@
 
 #include "tmsplan/error.hpp"
 #include "tmsplan/filters.hpp"
+#include "tmsplan/json_geometry.hpp"
 #include "tmsplan/resample.hpp"
 #include "tmsplan/targets.hpp"
 
 namespace tmsplan::targets {
 namespace {
 
-nlohmann::json vec_json(const Eigen::Vector3d& v) {
-  auto r = [](double x) { return std::round(x * 1e4) / 1e4; };
-  return {r(v[0]), r(v[1]), r(v[2])};
-}
-
-double level_at(const Image& im, const Eigen::Vector3d& p) {
-  const Eigen::Matrix4d& a = im.grid.vox2ras.m;
-  const Eigen::Vector3d ijk = a.topLeftCorner<3, 3>().inverse() * (p - a.topRightCorner<3, 1>());
-  return sample(im, ijk, Interp::Linear, 0.0f);
-}
+// Tuning constants of the placement. They were set on Colin27 and its scanner-like copies (the
+// copies' known transforms give the answer; docs/target-pick.md has the figures) and are not
+// clinical values.
+constexpr double kAxisStepMm = 5.0;           // anatomical_axes: central differences over +-5 mm of MNI
+constexpr double kEegDepthMaxMm = 60.0;       // an EEG position's cortex lies within 60 mm under the scalp
+constexpr double kEegStepMm = 0.5;            // ... searched inward in 0.5 mm steps
+constexpr double kSnapTemperatureMm = 1.0;    // crown points weighted exp(-(distance - nearest) / 1 mm)
+constexpr double kSoftCrownMm = 0.5;          // crown membership falls from 1 to 0 over +-0.5 mm of depth
+constexpr double kWeightCutoff = 5.0;         // soft-min sums stop 5 temperatures above the best
+constexpr double kKnobMaxHeightMm = 8.0;      // hand knob: within 8 mm of the mapped point's height ...
+constexpr double kKnobFreeHeightMm = 4.0;     // ... of which 4 mm come without penalty
+constexpr double kKnobDistanceWeight = 0.25;  // mm of scalp depth traded per mm from the mapped point
+constexpr double kKnobTemperatureMm = 1.5;    // soft-min temperature of the knob score (mm)
+constexpr double kDefaultHandleDeg = 45.0;    // posterior_lateral_45: handle backwards, 45 deg from the midline
+constexpr double kSnapWarningFraction = 0.8;  // warn when the snap used 80 % of its radius
 
 // Anatomical axes of the subject at a point: MNI's +x (right), +y (anterior), +z (superior)
 // carried through the subject mapping (so a tilted head gets tilted directions).
 Eigen::Matrix3d anatomical_axes(const Subject& s, const Eigen::Vector3d& mni) {
   Eigen::Matrix3d axes;
-  const double h = 5.0;
+  const double h = kAxisStepMm;
   for (int a = 0; a < 3; ++a) {
     Eigen::Vector3d d = Eigen::Vector3d::Zero();
     d[a] = h;
@@ -208,11 +214,10 @@ Eigen::Vector3d Scalp::entry(const Eigen::Vector3d& target) const {
 }
 
 // ---- picking ----------------------------------------------------------------------------------
-Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Request& req, const Options& opt) {
-  Pick out;
-  out.name = req.name;
-  const LibraryEntry* entry = nullptr;
-  std::string hemisphere;
+namespace {
+
+// What the request says before it meets the subject: description, source, MNI point, rules.
+void describe_request(const Library& lib, const Request& req, Pick& out, const LibraryEntry*& entry) {
   switch (req.kind) {
   case Request::Kind::Library:
     entry = lib.find(req.name);
@@ -225,7 +230,8 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
     out.source = entry->source;
     out.mni = entry->mni;
     out.handle_rule = entry->handle_rule;
-    hemisphere = entry->hemisphere;
+    out.kind = entry->kind;
+    out.hemisphere = entry->hemisphere;
     out.input = {{"kind", "library"}, {"value", req.name}};
     break;
   case Request::Kind::Mni:
@@ -233,7 +239,7 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
     out.source = "user --mni";
     out.mni = req.value;
     out.handle_rule = "posterior_lateral_45";
-    out.input = {{"kind", "mni"}, {"value", vec_json(req.value)}};
+    out.input = {{"kind", "mni"}, {"value", vec3_to_json(req.value)}};
     break;
   case Request::Kind::Eeg: {
     const auto it = lib.eeg_mni.find(req.name);
@@ -249,20 +255,39 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
     out.description = "user coordinate (subject RAS)";
     out.source = "user --ras";
     out.handle_rule = "posterior_lateral_45";
-    out.input = {{"kind", "ras"}, {"value", vec_json(req.value)}};
+    out.input = {{"kind", "ras"}, {"value", vec3_to_json(req.value)}};
     break;
   }
-  const std::string who = "target '" + out.name + "'";
+}
 
-  // 1. Into the subject. EEG positions lie on the scalp: project them inwards onto the cortex.
-  Eigen::Vector3d mni = out.mni ? *out.mni : s.subject_to_mni(req.value);
+bool in_gm(const Subject& s, const Eigen::Vector3d& p) {
+  const Eigen::Vector3d v = ras_to_voxel(s.grid.vox2ras, RasPoint(p)).v;
+  const auto i = std::lround(v[0]), j = std::lround(v[1]), k = std::lround(v[2]);
+  return s.grid.inside(i, j, k) && s.gm(i, j, k) != 0;
+}
+
+// The point itself where it lies in grey matter (a soft centre of a sharply curved crown can
+// fall just outside it), else the candidate nearest to it.
+Eigen::Vector3d onto_gm(const Subject& s, const Eigen::Vector3d& centre, const std::vector<Eigen::Vector3d>& pool) {
+  if (in_gm(s, centre) || pool.empty()) return centre;
+  Eigen::Vector3d best = pool.front();
+  for (const auto& p : pool)
+    if ((p - centre).norm() < (best - centre).norm()) best = p;
+  return best;
+}
+
+// 1. Into the subject: out.prior (subject RAS), refused outside the head. EEG positions lie on
+//    the scalp: they are projected inwards onto the cortex. Returns the MNI point.
+Eigen::Vector3d into_subject(const Subject& s, const Scalp& scalp, const Request& req, const std::string& who,
+                             Pick& out) {
+  const Eigen::Vector3d mni = out.mni ? *out.mni : s.subject_to_mni(req.value);
   out.prior = out.mni ? s.mni_to_subject(mni) : req.value;
   if (req.kind == Request::Kind::Eeg) {
     const Eigen::Vector3d on_scalp = scalp.nearest(out.prior);
     const Eigen::Vector3d inward = -scalp.normal(on_scalp);
     double best = std::numeric_limits<double>::infinity();
     Eigen::Vector3d hit = out.prior;
-    for (double t = 0; t < 60; t += 0.5) {
+    for (double t = 0; t < kEegDepthMaxMm; t += kEegStepMm) {
       const Eigen::Vector3d q = on_scalp + t * inward;
       const auto ijk = ras_to_voxel(s.grid.vox2ras, RasPoint(q)).v;
       const auto i = std::lround(ijk[0]), j = std::lround(ijk[1]), k = std::lround(ijk[2]);
@@ -282,20 +307,32 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
                             out.prior[1], out.prior[2],
                             req.kind == Request::Kind::Ras ? ": is it an MNI coordinate? use --mni" : ""));
   if (!out.mni) out.mni = mni;
+  return mni;
+}
 
-  // 2. Snap to the nearest grey-matter crown within the radius.
-  const Eigen::Vector3d sp = s.grid.spacing_mm();
-  const int r = static_cast<int>(std::ceil(std::max(opt.snap_radius_mm, opt.refine_radius_mm) / sp.minCoeff())) + 1;
-  struct Cand {
-    Eigen::Vector3d p;
-    double depth;
-    std::int64_t i, j, k;
-  };
-  std::vector<Cand> cands;
-  const auto ci = std::lround(prior_ijk[0]), cj = std::lround(prior_ijk[1]), ck = std::lround(prior_ijk[2]);
-  for (std::int64_t k = ck - r; k <= ck + r; ++k)
-    for (std::int64_t j = cj - r; j <= cj + r; ++j)
-      for (std::int64_t i = ci - r; i <= ci + r; ++i) {
+// The voxel box searched around the prior (radius r voxels around its voxel ci, cj, ck).
+struct Window {
+  int r = 0;
+  std::int64_t ci = 0, cj = 0, ck = 0;
+};
+
+struct Candidate {
+  Eigen::Vector3d p;
+  double depth;
+  std::int64_t i, j, k;
+};
+
+// 2. Snap to the nearest grey-matter crown within the radius. Returns the shallowest gyral depth
+//    among the candidates (the crown's reference). A continuous point, not a voxel centre: the
+//    crown voxels nearest the mapped point, weighted by exp(-(distance - nearest) / 1 mm) and by a
+//    soft crown membership (1 up to crown_depth - 0.5 mm above the shallowest, 0 beyond + 0.5),
+//    averaged. The same head on another lattice gives the same point up to the masks' own
+//    differences; the nearest voxel jumped by up to 0.9 mm.
+double snap_to_crown(const Subject& s, const Window& w, const Options& opt, const std::string& who, Pick& out) {
+  std::vector<Candidate> cands;
+  for (std::int64_t k = w.ck - w.r; k <= w.ck + w.r; ++k)
+    for (std::int64_t j = w.cj - w.r; j <= w.cj + w.r; ++j)
+      for (std::int64_t i = w.ci - w.r; i <= w.ci + w.r; ++i) {
         if (!s.grid.inside(i, j, k) || !s.gm(i, j, k)) continue;
         const Eigen::Vector3d p = s.grid.ras(i, j, k).v;
         if ((p - out.prior).norm() > opt.snap_radius_mm) continue;
@@ -306,94 +343,80 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
                             opt.snap_radius_mm, out.prior[0], out.prior[1], out.prior[2]));
   double min_depth = std::numeric_limits<double>::infinity();
   for (const auto& c : cands) min_depth = std::min(min_depth, c.depth);
-  // A continuous point, not a voxel centre: the crown voxels nearest the mapped point, weighted
-  // by exp(-(distance - nearest) / 1 mm) and by a soft crown membership (1 up to crown_depth - 0.5
-  // mm above the shallowest, 0 beyond + 0.5), averaged. The same head on another lattice gives
-  // the same point up to the masks' own differences; the nearest voxel jumped by up to 0.9 mm.
-  auto crown_weight = [&](double depth) { return std::clamp(min_depth + opt.crown_depth_mm + 0.5 - depth, 0.0, 1.0); };
-  auto in_gm = [&](const Eigen::Vector3d& p) {
-    const Eigen::Vector3d v = ras_to_voxel(s.grid.vox2ras, RasPoint(p)).v;
-    const auto i = std::lround(v[0]), j = std::lround(v[1]), k = std::lround(v[2]);
-    return s.grid.inside(i, j, k) && s.gm(i, j, k) != 0;
+  auto crown_weight = [&](double depth) {
+    return std::clamp(min_depth + opt.crown_depth_mm + kSoftCrownMm - depth, 0.0, 1.0);
   };
-  // The point itself where it lies in grey matter (a soft centre of a sharply curved crown can
-  // fall just outside it), else the candidate nearest to it.
-  auto onto_gm = [&](const Eigen::Vector3d& centre, const std::vector<Eigen::Vector3d>& pool) {
-    if (in_gm(centre) || pool.empty()) return centre;
-    Eigen::Vector3d best = pool.front();
-    for (const auto& p : pool)
-      if ((p - centre).norm() < (best - centre).norm()) best = p;
-    return best;
-  };
-  {
-    constexpr double kSnapTemperatureMm = 1.0;
-    double nearest = std::numeric_limits<double>::infinity();
-    for (const auto& c : cands)
-      if (crown_weight(c.depth) > 0.0) nearest = std::min(nearest, (c.p - out.prior).norm());
-    Eigen::Vector3d centre = Eigen::Vector3d::Zero();
-    double weights = 0.0;
-    std::vector<Eigen::Vector3d> pool;
-    for (const auto& c : cands) {
-      const double from = (c.p - out.prior).norm(), cw = crown_weight(c.depth);
-      if (cw <= 0.0 || from > nearest + 5.0 * kSnapTemperatureMm) continue;
-      const double w = cw * std::exp(-(from - nearest) / kSnapTemperatureMm);
-      centre += w * c.p;
-      weights += w;
-      pool.push_back(c.p);
-    }
-    out.cortical = onto_gm(centre / weights, pool);
+  double nearest = std::numeric_limits<double>::infinity();
+  for (const auto& c : cands)
+    if (crown_weight(c.depth) > 0.0) nearest = std::min(nearest, (c.p - out.prior).norm());
+  Eigen::Vector3d centre = Eigen::Vector3d::Zero();
+  double weights = 0.0;
+  std::vector<Eigen::Vector3d> pool;
+  for (const auto& c : cands) {
+    const double from = (c.p - out.prior).norm(), cw = crown_weight(c.depth);
+    if (cw <= 0.0 || from > nearest + kWeightCutoff * kSnapTemperatureMm) continue;
+    const double wt = cw * std::exp(-(from - nearest) / kSnapTemperatureMm);
+    centre += wt * c.p;
+    weights += wt;
+    pool.push_back(c.p);
   }
+  out.cortical = onto_gm(s, centre / weights, pool);
   out.snap_shift_mm = (out.cortical - out.prior).norm();
+  return min_depth;
+}
 
-  // 3. M1: toward the hand knob, approximated as the most superficial precentral (BA4) crown near
-  //    the target (the knob bulges toward the scalp on the lateral convexity). Every window and
-  //    pull is centred on the mapped point (continuous in the registration), not on the snapped
-  //    voxel, and the answer is the soft-min weighted centre of the best
-  //    candidates, so that small changes of the masks or the voxel lattice do not make it jump.
-  if (entry && entry->refine == "hand_knob" && !s.brodmann.data.empty()) {
-    const int ba4 = entry->atlas_label.count("brodmann") ? entry->atlas_label.at("brodmann") : 4;
-    const Eigen::Vector3d snapped = out.cortical;
-    // Stay near the mapped point's height along the subject's superior axis: the most superficial
-    // precentral crown would otherwise drift up toward the vertex.
-    const Eigen::Vector3d superior = anatomical_axes(s, mni).col(2);
-    std::vector<std::pair<double, Eigen::Vector3d>> scored;
-    for (std::int64_t k = ck - r; k <= ck + r; ++k)
-      for (std::int64_t j = cj - r; j <= cj + r; ++j)
-        for (std::int64_t i = ci - r; i <= ci + r; ++i) {
-          if (!s.grid.inside(i, j, k) || !s.gm(i, j, k) || s.brodmann(i, j, k) != ba4) continue;
-          const Eigen::Vector3d p = s.grid.ras(i, j, k).v;
-          const double from = (p - out.prior).norm();
-          if (from > opt.refine_radius_mm || s.gyral_depth(i, j, k) > min_depth + opt.crown_depth_mm) continue;
-          const double height = std::abs((p - out.prior).dot(superior));
-          if (height > 8.0) continue;
-          scored.emplace_back(scalp.depth(p) + 0.25 * from + std::max(0.0, height - 4.0), p);
-        }
-    double best_score = std::numeric_limits<double>::infinity();
-    for (const auto& c : scored) best_score = std::min(best_score, c.first);
-    Eigen::Vector3d chosen = snapped;
-    if (!scored.empty()) {
-      Eigen::Vector3d centre = Eigen::Vector3d::Zero();
-      double weights = 0;
-      for (const auto& [score, p] : scored) {
-        const double w = std::exp(-(score - best_score) / 1.5);
-        centre += w * p;
-        weights += w;
+// 3. M1: toward the hand knob, approximated as the most superficial precentral (BA4) crown near
+//    the target (the knob bulges toward the scalp on the lateral convexity). Every window and
+//    pull is centred on the mapped point (continuous in the registration), not on the snapped
+//    voxel, and the answer is the soft-min weighted centre of the best candidates, so that small
+//    changes of the masks or the voxel lattice do not make it jump.
+void refine_hand_knob(const Subject& s, const Scalp& scalp, const LibraryEntry& entry, const Eigen::Vector3d& mni,
+                      const Window& w, double min_depth, const Options& opt, Pick& out) {
+  const int ba4 = entry.atlas_label.count("brodmann") ? entry.atlas_label.at("brodmann") : 4;
+  const Eigen::Vector3d snapped = out.cortical;
+  // Stay near the mapped point's height along the subject's superior axis: the most superficial
+  // precentral crown would otherwise drift up toward the vertex.
+  const Eigen::Vector3d superior = anatomical_axes(s, mni).col(2);
+  std::vector<std::pair<double, Eigen::Vector3d>> scored;
+  for (std::int64_t k = w.ck - w.r; k <= w.ck + w.r; ++k)
+    for (std::int64_t j = w.cj - w.r; j <= w.cj + w.r; ++j)
+      for (std::int64_t i = w.ci - w.r; i <= w.ci + w.r; ++i) {
+        if (!s.grid.inside(i, j, k) || !s.gm(i, j, k) || s.brodmann(i, j, k) != ba4) continue;
+        const Eigen::Vector3d p = s.grid.ras(i, j, k).v;
+        const double from = (p - out.prior).norm();
+        if (from > opt.refine_radius_mm || s.gyral_depth(i, j, k) > min_depth + opt.crown_depth_mm) continue;
+        const double height = std::abs((p - out.prior).dot(superior));
+        if (height > kKnobMaxHeightMm) continue;
+        scored.emplace_back(scalp.depth(p) + kKnobDistanceWeight * from + std::max(0.0, height - kKnobFreeHeightMm), p);
       }
-      centre /= weights;
-      // The soft-min centre itself (continuous), kept in grey matter.
-      std::vector<Eigen::Vector3d> pool;
-      for (const auto& [score, p] : scored)
-        if (score - best_score < 5.0 * 1.5) pool.push_back(p);
-      chosen = onto_gm(centre, pool);
+  double best_score = std::numeric_limits<double>::infinity();
+  for (const auto& c : scored) best_score = std::min(best_score, c.first);
+  Eigen::Vector3d chosen = snapped;
+  if (!scored.empty()) {
+    Eigen::Vector3d centre = Eigen::Vector3d::Zero();
+    double weights = 0;
+    for (const auto& [score, p] : scored) {
+      const double wt = std::exp(-(score - best_score) / kKnobTemperatureMm);
+      centre += wt * p;
+      weights += wt;
     }
-    out.refine_shift_mm = (chosen - snapped).norm();
-    out.cortical = chosen;
-    if (!std::isfinite(best_score))
-      out.warnings.push_back("no precentral (BA4) grey matter near the target: hand-knob refinement skipped");
+    centre /= weights;
+    // The soft-min centre itself (continuous), kept in grey matter.
+    std::vector<Eigen::Vector3d> pool;
+    for (const auto& [score, p] : scored)
+      if (score - best_score < kWeightCutoff * kKnobTemperatureMm) pool.push_back(p);
+    chosen = onto_gm(s, centre, pool);
   }
+  out.refine_shift_mm = (chosen - snapped).norm();
+  out.cortical = chosen;
+  if (!std::isfinite(best_score))
+    out.warnings.push_back("no precentral (BA4) grey matter near the target: hand-knob refinement skipped");
+}
 
-  // 4. Scalp entry: the nearest scalp point, and the point whose scalp normal passes through the
-  //    target (the coil goes there), normal, coil pose.
+// 4. Scalp entry: the nearest scalp point, and the point whose scalp normal passes through the
+//    target (the coil goes there), normal, coil pose.
+void place_coil(const Subject& s, const Scalp& scalp, const Request& req, const std::string& hemisphere,
+                const std::string& who, const Options& opt, Pick& out) {
   out.scalp_nearest = scalp.nearest(out.cortical);
   out.scalp = scalp.entry(out.cortical);
   out.normal = scalp.normal(out.scalp);
@@ -402,7 +425,7 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
   const Eigen::Matrix3d axes = anatomical_axes(s, s.subject_to_mni(out.cortical));
   const double lateral_sign =
       hemisphere.empty() ? (s.subject_to_mni(out.cortical)[0] < 0 ? -1.0 : 1.0) : (hemisphere == "left" ? -1.0 : 1.0);
-  out.handle_angle_deg = req.handle_angle_deg.value_or(45.0);
+  out.handle_angle_deg = req.handle_angle_deg.value_or(kDefaultHandleDeg);
   if (out.handle_rule != "posterior_lateral_45" && !req.handle_angle_deg)
     throw Error("unknown handle rule '" + out.handle_rule + "' for " + who);
   const double a = out.handle_angle_deg * M_PI / 180.0;
@@ -422,12 +445,36 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
     out.handle_rule = "handle backwards, 45 degrees away from the midline (posterior-to-anterior current)";
   else
     out.handle_rule = fmt::format("handle {:.0f} degrees from posterior toward lateral (user)", out.handle_angle_deg);
+}
+
+}  // namespace
+
+Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Request& req, const Options& opt) {
+  Pick out;
+  out.name = req.name;
+  const LibraryEntry* entry = nullptr;
+  describe_request(lib, req, out, entry);
+  const std::string who = "target '" + out.name + "'";
+
+  const Eigen::Vector3d mni = into_subject(s, scalp, req, who, out);
+  const Eigen::Vector3d prior_ijk = ras_to_voxel(s.grid.vox2ras, RasPoint(out.prior)).v;
+  Window w;
+  w.r =
+      static_cast<int>(std::ceil(std::max(opt.snap_radius_mm, opt.refine_radius_mm) / s.grid.spacing_mm().minCoeff())) +
+      1;
+  w.ci = std::lround(prior_ijk[0]);
+  w.cj = std::lround(prior_ijk[1]);
+  w.ck = std::lround(prior_ijk[2]);
+  const double min_depth = snap_to_crown(s, w, opt, who, out);
+  if (entry && entry->refine == "hand_knob" && !s.brodmann.data.empty())
+    refine_hand_knob(s, scalp, *entry, mni, w, min_depth, opt, out);
+  place_coil(s, scalp, req, out.hemisphere, who, opt, out);
 
   if (out.scalp_to_cortex_mm > opt.deep_warning_mm)
     out.warnings.push_back(
         fmt::format("target is {:.1f} mm below the scalp (deeper than {:.0f} mm): stimulation may not reach it",
                     out.scalp_to_cortex_mm, opt.deep_warning_mm));
-  if (out.snap_shift_mm > 0.8 * opt.snap_radius_mm)
+  if (out.snap_shift_mm > kSnapWarningFraction * opt.snap_radius_mm)
     out.warnings.push_back(
         fmt::format("snapped {:.1f} mm to reach grey matter: check the registration", out.snap_shift_mm));
   const Eigen::Vector3d cijk = ras_to_voxel(s.grid.vox2ras, RasPoint(out.cortical)).v;
@@ -438,32 +485,26 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
 }
 
 nlohmann::json Pick::to_json() const {
-  nlohmann::json pose_rows = nlohmann::json::array();
-  for (int rr = 0; rr < 4; ++rr) {
-    nlohmann::json row = nlohmann::json::array();
-    for (int c = 0; c < 4; ++c) row.push_back(std::round(pose(rr, c) * 1e6) / 1e6);
-    pose_rows.push_back(row);
-  }
   nlohmann::json j = {{"name", name},
                       {"description", description},
                       {"source", source},
                       {"input", input},
-                      {"prior_ras", vec_json(prior)},
-                      {"cortical_ras", vec_json(cortical)},
+                      {"prior_ras", vec3_to_json(prior)},
+                      {"cortical_ras", vec3_to_json(cortical)},
                       {"snap_shift_mm", std::round(snap_shift_mm * 100) / 100},
                       {"refine_shift_mm", std::round(refine_shift_mm * 100) / 100},
-                      {"scalp_ras", vec_json(scalp)},
-                      {"scalp_nearest_ras", vec_json(scalp_nearest)},
-                      {"scalp_normal_ras", vec_json(normal)},
-                      {"coil_centre_ras", vec_json(centre)},
-                      {"coil_pose_ras", pose_rows},
-                      {"handle_direction_ras", vec_json(handle)},
+                      {"scalp_ras", vec3_to_json(scalp)},
+                      {"scalp_nearest_ras", vec3_to_json(scalp_nearest)},
+                      {"scalp_normal_ras", vec3_to_json(normal)},
+                      {"coil_centre_ras", vec3_to_json(centre)},
+                      {"coil_pose_ras", mat4_to_json(pose)},
+                      {"handle_direction_ras", vec3_to_json(handle)},
                       {"handle_rule", handle_rule},
                       {"handle_angle_deg", handle_angle_deg},
                       {"scalp_to_cortex_mm", std::round(scalp_to_cortex_mm * 100) / 100},
                       {"atlas", atlas},
                       {"warnings", warnings}};
-  if (mni) j["mni"] = vec_json(*mni);
+  if (mni) j["mni"] = vec3_to_json(*mni);
   if (!classical.is_null()) j["classical"] = classical;
   return j;
 }
@@ -474,7 +515,7 @@ nlohmann::json classical_positions(const Subject& s, const Scalp& scalp, const L
   const auto f3 = lib.eeg_mni.find("F3");
   if (f3 != lib.eeg_mni.end()) {
     const Eigen::Vector3d p = scalp.nearest(s.mni_to_subject(f3->second));
-    out["eeg_F3_scalp_ras"] = vec_json(p);
+    out["eeg_F3_scalp_ras"] = vec3_to_json(p);
     out["eeg_F3_to_target_scalp_mm"] = std::round((p - dlpfc.scalp).norm() * 10) / 10;
     out["eeg_F3_note"] = "F3 of the 10-10 system on the MNI head (" + lib.eeg_source + ") carried to this head";
   }
@@ -490,7 +531,7 @@ nlohmann::json classical_positions(const Subject& s, const Scalp& scalp, const L
       walked += (q - p).norm();
       p = q;
     }
-    out["rule_5cm_scalp_ras"] = vec_json(p);
+    out["rule_5cm_scalp_ras"] = vec3_to_json(p);
     out["rule_5cm_to_target_scalp_mm"] = std::round((p - dlpfc.scalp).norm() * 10) / 10;
     out["rule_5cm_note"] = fmt::format(
         "5 cm anterior of the {} scalp point along the scalp (ten 5 mm steps; path {:.1f} mm)", m1->name, walked);

@@ -1,4 +1,7 @@
-# Sourced by scripts/bench.sh and scripts/bench/pipeline.sh (needs WORK and ROWS set).
+# Sourced by the benchmark scripts of scripts/bench/ (needs WORK and ROWS set).
+# bench_requires PKG...: installs the Debian packages a benchmark needs (python3-nibabel,
+# python3-scipy, python3-dipy, time, bc ...) when missing, through scripts/setup.sh.
+bench_requires() { TMSPLAN_EXTRA_PACKAGES="$*" "$(dirname "${BASH_SOURCE[0]}")/../setup.sh" --packages-only; }
 # row STEP DATA WALL CPU MIB FIGURES: one table row.
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$ROWS"; }
 # timed CMD...: runs CMD under /usr/bin/time; sets T_WALL T_CPU (user+sys) T_MIB (peak RSS).

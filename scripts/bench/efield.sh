@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# efield rows for scripts/bench.sh (needs BIN WORK ROWS THREADS; run after pipeline.sh, whose
+# efield rows for scripts/bench/bench.sh (needs BIN WORK ROWS THREADS; run after pipeline.sh, whose
 # subject folders it reuses): per subject, the efield step with each model (time, memory), the
 # M1 optimum handle angle against the 45-degree rule, |E| and |E.n| at each target under both
 # models, the E-field dose of each target next to Stokes' (nominal RMT 50 %MSO: the ratio is what
@@ -7,6 +7,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/scripts/bench/common.sh"
+bench_requires python3 time bc
 PY=/usr/bin/python3
 summary() {  # summary FILE: one line of figures per target
   $PY - "$1" <<'PY'

@@ -2,7 +2,7 @@
 # bidsify.sh WORK DEST KEY [SOURCE]: copies one subject's plan into BIDS-derivatives names, with a
 # JSON sidecar per image ("Sources": SOURCE, a bids:: URI of the raw T1w) and the dseg look-up table.
 # Rules checked by tests/cluster/check_bids.py (docs/pipeline.md). Files that are not BIDS
-# (transforms, surfaces, targets, navigator exports in KEY_plan/) are listed in .bidsignore.
+# (transforms, surfaces, targets, efield maps, navigator exports in KEY_plan/) are listed in .bidsignore.
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: bidsify.sh WORK DEST KEY [SOURCE]" >&2; exit 2; }
 work=$1; dest=$2; key=$3; source=${4:-}
@@ -34,6 +34,20 @@ put from_mni_warp.nii.gz from-MNIColin27_to-T1w_mode-image_desc-warp_xfm.nii.gz
 [ -f "$work/pial.surf.gii" ] && put pial.surf.gii desc-pial.surf.gii
 [ -f "$work/white.surf.gii" ] && put white.surf.gii desc-white.surf.gii
 put targets.json desc-tms_targets.json
+# The efield step's outputs, when it ran: targets with the field's coil poses, and per target |E|
+# near it (volume, and |E| and E.n on the pial surface). Not BIDS: .bidsignore lists *_efield.*.
+if [ -f "$work/targets_efield.json" ]; then
+  put targets_efield.json desc-efield_targets.json
+  for f in "$work"/efield_*.nii.gz; do
+    [ -e "$f" ] || continue
+    t=${f##*/efield_}
+    t=${t%.nii.gz}
+    label=${t//[^A-Za-z0-9]/}
+    put "efield_$t.nii.gz" "desc-${label}_efield.nii.gz" \
+      "\"Description\": \"|E| within 40 mm of target $t at the chosen coil pose, V/m per A/us (efield)\""
+    if [ -f "$work/efield_$t.func.gii" ]; then put "efield_$t.func.gii" "desc-${label}_efield.func.gii"; fi
+  done
+fi
 rm -rf "$dest/${key}_plan.tmp$$"
 command cp -r "$work/plan" "$dest/${key}_plan.tmp$$"
 rm -rf "$dest/${key}_plan"

@@ -1,7 +1,8 @@
 // Writes the generated part of the fuzz seed corpus: small valid files of each format, made by
 // the library's own writers, plus byte-level variants of a NIfTI file that the writers never make
 // (big-endian, an extension, qform only, scaled int16). Usage: fuzz-make-seeds CORPUS_DIR
-// (subfolders nifti/, navigators/, itk_affine/ must exist). The JSON corpora are copies of data/.
+// (subfolders nifti/, navigators/, itk_affine/ must exist). The JSON readers are also seeded with
+// the current data/*.json by scripts/dev/fuzz.sh (no copies kept in the corpus).
 #include <Eigen/Geometry>
 
 #include <algorithm>

@@ -20,51 +20,36 @@ int main(int argc, char** argv) {
                  "Outputs in the subject folder: targets_efield.json (targets.json with an efield block per target\n"
                  "and the chosen coil pose), efield.json (record), efield_<target>.func.gii (|E| and E.n on\n"
                  "pial.surf.gii), efield_<target>.nii.gz (|E| within 40 mm), efield_<target>_qc.png.\n"
-                 "Fields are V/m per A/us of coil current slope.\n"
-                 "`efield probe --pose POSE --points FILE [--coil C] [--model sphere|bem|primary]` prints\n"
-                 "x,y,z,ex,ey,ez (RAS mm, V/m) per point.");
+                 "Fields are V/m per A/us of coil current slope.");
   auto& app = tool.app();
   efield::Params p;
-  std::optional<double> didt, rmt;
   app.add_option("-s,--subject-dir", p.subject_dir, "Subject folder (target-pick's outputs)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--targets", p.targets, "targets.json to read (default: SUBJECT_DIR/targets.json)")
       ->check(CLI::ExistingFile);
   app.add_option("--coil", p.coil, "Coil: a preset name (fig8-70) or a SimNIBS .ccd file")->capture_default_str();
-  app.add_option("--model", p.model, "Field model")->capture_default_str()->check(CLI::IsMember({"bem", "sphere"}));
-  app.add_option("--objective", p.objective, "What the placement maximises at the target ROI")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"normal", "magnitude"}));
-  app.add_option("--orientation", p.orientation, "Which pose goes to the navigator files: the field's or the rule's")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"field", "rule"}));
-  app.add_option("--roi-radius", p.roi_radius_mm, "Grey-matter ROI radius around the target (mm)")
-      ->capture_default_str()
-      ->check(CLI::Range(1.0, 20.0));
-  app.add_option("--search-radius", p.search_radius_mm, "Coil centres searched within this distance of the entry (mm)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 30.0));
-  app.add_option("--angle-step", p.angle_step_deg, "Handle angle step (degrees)")
-      ->capture_default_str()
-      ->check(CLI::Range(1.0, 5.0));
-  app.add_option("--didt", didt, "Stimulator dI/dt at 100 % MSO, A/us (default: the coil file's dIdtmax)")
-      ->check(CLI::Range(1.0, 1000.0));
-  app.add_option("--rmt", rmt, "Resting motor threshold (% MSO) measured at the M1 target: gives the E-field dose")
-      ->check(CLI::Range(1.0, 100.0));
+  cli::add_choice(app, "--model", p.model, "Field model", {"bem", "sphere"});
+  cli::add_choice(app, "--objective", p.objective, "What the placement maximises at the target ROI",
+                  {"normal", "magnitude"});
+  cli::add_choice(app, "--orientation", p.orientation,
+                  "Which pose goes to the navigator files: the field's or the rule's", {"field", "rule"});
+  cli::add_bounded(app, "--roi-radius", p.roi_radius_mm, "Grey-matter ROI radius around the target (mm)", 1, 20);
+  cli::add_bounded(app, "--search-radius", p.search_radius_mm,
+                   "Coil centres searched within this distance of the entry (mm)", 0, 30);
+  cli::add_bounded(app, "--angle-step", p.angle_step_deg, "Handle angle step (degrees)", 1, 5);
+  cli::add_bounded(app, "--didt", p.didt, "Stimulator dI/dt at 100 % MSO, A/us (default: the coil's dIdtmax)", 1, 1000);
+  cli::add_bounded(app, "--rmt", p.rmt, "Resting motor threshold (% MSO) at the M1 target: the E-field dose", 1, 100);
   app.add_option("--reference-target", p.reference_target,
                  "Target whose field the RMT matches (default: the plan's motor target)");
-  app.add_option("--conductor-offset", p.conductor_offset_mm, "Conductor surface beyond the brain mask's edge (mm)")
-      ->capture_default_str()
-      ->check(CLI::Range(-5.0, 8.0));
+  cli::add_bounded(app, "--conductor-offset", p.conductor_offset_mm,
+                   "Conductor surface beyond the brain mask's edge (mm)", -5, 8);
   app.add_flag("--monophasic", p.monophasic,
                "Monophasic pulses: search the whole circle (biphasic: angles modulo 180)");
   app.add_flag("--strict", p.strict, "Refuse a dose above --max-intensity");
-  app.add_option("--max-intensity", p.max_intensity, "Highest deliverable intensity (% MSO)")
-      ->capture_default_str()
-      ->check(CLI::Range(1.0, 100.0));
+  cli::add_bounded(app, "--max-intensity", p.max_intensity, "Highest deliverable intensity (% MSO)", 1, 100);
 
-  auto* pr = app.add_subcommand("probe", "The field of one coil pose at listed points");
-  pr->fallthrough();  // the common options (--threads, --verbose ...) may follow the subcommand
+  // fallthrough: the common options (--threads, --verbose ...) may follow the subcommand.
+  auto* pr = app.add_subcommand("probe", "The field of one coil pose at points: x,y,z,ex,ey,ez lines")->fallthrough();
   efield::ProbeParams q;
   std::string centre;
   pr->add_option("--coil", q.coil, "Coil: a preset name or a .ccd file")->capture_default_str();
@@ -75,13 +60,10 @@ int main(int argc, char** argv) {
   pr->add_option("--points", q.points, "Text file of x,y,z lines (RAS mm)")->required()->check(CLI::ExistingFile);
   pr->add_option("--model", q.model, "sphere, bem or primary (free space)")->capture_default_str();
   pr->add_option("--sphere-centre", centre, "Sphere centre x,y,z (RAS mm) for --model sphere");
-  pr->add_option("--surface", q.surface, "Closed, outward-oriented GIfTI surface (RAS mm) for --model bem")
-      ->check(CLI::ExistingFile);
+  pr->add_option("--surface", q.surface, "Closed outward GIfTI surface (RAS mm), bem model")->check(CLI::ExistingFile);
   pr->add_option("--didt", q.didt, "dI/dt in A/us (default 1)")->capture_default_str();
 
-  auto* fit = app.add_subcommand("fit-coil",
-                                 "Fit the built-in flat figure-8 model to a coil file; prints its geometry as JSON");
-  fit->fallthrough();
+  auto* fit = app.add_subcommand("fit-coil", "Fit the built-in figure-8 model to a coil; prints JSON")->fallthrough();
   std::string fit_file;
   fit->add_option("coil", fit_file, "Reference coil (.ccd)")->required()->check(CLI::ExistingFile);
 
@@ -92,17 +74,12 @@ int main(int argc, char** argv) {
     }
     if (pr->parsed()) {
       if (!centre.empty()) q.sphere_centre = cli::parse_triple(centre, "--sphere-centre");
-      const std::string text = efield::probe(q);
-      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fputs(efield::probe(q).c_str(), stdout);
       return;
     }
     if (p.subject_dir.empty()) throw UsageError("--subject-dir is required (or use the probe subcommand)");
-    p.didt = didt;
-    p.rmt = rmt;
     OutputSet out(p.subject_dir, tool.common().force);
-    for (const auto& [role, name] :
-         efield::output_names(efield::target_names(p.targets.empty() ? p.subject_dir + "/targets.json" : p.targets)))
-      out.add(role, name);
+    for (const auto& [role, name] : efield::output_names(p)) out.add(role, name);
     out.check();
     Record record("efield", argc, argv);
     efield::run(p, out, record);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench.sh [--quick]: speed and accuracy of every step, with peers, printed as one table.
+# scripts/bench/bench.sh [--quick]: speed and accuracy of every step, with peers, printed as one table.
 #   Real data: ../shared/data/philips-mprage (skipped with a message when absent).
 #   Known answers: the scanner-like Colin27 copies made by make-samples.
 #   Peers (Debian packages, installed when missing), on the same input and scored on the same
@@ -10,7 +10,7 @@
 # Timing comes from /usr/bin/time (wall, CPU = user+sys, peak RSS). Nothing here is pass/fail.
 set -euo pipefail
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 TMSPLAN_EXTRA_PACKAGES="python3-dipy python3-nibabel python3-scipy time bc" scripts/setup.sh
 BIN=${BUILD_DIR:-build}/bin

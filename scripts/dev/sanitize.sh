@@ -5,16 +5,17 @@
 # tools that tests start as child processes (they write to log files that are checked at the end,
 # since a bad-input test expects exit code 1 and a single stderr line and could not tell).
 #
-#   scripts/sanitize.sh                            # the whole suite once, regression test included
-#   CTEST_ARGS="-L sanitize" scripts/sanitize.sh   # unit tests + bad-input catalogues, half the time
-#   CTEST_ARGS="-L sanitize -R navigator" scripts/sanitize.sh
+#   scripts/dev/sanitize.sh                            # the whole suite once, regression test included
+#   CTEST_ARGS="-L sanitize" scripts/dev/sanitize.sh   # unit tests + bad-input catalogues, half the time
+#   CTEST_ARGS="-L sanitize -R navigator" scripts/dev/sanitize.sh
 #
 # The "sanitize" label is given by tests/CMakeLists.txt in sanitizer builds to a second listing of
-# the Catch tests tagged [unit], [cli] or [reliability]; the plain listing holds every test.
+# the Catch tests tagged [unit], [cli], [reliability], [targets] or [plan] (not [data]); the plain
+# listing holds every test.
 # No LeakSanitizer suppressions are needed (ITK/GDCM report no leaks in these runs). Measured build
 # and test times: docs/reliability.md.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
 export BUILD_DIR=${BUILD_DIR:-build-asan}

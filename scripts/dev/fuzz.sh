@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of tests/fuzz (clang, -fsanitize=fuzzer,address,undefined) into
 # ${BUILD_DIR:-build-fuzz} and runs each for SECONDS (default 60) on a scratch copy of its seed
-# corpus (tests/fuzz/corpus/<target>/, plus ../shared/data/nnav samples for the navigator readers
+# corpus (tests/fuzz/corpus/<target>/, the current data/protocols.json, safety_limits.json and
+# targets.json for the JSON readers, plus ../shared/data/nnav samples for the navigator readers
 # when present), so the repository's corpus is not grown. Prints a table (target, executions,
 # exec/s, findings) and exits 1 when any target found something (crash, escaped exception other
 # than tmsplan::Error, leak, timeout > 10 s, memory > 2 GB, undefined behaviour).
 # Findings are kept in $BUILD_DIR/fuzz-run/<target>/ (crash-*, leak-*, timeout-*, oom-*) with the
 # log; replay one with: $BUILD_DIR/fuzz/fuzz_<target> <file>.
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+#   scripts/dev/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ROOT=$PWD
 SECONDS_PER_TARGET=${1:-60}
 shift || true
@@ -48,6 +49,11 @@ for t in "${targets[@]}"; do
   work="$RUN/$t"
   mkdir -p "$work/corpus"
   [ -d "tests/fuzz/corpus/$t" ] && cp -r "tests/fuzz/corpus/$t/." "$work/corpus/"
+  # The data files these readers read in use, as they are now (the corpus keeps no copies to go stale).
+  case $t in
+    protocol) cp data/protocols.json "$work/corpus/presets.json" && cp data/safety_limits.json "$work/corpus/" ;;
+    targets_library) cp data/targets.json "$work/corpus/" ;;
+  esac
   if [ "$t" = navigators ] && [ -d ../shared/data/nnav ]; then
     # Real navigator exports (SimNIBS test files, GPL-3): used in place, never copied into the repo.
     find ../shared/data/nnav -type f ! -name 'LICENSE*' -size -64k -print0 |

@@ -1,10 +1,6 @@
+// The JSON record of a run (include/tmsplan/provenance.hpp): in io, since it hashes and writes files.
 #include "tmsplan/provenance.hpp"
-#include "tmsplan/clock.hpp"
 
-#include <sys/resource.h>
-
-#include <chrono>
-#include <ctime>
 #include <filesystem>
 
 #include "tmsplan/files.hpp"
@@ -12,26 +8,6 @@
 #include "tmsplan/version.hpp"
 
 namespace tmsplan {
-
-std::string utc_timestamp() {
-  const std::time_t t = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&t, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return stamp;
-}
-
-double now_seconds() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-
-double peak_memory_mib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
-}
 
 Record::Record(std::string tool, int argc, char** argv) : start_seconds_(now_seconds()) {
   json_["tool"] = std::move(tool);

@@ -8,7 +8,7 @@
 #   3. a screenshot of the page (default 1200 x 3000) to look at;
 #   4. a screenshot at A4 print width (760 px) with the print stylesheet applied (SCREENSHOT with
 #      "-print" before .png), and the page printed to PDF (page count).
-# Usage: scripts/check_report.sh REPORT.html [SCREENSHOT.png] [WIDTH,HEIGHT]
+# Usage: scripts/dev/check_report.sh REPORT.html [SCREENSHOT.png] [WIDTH,HEIGHT]
 # Not part of the unit tests. Installs the Debian package chromium when it is missing (needs root).
 set -euo pipefail
 
