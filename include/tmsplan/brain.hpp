@@ -1,8 +1,14 @@
 #pragma once
-/// skull-strip's library side: bias-field correction, head (scalp) mask, brain mask.
+/// skull-strip's library side: bias-field correction, head (scalp) mask, brain mask, and the
+/// whole step (brain::run) that tools/skull-strip calls.
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "tmsplan/files.hpp"
 #include "tmsplan/image.hpp"
+#include "tmsplan/provenance.hpp"
+#include "tmsplan/working_grid.hpp"
 
 namespace tmsplan {
 
@@ -29,12 +35,34 @@ struct BrainOptions {
 struct BrainResult {
   Mask brain;
   Mask head;
-  Image corrected;                                                    ///< bias-corrected T1 (float)
+  Image corrected;   ///< bias-corrected T1 (float)
+  Image bias_field;  ///< the product of both estimated fields (corrected = t1 / bias_field, up to rounding)
   Eigen::Matrix4d subject_to_template = Eigen::Matrix4d::Identity();  ///< affine used for the prior
   double registration_similarity = 0.0;
 };
 
-/// The whole skull-strip step on one T1.
+/// The whole skull-strip step on one T1, on the T1's own grid.
 BrainResult skull_strip(const Image& t1, const std::string& source_name, const BrainOptions& options = {});
 
 }  // namespace tmsplan
+
+namespace tmsplan::brain {
+
+struct Params {
+  std::string t1;      ///< NIfTI file or DICOM series folder
+  std::string series;  ///< DICOM series instance UID, when the folder holds several
+  BrainOptions options;
+  /// skull_strip runs on workgrid::choose(t1 grid, this); 0: always on the T1's own grid.
+  double working_spacing_mm = workgrid::kSpacingMm;
+};
+
+/// Output roles (OutputSet) that run() writes, with their contract file names (DESIGN.md 8).
+std::vector<std::pair<std::string, std::string>> output_names();
+
+/// The skull-strip step: reads the T1, runs skull_strip on the working grid (the T1's own grid
+/// when it is about 1 mm), brings the masks and the bias field back to the T1's grid, writes
+/// every output of `out` (registered with output_names() and checked by the caller) except the
+/// record, and fills the record's inputs, parameters, figures and outputs.
+void run(const Params& params, const OutputSet& out, Record& record);
+
+}  // namespace tmsplan::brain

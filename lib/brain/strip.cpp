@@ -130,6 +130,9 @@ BrainResult skull_strip(const Image& t1, const std::string& source_name, const B
   brain_bias.smoothing_mm = 25.0;
   const Image field = estimate_bias_field(corrected, brain, brain_bias);
   r.corrected = divide(corrected, field);
+  r.bias_field = Image(t1.grid, 0.0f);
+  for (std::size_t i = 0; i < r.bias_field.data.size(); ++i)
+    r.bias_field.data[i] = std::max(1e-3f, field_head.data[i]) * std::max(1e-3f, field.data[i]);
   r.brain = std::move(brain);
   ++progress;
   log::debug(fmt::format("  {:.1f} s", now_seconds() - t_start));

@@ -1,34 +1,56 @@
 #!/usr/bin/env bash
 # Part of scripts/bench.sh (called with BIN SAMPLES DATA WORK THREADS ROWS set): the whole
-# pipeline on the Philips scan (time and memory per step) and on Colin27 and its copies
+# pipeline on the Philips scan and on its 0.4 x 0.4 x 1.5 mm axial copy (wall, CPU and peak memory
+# per step; the copy's targets against the 1 mm plan's), and on Colin27 and its copies
 # (segmentation and targets brought back through the known transforms), plus peers.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 PY=/usr/bin/python3
 TPL=/usr/share/mricron/templates
 . "$here/scripts/bench/common.sh"  # row, timed, ratio
-# step_rows DIR DATA RECORD...: one row per record (wall seconds and peak memory it holds).
-step_rows() {
-  local dir=$1 data=$2 rec; shift 2
-  for rec in "$@"; do
-    [ -f "$dir/$rec.json" ] || continue
-    $PY - "$dir/$rec.json" "$data" >> "$ROWS" <<'PYEOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-t = r.get("time", {})
-print(f"{r['tool']}\t{sys.argv[2]}\t{t.get('wall_seconds', 0):.1f}\t-\t{t.get('peak_memory_mib', 0):.0f}\t(from the record)")
-PYEOF
-  done
-}
 TARGETS=(--target M1_hand_left --target M1_hand_right --target DLPFC_BA46 --target DLPFC_BA9)
+
+# plan_rows DIR DATA: one row per step from DIR/steps.tsv (scripts/bench/aniso.sh plan: wall, CPU,
+# peak MiB under /usr/bin/time) and the five steps' total.
+plan_rows() {
+  local tool w c m
+  while IFS=$'\t' read -r tool w c m; do
+    [ "$tool" = total ] && continue
+    row "$tool (in plan)" "$2" "$w" "$c" "$m" "plan-subject.sh, --threads $THREADS"
+  done < "$1/steps.tsv"
+  read -r _ w c m < <(grep '^total' "$1/steps.tsv")
+  row "plan (5 tools)" "$2" "$w" "$c" "$m" "sum of the steps; peak = largest single step; load $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+# efield_row DIR DATA: the same folder planned again with efield (BEM): the efield step's row.
+efield_row() {
+  local five_w=$(awk '$1 == "total" {print $2}' "$1/steps.tsv")
+  cp "$1/steps.tsv" "$1/steps-5.tsv"
+  TMSPLAN_BIN=$BIN "$here/scripts/bench/aniso.sh" plan "$3" "$1" "${TARGETS[@]}" --threads "$THREADS" > /dev/null 2>> "$WORK/pipeline-$2.log"
+  read -r _ w c m < <(grep '^efield' "$1/steps.tsv")
+  row "efield (in plan)" "$2" "$w" "$c" "$m" "BEM; whole plan with efield $(echo "$five_w + $w" | bc) s wall"
+  mv "$1/steps-5.tsv" "$1/steps.tsv"
+}
 
 if [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
   d="$WORK/pipeline-philips"; rm -rf "$d"; mkdir -p "$d"
-  tf=$(mktemp)
-  /usr/bin/time -f '%e %U %S %M' -o "$tf" "$here/scripts/plan-subject.sh" "$DATA/philips-mprage/T1w.nii.gz" "$d" \
-    "${TARGETS[@]}" --threads "$THREADS" 2> "$WORK/pipeline-philips.log"
-  read -r w u s kb < "$tf"; rm -f "$tf"
-  step_rows "$d" philips skull_strip
+  TMSPLAN_BIN=$BIN "$here/scripts/bench/aniso.sh" plan "$DATA/philips-mprage/T1w.nii.gz" "$d" \
+    "${TARGETS[@]}" --threads "$THREADS" --no-efield > /dev/null 2> "$WORK/pipeline-philips.log"
+  plan_rows "$d" philips
+  efield_row "$d" philips "$DATA/philips-mprage/T1w.nii.gz"
+
+  # The same head as a clinical sub-millimetre anisotropic scan (0.4 x 0.4 x 1.5 mm axial, 512 x
+  # 512 x 120; scripts/bench/aniso.sh make): planned on the working grid, targets against the 1 mm plan.
+  an="$WORK/philips-aniso.nii.gz"
+  [ -f "$an" ] || "$here/scripts/bench/aniso.sh" make "$DATA/philips-mprage/T1w.nii.gz" "$an" > /dev/null
+  da="$WORK/pipeline-philips-aniso"; rm -rf "$da"; mkdir -p "$da"
+  if TMSPLAN_BIN=$BIN "$here/scripts/bench/aniso.sh" plan "$an" "$da" "${TARGETS[@]}" --threads "$THREADS" --no-efield \
+       > /dev/null 2> "$WORK/pipeline-philips-aniso.log"; then
+    plan_rows "$da" philips-aniso-0.4x0.4x1.5
+    agree=$("$here/scripts/bench/aniso.sh" compare "$d/targets.json" "$da/targets.json" |
+      awk '{printf "%s %s/%s mm z %s deg; ", $1, $3, $5, $7; c = ($3 > c ? $3 : c); s = ($5 > s ? $5 : s); z = ($7 > z ? $7 : z)}
+           END {printf "max cortical %.2f mm, scalp %.2f mm, coil z %.2f deg (goal 1 mm, 2 deg)", c, s, z}')
+    row target-pick "philips-aniso vs 1 mm" - - - "cortical/scalp distance, coil z angle: $agree"
+  else row "plan (5 tools)" philips-aniso-0.4x0.4x1.5 - - - "FAILED: $(grep error "$WORK/pipeline-philips-aniso.log" | tail -1)"; fi
 
   # segment: ours, run again on the pipeline's skull-strip output under the same timer as the
   # peers; every peer reads that same input (t1w_biascorr masked by brain_mask) and is scored by
@@ -112,15 +134,12 @@ print(f\"; scalp Euler {r['surfaces']['scalp']['euler']}; registration stages {s
     else row "peer: ANTs antsRegistration" philips - - - "FAILED (see $WORK/last.err)"; fi
   fi
 
-  step_rows "$d" philips target_pick
   tp=$($PY -c "
 import json
 t = json.load(open('$d/targets.json'))['targets']
 print('; '.join(f\"{x['name']} depth {x['scalp_to_cortex_mm']} mm\" + (f\", F3 {x['classical'].get('eeg_F3_to_target_scalp_mm')} mm, 5cm {x['classical'].get('rule_5cm_to_target_scalp_mm')} mm\" if x.get('classical') else '') for x in t))")
   row target-pick philips - - - "$tp"
   row target-pick "philips checks" - - - "$(target_checks "$d")"
-  step_rows "$d" philips plan/protocol_export
-  row "plan-subject (5 tools)" philips "$w" "$(echo "$u + $s" | bc)" "$((kb / 1024))" "whole plan; peak = largest single step"
 fi
 
 # Independent checks of a folder's targets: cortical point in GM, scalp point on the head-mask

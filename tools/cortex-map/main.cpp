@@ -3,10 +3,10 @@
 #include <cstdio>
 
 #include "tmsplan/cli.hpp"
+#include "tmsplan/cortex_map.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/provenance.hpp"
-#include "tmsplan/warp.hpp"
 
 using namespace tmsplan;
 
