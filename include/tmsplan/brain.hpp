@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "tmsplan/data.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/image.hpp"
 #include "tmsplan/provenance.hpp"
@@ -28,8 +29,8 @@ Image estimate_bias_field(const Image& t1, const Mask& mask, const BiasOptions& 
 Mask head_mask(const Image& t1, const std::string& source_name);
 
 struct BrainOptions {
-  std::string template_head = "/usr/share/mricron/templates/ch2.nii.gz";
-  std::string template_brain = "/usr/share/mricron/templates/ch2bet.nii.gz";
+  std::string template_head = kMniTemplateHead;
+  std::string template_brain = kMniTemplateBrain;
 };
 
 struct BrainResult {

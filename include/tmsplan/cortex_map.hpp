@@ -8,6 +8,7 @@
 
 #include <Eigen/Core>
 
+#include "tmsplan/data.hpp"
 #include "tmsplan/deformable.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/image.hpp"
@@ -24,8 +25,8 @@ struct Params {
   std::string brain;  ///< brain_mask.nii.gz, on the T1 grid
   std::string head;   ///< head_mask.nii.gz, on the T1 grid
   std::string dseg;   ///< dseg.nii.gz (0/1 CSF/2 GM/3 WM); empty: intensity classes, with a warning
-  std::string template_head = std::string(kTemplateDir) + "/ch2.nii.gz";
-  std::string template_brain = std::string(kTemplateDir) + "/ch2bet.nii.gz";
+  std::string template_head = kMniTemplateHead;
+  std::string template_brain = kMniTemplateBrain;
   std::string atlas_dir = kTemplateDir;
   DeformableOptions registration;
 };

@@ -44,6 +44,7 @@ struct Tables {
 
 Eigen::Vector3d corner_pos(int c) { return Eigen::Vector3d(c & 1, (c >> 1) & 1, (c >> 2) & 1); }
 
+// long_functions: table (the marching-cubes lookup tables, built once; one piece reads as the derivation)
 const Tables& tables() {
   static const Tables t = [] {
     Tables tb{};

@@ -17,6 +17,7 @@
 #include "tmsplan/progress.hpp"
 #include "tmsplan/provenance.hpp"
 #include "tmsplan/resample.hpp"
+#include "tmsplan/working_grid.hpp"
 
 namespace tmsplan::tissue {
 
@@ -810,27 +811,11 @@ Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
 
 // ---- working grid ---------------------------------------------------------------------------
 // A grid finer than the working spacing (e.g. 0.4 x 0.4 x 1.5 mm clinical scans): the model runs
-// on a near-1 mm grid (anti-aliased: Gaussian of the missing width, then linear sampling), and
-// the probabilities come back to the input grid by linear sampling; dseg is their argmax there.
-// Everything about the working grid is in this section.
+// on the shared near-1 mm working grid (include/tmsplan/working_grid.hpp: box-averaged, anti-
+// aliased), and the probabilities come back to the input grid by linear sampling; dseg is their
+// argmax there. Everything about the working grid is in this section.
 
-// An input axis finer than this share of the working spacing is resampled to it.
-constexpr double kFinerThan = 0.9;
-
-Grid working_grid(const Grid& input, double spacing_mm) {
-  const Eigen::Vector3d sp = input.spacing_mm();
-  if (!(spacing_mm > 0) || sp.minCoeff() >= kFinerThan * spacing_mm) return input;
-  Grid g;
-  Eigen::Matrix4d scale = Eigen::Matrix4d::Identity();
-  for (int a = 0; a < 3; ++a) {
-    const double ratio = sp[a] < kFinerThan * spacing_mm ? spacing_mm / sp[a] : 1.0;
-    g.dim[a] = std::max<std::int64_t>(1, std::int64_t(std::ceil(double(input.dim[a]) / ratio - 1e-6)));
-    scale(a, a) = ratio;
-    scale(a, 3) = 0.5 * (ratio - 1.0);  // the first working voxel starts where the input's first one does
-  }
-  g.vox2ras = RasMatrix(input.vox2ras.m * scale);
-  return g;
-}
+Grid working_grid(const Grid& input, double spacing_mm) { return workgrid::choose(input, spacing_mm); }
 
 namespace {
 
@@ -852,13 +837,10 @@ void measure_volumes(Result& r, const Mask& mask) {
 
 // The model on the working grid, its maps brought back to the input grid.
 Result segment_on_working_grid(const Image& t1, const Mask& mask, const Params& params, const Grid& work) {
-  const Eigen::Vector3d sp = t1.grid.spacing_mm();
   const double w = params.working_spacing_mm;
-  const double sigma = std::sqrt(std::max(0.0, w * w - sp.minCoeff() * sp.minCoeff())) / 2.355;
   const Eigen::Matrix4d same = Eigen::Matrix4d::Identity();
-  const Image wt1 = resample_affine(gaussian_smooth(t1, sigma), work, same, Interp::Linear, 0.0f);
-  const Mask wmask =
-      threshold(resample_affine(gaussian_smooth(to_image(mask), sigma), work, same, Interp::Linear, 0.0f), 0.5f);
+  const Image wt1 = workgrid::to_work(t1, work);
+  const Mask wmask = workgrid::mask_to_work(mask, work);
   log::debug(fmt::format("working grid {}x{}x{} at {:.2f}x{:.2f}x{:.2f} mm", work.dim[0], work.dim[1], work.dim[2],
                          work.spacing_mm()[0], work.spacing_mm()[1], work.spacing_mm()[2]));
   check_inputs(wt1, wmask, params);
@@ -877,7 +859,7 @@ Result segment_on_working_grid(const Image& t1, const Mask& mask, const Params& 
     const Image ext = masked_smooth(p, wmask, 1.5 * w);
     for (std::size_t i = 0; i < p.data.size(); ++i)
       if (!wmask.data[i]) p.data[i] = ext.data[i];
-    r.probability[std::size_t(c)] = resample_affine(p, t1.grid, same, Interp::Linear, 0.0f);
+    r.probability[std::size_t(c)] = workgrid::image_to_input(p, t1.grid);
     p = Image();
   }
   r.bias_field = resample_affine(wr.bias_field, t1.grid, same, Interp::Linear, 1.0f);

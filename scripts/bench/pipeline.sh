@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Part of scripts/bench.sh (called with BIN SAMPLES DATA WORK THREADS ROWS set): the whole
+# Part of scripts/bench/bench.sh (called with BIN SAMPLES DATA WORK THREADS ROWS set): the whole
 # pipeline on the Philips scan and on its 0.4 x 0.4 x 1.5 mm axial copy (wall, CPU and peak memory
 # per step; the copy's targets against the 1 mm plan's), and on Colin27 and its copies
 # (segmentation and targets brought back through the known transforms), plus peers.
@@ -8,6 +8,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 PY=/usr/bin/python3
 TPL=/usr/share/mricron/templates
 . "$here/scripts/bench/common.sh"  # row, timed, ratio
+bench_requires python3-dipy python3-nibabel python3-scipy time bc  # the evaluators and the dipy peers
 TARGETS=(--target M1_hand_left --target M1_hand_right --target DLPFC_BA46 --target DLPFC_BA9)
 
 # plan_rows DIR DATA: one row per step from DIR/steps.tsv (scripts/bench/aniso.sh plan: wall, CPU,

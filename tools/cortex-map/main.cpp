@@ -32,12 +32,7 @@ int main(int argc, char** argv) {
                  "grey and white matter are approximated by intensity classes")
       ->check(CLI::ExistingFile);
   app.add_option("-o,--out-dir", out_dir, "Folder for the outputs (must exist)");
-  app.add_option("--template", p.template_head, "Template head in MNI space (needs --template-brain)")
-      ->capture_default_str()
-      ->check(CLI::ExistingFile);
-  app.add_option("--template-brain", p.template_brain, "Template brain on the template grid (> 0.5 inside)")
-      ->capture_default_str()
-      ->check(CLI::ExistingFile);
+  cli::add_template_options(app, p.template_head, p.template_brain);
   app.add_option("--atlas-dir", p.atlas_dir, "Folder with brodmann, aal and HarvardOxford-cort-maxprob-thr0-1mm")
       ->capture_default_str()
       ->check(CLI::ExistingDirectory);
@@ -65,8 +60,6 @@ int main(int argc, char** argv) {
                                       {"--head", &p.head},
                                       {"--out-dir", &out_dir}})
       if (value->empty()) throw UsageError(std::string(name) + " is required (or use the map-point subcommand)");
-    if (app.count("--template") && !app.count("--template-brain"))
-      throw UsageError("--template needs --template-brain (the deformable stage fits the template's brain)");
     for (int n : p.registration.iterations)
       if (n < 0 || n > 1000) throw UsageError("--iterations must be 0..1000 per level");
 

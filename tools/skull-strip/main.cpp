@@ -18,9 +18,7 @@ int main(int argc, char** argv) {
   app.add_option("t1", p.t1, "T1-weighted head: NIfTI (.nii, .nii.gz) or a DICOM series folder")->required();
   app.add_option("-o,--out-dir", out_dir, "Folder for the outputs (must exist)")->required();
   app.add_option("--series", p.series, "DICOM series instance UID, when the folder holds several");
-  app.add_option("--template", p.options.template_head, "Template head (MNI space)")->check(CLI::ExistingFile);
-  app.add_option("--template-brain", p.options.template_brain, "Template brain (same space, > 0 inside)")
-      ->check(CLI::ExistingFile);
+  cli::add_template_options(app, p.options.template_head, p.options.template_brain);
   return tool.run(argc, argv, [&] {
     const bool force = tool.common().force;
     OutputSet out(out_dir, force);
