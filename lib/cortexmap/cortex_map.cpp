@@ -85,26 +85,6 @@ Mask label_mask(const Labels& labels, int value) {
   return m;
 }
 
-// Chessboard dilation by one voxel (the 3x3x3 box), separable along the axes.
-Mask dilate_one_voxel(const Mask& mask) {
-  Mask cur = mask;
-  const auto& d = mask.grid.dim;
-  for (int axis = 0; axis < 3; ++axis) {
-    Mask next = cur;
-    const std::int64_t stride = axis == 0 ? 1 : axis == 1 ? d[0] : d[0] * d[1];
-    for (std::int64_t k = 0; k < d[2]; ++k)
-      for (std::int64_t j = 0; j < d[1]; ++j)
-        for (std::int64_t i = 0; i < d[0]; ++i) {
-          const std::size_t idx = mask.grid.index(i, j, k);
-          if (!cur.data[idx]) continue;
-          const std::int64_t pos = axis == 0 ? i : axis == 1 ? j : k;
-          if (pos > 0) next.data[idx - std::size_t(stride)] = 1;
-          if (pos + 1 < d[std::size_t(axis)]) next.data[idx + std::size_t(stride)] = 1;
-        }
-    cur = std::move(next);
-  }
-  return cur;
-}
 
 // An atlas's labels (1..255) where `within` is set; the labels present.
 template <class T> Labels restrict_labels(const Volume<T>& warped, const Mask& within, std::set<int>& present) {
@@ -283,7 +263,7 @@ std::vector<SubjectAtlas> write_atlases(const MniMap& map, const Work& w, const 
     write_file_atomic(out.path("atlases"), atlas_json.dump(2) + "\n", out.force());
     return atlases;
   }
-  const Mask gm_dilated = dilate_one_voxel(w.gm), input_gm_dilated = dilate_one_voxel(w.input_gm);
+  const Mask gm_dilated = dilate_box(w.gm, 1), input_gm_dilated = dilate_box(w.input_gm, 1);
   std::vector<SubjectAtlas> atlases;
   nlohmann::json atlas_json = nlohmann::json::object();
   for (const auto& spec : kAtlases) {
@@ -502,7 +482,7 @@ void fill_record(const Params& p, const DeformableResult& reg, double dice_brain
 
 std::vector<SubjectAtlas> warp_atlases(const MniMap& map, const Grid& subject_grid, const std::string& atlas_dir,
                                        const Mask& gm, const Mask& brain) {
-  const Mask gm_dilated = dilate_one_voxel(gm);
+  const Mask gm_dilated = dilate_box(gm, 1);
   std::vector<SubjectAtlas> out;
   for (const auto& spec : kAtlases) {
     SubjectAtlas a;

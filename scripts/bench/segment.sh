@@ -12,16 +12,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 # Python dependencies from Debian, installed when missing (dipy only serves the peer rows).
-need=()
-for pkg in python3-numpy python3-nibabel python3-dipy time; do
-  dpkg-query -W -f='${Status}' "$pkg" 2> /dev/null | grep -q "install ok installed" || need+=("$pkg")
-done
-if ((${#need[@]})); then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 ||
-    echo "bench/segment.sh: could not install ${need[*]}" >&2
-fi
+. "$here/scripts/bench/common.sh"
+bench_requires python3-numpy python3-nibabel python3-dipy time
 BIN=${BUILD_DIR:-build}/bin
 SAMPLES=${BUILD_DIR:-build}/samples
 DATA=${TMSPLAN_SHARED_DATA:-$here/../shared/data}
