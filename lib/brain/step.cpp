@@ -7,7 +7,6 @@
 #include "tmsplan/brain.hpp"
 #include "tmsplan/filters.hpp"
 #include "tmsplan/log.hpp"
-#include "tmsplan/parallel.hpp"
 #include "tmsplan/qc.hpp"
 
 namespace tmsplan::brain {
@@ -56,16 +55,15 @@ void run(const Params& p, const OutputSet& out, Record& record) {
   WriteOptions wo;
   wo.force = force;
   wo.description = "tmsplan skull-strip";
-  // The writes (compression) and the QC picture side by side: same bytes whatever runs where.
-  parallel_tasks({[&] { write_image(out.path("t1w_biascorr"), result.corrected, wo); },
-                  [&] {
-                    QcFigure qc(result.corrected, RasPoint(centroid_ras(result.brain)));
-                    qc.add_outline(result.head, {255, 200, 0});
-                    qc.add_outline(result.brain, {0, 220, 80});
-                    qc.write_png(out.path("qc"), force);
-                  },
-                  [&] { write_mask(out.path("brain_mask"), result.brain, wo); },
-                  [&] { write_mask(out.path("head_mask"), result.head, wo); }});
+  // One after the other, in the OutputSet's order: two runs racing into one folder then meet on
+  // the same first file, so exactly one of them wins (tests/test_reliability.cpp, concurrent runs).
+  write_image(out.path("t1w_biascorr"), result.corrected, wo);
+  write_mask(out.path("brain_mask"), result.brain, wo);
+  write_mask(out.path("head_mask"), result.head, wo);
+  QcFigure qc(result.corrected, RasPoint(centroid_ras(result.brain)));
+  qc.add_outline(result.head, {255, 200, 0});
+  qc.add_outline(result.brain, {0, 220, 80});
+  qc.write_png(out.path("qc"), force);
 
   record.parameters() = {{"template_head", p.options.template_head}, {"template_brain", p.options.template_brain}};
   record.figures() = {{"brain_volume_ml", volume_ml(result.brain)},
