@@ -85,7 +85,6 @@ Mask label_mask(const Labels& labels, int value) {
   return m;
 }
 
-
 // An atlas's labels (1..255) where `within` is set; the labels present.
 template <class T> Labels restrict_labels(const Volume<T>& warped, const Mask& within, std::set<int>& present) {
   Labels labels(warped.grid, 0);
