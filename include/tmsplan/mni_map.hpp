@@ -50,8 +50,9 @@ class MniMap {
   Eigen::Vector3d to_mni(const Eigen::Vector3d& subject_ras) const;
 
   /// Resamples a template-space image onto `subject_grid` (e.g. an atlas, nearest neighbour).
-  Image template_to_subject_image(const Image& mni_image, const Grid& subject_grid, Interp interp,
-                                  float outside = 0.0f) const;
+  /// With `only` (a mask on `subject_grid`), voxels outside it are not sampled: they get `outside`.
+  Image template_to_subject_image(const Image& mni_image, const Grid& subject_grid, Interp interp, float outside = 0.0f,
+                                  const Mask* only = nullptr) const;
   /// Resamples a subject image onto `template_grid`.
   Image subject_to_template_image(const Image& subject_image, const Grid& template_grid, Interp interp,
                                   float outside = 0.0f) const;

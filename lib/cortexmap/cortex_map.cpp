@@ -263,6 +263,9 @@ std::vector<SubjectAtlas> write_atlases(const MniMap& map, const Work& w, const 
     return atlases;
   }
   const Mask gm_dilated = dilate_box(w.gm, 1), input_gm_dilated = dilate_box(w.input_gm, 1);
+  // Only where an input voxel's nearest working voxel can lie (the restrictions hold on the input
+  // grid: brain, or grey matter dilated by one voxel, both within the brain grown by 2 voxels).
+  const Mask reach = mask_or(dilate_box(w.brain, 2), gm_dilated);
   std::vector<SubjectAtlas> atlases;
   nlohmann::json atlas_json = nlohmann::json::object();
   for (const auto& spec : kAtlases) {
@@ -272,7 +275,8 @@ std::vector<SubjectAtlas> write_atlases(const MniMap& map, const Work& w, const 
     a.restriction = spec.gm_only ? kGmRestriction : kBrainRestriction;
     ReadOptions ro;
     ro.refuse_constant = false;
-    const Image warped = map.template_to_subject_image(read_image(a.source, ro), w.t1.grid, Interp::Nearest, 0.0f);
+    const Image warped =
+        map.template_to_subject_image(read_image(a.source, ro), w.t1.grid, Interp::Nearest, 0.0f, &reach);
     std::set<int> present_work, present;
     a.labels = restrict_labels(warped, spec.gm_only ? gm_dilated : w.brain, present_work);
     const Labels on_input = restrict_labels(workgrid::labels_to_input_nearest(restrict_labels(warped), w.input),
@@ -490,10 +494,11 @@ std::vector<SubjectAtlas> warp_atlases(const MniMap& map, const Grid& subject_gr
     ReadOptions ro;
     ro.refuse_constant = false;
     const Image mni = read_image(a.source, ro);
-    const Image warped = map.template_to_subject_image(mni, subject_grid, Interp::Nearest, 0.0f);
+    const Mask& within = spec.gm_only ? gm_dilated : brain;
+    const Image warped = map.template_to_subject_image(mni, subject_grid, Interp::Nearest, 0.0f, &within);
     a.restriction = spec.gm_only ? kGmRestriction : kBrainRestriction;
     std::set<int> present;
-    a.labels = restrict_labels(warped, spec.gm_only ? gm_dilated : brain, present);
+    a.labels = restrict_labels(warped, within, present);
     a.names = label_names(a, present);
     out.push_back(std::move(a));
   }

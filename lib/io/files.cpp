@@ -225,14 +225,24 @@ namespace {
 class Sha256 {
  public:
   void update(const unsigned char* data, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      block_[fill_++] = data[i];
+    bits_ += static_cast<std::uint64_t>(n) * 8;
+    while (n > 0) {
+      if (fill_ == 0 && n >= 64) {  // whole blocks straight from the input
+        compress(data);
+        data += 64;
+        n -= 64;
+        continue;
+      }
+      const std::size_t take = std::min<std::size_t>(64 - fill_, n);
+      std::memcpy(block_ + fill_, data, take);
+      fill_ += take;
+      data += take;
+      n -= take;
       if (fill_ == 64) {
-        compress();
+        compress(block_);
         fill_ = 0;
       }
     }
-    bits_ += static_cast<std::uint64_t>(n) * 8;
   }
   std::string hex() {
     const std::uint64_t bits = bits_;
@@ -252,7 +262,7 @@ class Sha256 {
 
  private:
   static std::uint32_t rotr(std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-  void compress() {
+  void compress(const unsigned char* block) {
     static const std::uint32_t k[64] = {
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -264,8 +274,8 @@ class Sha256 {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
     std::uint32_t w[64];
     for (int i = 0; i < 16; ++i)
-      w[i] = (std::uint32_t(block_[4 * i]) << 24) | (std::uint32_t(block_[4 * i + 1]) << 16) |
-             (std::uint32_t(block_[4 * i + 2]) << 8) | std::uint32_t(block_[4 * i + 3]);
+      w[i] = (std::uint32_t(block[4 * i]) << 24) | (std::uint32_t(block[4 * i + 1]) << 16) |
+             (std::uint32_t(block[4 * i + 2]) << 8) | std::uint32_t(block[4 * i + 3]);
     for (int i = 16; i < 64; ++i) {
       const std::uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
       const std::uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);

@@ -69,7 +69,8 @@ namespace {
 // For each voxel of `grid`: world point q -> source world point through `pre` displacement (on
 // `grid` itself when it matches, else sampled) and then the affine `m`; samples `src` there.
 Image resample_through(const Image& src, const Grid& grid, const DisplacementField& field, const Eigen::Matrix4d& m,
-                       Interp interp, float outside) {
+                       Interp interp, float outside, const Mask* only = nullptr) {
+  if (only && !only->grid.same_as(grid)) throw Error("resampling mask is not on the output grid");
   Image out(grid, outside);
   const bool same = !field.empty() && field.grid.same_as(grid, 1e-4);
   const FieldSampler sampler(field);
@@ -82,6 +83,7 @@ Image resample_through(const Image& src, const Grid& grid, const DisplacementFie
       for (std::int64_t j = 0; j < d[1]; ++j)
         for (std::int64_t i = 0; i < d[0]; ++i) {
           const std::size_t idx = grid.index(i, j, k);
+          if (only && !only->data[idx]) continue;
           Eigen::Vector3d q = grid.ras(i, j, k).v;
           if (same) {
             q += field.at_voxel(idx);
@@ -96,9 +98,9 @@ Image resample_through(const Image& src, const Grid& grid, const DisplacementFie
 
 }  // namespace
 
-Image MniMap::template_to_subject_image(const Image& mni_image, const Grid& subject_grid, Interp interp,
-                                        float outside) const {
-  return resample_through(mni_image, subject_grid, w_, a_inv_, interp, outside);
+Image MniMap::template_to_subject_image(const Image& mni_image, const Grid& subject_grid, Interp interp, float outside,
+                                        const Mask* only) const {
+  return resample_through(mni_image, subject_grid, w_, a_inv_, interp, outside, only);
 }
 
 Image MniMap::subject_to_template_image(const Image& subject_image, const Grid& template_grid, Interp interp,
