@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <memory>
 
@@ -463,6 +464,72 @@ VectorVolume read_nifti_vectors(const std::string& path) {
 
 namespace tmsplan::detail {
 
+// Header (348 bytes), a zero extender and the voxel bytes, written atomically: as they are, or
+// (".gz") as a series of independent gzip members, one per 8 MiB of that stream, compressed in
+// parallel with libdeflate (a valid gzip file: zlib's gzread, ITK/ANTs, nibabel and our reader
+// read concatenated members; about twice zlib's speed at level 1, and smaller). The member
+// boundaries do not depend on the thread count, so neither do the bytes. The voxels are read in
+// place (no copy of the image); only the compressed members are held.
+void write_nifti_stream(const std::string& path, const Nifti1Header& h, const unsigned char* voxels,
+                        std::uint64_t voxel_bytes, bool force, int level) {
+  constexpr std::size_t kHead = sizeof(Nifti1Header) + 4;
+  static_assert(kHead == 352, "NIfTI-1 single-file header plus extender");
+  unsigned char head[kHead] = {};
+  std::memcpy(head, &h, sizeof h);
+  const bool gz = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
+  const std::uint64_t total = kHead + voxel_bytes;
+  constexpr std::size_t kChunk = 8u << 20;
+  const std::size_t chunks = gz ? std::size_t((total + kChunk - 1) / kChunk) : 0;
+  std::vector<std::string> parts(chunks);
+  std::vector<char> failed(chunks, 0);
+  parallel_for(std::int64_t(chunks), [&](std::int64_t c0, std::int64_t c1) {
+    const std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> z(
+        libdeflate_alloc_compressor(std::clamp(level, 1, 9)), libdeflate_free_compressor);
+    std::vector<unsigned char> first;
+    for (std::int64_t c = c0; c < c1; ++c) {
+      const std::uint64_t begin = std::uint64_t(c) * kChunk;
+      const std::size_t len = std::size_t(std::min<std::uint64_t>(kChunk, total - begin));
+      const unsigned char* src = voxels + (begin - (begin ? kHead : 0));
+      if (begin == 0) {  // the member holding the header: header and voxels side by side
+        first.assign(head, head + kHead);
+        first.insert(first.end(), voxels, voxels + (len - kHead));
+        src = first.data();
+      }
+      std::string& out = parts[std::size_t(c)];
+      if (!z) {
+        failed[std::size_t(c)] = 1;
+        continue;
+      }
+      out.resize(libdeflate_gzip_compress_bound(z.get(), len));
+      const std::size_t got = libdeflate_gzip_compress(z.get(), src, len, out.data(), out.size());
+      out.resize(got);
+      failed[std::size_t(c)] = got == 0 ? 1 : 0;
+    }
+  });
+  for (char f : failed)
+    if (f) throw Error("gzip compression failed", path);
+  AtomicFile file(path, force);
+  {
+    std::ofstream out(file.temp_path(), std::ios::binary | std::ios::trunc);
+    if (gz) {
+      for (auto& part : parts) {
+        out.write(part.data(), std::streamsize(part.size()));
+        std::string().swap(part);
+      }
+    } else {
+      out.write(reinterpret_cast<const char*>(head), kHead);
+      for (std::uint64_t done = 0; out && done < voxel_bytes;) {
+        const std::uint64_t n = std::min<std::uint64_t>(voxel_bytes - done, 1u << 26);
+        out.write(reinterpret_cast<const char*>(voxels + done), std::streamsize(n));
+        done += n;
+      }
+    }
+    out.flush();
+    if (!out) throw Error("cannot write (disk full?)", path);
+  }
+  file.commit();
+}
+
 void write_nifti(const std::string& path, const Grid& grid, const void* voxels, DiskType type,
                  const WriteOptions& options) {
   Nifti1Header h{};
@@ -498,69 +565,13 @@ void write_nifti(const std::string& path, const Grid& grid, const void* voxels, 
   for (int d = 0; d < 3; ++d)
     if (grid.dim[d] > 32767) throw Error("image too large for NIfTI-1", path);
 
-  AtomicFile out(path, options.force);
-  const bool gz = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
-  const std::string mode = gz ? "wb" + std::to_string(std::clamp(options.gzip_level, 1, 9)) : "wbT";
-  GzPtr file(gzopen(out.temp_path().c_str(), mode.c_str()));
-  if (!file) throw Error("cannot write", path);
-  gzbuffer(file.get(), 1 << 17);
-  const char extender[4] = {0, 0, 0, 0};
-  bool ok = gzwrite(file.get(), &h, sizeof h) == static_cast<int>(sizeof h);
-  ok = ok && gzwrite(file.get(), extender, 4) == 4;
   const std::uint64_t total = static_cast<std::uint64_t>(grid.voxels()) * static_cast<std::uint64_t>(bytes_per);
-  const auto* p = static_cast<const unsigned char*>(voxels);
-  for (std::uint64_t done = 0; ok && done < total;) {
-    const unsigned chunk = static_cast<unsigned>(std::min<std::uint64_t>(total - done, 1u << 26));
-    ok = gzwrite(file.get(), p + done, chunk) == static_cast<int>(chunk);
-    done += chunk;
-  }
-  if (gzclose(file.release()) != Z_OK) ok = false;
-  if (!ok) throw Error("cannot write (disk full?)", path);
-  out.commit();
+  write_nifti_stream(path, h, static_cast<const unsigned char*>(voxels), total, options.force, options.gzip_level);
 }
 
 }  // namespace tmsplan::detail
 
 namespace tmsplan {
-namespace {
-
-// gzip of `bytes` as a series of independent gzip members of fixed size (a valid gzip file: zlib's
-// gzread, ITK/ANTs and Python read concatenated members), compressed in parallel with libdeflate
-// at level 1 (about twice zlib's speed at level 1, and smaller). The member boundaries do not
-// depend on the thread count, so neither do the bytes.
-std::string gzip_parallel(const std::string& bytes) {
-  constexpr std::size_t kChunk = 8u << 20;
-  const std::size_t chunks = std::max<std::size_t>(1, (bytes.size() + kChunk - 1) / kChunk);
-  std::vector<std::string> parts(chunks);
-  std::vector<char> failed(chunks, 0);
-  parallel_for(std::int64_t(chunks), [&](std::int64_t c0, std::int64_t c1) {
-    const std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> z(libdeflate_alloc_compressor(1),
-                                                                                     libdeflate_free_compressor);
-    for (std::int64_t c = c0; c < c1; ++c) {
-      const std::size_t begin = std::size_t(c) * kChunk, len = std::min(kChunk, bytes.size() - begin);
-      std::string& out = parts[std::size_t(c)];
-      if (!z) {
-        failed[std::size_t(c)] = 1;
-        continue;
-      }
-      out.resize(libdeflate_gzip_compress_bound(z.get(), len));
-      const std::size_t got = libdeflate_gzip_compress(z.get(), bytes.data() + begin, len, out.data(), out.size());
-      out.resize(got);
-      failed[std::size_t(c)] = got == 0 ? 1 : 0;
-    }
-  });
-  std::string all;
-  std::size_t total = 0;
-  for (std::size_t c = 0; c < chunks; ++c) {
-    if (failed[c]) throw Error("gzip compression failed");
-    total += parts[c].size();
-  }
-  all.reserve(total);
-  for (auto& p : parts) all += p;
-  return all;
-}
-
-}  // namespace
 
 void write_nifti_vectors(const std::string& path, const VectorVolume& volume, Frame frame,
                          const std::string& description, bool force) {
@@ -588,11 +599,8 @@ void write_nifti_vectors(const std::string& path, const VectorVolume& volume, Fr
   std::memcpy(h.descrip, descrip.c_str(), descrip.size());
   detail::set_xforms(grid.vox2ras.m, static_cast<std::int16_t>(frame), h);
   std::memcpy(h.magic, "n+1\0", 4);
-  std::string bytes(sizeof h + 4 + 4 * volume.data.size(), '\0');
-  std::memcpy(bytes.data(), &h, sizeof h);
-  std::memcpy(bytes.data() + sizeof h + 4, volume.data.data(), 4 * volume.data.size());
-  const bool gz = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
-  write_file_atomic(path, gz ? gzip_parallel(bytes) : bytes, force);
+  detail::write_nifti_stream(path, h, reinterpret_cast<const unsigned char*>(volume.data.data()),
+                             4 * std::uint64_t(volume.data.size()), force, 1);
 }
 
 }  // namespace tmsplan

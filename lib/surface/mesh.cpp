@@ -422,10 +422,15 @@ std::vector<std::uint8_t> initial_state(const Mask& object, const std::vector<st
       }
     }
     if (band_vox < 0) break;
-    if (!band_is_one_piece(state, nb)) continue;
+    if (!band_is_one_piece(state, nb)) {
+      log::debug(fmt::format("surface: a {}-voxel band is not one piece", band_vox));
+      continue;
+    }
     std::vector<std::uint8_t> inside(n);
     for (std::size_t v = 0; v < n; ++v) inside[v] = state[v] != kBackground;
-    if (surface_euler(inside, d) == 2) break;
+    const long euler = surface_euler(inside, d);
+    if (euler == 2) break;
+    log::debug(fmt::format("surface: a {}-voxel band has Euler characteristic {}", band_vox, euler));
   }
   return state;
 }
