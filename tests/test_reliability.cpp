@@ -1134,6 +1134,33 @@ TEST_CASE("reliability: concurrent runs give the lone run's bytes or one refuses
   }
 }
 
+TEST_CASE("reliability: two cortex-map runs into one folder: one writes every output, the other nothing",
+          "[reliability]") {
+  // cortex-map writes its outputs in parallel tasks; the first output is committed alone before
+  // them, so a race has one winner (in parallel, each run could win one file and both refuse).
+  const Fixture* fx = fixture();
+  if (!fx) {
+    testing::skip("samples not generated (run make-samples)");
+  }
+  const std::string base = testing::temp_dir("reliability-concurrent-cortexmap");
+  const std::string dir = base + "/same";
+  fs::create_directories(dir);
+  const std::string cmd = step_command("cortex-map", fx->t1, fx->dir, dir, 1);
+  Child a = spawn(cmd, base + "/a.err"), b = spawn(cmd, base + "/b.err");
+  poll_exit(a, true);
+  poll_exit(b, true);
+  const std::string err = slurp(a.err_path) + slurp(b.err_path);
+  INFO(err);
+  CHECK(((a.code == 0 && b.code == 1) || (a.code == 1 && b.code == 0)));
+  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  CHECK((contains(err, "another run") || contains(err, "use --force")));
+  const json record = json::parse(slurp(dir + "/cortex_map.json"));
+  std::size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file() ? 1 : 0;
+  CHECK(files == record["outputs"].size() + 1);  // + the record itself
+  check_same_outputs(fx->dir, dir, {fx->dir, dir});
+}
+
 TEST_CASE("reliability: every tool gives the same bytes with --threads 1 and --threads 2", "[reliability]") {
   const Fixture* fx = fixture();
   if (!fx) {

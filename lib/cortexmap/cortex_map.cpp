@@ -23,6 +23,7 @@
 #include "tmsplan/parallel.hpp"
 #include "tmsplan/qc.hpp"
 #include "tmsplan/surface.hpp"
+#include "tmsplan/transform_io.hpp"
 #include "tmsplan/working_grid.hpp"
 
 namespace tmsplan::cortexmap {
@@ -230,8 +231,11 @@ Work working_copies(Inputs& in, const Params& p) {
 
 // The transform files and the brain carried into MNI (written); returns its Dice against the
 // template brain.
+// (to_mni_affine.txt is written before, alone: see make_outputs.)
 double write_transforms(const MniMap& map, const Work& w, const Inputs& in, const OutputSet& out) {
-  map.save(std::filesystem::path(out.path("to_mni_affine")).parent_path().string(), out.force());
+  write_displacement_field(out.path("to_mni_warp"), map.to_mni_warp(), Frame::Mni, out.force());
+  write_itk_affine(out.path("from_mni_affine"), map.subject_to_template_affine(), out.force());
+  write_displacement_field(out.path("from_mni_warp"), map.from_mni_warp(), Frame::Aligned, out.force());
   const Mask brain_mni =
       threshold(map.subject_to_template_image(to_image(w.brain), in.templ.grid, Interp::Linear), 0.5f);
   WriteOptions wo_mni;
@@ -321,6 +325,10 @@ Outputs make_outputs(const Params& p, const MniMap& map, const Work& w, const In
   auto write_map = [&](const std::string& role, const Image& image) {
     write_image(out.path(role), w.same ? image : workgrid::image_to_input(image, w.input), wo);
   };
+  // The first output, alone, before the parallel writes: of two runs racing into one folder
+  // without --force, the one that commits it first writes everything and the other refuses here,
+  // having written nothing (in parallel, each could win one file and both would refuse).
+  write_itk_affine(out.path("to_mni_affine"), map.template_to_subject_affine(), force);
   // parallel_tasks splits the list in contiguous halves over two threads: the order balances
   // them (measured on the Philips scan: transforms + pial + maps ~ atlases + scalp + white).
   const std::vector<std::pair<const char*, std::function<void()>>> tasks = {
