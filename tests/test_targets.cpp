@@ -41,7 +41,6 @@ Colin colin(const Eigen::Matrix4d& move) {
   s.gm = Mask(s.grid, 0);
   for (std::size_t i = 0; i < s.gm.data.size(); ++i)
     s.gm.data[i] = s.brain.data[i] && head_t1.data[i] > lo && head_t1.data[i] < hi;
-  s.gyral_depth = distance_to(mask_not(close(s.brain, 10.0)));
   s.brodmann = Labels(s.grid, 0);
   for (std::size_t i = 0; i < ba.data.size(); ++i) s.brodmann.data[i] = static_cast<std::uint8_t>(ba.data[i]);
   const Eigen::Matrix4d inv = move.inverse();
@@ -73,7 +72,6 @@ Colin colin_regridded(const Eigen::Vector3d& shift_vox) {
   s.gm = Mask(s.grid, 0);
   for (std::size_t i = 0; i < s.gm.data.size(); ++i)
     s.gm.data[i] = s.brain.data[i] && c.t1.data[i] > lo && c.t1.data[i] < hi;
-  s.gyral_depth = distance_to(mask_not(close(s.brain, 10.0)));
   const Image bag = resample_affine(ba, g, id, Interp::Nearest);
   s.brodmann = Labels(s.grid, 0);
   for (std::size_t i = 0; i < bag.data.size(); ++i) s.brodmann.data[i] = static_cast<std::uint8_t>(bag.data[i]);
@@ -168,7 +166,8 @@ TEST_CASE("the same head moved in the world gives the moved answer", "[targets]"
 
 TEST_CASE("the same head on another voxel lattice gives the same targets (sub-voxel points)", "[targets]") {
   // Only the lattice differs (the map to MNI is exact): what is left is the picking's own lattice
-  // noise plus the masks' re-gridding. Voxel-centre answers differed by up to ~0.9 mm.
+  // noise plus the masks' re-gridding. Voxel-centre answers differed by up to ~0.9 mm from the
+  // lattice alone.
   const Library library = load_library();
   const Colin a = colin(Eigen::Matrix4d::Identity());
   const Scalp sa(a.subject.head);
@@ -188,14 +187,14 @@ TEST_CASE("the same head on another voxel lattice gives the same targets (sub-vo
     }
   }
   INFO("mean " << sum / n << " max " << worst << " mm; coil z max " << worst_z << " deg");
-  WARN("lattice consistency: mean " << sum / n << " max " << worst << " mm; coil z max " << worst_z << " deg");
-  // Measured 2026-11-30: voxel-centre picking (before issue 16) mean 1.13, max 1.66 mm, coil z max
-  // 1.45 deg; continuous points mean 0.77, max 1.66 mm (M1 hand knob), coil z max 1.26 deg. The
-  // masks here are re-made on the new lattice, so part of it is theirs. Issue 16 asks <= 0.5 / 1.0
-  // on the copies: not met yet.
-  CHECK(sum / n < 1.0);
-  CHECK(worst < 2.0);
-  CHECK(worst_z < 2.0);
+  // Issue 16's bounds for the copies: mean <= 0.5 mm, max <= 1.0 mm, coil z <= 1.5 deg. Measured
+  // 2026-11-30: voxel-centre picking (before issue 16) mean 1.13, max 1.66 mm, coil z max 1.45 deg;
+  // soft-min of voxel centres mean 0.77, max 1.66 mm, coil z max 1.26 deg; fields weighed on an
+  // anatomical lattice (lib/targets/neighbourhood.cpp) mean 0.41, max 0.88 mm, coil z max 0.67 deg.
+  // The masks are re-made on the new lattice, so part of what is left is theirs.
+  CHECK(sum / n <= 0.5);
+  CHECK(worst <= 1.0);
+  CHECK(worst_z <= 1.5);
 }
 
 TEST_CASE("bad targets are refused naming the target", "[targets]") {

@@ -45,7 +45,6 @@ struct Subject {
   Mask head;                ///< head_mask.nii.gz
   Mask gm;                  ///< dseg == 2
   Mask brain;               ///< brain_mask.nii.gz
-  Image gyral_depth;        ///< mm below the brain's outer hull (empty data: computed here)
   Labels brodmann;          ///< atlas_brodmann.nii.gz (empty data: no anatomical refinement)
   PointMap mni_to_subject;  ///< MNI mm -> subject RAS mm
   PointMap subject_to_mni;  ///< subject RAS mm -> MNI mm
@@ -141,9 +140,8 @@ struct SubjectFiles {
   std::string reference_sha256;
 };
 
-/// Loads masks, labels and maps from the subject folder onto one grid (refusing mismatches),
-/// computing the gyral depth when cortex-map did not leave one. The point maps are set by the
-/// caller (from cortex-map's transforms).
+/// Loads masks and labels from the subject folder onto one grid (refusing mismatches). The point
+/// maps are set by the caller (from cortex-map's transforms).
 Subject load_subject(const std::string& dir, SubjectFiles* files = nullptr);
 
 /// The targets.json document (schema data/schema/targets.schema.json).

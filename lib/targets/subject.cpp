@@ -21,18 +21,15 @@ Subject load_subject(const std::string& dir, SubjectFiles* files) {
   Subject s;
   const std::string t1_path = dir + "/t1w_biascorr.nii.gz";
   check_input_path(t1_path);
-  const std::string depth = dir + "/gyral_depth.nii.gz", ba = dir + "/atlas_brodmann.nii.gz";
-  const bool have_depth = fs::exists(depth), have_ba = fs::exists(ba);
+  const std::string ba = dir + "/atlas_brodmann.nii.gz";
+  const bool have_ba = fs::exists(ba);
   // The files are independent: read them side by side, check the grids afterwards (in this order).
   ReadOptions ro;
   ro.refuse_constant = false;
-  Image dseg, gyral, labels;
+  Image dseg, labels;
   parallel_tasks({[&] { s.t1 = read_image(t1_path); }, [&] { s.head = read_mask(dir + "/head_mask.nii.gz"); },
                   [&] { s.brain = read_mask(dir + "/brain_mask.nii.gz"); },
                   [&] { dseg = read_image(dir + "/dseg.nii.gz", ro); },
-                  [&] {
-                    if (have_depth) gyral = read_image(depth, ro);
-                  },
                   [&] {
                     if (have_ba) labels = read_image(ba, ro);
                   }});
@@ -45,19 +42,14 @@ Subject load_subject(const std::string& dir, SubjectFiles* files) {
   check_grid(dseg, s.grid, dir + "/dseg.nii.gz");
   s.gm = Mask(s.grid, 0);
   std::size_t gm = 0;
-  for (std::size_t i = 0; i < dseg.data.size(); ++i) gm += (s.gm.data[i] = std::lround(dseg.data[i]) == 2 ? 1 : 0);
+  for (std::size_t i = 0; i < dseg.data.size(); ++i)
+    gm += (s.gm.data[i] = dseg.data[i] >= 1.5f && dseg.data[i] < 2.5f ? 1 : 0);  // lround(v) == 2
   if (gm == 0) throw Error("no grey matter (label 2) in the segmentation", dir + "/dseg.nii.gz");
-  if (have_depth) {
-    check_grid(gyral, s.grid, depth);
-    s.gyral_depth = std::move(gyral);
-  } else {
-    s.gyral_depth = distance_to(mask_not(close(s.brain, 10.0)));
-  }
   if (have_ba) {
     check_grid(labels, s.grid, ba);
     s.brodmann = Labels(s.grid, 0);
     for (std::size_t i = 0; i < labels.data.size(); ++i)
-      s.brodmann.data[i] = static_cast<std::uint8_t>(std::clamp(std::lround(labels.data[i]), 0L, 255L));
+      s.brodmann.data[i] = static_cast<std::uint8_t>(std::clamp(labels.data[i] + 0.5f, 0.0f, 255.0f));
   }
   if (files) {
     files->dir = dir;
