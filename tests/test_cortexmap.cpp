@@ -276,7 +276,10 @@ struct KnownWarpFigures {
   DeformableResult r;
 };
 
-KnownWarpFigures known_warp_figures(const std::string& dir, const std::string& name, const DeformableOptions& options) {
+// `mask_path` (optional): the subject's brain mask from a file on the copy's grid (skull-strip's)
+// instead of the exact one.
+KnownWarpFigures known_warp_figures(const std::string& dir, const std::string& name, const DeformableOptions& options,
+                                    const std::string& mask_path = "") {
   nlohmann::json copy;
   const auto index = nlohmann::json::parse(std::ifstream(dir + "/copies.json"));
   for (const auto& c : index.at("copies"))
@@ -286,10 +289,12 @@ KnownWarpFigures known_warp_figures(const std::string& dir, const std::string& n
   const Image subject = read_image(dir + "/" + name + ".nii.gz");
   const Image templ = read_image(testing::colin_head());
   const Mask templ_brain = read_mask(kColinBrain, &templ.grid);
-  const Mask subject_brain = threshold(resample(
-                                           to_image(templ_brain), subject.grid,
-                                           [&](const Eigen::Vector3d& q) { return known.backward(q); }, Interp::Linear),
-                                       0.5f);
+  const Mask subject_brain =
+      !mask_path.empty() ? read_mask(mask_path, &subject.grid)
+                         : threshold(resample(
+                                         to_image(templ_brain), subject.grid,
+                                         [&](const Eigen::Vector3d& q) { return known.backward(q); }, Interp::Linear),
+                                     0.5f);
   KnownWarpFigures f;
   const double t0 = now_seconds();
   f.r = register_deformable(subject, subject_brain, templ, templ_brain, options);
@@ -353,6 +358,7 @@ TEST_CASE("deformable registration recovers the known warp of a Colin27 copy", "
 
 // Not run by default: known-answer figures for registration settings given in the environment
 // (H16_LEVELS=4,2,1 H16_ITERS=60,40,10 H16_COPIES=asl-warp,pir-warp5 ...), for tuning.
+// H16_MASKDIR=DIR takes each copy's brain mask from DIR/NAME/brain_mask.nii.gz (skull-strip's).
 TEST_CASE("deformable registration settings sweep", "[.][cortexmap-sweep]") {
   const std::string dir = testing::samples_dir();
   if (dir.empty()) return;
@@ -375,12 +381,22 @@ TEST_CASE("deformable registration settings sweep", "[.][cortexmap-sweep]") {
   o.sigma_update_vox = std::stod(env("H16_SUP", "1.732"));
   o.sigma_field_vox = std::stod(env("H16_SFIELD", "0.707"));
   o.step_vox = std::stod(env("H16_STEP", "0.25"));
-  o.crop_margin_mm = std::stod(env("H16_CROP", "8"));
+  o.crop_margin_mm = std::stod(env("H16_CROP", "4"));
+  o.mask_weight = std::stod(env("H16_MASKW", "0"));
+  o.mask_sigma_vox = std::stod(env("H16_MASKSIG", "1"));
+  // H16_TMASK=FILE: the template mask of the mask channel (e.g. skull-strip run on Colin27).
+  Mask channel_template;
+  if (!env("H16_TMASK", "").empty()) {
+    channel_template = read_mask(env("H16_TMASK", ""), nullptr);
+    o.mask_channel_template = &channel_template;
+  }
   std::stringstream names(env("H16_COPIES", "asl-warp,pir-warp5"));
   std::string name;
   while (std::getline(names, name, ',')) {
-    const KnownWarpFigures f = known_warp_figures(dir, name, o);
-    WARN(name << ": " << describe(f));
+    const std::string mask_dir = env("H16_MASKDIR", "");
+    const KnownWarpFigures f =
+        known_warp_figures(dir, name, o, mask_dir.empty() ? "" : mask_dir + "/" + name + "/brain_mask.nii.gz");
+    WARN(name << (mask_dir.empty() ? " (exact mask)" : " (mask from file)") << ": " << describe(f));
   }
 }
 
@@ -399,20 +415,39 @@ TEST_CASE("deformable registration gives the same field with 1 and 2 threads", "
   DeformableOptions options;
   options.iterations = {8, 4};
   options.affine.max_iterations_per_level = 5;
-  set_threads(1);
-  const DeformableResult one = register_deformable(subject, subject_brain, templ, templ_brain, options);
-  set_threads(2);
-  const DeformableResult two = register_deformable(subject, subject_brain, templ, templ_brain, options);
-  for (int c = 0; c < 3; ++c) {
-    const auto& a = one.map.to_mni_warp().d[std::size_t(c)];
-    const auto& b = two.map.to_mni_warp().d[std::size_t(c)];
-    REQUIRE(a.size() == b.size());
-    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-    const auto& wa = one.map.from_mni_warp().d[std::size_t(c)];
-    const auto& wb = two.map.from_mni_warp().d[std::size_t(c)];
-    CHECK(std::memcmp(wa.data(), wb.data(), wa.size() * sizeof(float)) == 0);
+  // NCC alone, then with the mask channel (which must change the field: it acts).
+  std::vector<DisplacementField> forward;
+  for (const double weight : {0.0, 1.0}) {
+    INFO("mask weight " << weight);
+    options.mask_weight = weight;
+    set_threads(1);
+    const DeformableResult one = register_deformable(subject, subject_brain, templ, templ_brain, options);
+    set_threads(2);
+    const DeformableResult two = register_deformable(subject, subject_brain, templ, templ_brain, options);
+    for (int c = 0; c < 3; ++c) {
+      const auto& a = one.map.to_mni_warp().d[std::size_t(c)];
+      const auto& b = two.map.to_mni_warp().d[std::size_t(c)];
+      REQUIRE(a.size() == b.size());
+      CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+      const auto& wa = one.map.from_mni_warp().d[std::size_t(c)];
+      const auto& wb = two.map.from_mni_warp().d[std::size_t(c)];
+      CHECK(std::memcmp(wa.data(), wb.data(), wa.size() * sizeof(float)) == 0);
+    }
+    CHECK(one.map.to_mni_warp().max_norm_mm() > 0.0);
+    CHECK(one.min_jacobian > 0.0);
+    forward.push_back(one.map.to_mni_warp());
   }
-  CHECK(one.map.to_mni_warp().max_norm_mm() > 0.0);
+  double change = 0.0;
+  for (std::size_t i = 0; i < forward[0].d[0].size(); ++i)
+    change = std::max(change, (forward[1].at_voxel(i) - forward[0].at_voxel(i)).norm());
+  CHECK(change > 0.05);
+  // Bad mask-channel settings are refused.
+  options.mask_weight = -1.0;
+  CHECK_THROWS_AS(register_deformable(subject, subject_brain, templ, templ_brain, options), Error);
+  options.mask_weight = 1.0;
+  const Mask off_grid(subject.grid, 1);
+  options.mask_channel_template = &off_grid;
+  CHECK_THROWS_AS(register_deformable(subject, subject_brain, templ, templ_brain, options), Error);
 }
 
 TEST_CASE("cortex-map refuses inputs on different grids, a template without a brain, and bad usage",

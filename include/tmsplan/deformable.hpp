@@ -33,6 +33,16 @@ struct DeformableOptions {
   /// 4 mm gives the known-answer figures of 8 mm on asl-warp and pir-warp5 (docs/cortex-map.md)
   /// on about 14% fewer level voxels.
   double crop_margin_mm = 4.0;
+  /// Mask channel: the subject's brain mask (warped) against the template's, both blurred to
+  /// mask_sigma_vox voxels of each level, a squared-difference force added to the NCC force. The
+  /// weight reads: a full mask-edge mismatch pushes as hard as the 99th percentile of the level's
+  /// first NCC force. 0 turns the channel off (NCC alone: mask edges drive nothing).
+  double mask_weight = 0.0;
+  double mask_sigma_vox = 1.0;
+  /// The template mask the channel matches the subject's against (on the template's grid); null:
+  /// the template brain. It should follow the subject mask's definition (e.g. skull-strip run on the
+  /// template), or the channel pulls the cortex by the difference between the two definitions.
+  const Mask* mask_channel_template = nullptr;
 };
 
 struct DeformableResult {

@@ -276,67 +276,132 @@ template <class T> Volume<T> crop_to_mask(const Volume<T>& image, const Mask& ma
   return out;
 }
 
-// Greedy local-NCC iterations on one level; u is updated in place.
-void run_level(const Image& fixed, const Image& moving, const Mask& region, Field& u, const LevelGeometry& geo,
-               const DeformableOptions& options, int iterations, double spacing_mm) {
+// One level's inputs, all on the level grid: the template (fixed) and the affinely placed subject
+// (moving), both brain-masked and normalised; the region the NCC sees; and, when the mask channel
+// is on, the two smoothed brain masks (template's and subject's, values in [0, 1]).
+struct LevelImages {
+  Image fixed, moving;
+  Mask region;
+  Image fixed_mask, moving_mask;  // empty grids when the mask channel is off
+  bool has_masks() const { return !moving_mask.data.empty(); }
+};
+
+// Central-difference voxel gradient of `w` at (i, j, k), the border value continued.
+Eigen::Vector3d voxel_gradient(const Image& w, std::int64_t i, std::int64_t j, std::int64_t k) {
+  const auto& d = w.grid.dim;
+  auto at = [&](std::int64_t a, std::int64_t b, std::int64_t c) {
+    return w(std::clamp<std::int64_t>(a, 0, d[0] - 1), std::clamp<std::int64_t>(b, 0, d[1] - 1),
+             std::clamp<std::int64_t>(c, 0, d[2] - 1));
+  };
+  return {0.5 * (at(i + 1, j, k) - at(i - 1, j, k)), 0.5 * (at(i, j + 1, k) - at(i, j - 1, k)),
+          0.5 * (at(i, j, k + 1) - at(i, j, k - 1))};
+}
+
+// Window statistics of the fixed image (box sums of f and f^2), which do not change in a level.
+struct FixedWindows {
+  std::vector<float> sf, sff;
+};
+
+// The local-NCC force (ANTs' window-centre CC derivative times the warped subject's gradient, world
+// mm) inside the region, for the warped subject `w`.
+Field ncc_force(const LevelImages& in, const FixedWindows& fx, const Image& w, const LevelGeometry& geo, int r) {
   const auto& d = geo.grid.dim;
   const std::size_t n = geo.grid.voxels();
-  const int r = options.ncc_radius_vox;
   const double count = std::pow(2.0 * r + 1.0, 3);
-  // Fixed-image window statistics do not change.
-  std::vector<float> f2(n);
-  for (std::size_t i = 0; i < n; ++i) f2[i] = fixed.data[i] * fixed.data[i];
-  const std::vector<float> sf = box_sum(fixed.data, d, r), sff = box_sum(f2, d, r);
-  const Eigen::Matrix3d grad_to_world = geo.w2v.transpose();
-  const double max_step_mm = options.step_vox * spacing_mm;
-  double scale = 0.0;
+  // The warped subject is seen only inside the template's region (as the template is), so the
+  // region's edge is the same in both images and drives nothing; the gradient is the subject's own.
   std::vector<float> w2(n), fw(n), wm(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    wm[i] = in.region.data[i] ? w.data[i] : 0.0f;
+    w2[i] = wm[i] * wm[i], fw[i] = in.fixed.data[i] * wm[i];
+  }
+  const std::vector<float> sw = box_sum(wm, d, r), sww = box_sum(w2, d, r), sfw = box_sum(fw, d, r);
+  const Eigen::Matrix3d grad_to_world = geo.w2v.transpose();
+  Field g(geo.grid);
+  parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (std::int64_t j = 0; j < d[1]; ++j)
+        for (std::int64_t i = 0; i < d[0]; ++i) {
+          const std::size_t q = geo.grid.index(i, j, k);
+          if (!in.region.data[q]) continue;
+          const double mf = fx.sf[q] / count, mw = sw[q] / count;
+          const double vff = fx.sff[q] - count * mf * mf, vww = sww[q] - count * mw * mw;
+          const double vfw = sfw[q] - count * mf * mw;
+          if (!(vff > 1e-5 && vww > 1e-5)) continue;
+          // d CC / d w at the window centre (ANTs' approximation), CC = vfw^2 / (vff vww).
+          const double dcc = 2.0 * vfw / (vff * vww) * ((in.fixed.data[q] - mf) - vfw / vww * (wm[q] - mw));
+          const Eigen::Vector3d force = dcc * (grad_to_world * voxel_gradient(w, i, j, k));
+          for (int a = 0; a < 3; ++a) g.c[a].data[q] = static_cast<float>(force[a]);
+        }
+  });
+  return g;
+}
+
+// 99th percentile of the nonzero vector lengths of a field (serial: deterministic).
+double p99_length(const Field& g) {
+  std::vector<float> norms;
+  norms.reserve(g.c[0].data.size() / 4);
+  for (std::size_t i = 0; i < g.c[0].data.size(); ++i) {
+    const double len = std::sqrt(double(g.c[0].data[i]) * g.c[0].data[i] + double(g.c[1].data[i]) * g.c[1].data[i] +
+                                 double(g.c[2].data[i]) * g.c[2].data[i]);
+    if (len > 0) norms.push_back(float(len));
+  }
+  return norms.empty() ? 0.0 : double(quantile(norms, 0.99));
+}
+
+// Adds the mask channel's force, gain * (Mt - Ms(x + u)) * grad Ms(x + u) (the descent of the
+// squared mask difference), everywhere on the grid: it pulls the subject's brain edge onto the
+// template's.
+void add_mask_force(Field& g, const LevelImages& in, const Image& wmask, const LevelGeometry& geo, double gain) {
+  const auto& d = geo.grid.dim;
+  const Eigen::Matrix3d grad_to_world = geo.w2v.transpose();
+  parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (std::int64_t j = 0; j < d[1]; ++j)
+        for (std::int64_t i = 0; i < d[0]; ++i) {
+          const std::size_t q = geo.grid.index(i, j, k);
+          const double diff = double(in.fixed_mask.data[q]) - double(wmask.data[q]);
+          if (diff == 0.0) continue;
+          const Eigen::Vector3d force = gain * diff * (grad_to_world * voxel_gradient(wmask, i, j, k));
+          for (int a = 0; a < 3; ++a) g.c[a].data[q] += static_cast<float>(force[a]);
+        }
+  });
+}
+
+// Largest gradient length (per voxel) of a unit step smoothed with a Gaussian of sigma 1 voxel:
+// 1 / sqrt(2 pi). The mask force is scaled by it so that its weight reads as "a full mask edge
+// mismatch pushes as hard as the 99th percentile of the NCC force".
+constexpr double kUnitEdgeGradient = 0.3989;
+
+// Greedy iterations on one level (local NCC, plus the mask channel when it is on); u is updated in
+// place.
+void run_level(const LevelImages& in, Field& u, const LevelGeometry& geo, const DeformableOptions& options,
+               int iterations, double spacing_mm) {
+  const std::size_t n = geo.grid.voxels();
+  const int r = options.ncc_radius_vox;
+  FixedWindows fx;
+  {
+    std::vector<float> f2(n);
+    for (std::size_t i = 0; i < n; ++i) f2[i] = in.fixed.data[i] * in.fixed.data[i];
+    fx.sf = box_sum(in.fixed.data, geo.grid.dim, r), fx.sff = box_sum(f2, geo.grid.dim, r);
+  }
+  const double max_step_mm = options.step_vox * spacing_mm;
+  double scale = 0.0, mask_gain = 0.0;
   for (int it = 0; it < iterations; ++it) {
-    // The warped subject is seen only inside the template's region (as the template is), so the
-    // region's edge is the same in both images and drives nothing; the gradient is the subject's own.
-    const Image w = warp_image(moving, u, geo);
-    for (std::size_t i = 0; i < n; ++i) {
-      wm[i] = region.data[i] ? w.data[i] : 0.0f;
-      w2[i] = wm[i] * wm[i], fw[i] = fixed.data[i] * wm[i];
+    const Image w = warp_image(in.moving, u, geo);
+    Field g = ncc_force(in, fx, w, geo, r);
+    if (in.has_masks()) {
+      // The gain is set at the first iteration of the level from the NCC force and then kept.
+      if (it == 0)
+        mask_gain = options.mask_weight * p99_length(g) * spacing_mm * options.mask_sigma_vox / kUnitEdgeGradient;
+      add_mask_force(g, in, warp_image(in.moving_mask, u, geo), geo, mask_gain);
     }
-    const std::vector<float> sw = box_sum(wm, d, r), sww = box_sum(w2, d, r), sfw = box_sum(fw, d, r);
-    Field g(geo.grid);
-    parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
-      for (std::int64_t k = k0; k < k1; ++k)
-        for (std::int64_t j = 0; j < d[1]; ++j)
-          for (std::int64_t i = 0; i < d[0]; ++i) {
-            const std::size_t q = geo.grid.index(i, j, k);
-            const double mf = sf[q] / count, mw = sw[q] / count;
-            const double vff = sff[q] - count * mf * mf, vww = sww[q] - count * mw * mw;
-            const double vfw = sfw[q] - count * mf * mw;
-            if (!(vff > 1e-5 && vww > 1e-5)) continue;
-            // d CC / d w at the window centre (ANTs' approximation), CC = vfw^2 / (vff vww).
-            if (!region.data[q]) continue;
-            const double dcc = 2.0 * vfw / (vff * vww) * ((fixed.data[q] - mf) - vfw / vww * (wm[q] - mw));
-            auto at = [&](std::int64_t a, std::int64_t b, std::int64_t c) {
-              return w(std::clamp<std::int64_t>(a, 0, d[0] - 1), std::clamp<std::int64_t>(b, 0, d[1] - 1),
-                       std::clamp<std::int64_t>(c, 0, d[2] - 1));
-            };
-            const Eigen::Vector3d gv(0.5 * (at(i + 1, j, k) - at(i - 1, j, k)),
-                                     0.5 * (at(i, j + 1, k) - at(i, j - 1, k)),
-                                     0.5 * (at(i, j, k + 1) - at(i, j, k - 1)));
-            const Eigen::Vector3d force = dcc * (grad_to_world * gv);
-            for (int a = 0; a < 3; ++a) g.c[a].data[q] = static_cast<float>(force[a]);
-          }
-    });
     smooth_field(g, options.sigma_update_vox);
     // Step: the first iteration of the level sets the scale so that the 99th percentile of the
     // update length is max_step_mm; later updates keep that scale (so they shrink as the images
     // match) and are clipped at max_step_mm.
     if (it == 0) {
-      std::vector<float> norms;
-      norms.reserve(n / 4);
-      for (std::size_t i = 0; i < n; ++i) {
-        const double len = std::sqrt(double(g.c[0].data[i]) * g.c[0].data[i] + double(g.c[1].data[i]) * g.c[1].data[i] +
-                                     double(g.c[2].data[i]) * g.c[2].data[i]);
-        if (len > 0) norms.push_back(float(len));
-      }
-      const double p99 = quantile(norms, 0.99);
+      const double p99 = p99_length(g);
       if (!(p99 > 0)) return;  // nothing to match
       scale = max_step_mm / p99;
     }
@@ -352,6 +417,71 @@ void run_level(const Image& fixed, const Image& moving, const Mask& region, Fiel
     compose(u, g, geo);
     smooth_field(u, options.sigma_field_vox);
   }
+}
+
+// What every level is made from: the brain-masked, normalised template (on its cropped grid) and
+// region; the subject blurred in its own space and placed by the affine on the finest level grid;
+// and, for the mask channel, the template's brain mask (cropped) and the subject's brain mask on the
+// finest level grid (blurred like the subject).
+struct LevelSource {
+  double finest = 0.0;
+  Image template_masked, subject_blur, fixed_fine, moving_fine;
+  Mask template_region;
+  Image template_brain, moving_mask_fine;  // empty when the mask channel is off
+};
+
+LevelSource level_source(const Image& subject, const Mask& subject_brain, const Image& templ,
+                         const Mask& template_brain, const Eigen::Matrix4d& A, const DeformableOptions& options) {
+  // Brain-masked images: each mask grown by a margin (chessboard, in voxels of the finest axis).
+  auto grown = [&](const Mask& m, double margin_mm) {
+    return dilate_box(m, static_cast<int>(std::ceil(margin_mm / m.grid.spacing_mm().minCoeff())));
+  };
+  LevelSource src;
+  const Mask template_region_full = grown(template_brain, options.mask_margin_mm);
+  // Level grids cover the template region plus a margin only (the head field around it is
+  // background for the fit); beyond them the field continues with its edge value.
+  src.template_region = crop_to_mask(template_region_full, template_region_full, options.crop_margin_mm);
+  src.template_masked =
+      masked_normalised(crop_to_mask(templ, template_region_full, options.crop_margin_mm), src.template_region);
+  // The subject is blurred once in its own space for the finest level and brought onto the
+  // template's finest level grid by the affine; coarser levels blur that copy further.
+  src.finest = options.levels_mm.back();
+  src.subject_blur =
+      gaussian_smooth(masked_normalised(subject, grown(subject_brain, options.subject_margin_mm)), 0.5 * src.finest);
+  src.fixed_fine = downsample(src.template_masked, src.finest, 0.5 * src.finest);
+  src.moving_fine = resample_affine(src.subject_blur, src.fixed_fine.grid, A, Interp::Linear);
+  if (options.mask_weight > 0.0) {
+    const Mask& channel = options.mask_channel_template ? *options.mask_channel_template : template_brain;
+    if (!channel.grid.same_as(templ.grid))
+      throw Error("registration: the mask channel's template mask does not lie on the template's grid");
+    src.template_brain = to_image(crop_to_mask(channel, template_region_full, options.crop_margin_mm));
+    src.moving_mask_fine = resample_affine(gaussian_smooth(to_image(subject_brain), 0.5 * src.finest),
+                                           src.fixed_fine.grid, A, Interp::Linear);
+  }
+  return src;
+}
+
+// The images of the level with spacing s (mm): the finest level's are the source's; coarser ones
+// are blurred further and resampled. The masks are blurred to mask_sigma_vox voxels of the level.
+LevelImages level_images(const LevelSource& src, double s, const DeformableOptions& options) {
+  const bool is_fine = s == src.finest;
+  LevelImages in;
+  in.fixed = is_fine ? src.fixed_fine : downsample(src.template_masked, s, 0.5 * s);
+  const Grid& grid = in.fixed.grid;
+  auto coarser = [&](const Image& fine, double sigma_mm) {
+    return resample_affine(sigma_mm > 0.0 ? gaussian_smooth(fine, sigma_mm) : fine, grid, Eigen::Matrix4d::Identity(),
+                           Interp::Linear);
+  };
+  in.moving = is_fine ? src.moving_fine : coarser(src.moving_fine, std::sqrt(0.25 * (s * s - src.finest * src.finest)));
+  in.region = threshold(
+      resample_affine(to_image(src.template_region), grid, Eigen::Matrix4d::Identity(), Interp::Linear), 0.5f);
+  if (!src.moving_mask_fine.data.empty()) {
+    const double sigma_mm = options.mask_sigma_vox * s, pre_mm = 0.5 * src.finest;
+    in.fixed_mask = downsample(src.template_brain, s, sigma_mm);
+    if (!in.fixed_mask.grid.same_as(grid)) throw Error("registration: template mask level off the level grid");
+    in.moving_mask = coarser(src.moving_mask_fine, std::sqrt(std::max(0.0, sigma_mm * sigma_mm - pre_mm * pre_mm)));
+  }
+  return in;
 }
 
 }  // namespace
@@ -372,6 +502,8 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
       throw Error("registration: deformable levels must run coarse to fine within (0, 16] mm");
   if (options.ncc_radius_vox < 1 || options.ncc_radius_vox > 8)
     throw Error("registration: NCC radius must be 1..8 voxels");
+  if (!(options.mask_weight >= 0.0) || !(options.mask_sigma_vox > 0.0 && options.mask_sigma_vox <= 4.0))
+    throw Error("registration: mask weight must be >= 0 and mask sigma within (0, 4] voxels");
 
   DeformableResult result;
   double t0 = now_seconds();
@@ -389,41 +521,17 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
     log::debug(fmt::format("deformable: {} {:.2f} s", what, now - tick));
     tick = now;
   };
-  // Brain-masked images: each mask grown by a margin (chessboard, in voxels of the finest axis).
-  auto grown = [&](const Mask& m, double margin_mm) {
-    return dilate_box(m, static_cast<int>(std::ceil(margin_mm / m.grid.spacing_mm().minCoeff())));
-  };
-  const Image subject_masked = masked_normalised(subject, grown(subject_brain, options.subject_margin_mm));
-  const Mask template_region_full = grown(template_brain, options.mask_margin_mm);
-  // Level grids cover the template region plus a margin only (the head field around it is
-  // background for the fit); beyond them the field continues with its edge value.
-  const Mask template_region = crop_to_mask(template_region_full, template_region_full, options.crop_margin_mm);
-  const Image template_masked =
-      masked_normalised(crop_to_mask(templ, template_region_full, options.crop_margin_mm), template_region);
-  // The subject is blurred once in its own space for the finest level and brought onto the
-  // template's finest level grid by the affine; coarser levels blur that copy further.
-  const double finest = options.levels_mm.back();
-  const Image subject_blur = gaussian_smooth(subject_masked, 0.5 * finest);
-  const Image fixed_fine = downsample(template_masked, finest, 0.5 * finest);
-  const LevelGeometry geo(fixed_fine.grid);
-  const Image moving_fine = resample_affine(subject_blur, geo.grid, A, Interp::Linear);
+  const LevelSource src = level_source(subject, subject_brain, templ, template_brain, A, options);
+  const LevelGeometry geo(src.fixed_fine.grid);
   stage("masked images");
 
   std::unique_ptr<Field> u;
   for (std::size_t l = 0; l < options.levels_mm.size(); ++l) {
-    const double s = options.levels_mm[l];
-    const bool is_fine = l + 1 == options.levels_mm.size();
-    const Image fixed = is_fine ? fixed_fine : downsample(template_masked, s, 0.5 * s);
-    const LevelGeometry level_geo(fixed.grid);
-    const Image moving =
-        is_fine ? moving_fine
-                : resample_affine(gaussian_smooth(moving_fine, std::sqrt(0.25 * (s * s - finest * finest))),
-                                  level_geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear);
+    const LevelImages in = level_images(src, options.levels_mm[l], options);
+    const LevelGeometry level_geo(in.fixed.grid);
     u = u ? std::make_unique<Field>(resample_field(*u, level_geo.grid)) : std::make_unique<Field>(level_geo.grid);
     stage("level setup");
-    const Mask region = threshold(
-        resample_affine(to_image(template_region), level_geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear), 0.5f);
-    run_level(fixed, moving, region, *u, level_geo, options, options.iterations[l], s);
+    run_level(in, *u, level_geo, options, options.iterations[l], options.levels_mm[l]);
     stage("level iterations");
     ++progress;
   }
@@ -431,10 +539,11 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
   // Figures on the finest level: NCC of the brain-masked images over the template brain.
   const Mask brain_level =
       threshold(resample_affine(to_image(template_brain), geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear), 0.5f);
-  result.ncc_identity = masked_ncc(
-      fixed_fine, resample_affine(subject_blur, geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear), brain_level);
-  result.ncc_affine = masked_ncc(fixed_fine, moving_fine, brain_level);
-  result.ncc_deformable = masked_ncc(fixed_fine, warp_image(moving_fine, *u, geo), brain_level);
+  result.ncc_identity =
+      masked_ncc(src.fixed_fine,
+                 resample_affine(src.subject_blur, geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear), brain_level);
+  result.ncc_affine = masked_ncc(src.fixed_fine, src.moving_fine, brain_level);
+  result.ncc_deformable = masked_ncc(src.fixed_fine, warp_image(src.moving_fine, *u, geo), brain_level);
   result.min_jacobian = min_jacobian(*u, geo, brain_level);
   stage("figures");
 
