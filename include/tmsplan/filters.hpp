@@ -22,9 +22,15 @@ Image masked_smooth(const Image& image, const Mask& mask, double sigma_mm);
 /// Exact Euclidean distance (mm) from every voxel to the nearest voxel where mask is set
 /// (0 on the mask). Anisotropic spacing respected.
 Image distance_to(const Mask& mask);
-/// Dilation and erosion by a ball of radius_mm.
+/// Dilation and erosion by a ball of radius_mm: the voxel offsets within radius_mm + 1 um (voxels
+/// beyond the grid count as neither set nor background). Computed in the mask's bounding box,
+/// by rows of the ball for small balls, by the distance transform for large ones.
 Mask dilate(const Mask& mask, double radius_mm);
 Mask erode(const Mask& mask, double radius_mm);
+/// The same by several radii at once (one distance transform for all): out[i] is
+/// dilate(mask, radii_mm[i]), resp. erode(mask, radii_mm[i]).
+std::vector<Mask> dilate(const Mask& mask, const std::vector<double>& radii_mm);
+std::vector<Mask> erode(const Mask& mask, const std::vector<double>& radii_mm);
 Mask open(const Mask& mask, double radius_mm);
 Mask close(const Mask& mask, double radius_mm);
 /// Dilation by a box (chessboard distance) of radius_vox voxels along each axis.

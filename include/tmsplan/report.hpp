@@ -143,7 +143,17 @@ class HeadSurface {
   ScalpRendering render(const CoilDrawing& coil, const ScalpRenderOptions& options = {}) const;
 
  private:
+  /// Samples certainly below the 0.5 level from fractional voxel position ijk on (0: unknown).
+  int empty_steps(const Eigen::Vector3d& ijk, const Eigen::Vector3d& inverse_step) const;
+  void build_skip_table();
+
   Image density_;  ///< Smoothed mask, 0..1; the surface is its 0.5 level.
+  /// Empty-space skipping: density_ in blocks of kBlock voxels; per block, the chessboard
+  /// distance (in blocks) to the nearest block whose voxels (one voxel of slack around it) may
+  /// reach 0.5 (0 for such a block).
+  static constexpr std::int64_t kBlock = 2;
+  std::array<std::int64_t, 3> blocks_{0, 0, 0};
+  std::vector<std::int32_t> block_distance_;
   Eigen::Matrix4d ras2vox_;
   Eigen::Vector3d box_lo_, box_hi_;  ///< RAS bounding box of the head (for clipping rays).
 };

@@ -1,6 +1,7 @@
 // N3-style bias-field estimation (Sled, Zijdenbos & Evans 1998, IEEE TMI 17:87), with a
 // Gaussian-smoothed field in place of N3's B-splines, on a coarse grid.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <complex>
 #include <vector>
@@ -31,12 +32,68 @@ Grid coarse_grid(const Grid& g, double mm) {
   return c;
 }
 
+// The coarse voxel of each fine voxel along each axis, when fine2coarse is the block map of
+// coarse_grid (scale 1 / f, offset -(f - 1) / 2f, up to rounding): the coarse position of fine
+// voxel i is (i - (f - 1) / 2) / f, at least 1 / 2f from a half-integer, so it rounds to i / f
+// whatever the rounding of the matrix. Empty when fine2coarse is not such a map.
+std::array<std::vector<std::int64_t>, 3> block_index(const Eigen::Matrix4d& fine2coarse, const Grid& fine,
+                                                     const Grid& coarse) {
+  Eigen::Matrix4d expected = Eigen::Matrix4d::Identity();
+  std::array<std::int64_t, 3> f{1, 1, 1};
+  std::array<std::vector<std::int64_t>, 3> none;
+  for (int a = 0; a < 3; ++a) {
+    if (!(fine2coarse(a, a) > 1e-3 && fine2coarse(a, a) < 2)) return none;
+    f[std::size_t(a)] = std::max<std::int64_t>(1, std::llround(1.0 / fine2coarse(a, a)));
+    expected(a, a) = 1.0 / double(f[std::size_t(a)]);
+    expected(a, 3) = -(double(f[std::size_t(a)]) - 1) / (2.0 * double(f[std::size_t(a)]));
+  }
+  const double tolerance = 1e-9 / double(std::max({fine.dim[0], fine.dim[1], fine.dim[2], std::int64_t(1)}));
+  if ((fine2coarse - expected).cwiseAbs().maxCoeff() > tolerance) return none;
+  std::array<std::vector<std::int64_t>, 3> idx;
+  for (int a = 0; a < 3; ++a) {
+    if (coarse.dim[std::size_t(a)] * f[std::size_t(a)] < fine.dim[std::size_t(a)]) return none;
+    for (std::int64_t i = 0; i < fine.dim[std::size_t(a)]; ++i) idx[std::size_t(a)].push_back(i / f[std::size_t(a)]);
+  }
+  return idx;
+}
+
+void block_sums(const Image& image, const Mask& mask, const Grid& coarse, const Eigen::Matrix4d& fine2coarse,
+                std::vector<double>& sum, std::vector<double>& n, std::vector<double>& all);
+
 // Block average of `image` over `mask` onto the coarse grid; weight = fraction of the block inside.
 void block_average(const Image& image, const Mask& mask, const Grid& coarse, Image& mean, Image& weight) {
   mean = Image(coarse, 0.0f);
   weight = Image(coarse, 0.0f);
   const Eigen::Matrix4d fine2coarse = coarse.vox2ras.m.inverse() * image.grid.vox2ras.m;
   std::vector<double> sum(coarse.voxels(), 0.0), n(coarse.voxels(), 0.0), all(coarse.voxels(), 0.0);
+  const auto idx = block_index(fine2coarse, image.grid, coarse);
+  if (!idx[0].empty()) {  // the same sums in the same order, without a matrix product per voxel
+    const auto& d = image.grid.dim;
+    for (std::int64_t k = 0; k < d[2]; ++k)
+      for (std::int64_t j = 0; j < d[1]; ++j) {
+        const std::size_t row = image.grid.index(0, j, k);
+        const std::size_t qrow = coarse.index(0, idx[1][std::size_t(j)], idx[2][std::size_t(k)]);
+        for (std::int64_t i = 0; i < d[0]; ++i) {
+          const std::size_t q = qrow + std::size_t(idx[0][std::size_t(i)]);
+          all[q] += 1;
+          if (mask.data[row + std::size_t(i)]) {
+            sum[q] += image.data[row + std::size_t(i)];
+            n[q] += 1;
+          }
+        }
+      }
+  } else {
+    block_sums(image, mask, coarse, fine2coarse, sum, n, all);
+  }
+  for (std::size_t q = 0; q < coarse.voxels(); ++q) {
+    if (n[q] > 0) mean.data[q] = static_cast<float>(sum[q] / n[q]);
+    weight.data[q] = all[q] > 0 ? static_cast<float>(n[q] / all[q]) : 0.0f;
+  }
+}
+
+// The general case of block_average's sums: each fine voxel's coarse voxel by the matrix.
+void block_sums(const Image& image, const Mask& mask, const Grid& coarse, const Eigen::Matrix4d& fine2coarse,
+                std::vector<double>& sum, std::vector<double>& n, std::vector<double>& all) {
   for (std::int64_t k = 0; k < image.grid.dim[2]; ++k)
     for (std::int64_t j = 0; j < image.grid.dim[1]; ++j)
       for (std::int64_t i = 0; i < image.grid.dim[0]; ++i) {
@@ -51,21 +108,36 @@ void block_average(const Image& image, const Mask& mask, const Grid& coarse, Ima
           n[q] += 1;
         }
       }
-  for (std::size_t q = 0; q < coarse.voxels(); ++q) {
-    if (n[q] > 0) mean.data[q] = static_cast<float>(sum[q] / n[q]);
-    weight.data[q] = all[q] > 0 ? static_cast<float>(n[q] / all[q]) : 0.0f;
-  }
 }
 
+// The DFT's factors for n bins zero-padded to m = 2 n, forward (k, t) -> e^(-2 pi i k t / m) and
+// inverse, computed once per field and shared by its iterations.
+struct Twiddles {
+  int n = 0;
+  std::vector<std::complex<double>> forward, inverse;  // [k * n + t]
+  explicit Twiddles(int bins) : n(bins) {
+    const int m = 2 * n;
+    forward.resize(std::size_t(m) * std::size_t(n));
+    inverse.resize(forward.size());
+    for (int k = 0; k < m; ++k)
+      for (int t = 0; t < n; ++t) {
+        forward[std::size_t(k) * std::size_t(n) + std::size_t(t)] = std::polar(1.0, -2 * M_PI * k * t / m);
+        inverse[std::size_t(k) * std::size_t(n) + std::size_t(t)] = std::polar(1.0, 2 * M_PI * k * t / m);
+      }
+  }
+};
+
 // Wiener deconvolution of a histogram by a Gaussian (N3), via a direct DFT (bins are few).
-std::vector<double> sharpen(const std::vector<double>& hist, double bin_width, double fwhm) {
+std::vector<double> sharpen(const std::vector<double>& hist, double bin_width, double fwhm, const Twiddles& w) {
   const int n = static_cast<int>(hist.size());
   const int m = 2 * n;  // zero padding against wrap-around
+  if (w.n != n) throw Error("sharpen: twiddle factors for another number of bins");
   std::vector<std::complex<double>> h(m), g(m), out(m);
   const double sigma = fwhm / 2.35482 / bin_width;
   for (int k = 0; k < m; ++k) {
     std::complex<double> sh = 0;
-    for (int t = 0; t < n; ++t) sh += hist[std::size_t(t)] * std::polar(1.0, -2 * M_PI * k * t / m);
+    for (int t = 0; t < n; ++t)
+      sh += hist[std::size_t(t)] * w.forward[std::size_t(k) * std::size_t(n) + std::size_t(t)];
     h[std::size_t(k)] = sh;
     const double f = std::min(k, m - k) / double(m);
     g[std::size_t(k)] = std::exp(-2.0 * M_PI * M_PI * sigma * sigma * f * f);
@@ -78,7 +150,7 @@ std::vector<double> sharpen(const std::vector<double>& hist, double bin_width, d
   std::vector<double> u(std::size_t(n), 0.0);
   for (int t = 0; t < n; ++t) {
     std::complex<double> s = 0;
-    for (int k = 0; k < m; ++k) s += out[std::size_t(k)] * std::polar(1.0, 2 * M_PI * k * t / m);
+    for (int k = 0; k < m; ++k) s += out[std::size_t(k)] * w.inverse[std::size_t(k) * std::size_t(n) + std::size_t(t)];
     u[std::size_t(t)] = std::max(0.0, s.real() / m);
   }
   return u;
@@ -103,6 +175,7 @@ Image estimate_bias_field(const Image& t1, const Mask& mask, const BiasOptions& 
   Image field(coarse, 0.0f);                                                        // log field
   const Image weight_sum = gaussian_smooth(to_image(cmask), options.smoothing_mm);  // normalised convolution
   const int bins = 200;
+  const Twiddles twiddles(bins);
   for (int it = 0; it < options.iterations; ++it) {
     double lo = 1e300, hi = -1e300;
     for (auto q : idx) {
@@ -119,7 +192,7 @@ Image estimate_bias_field(const Image& t1, const Mask& mask, const BiasOptions& 
       hist[std::size_t(b)] += 1 - f;
       hist[std::size_t(b + 1)] += f;
     }
-    const auto u = sharpen(hist, width, options.fwhm);
+    const auto u = sharpen(hist, width, options.fwhm, twiddles);
     // E[u | v] for each observed bin v: sum_u u * G(v-u) U(u) / sum_u G(v-u) U(u)
     const double sigma = options.fwhm / 2.35482 / width;
     std::vector<double> expected(bins, 0.0);

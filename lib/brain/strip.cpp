@@ -47,23 +47,25 @@ std::array<double, 3> tissue_means(const Image& image, const Mask& mask) {
 // Brain tissue near the prior, detached from dura/scalp by an opening, grown back, closed over
 // sulcal CSF, holes filled, held within a band around the prior, then grown over the outer CSF.
 Mask extract_brain(const Image& corrected, const Mask& prior, const Mask& head, const std::string& source_name) {
-  const Mask core = erode(prior, 6.0);
+  // The prior's erosions and dilations, each set of radii from one distance transform.
+  const std::vector<Mask> eroded = erode(prior, {6.0, 7.0, 12.0}), dilated = dilate(prior, {5.0, 8.0});
+  const Mask &core = eroded[0], &deep = eroded[1], &seed = eroded[2], &band = dilated[0], &near = dilated[1];
   const auto means = tissue_means(corrected, core);
   const double csf_gm = 0.5 * (means[0] + means[1]);
   log::debug(fmt::format("tissue means CSF {:.4g} GM {:.4g} WM {:.4g}", means[0], means[1], means[2]));
 
-  Mask tissue = mask_and(threshold(corrected, static_cast<float>(csf_gm)), dilate(prior, 8.0));
+  Mask tissue = mask_and(threshold(corrected, static_cast<float>(csf_gm)), near);
   const double too_bright = means[2] + 3.0 * (means[2] - means[1]);
   for (std::size_t i = 0; i < tissue.data.size(); ++i)
     if (corrected.data[i] > too_bright) tissue.data[i] = 0;
-  Mask brain = components_touching(open(tissue, 2.0), erode(prior, 12.0));
+  Mask brain = components_touching(open(tissue, 2.0), seed);
   brain = close(brain, 5.0);
   brain = fill_holes(brain);
-  brain = mask_and(brain, dilate(prior, 5.0));
+  brain = mask_and(brain, band);
   brain = largest_component(open(brain, 1.0));
   // The deep interior of the prior is brain whatever its intensity (ventricles and cisterns,
   // which open to the outer CSF and so are not holes).
-  brain = mask_or(brain, erode(prior, 7.0));
+  brain = mask_or(brain, deep);
   brain = fill_holes(brain);
   // The outer surface of the brain includes the subarachnoid CSF up to the dura (as HD-BET and
   // manual tracings do): grow 2 mm into dark voxels, never into bright fat or marrow.

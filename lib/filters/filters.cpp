@@ -184,15 +184,145 @@ Image masked_smooth(const Image& image, const Mask& mask, double sigma_mm) {
 }
 
 namespace {
-// Squared Euclidean distance (mm^2) to the nearest set voxel; +inf where the mask is empty.
+// Squared Euclidean distance (mm^2) to the nearest set voxel; +inf where the mask is empty. The
+// first pass (along x, from the mask itself) is the 1D transform of a binary line: the squared
+// distance to the nearest set voxel of the line, by the same expression edt_1d evaluates.
 Volume<double> squared_distance(const Mask& mask) {
   Volume<double> d2(mask.grid, 0.0);
   const double inf = std::numeric_limits<double>::infinity();
-  for (std::size_t i = 0; i < mask.data.size(); ++i) d2.data[i] = mask.data[i] ? 0.0 : inf;
   const Eigen::Vector3d sp = mask.grid.spacing_mm();
-  for (int a = 0; a < 3; ++a)
+  const auto& d = mask.grid.dim;
+  const double h = sp[0];
+  parallel_for(d[1] * d[2], [&](std::int64_t l0, std::int64_t l1) {
+    std::vector<std::int64_t> left(static_cast<std::size_t>(d[0]));
+    for (std::int64_t l = l0; l < l1; ++l) {
+      const std::uint8_t* m = mask.data.data() + std::size_t(l * d[0]);
+      double* out = d2.data.data() + std::size_t(l * d[0]);
+      std::int64_t last = -1;
+      for (std::int64_t q = 0; q < d[0]; ++q) {
+        if (m[q]) last = q;
+        left[std::size_t(q)] = last;
+      }
+      std::int64_t next = -1;
+      for (std::int64_t q = d[0] - 1; q >= 0; --q) {
+        if (m[q]) next = q;
+        const std::int64_t a = left[std::size_t(q)];
+        std::int64_t p = a >= 0 && (next < 0 || q - a <= next - q) ? a : next;
+        out[q] = p < 0 ? inf : h * h * int(q - p) * int(q - p);
+      }
+    }
+  });
+  for (int a = 1; a < 3; ++a)
     for_each_line(d2, a, [&](const std::vector<double>& in, std::vector<double>& out) { edt_1d(in, out, sp[a]); });
   return d2;
+}
+
+// The ball of dilate(): every voxel offset (a, b, c) whose squared length, summed as the distance
+// transform sums it (z term + (y term + x term), each h * h * n * n), is within
+// (radius + 1 um)^2; as rows: for each (b, c), the largest |a| inside (the sums grow with |a|).
+struct BallRow {
+  int b, c, w;
+};
+struct Ball {
+  std::vector<BallRow> rows;
+  std::array<int, 3> reach{0, 0, 0};  // largest |offset| along each axis
+};
+
+double offset_length2(const Eigen::Vector3d& sp, int a, int b, int c) {
+  return sp[2] * sp[2] * c * c + (sp[1] * sp[1] * b * b + sp[0] * sp[0] * a * a);
+}
+
+Ball ball(const Eigen::Vector3d& sp, double radius_mm) {
+  const double r2 = (radius_mm + 1e-3) * (radius_mm + 1e-3);
+  Ball ball;
+  int lim[3];
+  for (int a = 0; a < 3; ++a) lim[a] = static_cast<int>(std::min(4096.0, std::floor((radius_mm + 1e-3) / sp[a]))) + 1;
+  for (int c = -lim[2]; c <= lim[2]; ++c)
+    for (int b = -lim[1]; b <= lim[1]; ++b) {
+      int w = -1;
+      while (w + 1 <= lim[0] && offset_length2(sp, w + 1, b, c) <= r2) ++w;
+      if (w < 0) continue;
+      ball.rows.push_back({b, c, w});
+      ball.reach = {std::max(ball.reach[0], w), std::max(ball.reach[1], std::abs(b)),
+                    std::max(ball.reach[2], std::abs(c))};
+    }
+  return ball;
+}
+
+// Dilation by a ball given as rows: out |= (x-distance to the mask <= w) shifted by (b, c), over
+// whole x-rows. Per-slice writes: thread-independent.
+Mask dilate_rows(const Mask& mask, const Ball& ball) {
+  const auto& d = mask.grid.dim;
+  const std::size_t nx = std::size_t(d[0]);
+  // Distance along x (voxels, capped at 255) to the nearest set voxel of the row.
+  std::vector<std::uint8_t> dx(mask.data.size());
+  parallel_for(d[1] * d[2], [&](std::int64_t l0, std::int64_t l1) {
+    for (std::int64_t l = l0; l < l1; ++l) {
+      const std::uint8_t* m = mask.data.data() + std::size_t(l) * nx;
+      std::uint8_t* o = dx.data() + std::size_t(l) * nx;
+      int run = 255;
+      for (std::size_t i = 0; i < nx; ++i) {
+        run = m[i] ? 0 : std::min(255, run + 1);
+        o[i] = static_cast<std::uint8_t>(run);
+      }
+      run = 255;
+      for (std::size_t i = nx; i-- > 0;) {
+        run = m[i] ? 0 : std::min(255, run + 1);
+        o[i] = std::min(o[i], static_cast<std::uint8_t>(run));
+      }
+    }
+  });
+  Mask out(mask.grid, 0);
+  parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (const BallRow& r : ball.rows) {
+        if (k + r.c < 0 || k + r.c >= d[2]) continue;
+        const std::uint8_t w = static_cast<std::uint8_t>(std::min(r.w, 254));
+        const std::int64_t j0 = std::max<std::int64_t>(0, -r.b), j1 = std::min<std::int64_t>(d[1], d[1] - r.b);
+        const std::size_t n = nx;  // locals: the byte stores below may alias anything else
+        for (std::int64_t j = j0; j < j1; ++j) {
+          std::uint8_t* __restrict o = out.data.data() + std::size_t(j + d[1] * k) * n;
+          const std::uint8_t* __restrict src = dx.data() + std::size_t(j + r.b + d[1] * (k + r.c)) * n;
+          for (std::size_t i = 0; i < n; ++i) o[i] |= static_cast<std::uint8_t>(src[i] <= w);
+        }
+      }
+  });
+  return out;
+}
+
+// Below this many rows per ball (summed over the radii), the rows beat a distance transform.
+constexpr std::size_t kMaxBallRows = 120;
+
+// Dilations of `mask` by each radius, all on `mask`'s grid (see dilate()).
+std::vector<Mask> dilate_all(const Mask& mask, const std::vector<double>& radii_mm) {
+  const Eigen::Vector3d sp = mask.grid.spacing_mm();
+  std::vector<Ball> balls;
+  std::size_t rows = 0;
+  for (double r : radii_mm) {
+    balls.push_back(ball(sp, r));
+    rows += balls.back().rows.size();
+  }
+  std::vector<Mask> out;
+  bool narrow = true;  // x half-widths within dilate_rows' 8-bit distances
+  for (const Ball& b : balls) narrow = narrow && b.reach[0] <= 254;
+  if (rows <= kMaxBallRows && narrow) {
+    for (const Ball& b : balls) out.push_back(dilate_rows(mask, b));
+    return out;
+  }
+  const Volume<double> d2 = squared_distance(mask);
+  for (double radius_mm : radii_mm) {
+    // A tolerance of 1 um: spacings of 0.99999 and 1.00001 mm (float headers, DICOM vs NIfTI) must
+    // give the same ball, not drop or keep the neighbours at exactly the radius.
+    const double r2 = (radius_mm + 1e-3) * (radius_mm + 1e-3);
+    Mask m(mask.grid, 0);
+    for (std::size_t i = 0; i < m.data.size(); ++i) m.data[i] = d2.data[i] <= r2 ? 1 : 0;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+bool nonempty(const Mask& mask) {
+  return std::any_of(mask.data.begin(), mask.data.end(), [](std::uint8_t v) { return v != 0; });
 }
 }  // namespace
 
@@ -204,15 +334,42 @@ Image distance_to(const Mask& mask) {
   return out;
 }
 
-Mask dilate(const Mask& mask, double radius_mm) {
-  const Volume<double> d2 = squared_distance(mask);
-  // A tolerance of 1 um: spacings of 0.99999 and 1.00001 mm (float headers, DICOM vs NIfTI) must
-  // give the same ball, not drop or keep the neighbours at exactly the radius.
-  const double r2 = (radius_mm + 1e-3) * (radius_mm + 1e-3);
-  Mask out(mask.grid, 0);
-  for (std::size_t i = 0; i < out.data.size(); ++i) out.data[i] = d2.data[i] <= r2 ? 1 : 0;
+// The dilation works in the mask's bounding box grown beyond the largest ball: nothing outside
+// it is reached, and inside it the set voxels are all there.
+std::vector<Mask> dilate(const Mask& mask, const std::vector<double>& radii_mm) {
+  std::vector<Mask> out;
+  if (!nonempty(mask)) {
+    for (std::size_t r = 0; r < radii_mm.size(); ++r) out.emplace_back(mask.grid, 0);
+    return out;
+  }
+  const Eigen::Vector3d sp = mask.grid.spacing_mm();
+  std::int64_t margin = 1;
+  for (double r : radii_mm) {
+    const Ball b = ball(sp, r);
+    margin = std::max<std::int64_t>(margin, *std::max_element(b.reach.begin(), b.reach.end()) + 1);
+  }
+  const Crop box = bounding_crop(mask, margin);
+  for (Mask& m : dilate_all(crop(mask, box), radii_mm)) out.push_back(uncrop(m, mask.grid, box));
   return out;
 }
+
+Mask dilate(const Mask& mask, double radius_mm) { return std::move(dilate(mask, std::vector<double>{radius_mm})[0]); }
+
+// Erosion = not dilate(not mask) (voxels beyond the grid are neither). It works in the mask's
+// bounding box grown by one voxel: a background voxel beyond that box has one inside the box's
+// rim (clamp it to the box) at least as near along every axis, so the balls hit the same.
+std::vector<Mask> erode(const Mask& mask, const std::vector<double>& radii_mm) {
+  std::vector<Mask> out;
+  if (!nonempty(mask)) {
+    for (std::size_t r = 0; r < radii_mm.size(); ++r) out.emplace_back(mask.grid, 0);
+    return out;
+  }
+  const Crop box = bounding_crop(mask, 1);
+  for (Mask& m : dilate_all(mask_not(crop(mask, box)), radii_mm)) out.push_back(uncrop(mask_not(m), mask.grid, box));
+  return out;
+}
+
+Mask erode(const Mask& mask, double radius_mm) { return std::move(erode(mask, std::vector<double>{radius_mm})[0]); }
 
 Mask dilate_box(const Mask& mask, int radius_vox) {
   Mask cur = mask;
@@ -235,42 +392,91 @@ Mask dilate_box(const Mask& mask, int radius_vox) {
   return cur;
 }
 
-Mask erode(const Mask& mask, double radius_mm) { return mask_not(dilate(mask_not(mask), radius_mm)); }
 Mask open(const Mask& mask, double radius_mm) { return dilate(erode(mask, radius_mm), radius_mm); }
 Mask close(const Mask& mask, double radius_mm) { return erode(dilate(mask, radius_mm), radius_mm); }
+
+namespace {
+// The runs of voxels equal to `value` along x (whole rows, in memory order), joined when
+// 6-connected (overlapping runs of adjacent rows, y - 1 or z - 1) by union-find.
+struct Runs {
+  std::vector<std::int64_t> row;  // j + ny k
+  std::vector<std::int32_t> x0, x1;
+  std::vector<std::int64_t> parent;
+  std::int64_t root(std::int64_t a) {
+    while (parent[std::size_t(a)] != a) {
+      parent[std::size_t(a)] = parent[std::size_t(parent[std::size_t(a)])];
+      a = parent[std::size_t(a)];
+    }
+    return a;
+  }
+  void unite(std::int64_t a, std::int64_t b) {
+    a = root(a);
+    b = root(b);
+    if (a != b) parent[std::size_t(std::max(a, b))] = std::min(a, b);
+  }
+};
+
+Runs runs_of(const Mask& mask, std::uint8_t value) {
+  const auto& d = mask.grid.dim;
+  const std::int64_t rows = d[1] * d[2];
+  Runs r;
+  std::vector<std::int64_t> first(std::size_t(rows) + 1, 0);
+  for (std::int64_t l = 0; l < rows; ++l) {
+    first[std::size_t(l)] = std::int64_t(r.row.size());
+    const std::uint8_t* m = mask.data.data() + std::size_t(l * d[0]);
+    for (std::int64_t x = 0; x < d[0];) {
+      if ((m[x] != 0) != (value != 0)) {
+        ++x;
+        continue;
+      }
+      const std::int64_t start = x;
+      while (x < d[0] && (m[x] != 0) == (value != 0)) ++x;
+      r.row.push_back(l);
+      r.x0.push_back(std::int32_t(start));
+      r.x1.push_back(std::int32_t(x - 1));
+    }
+  }
+  first[std::size_t(rows)] = std::int64_t(r.row.size());
+  r.parent.resize(r.row.size());
+  std::iota(r.parent.begin(), r.parent.end(), std::int64_t(0));
+  // Joins the runs of row l with those of an earlier row e (both lists sorted by x).
+  const auto join = [&](std::int64_t l, std::int64_t e) {
+    std::int64_t a = first[std::size_t(l)], b = first[std::size_t(e)];
+    const std::int64_t a_end = first[std::size_t(l) + 1], b_end = first[std::size_t(e) + 1];
+    while (a < a_end && b < b_end) {
+      if (r.x0[std::size_t(a)] <= r.x1[std::size_t(b)] && r.x0[std::size_t(b)] <= r.x1[std::size_t(a)]) r.unite(a, b);
+      if (r.x1[std::size_t(a)] < r.x1[std::size_t(b)])
+        ++a;
+      else
+        ++b;
+    }
+  };
+  for (std::int64_t l = 0; l < rows; ++l) {
+    if (l % d[1] > 0) join(l, l - 1);
+    if (l >= d[1]) join(l, l - d[1]);
+  }
+  return r;
+}
+}  // namespace
 
 Components connected_components(const Mask& mask) {
   Components c;
   c.labels = Volume<std::int32_t>(mask.grid, 0);
   c.sizes.push_back(0);
-  const auto& d = mask.grid.dim;
-  std::vector<std::size_t> stack;
-  std::int32_t next = 0;
-  for (std::size_t start = 0; start < mask.data.size(); ++start) {
-    if (!mask.data[start] || c.labels.data[start]) continue;
-    ++next;
-    std::size_t size = 0;
-    stack.push_back(start);
-    c.labels.data[start] = next;
-    while (!stack.empty()) {
-      const std::size_t p = stack.back();
-      stack.pop_back();
-      ++size;
-      const auto i = std::int64_t(p % std::size_t(d[0]));
-      const auto j = std::int64_t((p / std::size_t(d[0])) % std::size_t(d[1]));
-      const auto k = std::int64_t(p / std::size_t(d[0] * d[1]));
-      const std::int64_t nb[6][3] = {{i - 1, j, k}, {i + 1, j, k}, {i, j - 1, k},
-                                     {i, j + 1, k}, {i, j, k - 1}, {i, j, k + 1}};
-      for (const auto& n : nb) {
-        if (!mask.grid.inside(n[0], n[1], n[2])) continue;
-        const std::size_t q = mask.grid.index(n[0], n[1], n[2]);
-        if (mask.data[q] && !c.labels.data[q]) {
-          c.labels.data[q] = next;
-          stack.push_back(q);
-        }
-      }
+  Runs r = runs_of(mask, 1);
+  // Labels in the order of each component's first voxel in memory (its first run).
+  std::vector<std::int32_t> label(r.row.size(), 0);
+  const std::size_t nx = std::size_t(mask.grid.dim[0]);
+  for (std::size_t a = 0; a < r.row.size(); ++a) {
+    const std::size_t root = std::size_t(r.root(std::int64_t(a)));
+    if (!label[root]) {
+      label[root] = std::int32_t(c.sizes.size());
+      c.sizes.push_back(0);
     }
-    c.sizes.push_back(size);
+    const std::int32_t l = label[root];
+    std::int32_t* out = c.labels.data.data() + std::size_t(r.row[a]) * nx;
+    for (std::int32_t x = r.x0[a]; x <= r.x1[a]; ++x) out[x] = l;
+    c.sizes[std::size_t(l)] += std::size_t(r.x1[a] - r.x0[a] + 1);
   }
   return c;
 }
@@ -295,87 +501,68 @@ Mask components_touching(const Mask& mask, const Mask& seed) {
 }
 
 Mask fill_holes(const Mask& mask) {
-  // Flood the background from the volume's border; whatever it does not reach is a hole.
+  // The background components that touch the volume's border are outside; the rest are holes.
   const auto& d = mask.grid.dim;
-  Mask reached(mask.grid, 0);
-  std::vector<std::size_t> stack;
-  auto push = [&](std::int64_t i, std::int64_t j, std::int64_t k) {
-    const std::size_t q = mask.grid.index(i, j, k);
-    if (!mask.data[q] && !reached.data[q]) {
-      reached.data[q] = 1;
-      stack.push_back(q);
-    }
-  };
-  for (std::int64_t k = 0; k < d[2]; ++k)
-    for (std::int64_t j = 0; j < d[1]; ++j)
-      for (std::int64_t i = 0; i < d[0]; ++i)
-        if (i == 0 || j == 0 || k == 0 || i == d[0] - 1 || j == d[1] - 1 || k == d[2] - 1) push(i, j, k);
-  const std::size_t sx = 1, sy = std::size_t(d[0]), sz = std::size_t(d[0] * d[1]);
-  while (!stack.empty()) {
-    const std::size_t p = stack.back();
-    stack.pop_back();
-    const auto i = std::int64_t(p % sy), j = std::int64_t((p / sy) % std::size_t(d[1])), k = std::int64_t(p / sz);
-    auto visit = [&](std::size_t q) {
-      if (!mask.data[q] && !reached.data[q]) {
-        reached.data[q] = 1;
-        stack.push_back(q);
-      }
-    };
-    if (i > 0) visit(p - sx);
-    if (i < d[0] - 1) visit(p + sx);
-    if (j > 0) visit(p - sy);
-    if (j < d[1] - 1) visit(p + sy);
-    if (k > 0) visit(p - sz);
-    if (k < d[2] - 1) visit(p + sz);
+  Runs r = runs_of(mask, 0);
+  std::vector<char> outside(r.row.size(), 0);
+  for (std::size_t a = 0; a < r.row.size(); ++a) {
+    const std::int64_t j = r.row[a] % d[1], k = r.row[a] / d[1];
+    if (r.x0[a] == 0 || r.x1[a] == d[0] - 1 || j == 0 || j == d[1] - 1 || k == 0 || k == d[2] - 1)
+      outside[std::size_t(r.root(std::int64_t(a)))] = 1;
   }
-  Mask out(mask.grid, 0);
-  for (std::size_t i = 0; i < out.data.size(); ++i) out.data[i] = reached.data[i] ? 0 : 1;
+  Mask out(mask.grid, 1);
+  const std::size_t nx = std::size_t(d[0]);
+  for (std::size_t a = 0; a < r.row.size(); ++a)
+    if (outside[std::size_t(r.root(std::int64_t(a)))])
+      std::fill_n(out.data.begin() + std::ptrdiff_t(std::size_t(r.row[a]) * nx + std::size_t(r.x0[a])),
+                  r.x1[a] - r.x0[a] + 1, std::uint8_t(0));
   return out;
 }
 
+// Slice by slice: each slice (copied out) flooded from its border through background pixels
+// (4-connected); what the flood does not reach is set. Slices are disjoint: filled in place.
 Mask fill_holes_2d(const Mask& mask) {
   Mask out = mask;
   const auto& d = mask.grid.dim;
+  const std::int64_t stride[3] = {1, d[0], d[0] * d[1]};
   for (int axis = 0; axis < 3; ++axis) {
     const int a1 = axis == 0 ? 1 : 0, a2 = axis == 2 ? 1 : 2;
-    Mask filled = out;
+    const std::int64_t nu = d[a1], nv = d[a2], su = stride[a1], sv = stride[a2];
     parallel_for(d[axis], [&](std::int64_t s0, std::int64_t s1) {
-      std::vector<std::uint8_t> seen;
-      std::vector<std::pair<std::int64_t, std::int64_t>> stack;
+      std::vector<std::uint8_t> seen(std::size_t(nu * nv));
+      std::vector<std::int64_t> stack;
       for (std::int64_t s = s0; s < s1; ++s) {
-        seen.assign(std::size_t(d[a1] * d[a2]), 0);
-        auto at = [&](std::int64_t u, std::int64_t v) {
-          std::int64_t idx[3];
-          idx[axis] = s;
-          idx[a1] = u;
-          idx[a2] = v;
-          return out.grid.index(idx[0], idx[1], idx[2]);
+        std::uint8_t* base = out.data.data() + std::size_t(s * stride[axis]);
+        for (std::int64_t v = 0; v < nv; ++v)
+          for (std::int64_t u = 0; u < nu; ++u) seen[std::size_t(u + nu * v)] = base[u * su + v * sv] ? 2 : 0;
+        const auto push = [&](std::int64_t p) {
+          if (seen[std::size_t(p)] == 0) {
+            seen[std::size_t(p)] = 1;
+            stack.push_back(p);
+          }
         };
-        for (std::int64_t u = 0; u < d[a1]; ++u)
-          for (std::int64_t v = 0; v < d[a2]; ++v)
-            if ((u == 0 || v == 0 || u == d[a1] - 1 || v == d[a2] - 1) && !out.data[at(u, v)] &&
-                !seen[std::size_t(u + d[a1] * v)]) {
-              seen[std::size_t(u + d[a1] * v)] = 1;
-              stack.push_back({u, v});
-              while (!stack.empty()) {
-                auto [x, y] = stack.back();
-                stack.pop_back();
-                const std::int64_t nb[4][2] = {{x - 1, y}, {x + 1, y}, {x, y - 1}, {x, y + 1}};
-                for (const auto& n : nb) {
-                  if (n[0] < 0 || n[1] < 0 || n[0] >= d[a1] || n[1] >= d[a2]) continue;
-                  const std::size_t key = std::size_t(n[0] + d[a1] * n[1]);
-                  if (seen[key] || out.data[at(n[0], n[1])]) continue;
-                  seen[key] = 1;
-                  stack.push_back({n[0], n[1]});
-                }
-              }
-            }
-        for (std::int64_t u = 0; u < d[a1]; ++u)
-          for (std::int64_t v = 0; v < d[a2]; ++v)
-            if (!seen[std::size_t(u + d[a1] * v)]) filled.data[at(u, v)] = 1;
+        for (std::int64_t u = 0; u < nu; ++u) {
+          push(u);
+          push(u + nu * (nv - 1));
+        }
+        for (std::int64_t v = 0; v < nv; ++v) {
+          push(nu * v);
+          push(nu - 1 + nu * v);
+        }
+        while (!stack.empty()) {
+          const std::int64_t p = stack.back();
+          stack.pop_back();
+          const std::int64_t u = p % nu, v = p / nu;
+          if (u > 0) push(p - 1);
+          if (u < nu - 1) push(p + 1);
+          if (v > 0) push(p - nu);
+          if (v < nv - 1) push(p + nu);
+        }
+        for (std::int64_t v = 0; v < nv; ++v)
+          for (std::int64_t u = 0; u < nu; ++u)
+            if (!seen[std::size_t(u + nu * v)]) base[u * su + v * sv] = 1;
       }
     });
-    out = filled;
   }
   return out;
 }
@@ -411,16 +598,17 @@ double dice(const Mask& a, const Mask& b) {
 
 Crop bounding_crop(const Mask& mask, std::int64_t margin_vox) {
   std::array<std::int64_t, 3> lo{mask.grid.dim}, hi{-1, -1, -1};
+  const std::int64_t nx = mask.grid.dim[0];
   for (std::int64_t k = 0; k < mask.grid.dim[2]; ++k)
-    for (std::int64_t j = 0; j < mask.grid.dim[1]; ++j)
-      for (std::int64_t i = 0; i < mask.grid.dim[0]; ++i)
-        if (mask(i, j, k)) {
-          const std::int64_t p[3] = {i, j, k};
-          for (int a = 0; a < 3; ++a) {
-            lo[std::size_t(a)] = std::min(lo[std::size_t(a)], p[a]);
-            hi[std::size_t(a)] = std::max(hi[std::size_t(a)], p[a]);
-          }
-        }
+    for (std::int64_t j = 0; j < mask.grid.dim[1]; ++j) {
+      const std::uint8_t* row = mask.data.data() + std::size_t(mask.grid.index(0, j, k));
+      const std::uint8_t* first = std::find_if(row, row + nx, [](std::uint8_t v) { return v != 0; });
+      if (first == row + nx) continue;
+      std::int64_t last = nx - 1;
+      while (!row[last]) --last;
+      lo = {std::min(lo[0], std::int64_t(first - row)), std::min(lo[1], j), std::min(lo[2], k)};
+      hi = {std::max(hi[0], last), std::max(hi[1], j), std::max(hi[2], k)};
+    }
   Crop c;
   if (hi[0] < 0) throw Error("bounding box of an empty mask");
   Eigen::Matrix4d shift = Eigen::Matrix4d::Identity();
@@ -465,7 +653,15 @@ float quantile(std::vector<float> values, double q) {
 }
 
 double otsu_threshold(const Image& image, const Mask* mask) {
-  const double lo = quantile(image, 0.0, mask), hi = quantile(image, 0.999, mask);
+  // quantile(0.999) and quantile(0) (the minimum, which lies in the part below the first) from one copy.
+  std::vector<float> v;
+  v.reserve(image.data.size());
+  for (std::size_t i = 0; i < image.data.size(); ++i)
+    if (!mask || mask->data[i]) v.push_back(image.data[i]);
+  if (v.empty()) throw Error("quantile of an empty set");
+  const auto top = static_cast<std::ptrdiff_t>(0.999 * double(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + top, v.end());
+  const double hi = v[std::size_t(top)], lo = *std::min_element(v.begin(), v.begin() + top + 1);
   if (!(hi > lo)) return lo;
   const int bins = 256;
   std::vector<double> hist(bins, 0.0);

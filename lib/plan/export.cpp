@@ -179,7 +179,8 @@ void check_safety(const Params& params, const std::vector<const Target*>& select
     if (const std::string note = guideline_at(proto, *t); !note.empty()) warnings.push_back(note);
 }
 
-// The T1 (refused unless on the targets' reference grid) and the head mask for the rendering.
+// The T1 (refused unless on the targets' reference grid; t1_sha: its sha256) and the head mask for
+// the rendering.
 struct Images {
   Image t1;
   Mask head;
@@ -187,7 +188,7 @@ struct Images {
   bool sha_matches = false;
 };
 
-Images read_images(const Params& params, const Targets& all, const std::string& head_path,
+Images read_images(const Params& params, const Targets& all, const std::string& head_path, const std::string& t1_sha,
                    std::vector<std::string>& warnings) {
   Images im;
   ImageInfo t1_info;
@@ -202,7 +203,7 @@ Images read_images(const Params& params, const Targets& all, const std::string& 
                             im.t1.grid.dim[2], ref_grid.dim[0], ref_grid.dim[1], ref_grid.dim[2]),
                 params.t1_path);
   }
-  im.t1_sha = sha256_file(params.t1_path);
+  im.t1_sha = t1_sha;
   im.sha_matches = im.t1_sha == all.reference_t1.sha256;
   if (!im.sha_matches)
     warnings.push_back(fmt::format("the T1's sha256 differs from the reference in {} (same grid, so the same world "
@@ -392,8 +393,9 @@ Result export_plan(const Params& params, Record& record) {
   const std::vector<TargetDose> doses =
       compute_doses(all, selected, proto, params.rmt_pct_mso, params.m1_target, warnings);
 
-  const Images im = read_images(params, all, at.head_path, warnings);
-  record_inputs(params, at, record);
+  record_inputs(params, at, record);  // hashes the T1 once, for the record and the report
+  const Images im =
+      read_images(params, all, at.head_path, record.json()["inputs"]["t1"]["sha256"].get<std::string>(), warnings);
   NavigatorFiles nav_files = navigator_files(params, selected, proto, im.t1.grid, at);
   const std::vector<std::string>& names = nav_files.names;
   PlanSummary summary{params,       all,       selected,       proto,           table, safety, doses,    at.subject_dir,

@@ -120,9 +120,10 @@ HeadBox head_box(const Mask& head) {
 }
 
 report::TargetSection target_section(const Target& t, const TargetDose* dose, const protocol::Protocol& proto,
-                                     const Image& t1, const Mask& head, const HeadBox& box,
-                                     const report::HeadSurface& surface, const report::HeadSurface* cortex,
-                                     const std::string& efield_dir, std::vector<std::string>& warnings) {
+                                     const Image& t1, const std::array<double, 2>& window, const Mask& head,
+                                     const HeadBox& box, const report::HeadSurface& surface,
+                                     const report::HeadSurface* cortex, const std::string& efield_dir,
+                                     std::vector<std::string>& warnings) {
   report::TargetSection sec;
   sec.name = t.name;
   const SourceEntry* src = source_for_target(t.source);
@@ -152,7 +153,7 @@ report::TargetSection target_section(const Target& t, const TargetDose* dose, co
 
   // Slices through the target, each panel centred on the head so that it shows the whole head.
   const double pixel = box.fov_mm / 320.0;
-  QcFigure fig(t1, QcFigure::display_window(t1), RasPoint(t.cortical_ras), RasPoint(box.centre), box.fov_mm, pixel);
+  QcFigure fig(t1, window, RasPoint(t.cortical_ras), RasPoint(box.centre), box.fov_mm, pixel);
   fig.add_outline(head, {80, 220, 120});
   fig.add_arrow(RasPoint(t.coil_centre_ras), RasVector(30.0 * t.handle_direction_ras), {255, 140, 0});
   fig.add_point(RasPoint(t.scalp_ras), {255, 230, 0}, 3);
@@ -408,11 +409,12 @@ void fill_targets(const PlanSummary& s, const Image& t1, const Mask& head, std::
     warnings.push_back("no dseg.nii.gz in the subject folder: the report has no cortical view");
   }
   const HeadBox box = head_box(head);
+  const std::array<double, 2> window = QcFigure::display_window(t1);  // one grey window for every target
   for (const Target* t : s.selected) {
     const TargetDose* dose = nullptr;
     for (const auto& x : s.doses)
       if (x.target == t->name) dose = &x;
-    d.targets.push_back(target_section(*t, dose, s.proto, t1, head, box, surface, cortex.get(),
+    d.targets.push_back(target_section(*t, dose, s.proto, t1, window, head, box, surface, cortex.get(),
                                        std::filesystem::path(s.params.targets_path).parent_path().string(), warnings));
   }
 }

@@ -3,6 +3,7 @@
 // and the cortical target drawn on top.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "tmsplan/error.hpp"
 #include "tmsplan/filters.hpp"
@@ -96,6 +97,89 @@ HeadSurface::HeadSurface(const Mask& head) {
     box_lo_ = box_lo_.cwiseMin(p);
     box_hi_ = box_hi_.cwiseMax(p);
   }
+  build_skip_table();
+}
+
+// A trilinear sample whose lower corner lies in block b reads voxels of [b B, b B + B] along each
+// axis; one voxel of slack on either side covers a corner index off by one (rounding of the
+// position), and blocks b - 1 .. b + 1 cover that range. Such a sample is a convex combination of those voxels: below
+// their maximum (up to rounding, hence the margin under 0.5).
+void HeadSurface::build_skip_table() {
+  static_assert(kBlock >= 2, "the 3 x 3 x 3 blocks must cover one voxel of slack");
+  const auto& dim = density_.grid.dim;
+  for (int a = 0; a < 3; ++a) blocks_[std::size_t(a)] = (dim[std::size_t(a)] + kBlock - 1) / kBlock;
+  const std::size_t nb = std::size_t(blocks_[0] * blocks_[1] * blocks_[2]);
+  constexpr std::int32_t kFar = std::numeric_limits<std::int32_t>::max() / 2;
+  block_distance_.assign(nb, kFar);
+  // Each block's own maximum (every voxel read once), then the largest over the 3 x 3 x 3 blocks
+  // around it: those cover the block's voxels with one voxel of slack on either side (B >= 2).
+  std::vector<float> own(nb, -std::numeric_limits<float>::infinity());
+  for (std::int64_t k = 0; k < dim[2]; ++k)
+    for (std::int64_t j = 0; j < dim[1]; ++j) {
+      const float* row = density_.data.data() + density_.grid.index(0, j, k);
+      const std::size_t brow = std::size_t(blocks_[0] * (j / kBlock + blocks_[1] * (k / kBlock)));
+      for (std::int64_t i = 0; i < dim[0]; ++i) {
+        float& m = own[brow + std::size_t(i / kBlock)];
+        if (!(row[i] <= m)) m = std::isnan(row[i]) ? std::numeric_limits<float>::infinity() : row[i];
+      }
+    }
+  std::vector<std::size_t> queue;
+  for (std::int64_t bk = 0; bk < blocks_[2]; ++bk)
+    for (std::int64_t bj = 0; bj < blocks_[1]; ++bj)
+      for (std::int64_t bi = 0; bi < blocks_[0]; ++bi) {
+        float m = -std::numeric_limits<float>::infinity();
+        for (std::int64_t k = std::max<std::int64_t>(0, bk - 1); k <= std::min(blocks_[2] - 1, bk + 1); ++k)
+          for (std::int64_t j = std::max<std::int64_t>(0, bj - 1); j <= std::min(blocks_[1] - 1, bj + 1); ++j)
+            for (std::int64_t i = std::max<std::int64_t>(0, bi - 1); i <= std::min(blocks_[0] - 1, bi + 1); ++i)
+              m = std::max(m, own[std::size_t(i + blocks_[0] * (j + blocks_[1] * k))]);
+        if (!(m < 0.4999f)) {
+          const std::size_t q = std::size_t(bi + blocks_[0] * (bj + blocks_[1] * bk));
+          block_distance_[q] = 0;
+          queue.push_back(q);
+        }
+      }
+  // Multi-source breadth-first search over the 26 neighbours: chessboard distance in blocks.
+  for (std::size_t head = 0; head < queue.size(); ++head) {
+    const std::size_t q = queue[head];
+    const std::int64_t bi = std::int64_t(q) % blocks_[0], bj = (std::int64_t(q) / blocks_[0]) % blocks_[1],
+                       bk = std::int64_t(q) / (blocks_[0] * blocks_[1]);
+    for (std::int64_t dk = -1; dk <= 1; ++dk)
+      for (std::int64_t dj = -1; dj <= 1; ++dj)
+        for (std::int64_t di = -1; di <= 1; ++di) {
+          const std::int64_t i = bi + di, j = bj + dj, k = bk + dk;
+          if (i < 0 || j < 0 || k < 0 || i >= blocks_[0] || j >= blocks_[1] || k >= blocks_[2]) continue;
+          const std::size_t r = std::size_t(i + blocks_[0] * (j + blocks_[1] * k));
+          if (block_distance_[r] != kFar) continue;
+          block_distance_[r] = block_distance_[q] + 1;
+          queue.push_back(r);
+        }
+  }
+}
+
+// The sample at ijk and the next n - 1 ones along the ray (each step_vox[a] = 1 / inverse_step[a]
+// voxels further along axis a, at most) are below the level. After m steps the sampler's lower corner along axis a
+// lies within floor(m step_vox[a]) + 1 of this one's corner c (the +1: flooring), so within D - 1
+// blocks of c's block b when that offset is at most min(D B - 1 - r, (D - 1) B + r), r = c - b B
+// and D the distance of b to a block that may reach the level; those blocks are all below it.
+// A position beyond the grid is clamped here, as by the sampler (1-Lipschitz).
+int HeadSurface::empty_steps(const Eigen::Vector3d& ijk, const Eigen::Vector3d& inverse_step) const {
+  if (!ijk.allFinite()) return 0;
+  std::int64_t c[3], b[3];
+  for (int a = 0; a < 3; ++a) {
+    const std::int64_t last = density_.grid.dim[std::size_t(a)] - 1;
+    c[a] = std::min<std::int64_t>(static_cast<std::int64_t>(std::clamp(ijk[a], 0.0, double(last))), last);
+    b[a] = c[a] / kBlock;
+  }
+  const std::int64_t D = block_distance_[std::size_t(b[0] + blocks_[0] * (b[1] + blocks_[1] * b[2]))];
+  if (D <= 0) return 0;
+  double m = 1e6;
+  for (int a = 0; a < 3; ++a) {
+    const std::int64_t r = c[a] - b[a] * kBlock;
+    const double limit = double(std::min(D * kBlock - 1 - r, (D - 1) * kBlock + r));
+    if (limit < 1) return 1;
+    if (inverse_step[a] > 0) m = std::min(m, std::floor((limit - 1) * inverse_step[a]));
+  }
+  return 1 + static_cast<int>(m);
 }
 
 namespace {
@@ -217,8 +301,16 @@ ScalpRendering HeadSurface::render(const CoilDrawing& coil, const ScalpRenderOpt
 
   const auto value = [&](const Eigen::Vector3d& p) {
     const Eigen::Vector3d ijk = ras2vox_.topLeftCorner<3, 3>() * p + ras2vox_.topRightCorner<3, 1>();
-    return double(sample(density_, ijk, Interp::Linear, 0.0f));
+    // sample(density_, ijk, Interp::Linear, 0.0f), its stencil and value inlined
+    const Trilinear tri = trilinear_stencil(density_.grid.dim, ijk[0], ijk[1], ijk[2], Edge::Zero);
+    return tri.inside ? double(static_cast<float>(trilinear_value(density_.data.data(), tri))) : 0.0;
   };
+  // Voxels moved per step along any axis (an upper bound, with slack for rounding).
+  const Eigen::Vector3d step_vox =
+      (kStepMm * (ras2vox_.topLeftCorner<3, 3>() * d).cwiseAbs() * (1 + 1e-9)).array() + 1e-9;
+  // Its inverse, rounded down (a product by it never exceeds the quotient): 0 for no motion.
+  Eigen::Vector3d inverse_step;
+  for (int a = 0; a < 3; ++a) inverse_step[a] = step_vox[a] > 0 ? (1 - 1e-9) / step_vox[a] : 0.0;
   std::vector<char> hits(std::size_t(W) * std::size_t(H), 0);
   parallel_for(H, [&](std::int64_t v0, std::int64_t v1) {
     for (std::int64_t v = v0; v < v1; ++v)
@@ -229,8 +321,21 @@ ScalpRendering HeadSurface::render(const CoilDrawing& coil, const ScalpRenderOpt
         double t0, t1;
         if (ray_box(o, d, box_lo_, box_hi_, t0, t1)) {
           double prev = std::max(t0, 0.0);
+          // March in steps of kStepMm; samples known to be below the level (empty space) are
+          // passed without sampling, along the very same sequence of t.
           for (double t = prev; t <= t1; t += kStepMm) {
-            if (value(o + t * d) < 0.5) {
+            const Eigen::Vector3d at = o + t * d;
+            if (int n_empty =
+                    empty_steps(ras2vox_.topLeftCorner<3, 3>() * at + ras2vox_.topRightCorner<3, 1>(), inverse_step);
+                n_empty > 0) {
+              prev = t;
+              while (--n_empty > 0 && t + kStepMm <= t1) {
+                t += kStepMm;
+                prev = t;
+              }
+              continue;
+            }
+            if (value(at) < 0.5) {
               prev = t;
               continue;
             }
