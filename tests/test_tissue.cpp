@@ -464,9 +464,15 @@ TEST_CASE("tissue: CSF-filled cavities and grown ventricles are CSF and leave th
           ++vcore;
           vcore_csf += a.dseg(i, j, k) == 1;
         }
-  INFO("ventricles: GM/WM ratio error " << ratio << ", core " << vcore << " voxels, CSF " << vcore_csf);
+  // Without the CSF/WM wall rule the soft wall reads as a thin GM rim (measured +5.6 %); with it
+  // the ratio is within the issue's 5 % (measured +2.7 %), and the rule is what brings it there.
+  tissue::Params no_walls;
+  no_walls.csf_wm_walls = false;
+  const auto a0 = tissue::segment(atrophic.t1, atrophic.mask, no_walls);
+  const double ratio0 = a0.volume_ml[1] / a0.volume_ml[2] / truth - 1.0;
+  INFO("ventricles: GM/WM ratio error " << ratio << " (without the wall rule " << ratio0 << "), core " << vcore
+                                        << " voxels, CSF " << vcore_csf);
   CHECK(vcore_csf >= 0.95 * vcore);
-  // Measured +5.6 %: the soft CSF/WM wall reads as a thin GM rim (docs/segment.md, "Known
-  // weaknesses"); the issue's 5 % is not met on this head, this bound guards against it growing.
-  CHECK(std::abs(ratio) < 0.08);
+  CHECK(std::abs(ratio) < 0.05);
+  CHECK(ratio < ratio0 - 0.015);
 }

@@ -36,6 +36,9 @@ struct Params {
   /// simulated set it fixed the GM/WM volume ratio but cost Dice at low SNR, and Philips WM vs FAST
   /// fell to 0.916 (docs/segment.md).
   bool mixel_means = false;
+  /// CSF/WM walls: a voxel between pure CSF and pure WM too close for a grey-matter layer is read as
+  /// a CSF/WM mixture where that explains its intensity (docs/segment.md, "CSF/WM walls").
+  bool csf_wm_walls = true;
   bool bias_correction = true;  ///< estimate a smooth multiplicative intensity field
   int bias_degree = 3;          ///< degree of the polynomial (in x, y, z) fitted to the log field; -1: none
   double bias_sigma_mm = 0.0;   ///< Gaussian smoothing (mm) of what the polynomial leaves; 0: none

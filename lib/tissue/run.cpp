@@ -55,6 +55,7 @@ void fill_record(const Params& params, const Grid& input, const Result& r, Recor
                          {"denoise_passes", params.denoise_passes},
                          {"map_smoothing_mm", params.map_smoothing_mm},
                          {"mixel_means", params.mixel_means},
+                         {"csf_wm_walls", params.csf_wm_walls},
                          {"working_spacing_mm", params.working_spacing_mm},
                          {"max_iterations", params.max_iterations},
                          {"min_iterations", params.min_iterations},

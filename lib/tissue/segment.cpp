@@ -37,6 +37,10 @@ constexpr double kLog2Pi = 1.8378770664093453;
 
 using Ladder = std::array<float, kLadder>;
 
+// exp(d) for d <= 0, without the call where the float result is 0 anyway (every float below -104
+// gives exactly 0, checked over all of them): far-off classes and nodes cost nothing, same bits.
+inline float exp_or_zero(float d) { return d < -104.0f ? 0.0f : std::exp(d); }
+
 // Compatibility of neighbouring ladder classes for the MRF: same class 1, ladder neighbours 1/2
 // (a mixed voxel sits between its two pure classes), anything further 0.
 constexpr float compat(int k, int l) {
@@ -44,13 +48,18 @@ constexpr float compat(int k, int l) {
   return d == 0 ? 1.0f : d == 1 ? 0.5f : 0.0f;
 }
 
+// The mixtures: CSF/GM and GM/WM on the ladder; CSF/WM only for the wall rule (fold_maps).
+constexpr int kMixtures = 3;
+constexpr std::array<int, kMixtures> kMixDark{0, 1, 0}, kMixBright{1, 2, 2};
+constexpr int kCsfWm = 2;
+
 struct Model {
   std::array<double, kClasses> mu{}, sd{};
   bool pv = true;
-  // Single precision copies for the per-voxel work. Node t of mixture p mixes class p (fraction
-  // a_t) with class p + 1; its variance is the same blend of the two class variances.
+  // Single precision copies for the per-voxel work. Node t of mixture p mixes class kMixDark[p]
+  // (fraction a_t) with class kMixBright[p]; its variance is the same blend of the two class variances.
   std::array<float, kClasses> fmu{}, ivar{}, lnorm{};
-  std::array<std::array<float, kNodes>, 2> node_mean{}, node_ivar{}, node_lnorm{};
+  std::array<std::array<float, kNodes>, kMixtures> node_mean{}, node_ivar{}, node_lnorm{};
   std::array<float, kNodes> node_a{};
 
   void prepare() {
@@ -60,19 +69,42 @@ struct Model {
       lnorm[c] = float(-0.5 * kLog2Pi - std::log(sd[c]));
     }
     for (int t = 0; t < kNodes; ++t) node_a[t] = float((t + 0.5) / kNodes);
-    for (int p = 0; p < 2; ++p)
+    for (int p = 0; p < kMixtures; ++p)
       for (int t = 0; t < kNodes; ++t) {
+        const int c0 = kMixDark[p], c1 = kMixBright[p];
         const double a = (t + 0.5) / kNodes;
-        const double var = a * sd[p] * sd[p] + (1 - a) * sd[p + 1] * sd[p + 1];
-        node_mean[p][t] = float(a * mu[p] + (1 - a) * mu[p + 1]);
+        const double var = a * sd[c0] * sd[c0] + (1 - a) * sd[c1] * sd[c1];
+        node_mean[p][t] = float(a * mu[c0] + (1 - a) * mu[c1]);
         node_ivar[p][t] = float(1.0 / var);
         node_lnorm[p][t] = float(-0.5 * kLog2Pi - 0.5 * std::log(var) - std::log(double(kNodes)));
       }
   }
 };
 
+// Log-likelihood of intensity x under mixture p (uniform over the fraction, by quadrature), with
+// the posterior mean of the darker class's fraction and of its square.
+void mixture(const Model& m, int p, float x, float& ll, float& fraction, float& fraction2) {
+  std::array<float, kNodes> lt;
+  float best = -std::numeric_limits<float>::infinity();
+  for (int t = 0; t < kNodes; ++t) {
+    const float d = x - m.node_mean[p][t];
+    lt[t] = m.node_lnorm[p][t] - 0.5f * d * d * m.node_ivar[p][t];
+    best = std::max(best, lt[t]);
+  }
+  float s = 0, sa = 0, saa = 0;
+  for (int t = 0; t < kNodes; ++t) {
+    const float w = exp_or_zero(lt[t] - best);
+    s += w;
+    sa += w * m.node_a[t];
+    saa += w * m.node_a[t] * m.node_a[t];
+  }
+  ll = best + std::log(s);
+  fraction = sa / s;
+  fraction2 = saa / s;
+}
+
 // Log-likelihood of intensity x under each ladder class; for the mixtures also the posterior mean
-// fraction of the darker class and the posterior mean of the noise-free intensity.
+// fraction of the darker class and of its square.
 struct Eval {
   Ladder ll;
   std::array<float, 2> fraction;
@@ -91,23 +123,7 @@ void evaluate(const Model& m, float x, Eval& e) {
       e.fraction2[p] = 0.25f;
       continue;
     }
-    std::array<float, kNodes> lt;
-    float best = -std::numeric_limits<float>::infinity();
-    for (int t = 0; t < kNodes; ++t) {
-      const float d = x - m.node_mean[p][t];
-      lt[t] = m.node_lnorm[p][t] - 0.5f * d * d * m.node_ivar[p][t];
-      best = std::max(best, lt[t]);
-    }
-    float s = 0, sa = 0, saa = 0;
-    for (int t = 0; t < kNodes; ++t) {
-      const float w = std::exp(lt[t] - best);
-      s += w;
-      sa += w * m.node_a[t];
-      saa += w * m.node_a[t] * m.node_a[t];
-    }
-    e.ll[2 * p + 1] = best + std::log(s);
-    e.fraction[p] = sa / s;
-    e.fraction2[p] = saa / s;
+    mixture(m, p, x, e.ll[2 * p + 1], e.fraction[p], e.fraction2[p]);
   }
 }
 
@@ -136,14 +152,21 @@ struct Voxels {
   std::vector<std::array<std::int32_t, 3>> ijk;
   std::vector<float> y;                 // input intensity
   std::vector<std::int32_t> neighbour;  // 6 per voxel, -1 outside the mask
-  std::vector<std::uint8_t> parity;     // (i + j + k) % 2, for red-black mean-field sweeps
+  std::vector<std::uint8_t> parity;     // (i + j + k) % 2 in the full grid, for red-black mean-field sweeps
   std::array<double, 3> axis_weight{};  // MRF weight of a neighbour along each axis (1/mm)
+  // ijk are in a box of the full grid (the mask's bounding box) starting at this voxel: parity and
+  // the bias cells are those of the full grid, so the box changes no bit of the result.
+  std::array<std::int64_t, 3> origin{};
+  Volume<std::int32_t> where;  // voxel number at each grid voxel of the box, -1 outside the mask
 };
 
-Voxels gather(const Image& t1, const Mask& mask) {
+Voxels gather(const Image& t1, const Mask& mask, const std::array<std::int64_t, 3>& origin) {
   const Grid& g = t1.grid;
   Voxels v;
-  Volume<std::int32_t> where(g, -1);
+  v.origin = origin;
+  const std::int64_t parity0 = origin[0] + origin[1] + origin[2];
+  v.where = Volume<std::int32_t>(g, -1);
+  Volume<std::int32_t>& where = v.where;
   for (std::int64_t k = 0; k < g.dim[2]; ++k)
     for (std::int64_t j = 0; j < g.dim[1]; ++j)
       for (std::int64_t i = 0; i < g.dim[0]; ++i) {
@@ -153,7 +176,7 @@ Voxels gather(const Image& t1, const Mask& mask) {
         v.index.push_back(at);
         v.ijk.push_back({std::int32_t(i), std::int32_t(j), std::int32_t(k)});
         v.y.push_back(std::max(0.0f, t1.data[at]));
-        v.parity.push_back(std::uint8_t((i + j + k) & 1));
+        v.parity.push_back(std::uint8_t((parity0 + i + j + k) & 1));
       }
   v.n = static_cast<std::int64_t>(v.index.size());
   v.neighbour.assign(std::size_t(v.n) * 6, -1);
@@ -226,7 +249,8 @@ Model initial_model(const Voxels& v) {
   return m;
 }
 
-// The smooth (log) bias field, estimated on a coarse grid of cells and interpolated to voxels.
+// The smooth (log) bias field, estimated on a coarse grid of cells (of the full grid `fine`) and
+// interpolated to voxels.
 class BiasGrid {
  public:
   BiasGrid(const Grid& fine, const Voxels& v, double cell_mm) : v_(v) {
@@ -239,23 +263,35 @@ class BiasGrid {
       scale(a, 3) = 0.5 * double(step_[a] - 1);
     }
     coarse_.vox2ras = RasMatrix(fine.vox2ras.m * scale);
-    // Coarse coordinates of each voxel (fixed; precomputed once).
+    // Coarse coordinates of each voxel (fixed): its cell, and its trilinear stencil, computed once
+    // (the fractions of a float coordinate are exact in float).
     cell_.resize(std::size_t(v.n));
-    coord_.resize(std::size_t(v.n));
+    stencil_.resize(std::size_t(v.n));
+    std::array<double, 3> lo, hi;
+    lo.fill(std::numeric_limits<double>::infinity());
+    hi.fill(-std::numeric_limits<double>::infinity());
     for (std::int64_t n = 0; n < v.n; ++n) {
-      const auto& p = v.ijk[std::size_t(n)];
+      std::array<std::int64_t, 3> p;
+      std::array<float, 3> coord;
+      for (int a = 0; a < 3; ++a) {
+        p[a] = v.ijk[std::size_t(n)][a] + v.origin[a];
+        coord[a] = float((double(p[a]) - 0.5 * double(step_[a] - 1)) / double(step_[a]));
+        lo[a] = std::min(lo[a], double(coord[a]));
+        hi[a] = std::max(hi[a], double(coord[a]));
+      }
       cell_[std::size_t(n)] = coarse_.index(p[0] / step_[0], p[1] / step_[1], p[2] / step_[2]);
-      for (int a = 0; a < 3; ++a)
-        coord_[std::size_t(n)][a] = float((double(p[a]) - 0.5 * double(step_[a] - 1)) / double(step_[a]));
+      const Trilinear t = trilinear_stencil(coarse_.dim, coord[0], coord[1], coord[2], Edge::Zero);
+      Stencil& s = stencil_[std::size_t(n)];
+      s.base = std::uint32_t(t.base);
+      s.flags = t.inside ? 8 : 0;
+      for (int a = 0; a < 3; ++a) {
+        s.f[a] = float(t.f[a]);
+        s.flags |= std::uint8_t(t.step[a] ? 1 << a : 0);
+      }
     }
     for (int a = 0; a < 3; ++a) {
-      double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-      for (const auto& c : coord_) {
-        lo = std::min(lo, double(c[a]));
-        hi = std::max(hi, double(c[a]));
-      }
-      mid_[a] = 0.5 * (lo + hi);
-      half_[a] = std::max(0.5 * (hi - lo), 1.0);
+      mid_[a] = 0.5 * (lo[a] + hi[a]);
+      half_[a] = std::max(0.5 * (hi[a] - lo[a]), 1.0);
     }
   }
 
@@ -321,10 +357,20 @@ class BiasGrid {
       for (std::size_t c = 0; c < cells; ++c)
         if (wi.data[c] > 1e-6f * wmax) field.data[c] += rest.data[c] / wi.data[c];
     }
+    // The field at each voxel: sample(field, coordinate, Linear, 0) with the stored stencil.
+    const std::array<std::size_t, 3> stride{1, std::size_t(coarse_.dim[0]),
+                                            std::size_t(coarse_.dim[0] * coarse_.dim[1])};
     parallel_for(v_.n, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t n = b; n < e; ++n) {
-        const auto& q = coord_[std::size_t(n)];
-        log_b[std::size_t(n)] = sample(field, Eigen::Vector3d(q[0], q[1], q[2]), Interp::Linear, 0.0f);
+        const Stencil& s = stencil_[std::size_t(n)];
+        Trilinear t;
+        t.inside = (s.flags & 8) != 0;
+        t.base = s.base;
+        for (int a = 0; a < 3; ++a) {
+          t.step[a] = (s.flags >> a & 1) ? stride[a] : 0;
+          t.f[a] = s.f[a];
+        }
+        log_b[std::size_t(n)] = t.inside ? float(trilinear_value(field.data.data(), t)) : 0.0f;
       }
     });
     const auto s = reduce<1>(v_.n, [&](std::int64_t b, std::int64_t e, std::array<double, 1>& acc) {
@@ -338,8 +384,13 @@ class BiasGrid {
   const Voxels& v_;
   Grid coarse_;
   std::array<std::int64_t, 3> step_{};
+  struct Stencil {
+    std::uint32_t base;
+    std::array<float, 3> f;
+    std::uint8_t flags;  // bit a: an upper neighbour along axis a; bit 3: inside
+  };
   std::vector<std::size_t> cell_;
-  std::vector<std::array<float, 3>> coord_;
+  std::vector<Stencil> stencil_;
   std::array<double, 3> mid_{}, half_{};  // centre and half extent of the mask, in cells
 };
 
@@ -369,7 +420,7 @@ double estimate_noise(const Voxels& v) {
 // Edge-preserving smoothing inside the mask (bilateral filter over the 3x3x3 neighbourhood):
 // neighbours count by distance and by how close their intensity is, on the scale of the noise.
 // A clean scan is left almost untouched; a noisy one loses most of its noise, not its edges.
-void denoise(Voxels& v, const Image& t1, const Mask& mask, double range_sd, int passes) {
+void denoise(Voxels& v, const Image& t1, double range_sd, int passes) {
   if (!(range_sd > 0)) return;
   const Grid& g = t1.grid;
   const Eigen::Vector3d sp = g.spacing_mm();
@@ -380,23 +431,46 @@ void denoise(Voxels& v, const Image& t1, const Mask& mask, double range_sd, int 
     spatial[std::size_t(c)] = float(std::exp(-0.5 * d.squaredNorm() / (s_mm * s_mm)));
   }
   const float inv2r = float(0.5 / (range_sd * range_sd));
+  // The weight of a pair of voxels is symmetric (the same spatial term, the same squared
+  // difference): each is computed once, from the voxel whose neighbour lies at offset 14..26.
+  auto neighbour = [&](const std::array<std::int32_t, 3>& p, int c) -> std::int32_t {
+    const std::int64_t i = p[0] + c % 3 - 1, j = p[1] + c / 3 % 3 - 1, k = p[2] + c / 9 - 1;
+    return g.inside(i, j, k) ? v.where(i, j, k) : -1;
+  };
   Image cur = t1;
+  std::vector<float> forward(std::size_t(v.n) * 13);
   for (int pass = 0; pass < passes; ++pass) {
+    parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t n = b; n < e; ++n) {
+        const float centre = cur.data[v.index[std::size_t(n)]];
+        for (int c = 14; c < 27; ++c) {
+          const std::int32_t m = neighbour(v.ijk[std::size_t(n)], c);
+          if (m < 0) continue;
+          const float d = cur.data[v.index[std::size_t(m)]] - centre;
+          forward[std::size_t(n) * 13 + std::size_t(c - 14)] = spatial[std::size_t(c)] * std::exp(-d * d * inv2r);
+        }
+      }
+    });
     std::vector<float> out(std::size_t(v.n));
     parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t n = b; n < e; ++n) {
-        const auto& p = v.ijk[std::size_t(n)];
         const float centre = cur.data[v.index[std::size_t(n)]];
         float sw = 0, swx = 0;
         for (int c = 0; c < 27; ++c) {
-          const std::int64_t i = p[0] + c % 3 - 1, j = p[1] + c / 3 % 3 - 1, k = p[2] + c / 9 - 1;
-          if (!g.inside(i, j, k)) continue;
-          const std::size_t at = g.index(i, j, k);
-          if (!mask.data[at]) continue;
-          const float d = cur.data[at] - centre;
-          const float w = spatial[std::size_t(c)] * std::exp(-d * d * inv2r);
+          const std::int32_t m = neighbour(v.ijk[std::size_t(n)], c);
+          if (m < 0) continue;
+          const float x = cur.data[v.index[std::size_t(m)]];
+          float w;
+          if (c < 13) {
+            w = forward[std::size_t(m) * 13 + std::size_t(12 - c)];
+          } else if (c > 13) {
+            w = forward[std::size_t(n) * 13 + std::size_t(c - 14)];
+          } else {
+            const float d = x - centre;
+            w = spatial[13] * std::exp(-d * d * inv2r);
+          }
           sw += w;
-          swx += w * cur.data[at];
+          swx += w * x;
         }
         out[std::size_t(n)] = std::max(0.0f, swx / sw);
       }
@@ -458,6 +532,7 @@ class Em {
   const std::vector<float>& posteriors() const { return q_; }
   const std::vector<float>& fractions() const { return mix_; }
   const std::vector<float>& log_bias() const { return log_b_; }
+  const std::vector<float>& corrected() const { return x_; }
 
   // A first field, before any posterior exists: hard nearest-class assignments (k-means steps on
   // the corrected intensities) and fits of rising polynomial degree. The low degrees are global,
@@ -552,7 +627,7 @@ void Em::update_voxel(std::size_t i, bool spatial) {
     best = std::max(best, lp[k]);
   }
   float s = 0;
-  for (int k = 0; k < kLadder; ++k) s += (lp[k] = std::exp(lp[k] - best));
+  for (int k = 0; k < kLadder; ++k) s += (lp[k] = exp_or_zero(lp[k] - best));
   for (int k = 0; k < kLadder; ++k) q_[i * kLadder + std::size_t(k)] = lp[k] / s;
   mix_[i * 4 + 0] = e.fraction[0];
   mix_[i * 4 + 1] = e.fraction[1];
@@ -658,6 +733,8 @@ void Em::bias_step() {
 
 // Pre-fit weights: each voxel's nearest class mean, its precision, and the log residual.
 void Em::prefit_weights() {
+  std::array<float, kClasses> log_mu;
+  for (int c = 0; c < kClasses; ++c) log_mu[c] = std::log(model_.fmu[c]);
   parallel_for(v_.n, [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t i = b; i < e; ++i) {
       const std::size_t u = std::size_t(i);
@@ -667,7 +744,7 @@ void Em::prefit_weights() {
       const float z2 = (x_[u] - model_.fmu[best]) * (x_[u] - model_.fmu[best]) * model_.ivar[best];
       const bool usable = v_.y[u] > 0 && z2 < kPrefitMaxZ2;
       weight_[u] = usable ? model_.fmu[best] * model_.fmu[best] * model_.ivar[best] : 0.0f;
-      residual_[u] = usable ? log_y_[u] - std::log(model_.fmu[best]) : 0.0f;
+      residual_[u] = usable ? log_y_[u] - log_mu[best] : 0.0f;
     }
   });
 }
@@ -695,22 +772,100 @@ void Em::hard_means() {
   model_.prepare();
 }
 
-// Folds the mixed classes into the three tissue maps by their estimated fractions; dseg is the
-// argmax, the bias field comes along.
-void fold_maps(const Em& em, const Voxels& v, const Grid& g, Result& r) {
+// ---- CSF/WM walls ------------------------------------------------------------------------------
+// The ladder has no CSF/WM mixture, so the partial-volume wall between a large CSF space (grown
+// ventricles, a cavity) and white matter reads as a thin grey-matter rim: its intensities are those
+// of CSF/GM, GM and GM/WM. After the EM, a voxel with a pure CSF voxel on one side and a pure WM
+// voxel on the other, close enough that no grey-matter layer fits between them, gets a prior
+// share s for the CSF/WM mixture (s = the largest product of those two posteriors), and its
+// grey-matter-bearing posterior (CSF/GM + GM + GM/WM) is split between that mixture and the
+// ladder's reading by their likelihoods: share r = s L_CW / (s L_CW + (1 - s) L_G). A voxel at the
+// grey-matter mean keeps most of its GM (the narrow GM Gaussian out-scores the flat mixture); one
+// whose intensity the ladder explains only through its own mixtures goes to CSF and WM.
+constexpr double kWallSpanMm = 3.0;     // pure CSF and pure WM at most this far apart, across the voxel
+constexpr float kWallPriorMax = 0.99f;  // the prior share never makes the likelihood irrelevant
+
+// Per voxel the prior share s of the CSF/WM mixture (0 where the ladder has no GM to give).
+std::vector<float> wall_prior(const Voxels& v, const Grid& g, const std::vector<float>& q) {
+  struct Pair {
+    std::array<int, 3> dark, bright;  // offsets of the two sides
+  };
+  std::vector<Pair> pairs;
+  const Eigen::Vector3d sp = g.spacing_mm();
+  for (int dk = -1; dk <= 1; ++dk)
+    for (int dj = -1; dj <= 1; ++dj)
+      for (int di = -1; di <= 1; ++di) {
+        if (dk * 9 + dj * 3 + di <= 0) continue;  // 13 directions, each once
+        const double step = Eigen::Vector3d(di * sp[0], dj * sp[1], dk * sp[2]).norm();
+        for (int s1 = 1; (s1 + 1) * step <= kWallSpanMm + 1e-6; ++s1)
+          for (int s2 = 1; (s1 + s2) * step <= kWallSpanMm + 1e-6; ++s2) {
+            pairs.push_back({{-s1 * di, -s1 * dj, -s1 * dk}, {s2 * di, s2 * dj, s2 * dk}});
+            pairs.push_back({{s2 * di, s2 * dj, s2 * dk}, {-s1 * di, -s1 * dj, -s1 * dk}});
+          }
+      }
+  std::vector<float> prior(std::size_t(v.n), 0.0f), csf(std::size_t(v.n)), wm(std::size_t(v.n));
+  for (std::size_t n = 0; n < std::size_t(v.n); ++n) {
+    csf[n] = q[n * kLadder];
+    wm[n] = q[n * kLadder + 4];
+  }
+  auto at = [&](const std::array<std::int32_t, 3>& p, const std::array<int, 3>& o) -> std::int32_t {
+    const std::int64_t i = p[0] + o[0], j = p[1] + o[1], k = p[2] + o[2];
+    return g.inside(i, j, k) ? v.where(i, j, k) : -1;
+  };
+  parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t n = b; n < e; ++n) {
+      const float* qn = &q[std::size_t(n) * kLadder];
+      if (qn[1] + qn[2] + qn[3] < 1e-3f) continue;
+      float best = 0;
+      for (const Pair& pr : pairs) {
+        const std::int32_t c = at(v.ijk[std::size_t(n)], pr.dark);
+        if (c < 0 || !(csf[std::size_t(c)] > best)) continue;  // the product cannot beat best
+        const std::int32_t w = at(v.ijk[std::size_t(n)], pr.bright);
+        if (w >= 0) best = std::max(best, csf[std::size_t(c)] * wm[std::size_t(w)]);
+      }
+      prior[std::size_t(n)] = std::min(best, kWallPriorMax);
+    }
+  });
+  return prior;
+}
+
+// The tissue fractions of one voxel: the ladder folded by its mixture fractions, with the share of
+// its GM-bearing posterior that the CSF/WM mixture explains (prior s) moved to CSF and WM.
+std::array<float, kClasses> fold_voxel(const Model& m, const float* qi, const float* mi, float x, float s) {
+  if (!(s > 0))
+    return {qi[0] + qi[1] * mi[0], qi[2] + qi[1] * (1 - mi[0]) + qi[3] * mi[1], qi[4] + qi[3] * (1 - mi[1])};
+  Eval e;
+  evaluate(m, x, e);
+  float ll_cw, a_cw, a2_cw;
+  mixture(m, kCsfWm, x, ll_cw, a_cw, a2_cw);
+  const float gm_mass = qi[1] + qi[2] + qi[3];
+  const float top = std::max({e.ll[1], e.ll[2], e.ll[3]});
+  float sum = 0;
+  for (int k = 1; k <= 3; ++k) sum += qi[k] * std::exp(e.ll[k] - top);
+  const float ll_gm = top + std::log(sum / gm_mass);  // the ladder's GM-bearing likelihood, by its own weights
+  const float r = 1.0f / (1.0f + (1.0f - s) / s * std::exp(std::min(ll_gm - ll_cw, 80.0f)));
+  const float keep = 1.0f - r, moved = r * gm_mass;
+  return {qi[0] + keep * qi[1] * mi[0] + moved * a_cw, keep * (qi[2] + qi[1] * (1 - mi[0]) + qi[3] * mi[1]),
+          qi[4] + keep * qi[3] * (1 - mi[1]) + moved * (1 - a_cw)};
+}
+// ---- end of the CSF/WM walls ------------------------------------------------------------------
+
+// Folds the mixed classes into the three tissue maps by their estimated fractions (with the CSF/WM
+// wall rule when on); dseg is the argmax, the bias field comes along.
+void fold_maps(const Em& em, const Voxels& v, const Grid& g, bool walls, Result& r) {
   for (auto& p : r.probability) p = Image(g, 0.0f);
   r.dseg = Labels(g, 0);
   r.bias_field = Image(g, 1.0f);
   const std::vector<float>& q = em.posteriors();
   const std::vector<float>& mix = em.fractions();
   const std::vector<float>& log_b = em.log_bias();
+  const std::vector<float>& x = em.corrected();
+  const std::vector<float> prior =
+      walls && em.model().pv ? wall_prior(v, g, q) : std::vector<float>(std::size_t(v.n), 0.0f);
   parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t i = b; i < e; ++i) {
       const std::size_t u = std::size_t(i);
-      const float* qi = &q[u * kLadder];
-      const float* mi = &mix[u * 4];
-      std::array<float, kClasses> p{qi[0] + qi[1] * mi[0], qi[2] + qi[1] * (1 - mi[0]) + qi[3] * mi[1],
-                                    qi[4] + qi[3] * (1 - mi[1])};
+      const std::array<float, kClasses> p = fold_voxel(em.model(), &q[u * kLadder], &mix[u * 4], x[u], prior[u]);
       const float total = p[0] + p[1] + p[2];
       int best = 0;
       for (int c = 0; c < kClasses; ++c) {
@@ -778,14 +933,16 @@ void run_em(Em& em, const Params& params, double t0, Result& r) {
   progress.set(params.max_iterations);
 }
 
-// The tissue model on the grid it is given (segment() decides which grid that is).
-Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
+// The tissue model on the mask's box `t1`, `mask` (a crop of the full grid at `origin`): the maps
+// on the box.
+Result segment_box(const Image& t1, const Mask& mask, const Grid& full, const std::array<std::int64_t, 3>& origin,
+                   const Params& params) {
   const double t0 = now_seconds();
-  Voxels v = gather(t1, mask);
+  Voxels v = gather(t1, mask, origin);
   const double noise_sd = estimate_noise(v);
-  denoise(v, t1, mask, params.denoise_range * noise_sd, params.denoise_passes);
+  denoise(v, t1, params.denoise_range * noise_sd, params.denoise_passes);
   log::debug(fmt::format("noise sd {:.1f}, denoised at {:.2f} s", noise_sd, now_seconds() - t0));
-  Em em(v, t1.grid, params);
+  Em em(v, full, params);
   if (params.bias_correction && params.bias_degree >= 1) em.prefit_bias(kPrefitSteps);
   log::debug(fmt::format("bias prefit done at {:.2f} s: means {:.1f} {:.1f} {:.1f}", now_seconds() - t0,
                          em.model().mu[0], em.model().mu[1], em.model().mu[2]));
@@ -797,13 +954,31 @@ Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
   const Model& model = em.model();
   if (!(model.mu[0] < model.mu[1] && model.mu[1] < model.mu[2]))
     throw Error("the tissue model did not keep CSF < GM < WM in intensity (is it a T1?)");
-  fold_maps(em, v, t1.grid, r);
+  fold_maps(em, v, t1.grid, params.csf_wm_walls, r);
   smooth_maps(v, mask, params.map_smoothing_mm, r);
   measure_voxels(v, t1.grid.voxel_volume_ml(), r);
   r.noise_sd = noise_sd;
   r.mean = model.mu;
   r.sd = model.sd;
   log::debug(fmt::format("segmented in {:.2f} s", now_seconds() - t0));
+  return r;
+}
+
+// The tissue model on the grid it is given (segment() decides which grid that is). It works on
+// the mask's bounding box, with a margin wide enough that nothing it computes (3x3x3 pre-filter,
+// map smoothing, which see zeros beyond the mask either way) differs from the full grid's.
+Result segment_grid(const Image& t1, const Mask& mask, const Params& params) {
+  std::int64_t margin = 2;
+  if (params.map_smoothing_mm > 0) {
+    const Eigen::Vector3d sp = t1.grid.spacing_mm();
+    for (int a = 0; a < 3; ++a)  // the radius of gaussian_smooth's kernel, plus 2
+      margin = std::max<std::int64_t>(margin, 2 + std::int64_t(std::ceil(3.0 * params.map_smoothing_mm / sp[a])));
+  }
+  const Crop box = bounding_crop(mask, margin);
+  Result r = segment_box(crop(t1, box), crop(mask, box), t1.grid, box.offset, params);
+  for (auto& p : r.probability) p = uncrop(p, t1.grid, box, 0.0f);
+  r.dseg = uncrop(r.dseg, t1.grid, box, std::uint8_t(0));
+  r.bias_field = uncrop(r.bias_field, t1.grid, box, 1.0f);
   return r;
 }
 

@@ -9,7 +9,12 @@
 #   labelled CSF. Nothing here is pass/fail.
 # Environment: BUILD_DIR (default build), TMSPLAN_SHARED_DATA, BENCH_DIR (default
 # $BUILD_DIR/bench-segment-sim), THREADS (2), SEGMENT (our binary), SEGMENT_ARGS (extra options),
-# CASES (names, default all), SKIP_PEERS=1 (ours only), SKIP_OURS=1 (peers only).
+# CASES (names, default all), SKIP_PEERS=1 (ours only), SKIP_OURS=1 (peers only), DIPY_ITER (dipy's
+# HMRF iterations, default 10: at its tutorial's 20 it takes about a minute of CPU per 1 mm case,
+# too slow to run on every case; the row says how many were run), PLAN_LESIONS=1 (also the whole
+# pipeline, scripts/plan-subject.sh --no-efield, on the real Philips T1 with and without each
+# lesion painted in by segment_sim.py real-lesion, and the targets compared with aniso.sh compare:
+# about 80 s of CPU per head, off by default).
 # Times: wall and CPU (user + system) seconds, peak MiB; wall times on a loaded machine are not
 # speed figures, CPU seconds are.
 set -euo pipefail
@@ -23,6 +28,7 @@ SEGMENT=${SEGMENT:-$BIN/segment}
 DATA=${TMSPLAN_SHARED_DATA:-$here/../shared/data}
 WORK=${BENCH_DIR:-${BUILD_DIR:-build}/bench-segment-sim}
 THREADS=${THREADS:-2}
+DIPY_ITER=${DIPY_ITER:-10}
 PY=/usr/bin/python3
 SIM="$PY $here/scripts/bench/segment_sim.py"
 SPEC=$here/data/samples/segment_sim.json
@@ -61,9 +67,9 @@ for n in $CASES; do
   if [ "${SKIP_PEERS:-0}" != 1 ]; then
     if $PY -c "import dipy" 2>/dev/null; then
       p="$WORK/dipy/$n"; mkdir -p "$p"
-      t=$(timed $PY scripts/bench/peer_hmrf.py "$c/t1.nii.gz" "$c/mask.nii.gz" "$p")
-      echo "dipy  $($SIM eval "$c" "$p"); $t"
-      if [ -f "$c/lesion_core.nii.gz" ]; then echo "dipy  $($SIM lesion "$c" "$p")"; fi
+      t=$(timed $PY scripts/bench/peer_hmrf.py "$c/t1.nii.gz" "$c/mask.nii.gz" "$p" "$DIPY_ITER")
+      echo "dipy($DIPY_ITER it.)  $($SIM eval "$c" "$p"); $t"
+      if [ -f "$c/lesion_core.nii.gz" ]; then echo "dipy($DIPY_ITER it.)  $($SIM lesion "$c" "$p")"; fi
     fi
     if command -v Atropos > /dev/null; then
       p="$WORK/atropos/$n"; mkdir -p "$p"
@@ -82,3 +88,25 @@ nib.save(nib.Nifti1Image(np.where(m, np.asanyarray(t.dataobj), 0).astype(np.floa
     fi
   fi
 done
+
+if [ "${PLAN_LESIONS:-0}" = 1 ] && [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
+  echo "== targets of the Philips head with and without a lesion painted in (plan-subject.sh --no-efield)"
+  plan() {  # plan T1 OUT: the pipeline up to target-pick
+    mkdir -p "$2"
+    TMSPLAN_BIN=$(cd "$BIN" && pwd) "$here/scripts/plan-subject.sh" "$1" "$2" --no-efield --threads "$THREADS" \
+      > "$2.log" 2>&1 || { echo "segment_sim: plan failed: $2 (see $2.log)" >&2; return 1; }
+  }
+  plan "$DATA/philips-mprage/T1w.nii.gz" "$WORK/plans/healthy" || exit 0
+  # one head per lesion geometry (cavity-thalamic-spgr15 is cavity-thalamic on another contrast)
+  for n in $($PY -c "import json
+seen, names = set(), []
+for l in json.load(open('$SPEC'))['lesions']:
+    key = json.dumps({k: v for k, v in l.items() if k not in ('name', 'base')}, sort_keys=True)
+    if key not in seen: seen.add(key); names.append(l['name'])
+print(' '.join(names))"); do
+    [ -f "$WORK/plans/$n-t1/t1.nii.gz" ] || $SIM real-lesion "$SPEC" "$DATA" "$n" "$WORK/plans/$n-t1" > /dev/null
+    plan "$WORK/plans/$n-t1/t1.nii.gz" "$WORK/plans/$n" || continue
+    "$here/scripts/bench/aniso.sh" compare "$WORK/plans/healthy/targets.json" "$WORK/plans/$n/targets.json" |
+      sed "s/^/ours  $n vs healthy: /"
+  done
+fi
