@@ -48,11 +48,15 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3.0));
   app.add_flag("--no-partial-volume", no_pv, "Do not model mixed CSF/GM and GM/WM voxels");
+  bool no_walls = false;
+  app.add_flag("--no-csf-wm-walls", no_walls,
+               "Keep the partial-volume ladder's reading of CSF/WM walls (docs/segment.md, method 6b)");
   app.add_flag("--mixel-means", params.mixel_means,
                "Class means from all voxels through the mixing model (experimental, see docs/segment.md)");
   return tool.run(argc, argv, [&] {
     params.bias_correction = !no_bias;
     params.partial_volume = !no_pv;
+    params.csf_wm_walls = !no_walls;
     params.min_iterations = std::min(params.min_iterations, params.max_iterations);
     const bool force = tool.common().force;
     OutputSet out(out_dir, force);
