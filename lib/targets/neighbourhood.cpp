@@ -12,10 +12,10 @@ namespace {
 
 constexpr double kHullRadiusMm = 12.0;  // the brain's outer hull: closing with a 12 mm ball (as cortex-map's map)
 constexpr double kHullMarginMm = 2.0 * kHullRadiusMm + 4.0;  // the closing at a point sees 2 radii around it
-constexpr double kDepthStepMm = 1.0;                          // the hull's grid
-constexpr double kRayStepMm = 0.1;                            // onto_cortex: samples along the line ...
-constexpr double kRayReachMm = 2.0;                           // ... up to 2 mm either side
-constexpr double kInsetMm = 0.5;                              // ... and kept 0.5 mm inside the run
+constexpr double kDepthStepMm = 1.0;                         // the hull's grid
+constexpr double kRayStepMm = 0.1;                           // onto_cortex: samples along the line ...
+constexpr double kRayReachMm = 2.0;                          // ... up to 2 mm either side
+constexpr double kInsetMm = 0.5;                             // ... and kept 0.5 mm inside the run
 
 Eigen::Vector3d to_voxel(const Eigen::Matrix4d& ras2vox, const Eigen::Vector3d& p) {
   return ras2vox.topLeftCorner<3, 3>() * p + ras2vox.topRightCorner<3, 1>();
@@ -72,7 +72,7 @@ Neighbourhood::Neighbourhood(const Subject& s, const Eigen::Vector3d& centre, co
   local.vox2ras = RasMatrix(m);
   const Crop wide = box_around(s.grid, centre, axes, half + kDepthStepMm);
   const Image brain = resample_affine(indicator(s.brain, wide, [](std::uint8_t v) { return v != 0; }), local,
-                                     Eigen::Matrix4d::Identity(), Interp::Linear, 0.0f);
+                                      Eigen::Matrix4d::Identity(), Interp::Linear, 0.0f);
   const Mask b = threshold(brain, 0.5f);
   depth_ = distance_to(mask_not(fill_holes(mask_or(close(b, kHullRadiusMm), b))));
   depth_ras2vox_ = local.vox2ras.m.inverse();
@@ -116,9 +116,7 @@ std::optional<Eigen::Vector3d> Neighbourhood::onto_cortex(const Eigen::Vector3d&
   for (std::int64_t i = -m; i <= m; ++i) g[std::size_t(i + m)] = gm(p + double(i) * kRayStepMm * u);
   auto t_of = [&](std::size_t i) { return double(std::int64_t(i) - m) * kRayStepMm; };
   // The 0.5 crossing between samples i - 1 and i (linear between them).
-  auto crossing = [&](std::size_t i) {
-    return t_of(i - 1) + kRayStepMm * (0.5 - g[i - 1]) / (g[i] - g[i - 1]);
-  };
+  auto crossing = [&](std::size_t i) { return t_of(i - 1) + kRayStepMm * (0.5 - g[i - 1]) / (g[i] - g[i - 1]); };
   double best_gap = std::numeric_limits<double>::infinity(), best_t = 0.0;
   double start = g[0] >= 0.5 ? t_of(0) : 0.0;
   for (std::size_t i = 1; i <= g.size(); ++i) {
