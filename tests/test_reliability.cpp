@@ -1087,6 +1087,16 @@ void check_one_complete_set(const Fixture& fx, const std::string& dir) {
   }
 }
 
+// Two runs raced into one folder without --force: one finished, the other refused in one error
+// line (its temp files are gone: the folder checks that follow see none).
+void check_one_refused(const Child& a, const Child& b) {
+  const std::string err = slurp(a.err_path) + slurp(b.err_path);
+  INFO(err);
+  CHECK(((a.code == 0 && b.code == 1) || (a.code == 1 && b.code == 0)));
+  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  CHECK((contains(err, "another run") || contains(err, "use --force")));
+}
+
 }  // namespace
 
 TEST_CASE("reliability: concurrent runs give the lone run's bytes or one refuses, never a mixture", "[reliability]") {
@@ -1116,12 +1126,7 @@ TEST_CASE("reliability: concurrent runs give the lone run's bytes or one refuses
     const std::string dir = base + "/same";
     fs::create_directories(dir);
     const auto [a, b] = both(dir, dir, "");
-    const std::string err = slurp(a.err_path) + slurp(b.err_path);
-    INFO(err);
-    // Without --force the second to commit refuses; its temp files are gone.
-    CHECK(((a.code == 0 && b.code == 1) || (a.code == 1 && b.code == 0)));
-    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
-    CHECK((contains(err, "another run") || contains(err, "use --force")));
+    check_one_refused(a, b);  // without --force the second to commit refuses
     check_one_complete_set(*fx, dir);
   }
   SECTION("two runs into one folder with --force") {
@@ -1149,11 +1154,7 @@ TEST_CASE("reliability: two cortex-map runs into one folder: one writes every ou
   Child a = spawn(cmd, base + "/a.err"), b = spawn(cmd, base + "/b.err");
   poll_exit(a, true);
   poll_exit(b, true);
-  const std::string err = slurp(a.err_path) + slurp(b.err_path);
-  INFO(err);
-  CHECK(((a.code == 0 && b.code == 1) || (a.code == 1 && b.code == 0)));
-  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
-  CHECK((contains(err, "another run") || contains(err, "use --force")));
+  check_one_refused(a, b);
   const json record = json::parse(slurp(dir + "/cortex_map.json"));
   std::size_t files = 0;
   for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file() ? 1 : 0;

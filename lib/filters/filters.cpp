@@ -293,15 +293,17 @@ Mask dilate_rows(const Mask& mask, const Ball& ball) {
 // Below this many rows per ball (summed over the radii), the rows beat a distance transform.
 constexpr std::size_t kMaxBallRows = 120;
 
-// Dilations of `mask` by each radius, all on `mask`'s grid (see dilate()).
-std::vector<Mask> dilate_all(const Mask& mask, const std::vector<double>& radii_mm) {
-  const Eigen::Vector3d sp = mask.grid.spacing_mm();
+// The balls of the radii on a grid of this spacing (a crop has its parent's spacing).
+std::vector<Ball> balls_of(const Eigen::Vector3d& sp, const std::vector<double>& radii_mm) {
   std::vector<Ball> balls;
+  for (double r : radii_mm) balls.push_back(ball(sp, r));
+  return balls;
+}
+
+// Dilations of `mask` by each radius (its ball in `balls`), all on `mask`'s grid (see dilate()).
+std::vector<Mask> dilate_all(const Mask& mask, const std::vector<double>& radii_mm, const std::vector<Ball>& balls) {
   std::size_t rows = 0;
-  for (double r : radii_mm) {
-    balls.push_back(ball(sp, r));
-    rows += balls.back().rows.size();
-  }
+  for (const Ball& b : balls) rows += b.rows.size();
   std::vector<Mask> out;
   bool narrow = true;  // x half-widths within dilate_rows' 8-bit distances
   for (const Ball& b : balls) narrow = narrow && b.reach[0] <= 254;
@@ -324,6 +326,9 @@ std::vector<Mask> dilate_all(const Mask& mask, const std::vector<double>& radii_
 bool nonempty(const Mask& mask) {
   return std::any_of(mask.data.begin(), mask.data.end(), [](std::uint8_t v) { return v != 0; });
 }
+
+// n empty masks on a grid: the dilations and erosions of an empty mask.
+std::vector<Mask> empty_masks(const Grid& grid, std::size_t n) { return std::vector<Mask>(n, Mask(grid, 0)); }
 }  // namespace
 
 Image distance_to(const Mask& mask) {
@@ -337,19 +342,14 @@ Image distance_to(const Mask& mask) {
 // The dilation works in the mask's bounding box grown beyond the largest ball: nothing outside
 // it is reached, and inside it the set voxels are all there.
 std::vector<Mask> dilate(const Mask& mask, const std::vector<double>& radii_mm) {
-  std::vector<Mask> out;
-  if (!nonempty(mask)) {
-    for (std::size_t r = 0; r < radii_mm.size(); ++r) out.emplace_back(mask.grid, 0);
-    return out;
-  }
-  const Eigen::Vector3d sp = mask.grid.spacing_mm();
+  if (!nonempty(mask)) return empty_masks(mask.grid, radii_mm.size());
+  const std::vector<Ball> balls = balls_of(mask.grid.spacing_mm(), radii_mm);
   std::int64_t margin = 1;
-  for (double r : radii_mm) {
-    const Ball b = ball(sp, r);
+  for (const Ball& b : balls)
     margin = std::max<std::int64_t>(margin, *std::max_element(b.reach.begin(), b.reach.end()) + 1);
-  }
   const Crop box = bounding_crop(mask, margin);
-  for (Mask& m : dilate_all(crop(mask, box), radii_mm)) out.push_back(uncrop(m, mask.grid, box));
+  std::vector<Mask> out;
+  for (Mask& m : dilate_all(crop(mask, box), radii_mm, balls)) out.push_back(uncrop(m, mask.grid, box));
   return out;
 }
 
@@ -359,13 +359,11 @@ Mask dilate(const Mask& mask, double radius_mm) { return std::move(dilate(mask, 
 // bounding box grown by one voxel: a background voxel beyond that box has one inside the box's
 // rim (clamp it to the box) at least as near along every axis, so the balls hit the same.
 std::vector<Mask> erode(const Mask& mask, const std::vector<double>& radii_mm) {
-  std::vector<Mask> out;
-  if (!nonempty(mask)) {
-    for (std::size_t r = 0; r < radii_mm.size(); ++r) out.emplace_back(mask.grid, 0);
-    return out;
-  }
+  if (!nonempty(mask)) return empty_masks(mask.grid, radii_mm.size());
   const Crop box = bounding_crop(mask, 1);
-  for (Mask& m : dilate_all(mask_not(crop(mask, box)), radii_mm)) out.push_back(uncrop(mask_not(m), mask.grid, box));
+  std::vector<Mask> out;
+  for (Mask& m : dilate_all(mask_not(crop(mask, box)), radii_mm, balls_of(mask.grid.spacing_mm(), radii_mm)))
+    out.push_back(uncrop(mask_not(m), mask.grid, box));
   return out;
 }
 
