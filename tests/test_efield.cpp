@@ -443,3 +443,49 @@ TEST_CASE("efield: fields are bit-identical whatever the thread count", "[unit][
   // The probe path (the placement search) and the direct path agree.
   CHECK(rel_l2(out[0][3], out[0][2]) < 1e-9);
 }
+
+TEST_CASE("efield: the right-hand side's clustered coil is close to every dipole, closer when stricter",
+          "[unit][efield]") {
+  // primary_field_clustered serves the boundary-element right-hand side: a cluster of coil
+  // dipoles seen from farther than `far` times its radius is one dipole. The error must fall as
+  // the criterion tightens and vanish when no cluster is far enough.
+  const Coil coil = load_coil("fig8-70");
+  const Dipoles d = place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d(0.2, -0.1, 1), 95, 20));
+  REQUIRE(d.cluster_first.size() > 10);
+  REQUIRE(d.cluster_first.size() < d.cluster_order.size() / 4);  // clusters hold several dipoles
+  REQUIRE(d.cluster_order.size() == static_cast<std::size_t>(d.position_mm.cols()));
+  // Points of a head-sized ball under the coil: 5 to 170 mm from its dipoles.
+  const Eigen::Matrix3Xd pts = ball_points(Eigen::Vector3d::Zero(), 80, 2000, 11);
+  const Eigen::Matrix3Xd exact = primary_field(d, pts);
+  // 8 radii is what the boundary-element right-hand side uses (lib/efield/bem.cpp).
+  const double e8 = rel_l2(primary_field_clustered(d, pts, 8.0), exact);
+  const double e12 = rel_l2(primary_field_clustered(d, pts, 12.0), exact);
+  const double all = rel_l2(primary_field_clustered(d, pts, 1e9), exact);
+  INFO("relative L2 error: far 8 " << e8 << ", far 12 " << e12 << ", no cluster far " << all);
+  CHECK(e8 < 1e-3);
+  CHECK(e8 > 0);  // the approximation is in use
+  CHECK(e12 < 0.5 * e8);
+  CHECK(all < 1e-12);  // every dipole, in another order
+}
+
+TEST_CASE("efield: one solve for many poses gives each pose's own charges and fields", "[unit][efield]") {
+  const Coil coil = load_coil("fig8-70");
+  const Mesh mesh = geodesic_sphere(8, Eigen::Vector3d::Zero(), Eigen::Vector3d(80, 90, 85));
+  const BemModel bem(mesh);
+  std::vector<Dipoles> poses;
+  for (int k = 0; k < 21; ++k)
+    poses.push_back(
+        place(coil, pose_over(Eigen::Vector3d::Zero(), Eigen::Vector3d(0.1 * k - 1, 0.3, 1), 100, 9.0 * k)));
+  const Eigen::MatrixXd q = bem.charges(poses);
+  REQUIRE(q.cols() == 21);
+  const Eigen::Matrix3Xd pts = ball_points(Eigen::Vector3d::Zero(), 60, 50, 3);
+  const BemModel::Probe probe = bem.probe(pts);
+  const std::vector<Eigen::Matrix3Xd> fields = probe.fields(poses);
+  for (int k = 0; k < 21; ++k) {
+    const Eigen::VectorXd one = bem.charges(poses[static_cast<std::size_t>(k)]);
+    CHECK((q.col(k) - one).norm() <= 1e-5 * one.norm());
+    CHECK(rel_l2(fields[static_cast<std::size_t>(k)], bem.field(poses[static_cast<std::size_t>(k)], pts)) < 1e-5);
+  }
+  // Different poses give different charges (the batch is not one column repeated).
+  CHECK((q.col(0) - q.col(20)).norm() > 0.1 * q.col(0).norm());
+}

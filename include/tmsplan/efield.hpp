@@ -75,6 +75,9 @@ nlohmann::json fit_figure8_json(const Coil& reference);
 struct Dipoles {
   Eigen::Matrix3Xd position_mm;  ///< RAS mm
   Eigen::Matrix3Xd moment;       ///< m^2 per ampere, RAS axes
+  /// Dipoles grouped into compact clusters of the coil's frame (set by place()): cluster c holds
+  /// cluster_order[cluster_first[c] .. cluster_first[c + 1]). Empty: no grouping.
+  std::vector<int> cluster_order = {}, cluster_first = {};
 };
 Dipoles place(const Coil& coil, const Eigen::Matrix4d& pose);
 
@@ -96,6 +99,11 @@ class FieldModel {
 
 /// -dA/dt in free space (no conductor).
 Eigen::Matrix3Xd primary_field(const Dipoles& dipoles, const Eigen::Matrix3Xd& points_mm);
+/// The primary field where each cluster of dipoles seen from farther than `far` times its radius
+/// counts as one dipole (its total moment at its moment-weighted centre): the error falls as
+/// (radius / distance)^2. For the boundary-element right-hand side, which only the secondary
+/// field sees.
+Eigen::Matrix3Xd primary_field_clustered(const Dipoles& dipoles, const Eigen::Matrix3Xd& points_mm, double far);
 
 /// Spherically symmetric conductor around `centre` (RAS mm). `radius_mm` only serves the
 /// geometry check and the record (the field does not depend on it); 0: largest sphere below the
@@ -133,11 +141,15 @@ class BemModel : public FieldModel {
   const Mesh& surface() const;
   /// Surface charge (V/m, i.e. sigma/eps0) for one set of dipoles.
   Eigen::VectorXd charges(const Dipoles& dipoles) const;
+  /// Charges for several poses at once (one column each): one solve for all.
+  Eigen::MatrixXd charges(const std::vector<Dipoles>& poses) const;
   /// A fixed set of points whose field is wanted for many poses: precomputes the secondary-field
   /// operator so each pose costs one right-hand side and a matrix-vector product.
   class Probe {
    public:
     Eigen::Matrix3Xd field(const Dipoles& dipoles) const;
+    /// The field of each pose (one solve for all of them).
+    std::vector<Eigen::Matrix3Xd> fields(const std::vector<Dipoles>& poses) const;
     Eigen::Matrix3Xd points;
     Eigen::MatrixXd secondary;  ///< (3n x triangles): the field at the points of unit charge on each triangle
     const BemModel* model = nullptr;

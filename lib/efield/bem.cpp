@@ -14,13 +14,16 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <map>
 
 #include "internal.hpp"
+#include "tmsplan/clock.hpp"
 #include "tmsplan/efield.hpp"
 #include "tmsplan/error.hpp"
+#include "tmsplan/log.hpp"
 #include "tmsplan/parallel.hpp"
 
 namespace tmsplan::efield {
@@ -31,6 +34,8 @@ constexpr double kFour_pi = 4.0 * M_PI;
 // A triangle whose centroid is farther than kFar times its longest edge is one point.
 constexpr double kFar = 4.0;
 constexpr int kMaxDepth = 5;
+// The right-hand side sees a cluster of coil dipoles as one dipole beyond this many radii.
+constexpr double kClusterFar = 8.0;
 
 // int_T (r - r') / |r - r'|^3 dS' over the triangle (a, b, c), adaptive.
 Eigen::Vector3d integrate(const Eigen::Vector3d& r, const Eigen::Vector3d& a, const Eigen::Vector3d& b,
@@ -47,6 +52,56 @@ Eigen::Vector3d integrate(const Eigen::Vector3d& r, const Eigen::Vector3d& a, co
   const Eigen::Vector3d ab = 0.5 * (a + b), bc = 0.5 * (b + c), ca = 0.5 * (c + a);
   return integrate(r, a, ab, ca, depth + 1) + integrate(r, ab, b, bc, depth + 1) + integrate(r, ca, bc, c, depth + 1) +
          integrate(r, ab, bc, ca, depth + 1);
+}
+
+// A triangle and its first two generations of quarters as integrate() splits them (same
+// arithmetic, so the same bits), precomputed once: near-field integrals then skip re-deriving
+// centroids, sizes and areas at the top of every recursion.
+struct Piece {
+  Eigen::Vector3d a, b, c, cen;
+  double size = 0, area = 0;
+};
+using PieceTree = std::array<Piece, 21>;  // [0] the triangle, [1..4] its quarters, [5..20] theirs
+
+Piece make_piece(const Eigen::Vector3d& a, const Eigen::Vector3d& b, const Eigen::Vector3d& c) {
+  return {a,
+          b,
+          c,
+          (a + b + c) / 3.0,
+          std::max({(b - a).squaredNorm(), (c - b).squaredNorm(), (a - c).squaredNorm()}),
+          0.5 * (b - a).cross(c - a).norm()};
+}
+
+void add_quarters(PieceTree& t, int parent, int first) {
+  const Piece& p = t[static_cast<std::size_t>(parent)];
+  const Eigen::Vector3d ab = 0.5 * (p.a + p.b), bc = 0.5 * (p.b + p.c), ca = 0.5 * (p.c + p.a);
+  t[static_cast<std::size_t>(first)] = make_piece(p.a, ab, ca);
+  t[static_cast<std::size_t>(first + 1)] = make_piece(ab, p.b, bc);
+  t[static_cast<std::size_t>(first + 2)] = make_piece(ca, bc, p.c);
+  t[static_cast<std::size_t>(first + 3)] = make_piece(ab, bc, ca);
+}
+
+PieceTree piece_tree(const Eigen::Vector3d& a, const Eigen::Vector3d& b, const Eigen::Vector3d& c) {
+  PieceTree t;
+  t[0] = make_piece(a, b, c);
+  add_quarters(t, 0, 1);
+  for (int k = 1; k <= 4; ++k) add_quarters(t, k, 5 + 4 * (k - 1));
+  return t;
+}
+
+// integrate(r, a, b, c, 0) on a precomputed tree.
+Eigen::Vector3d integrate(const Eigen::Vector3d& r, const PieceTree& t, int k = 0, int depth = 0) {
+  const Piece& p = t[static_cast<std::size_t>(k)];
+  const Eigen::Vector3d d = r - p.cen;
+  const double d2 = d.squaredNorm();
+  if (d2 > kFar * kFar * p.size || depth >= kMaxDepth) {
+    if (d2 == 0) return Eigen::Vector3d::Zero();
+    return d * (p.area / (d2 * std::sqrt(d2)));
+  }
+  if (depth == 2) return integrate(r, p.a, p.b, p.c, depth);
+  const int first = depth == 0 ? 1 : 5 + 4 * (k - 1);
+  return integrate(r, t, first, depth + 1) + integrate(r, t, first + 1, depth + 1) +
+         integrate(r, t, first + 2, depth + 1) + integrate(r, t, first + 3, depth + 1);
 }
 
 // Signed solid angle of triangle (a, b, c) seen from p (Van Oosterom & Strackee).
@@ -83,8 +138,9 @@ struct BemModel::Impl {
   Mesh mesh;
   Eigen::Matrix3Xd centroid, normal;
   Eigen::VectorXd area, self, size2;
+  std::vector<PieceTree> pieces;  // per triangle, for near-field integrals
   double total_area = 0, mean_edge = 0, max_edge = 0;
-  Eigen::PartialPivLU<Eigen::MatrixXd> lu;
+  detail::DenseLu lu;
   double setup_seconds = 0;
 
   Eigen::Vector3d vtx(int t, int k) const {
@@ -92,25 +148,63 @@ struct BemModel::Impl {
         .vertices[static_cast<std::size_t>(mesh.triangles[static_cast<std::size_t>(t)][static_cast<std::size_t>(k)])];
   }
 
-  // 1/(4 pi) sum_j q_j int_Tj (r - r')/|r - r'|^3 for many points.
+  // 1/(4 pi) sum_j q_j int_Tj (r - r')/|r - r'|^3 for many points. Blocks of points: a
+  // triangle far from the whole block is one point charge for all of them (a loop that
+  // vectorises); otherwise each point decides as on its own. Each point sums the triangles in
+  // order, so the blocking and the thread count do not change a bit.
   Eigen::Matrix3Xd secondary(const Eigen::VectorXd& q, const Eigen::Matrix3Xd& pts) const {
-    Eigen::Matrix3Xd e(3, pts.cols());
+    constexpr std::int64_t kB = 64;
+    // Blocks of nearby points: points in order of 8 mm bricks (ties in input order).
+    std::vector<std::pair<std::array<long, 3>, Eigen::Index>> keyed(static_cast<std::size_t>(pts.cols()));
+    for (Eigen::Index i = 0; i < pts.cols(); ++i)
+      keyed[static_cast<std::size_t>(i)] = {{std::lround(std::floor(pts(2, i) / 8.0)),
+                                             std::lround(std::floor(pts(1, i) / 8.0)),
+                                             std::lround(std::floor(pts(0, i) / 8.0))},
+                                            i};
+    std::sort(keyed.begin(), keyed.end());
+    Eigen::Matrix3Xd sorted(3, pts.cols()), es(3, pts.cols());
+    for (Eigen::Index i = 0; i < pts.cols(); ++i) sorted.col(i) = pts.col(keyed[static_cast<std::size_t>(i)].second);
     const int n = static_cast<int>(mesh.triangles.size());
-    parallel_for(pts.cols(), [&](std::int64_t b, std::int64_t end) {
-      for (std::int64_t i = b; i < end; ++i) {
-        const Eigen::Vector3d r = pts.col(i);
-        Eigen::Vector3d acc(0, 0, 0);
-        for (int j = 0; j < n; ++j) {
-          const Eigen::Vector3d dv = r - centroid.col(j);
-          const double d2 = dv.squaredNorm();
-          if (d2 > kFar * kFar * size2[j])
-            acc += dv * (q[j] * area[j] / (d2 * std::sqrt(d2)));
-          else
-            acc += q[j] * integrate(r, vtx(j, 0), vtx(j, 1), vtx(j, 2), 0);
+    const std::int64_t blocks = (pts.cols() + kB - 1) / kB;
+    parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
+      alignas(64) double px[kB], py[kB], pz[kB], ex[kB], ey[kB], ez[kB];
+      for (std::int64_t blk = b0; blk < b1; ++blk) {
+        const std::int64_t first = blk * kB, cnt = std::min<std::int64_t>(kB, pts.cols() - first);
+        Eigen::Vector3d lo = sorted.col(first), hi = lo;
+        for (std::int64_t i = 0; i < kB; ++i) {
+          const Eigen::Vector3d r = sorted.col(first + std::min(i, cnt - 1));
+          px[i] = r.x(), py[i] = r.y(), pz[i] = r.z();
+          ex[i] = ey[i] = ez[i] = 0;
+          lo = lo.cwiseMin(r), hi = hi.cwiseMax(r);
         }
-        e.col(i) = acc / kFour_pi;
+        for (int j = 0; j < n; ++j) {
+          const Eigen::Vector3d c = centroid.col(j);
+          const double far2 = kFar * kFar * size2[j];
+          if ((lo - c).cwiseMax(c - hi).cwiseMax(0.0).squaredNorm() > far2) {
+            const double qa = q[j] * area[j], cx = c.x(), cy = c.y(), cz = c.z();
+            for (std::int64_t i = 0; i < kB; ++i) {
+              const double rx = px[i] - cx, ry = py[i] - cy, rz = pz[i] - cz;
+              const double d2 = rx * rx + ry * ry + rz * rz;
+              const double f = qa / (d2 * std::sqrt(d2));
+              ex[i] += rx * f, ey[i] += ry * f, ez[i] += rz * f;
+            }
+            continue;
+          }
+          for (std::int64_t i = 0; i < cnt; ++i) {
+            const Eigen::Vector3d r(px[i], py[i], pz[i]);
+            const Eigen::Vector3d dv = r - c;
+            const double d2 = dv.squaredNorm();
+            const Eigen::Vector3d add = d2 > far2
+                                            ? Eigen::Vector3d(dv * (q[j] * area[j] / (d2 * std::sqrt(d2))))
+                                            : Eigen::Vector3d(q[j] * integrate(r, pieces[static_cast<std::size_t>(j)]));
+            ex[i] += add.x(), ey[i] += add.y(), ez[i] += add.z();
+          }
+        }
+        for (std::int64_t i = 0; i < cnt; ++i) es.col(first + i) = Eigen::Vector3d(ex[i], ey[i], ez[i]) / kFour_pi;
       }
     });
+    Eigen::Matrix3Xd e(3, pts.cols());
+    for (Eigen::Index i = 0; i < pts.cols(); ++i) e.col(keyed[static_cast<std::size_t>(i)].second) = es.col(i);
     return e;
   }
 };
@@ -183,6 +277,8 @@ BemModel::BemModel(const Mesh& surface) : impl_(std::make_unique<Impl>()) {
   for (int t = 0; t < n; ++t)
     m.size2[t] = std::max({(m.vtx(t, 1) - m.vtx(t, 0)).squaredNorm(), (m.vtx(t, 2) - m.vtx(t, 1)).squaredNorm(),
                            (m.vtx(t, 0) - m.vtx(t, 2)).squaredNorm()});
+  m.pieces.resize(static_cast<std::size_t>(n));
+  for (int t = 0; t < n; ++t) m.pieces[static_cast<std::size_t>(t)] = piece_tree(m.vtx(t, 0), m.vtx(t, 1), m.vtx(t, 2));
   Eigen::MatrixXd k(n, n);
   parallel_for(n, [&](std::int64_t b, std::int64_t end) {
     for (std::int64_t i = b; i < end; ++i) {
@@ -194,25 +290,31 @@ BemModel::BemModel(const Mesh& surface) : impl_(std::make_unique<Impl>()) {
         } else {
           const Eigen::Vector3d dv = ci - m.centroid.col(j);
           const double d2 = dv.squaredNorm();
-          v = d2 > kFar * kFar * m.size2[j]
-                  ? ni.dot(dv) * m.area[j] / (d2 * std::sqrt(d2) * kFour_pi)
-                  : ni.dot(integrate(ci, m.vtx(j, 0), m.vtx(j, 1), m.vtx(j, 2), 0)) / kFour_pi;
+          v = d2 > kFar * kFar * m.size2[j] ? ni.dot(dv) * m.area[j] / (d2 * std::sqrt(d2) * kFour_pi)
+                                            : ni.dot(integrate(ci, m.pieces[static_cast<std::size_t>(j)])) / kFour_pi;
         }
         k(j, i) = v + m.area[j] / m.total_area;  // transposed: filled by columns of K^T
       }
     }
   });
   k.transposeInPlace();
+  const double t0 = now_seconds();
   m.lu.compute(k);
+  log::debug(fmt::format("boundary elements: {} x {} system factored in {:.1f} s", n, n, now_seconds() - t0));
+  if (m.lu.singular()) throw Error("the boundary-element system of the conductor surface is singular");
 }
 
 const Mesh& BemModel::surface() const { return impl_->mesh; }
 
-Eigen::VectorXd BemModel::charges(const Dipoles& d) const {
+Eigen::VectorXd BemModel::charges(const Dipoles& d) const { return charges(std::vector<Dipoles>{d}).col(0); }
+
+Eigen::MatrixXd BemModel::charges(const std::vector<Dipoles>& poses) const {
   const Impl& m = *impl_;
-  const Eigen::Matrix3Xd ep = primary_field(d, m.centroid);
-  Eigen::VectorXd rhs(ep.cols());
-  for (Eigen::Index i = 0; i < ep.cols(); ++i) rhs[i] = -m.normal.col(i).dot(ep.col(i));
+  Eigen::MatrixXd rhs(m.centroid.cols(), static_cast<Eigen::Index>(poses.size()));
+  for (std::size_t s = 0; s < poses.size(); ++s) {
+    const Eigen::Matrix3Xd ep = primary_field_clustered(poses[s], m.centroid, kClusterFar);
+    for (Eigen::Index i = 0; i < ep.cols(); ++i) rhs(i, static_cast<Eigen::Index>(s)) = -m.normal.col(i).dot(ep.col(i));
+  }
   return m.lu.solve(rhs);
 }
 
@@ -238,19 +340,25 @@ BemModel::Probe BemModel::probe(const Eigen::Matrix3Xd& pts) const {
         p.secondary.block<3, 1>(3 * i, j) =
             d2 > kFar * kFar * m.size2[j]
                 ? Eigen::Vector3d(dv * (m.area[j] / (d2 * std::sqrt(d2) * kFour_pi)))
-                : Eigen::Vector3d(integrate(pts.col(i), m.vtx(static_cast<int>(j), 0), m.vtx(static_cast<int>(j), 1),
-                                            m.vtx(static_cast<int>(j), 2), 0) /
-                                  kFour_pi);
+                : Eigen::Vector3d(integrate(pts.col(i), m.pieces[static_cast<std::size_t>(j)]) / kFour_pi);
       }
   });
   return p;
 }
 
-Eigen::Matrix3Xd BemModel::Probe::field(const Dipoles& d) const {
-  const Eigen::VectorXd es = secondary * model->charges(d);
-  Eigen::Matrix3Xd e = primary_field(d, points);
-  for (Eigen::Index i = 0; i < points.cols(); ++i) e.col(i) += es.segment<3>(3 * i);
-  return e;
+Eigen::Matrix3Xd BemModel::Probe::field(const Dipoles& d) const { return fields(std::vector<Dipoles>{d}).front(); }
+
+std::vector<Eigen::Matrix3Xd> BemModel::Probe::fields(const std::vector<Dipoles>& poses) const {
+  // All poses' charges in one solve (matrix-matrix work instead of one matrix-vector per pose).
+  const Eigen::MatrixXd es = secondary * model->charges(poses);
+  std::vector<Eigen::Matrix3Xd> out;
+  out.reserve(poses.size());
+  for (std::size_t s = 0; s < poses.size(); ++s) {
+    Eigen::Matrix3Xd e = primary_field(poses[s], points);
+    for (Eigen::Index i = 0; i < points.cols(); ++i) e.col(i) += es.block<3, 1>(3 * i, static_cast<Eigen::Index>(s));
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 bool BemModel::inside(const Eigen::Vector3d& p) const {

@@ -258,6 +258,22 @@ Dipoles place(const Coil& coil, const Eigen::Matrix4d& pose) {
   Dipoles d;
   d.position_mm = (r * (coil.position_m * 1000.0)).colwise() + t;
   d.moment = r * coil.moment;
+  // Clusters: cells of kClusterCell mm of the coil's frame (so they do not depend on the pose),
+  // split by the sign pattern of the moments so that no cluster's moments cancel.
+  constexpr double kClusterCell = 10.0;
+  std::map<std::array<long, 4>, std::vector<int>> cells;
+  for (Eigen::Index k = 0; k < coil.position_m.cols(); ++k) {
+    const Eigen::Vector3d q = coil.position_m.col(k) * 1000.0 / kClusterCell;
+    const Eigen::Vector3d m = coil.moment.col(k);
+    const long sign = (m.x() > 0) + 2 * (m.y() > 0) + 4 * (m.z() > 0);
+    cells[{std::lround(std::floor(q.x())), std::lround(std::floor(q.y())), std::lround(std::floor(q.z())), sign}]
+        .push_back(static_cast<int>(k));
+  }
+  d.cluster_first.push_back(0);
+  for (const auto& [key, members] : cells) {
+    d.cluster_order.insert(d.cluster_order.end(), members.begin(), members.end());
+    d.cluster_first.push_back(static_cast<int>(d.cluster_order.size()));
+  }
   return d;
 }
 

@@ -28,43 +28,110 @@ nlohmann::json read_json(const std::string& path) {
 }
 }  // namespace detail
 
+namespace {
+
+constexpr std::int64_t kBlock = 64;
+
+// Points of one block (structure of arrays) and their field sums.
+struct PointBlock {
+  alignas(64) double px[kBlock], py[kBlock], pz[kBlock], ex[kBlock], ey[kBlock], ez[kBlock];
+  std::int64_t first = 0, n = 0;
+  Eigen::Vector3d lo, hi;  // the box of the block's points
+  void load(const Eigen::Matrix3Xd& pts, std::int64_t blk) {
+    first = blk * kBlock;
+    n = std::min<std::int64_t>(kBlock, pts.cols() - first);
+    lo = hi = pts.col(first);
+    for (std::int64_t i = 0; i < kBlock; ++i) {
+      const std::int64_t src = first + std::min(i, n - 1);
+      px[i] = pts(0, src), py[i] = pts(1, src), pz[i] = pts(2, src);
+      ex[i] = ey[i] = ez[i] = 0;
+      lo = lo.cwiseMin(pts.col(src)), hi = hi.cwiseMax(pts.col(src));
+    }
+  }
+  // m x R / |R|^3 of one dipole at q added to every point: no reduction in the loop, so it
+  // vectorises; each point sums its dipoles in a fixed order whatever the blocking or threads.
+  void add(const double* q, const double* m) {
+    const double qx = q[0], qy = q[1], qz = q[2], mx = m[0], my = m[1], mz = m[2];
+    for (std::int64_t i = 0; i < kBlock; ++i) {
+      const double rx = px[i] - qx, ry = py[i] - qy, rz = pz[i] - qz;
+      const double r2 = rx * rx + ry * ry + rz * rz;
+      const double inv = 1.0 / (r2 * std::sqrt(r2));
+      ex[i] += (my * rz - mz * ry) * inv;
+      ey[i] += (mz * rx - mx * rz) * inv;
+      ez[i] += (mx * ry - my * rx) * inv;
+    }
+  }
+  void store(Eigen::Matrix3Xd& e) const {
+    for (std::int64_t i = 0; i < n; ++i) {
+      e(0, first + i) = -detail::kPrimaryScale * ex[i];
+      e(1, first + i) = -detail::kPrimaryScale * ey[i];
+      e(2, first + i) = -detail::kPrimaryScale * ez[i];
+    }
+  }
+  // Distance from p to the box of the block's points.
+  double distance(const Eigen::Vector3d& p) const { return (lo - p).cwiseMax(p - hi).cwiseMax(0.0).norm(); }
+};
+
+}  // namespace
+
 Eigen::Matrix3Xd primary_field(const Dipoles& d, const Eigen::Matrix3Xd& pts) {
-  // Blocks of points (structure of arrays), dipoles in the outer loop: the inner loop over points
-  // has no reduction, so it vectorises; each point still sums its dipoles in file order, so the
-  // result does not depend on the blocking or the thread count.
-  constexpr std::int64_t kBlock = 64;
   Eigen::Matrix3Xd e(3, pts.cols());
   const Eigen::Index nd = d.position_mm.cols();
-  const double* dp = d.position_mm.data();
-  const double* dm = d.moment.data();
   const std::int64_t blocks = (pts.cols() + kBlock - 1) / kBlock;
   parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
-    alignas(64) double px[kBlock], py[kBlock], pz[kBlock], ex[kBlock], ey[kBlock], ez[kBlock];
+    PointBlock pb;
     for (std::int64_t blk = b0; blk < b1; ++blk) {
-      const std::int64_t first = blk * kBlock;
-      const std::int64_t n = std::min<std::int64_t>(kBlock, pts.cols() - first);
-      for (std::int64_t i = 0; i < kBlock; ++i) {
-        const std::int64_t src = first + std::min(i, n - 1);
-        px[i] = pts(0, src), py[i] = pts(1, src), pz[i] = pts(2, src);
-        ex[i] = ey[i] = ez[i] = 0;
-      }
-      for (Eigen::Index k = 0; k < nd; ++k) {
-        const double qx = dp[3 * k], qy = dp[3 * k + 1], qz = dp[3 * k + 2];
-        const double mx = dm[3 * k], my = dm[3 * k + 1], mz = dm[3 * k + 2];
-        for (std::int64_t i = 0; i < kBlock; ++i) {
-          const double rx = px[i] - qx, ry = py[i] - qy, rz = pz[i] - qz;
-          const double r2 = rx * rx + ry * ry + rz * rz;
-          const double inv = 1.0 / (r2 * std::sqrt(r2));
-          ex[i] += (my * rz - mz * ry) * inv;
-          ey[i] += (mz * rx - mx * rz) * inv;
-          ez[i] += (mx * ry - my * rx) * inv;
+      pb.load(pts, blk);
+      for (Eigen::Index k = 0; k < nd; ++k) pb.add(d.position_mm.col(k).data(), d.moment.col(k).data());
+      pb.store(e);
+    }
+  });
+  return e;
+}
+
+Eigen::Matrix3Xd primary_field_clustered(const Dipoles& d, const Eigen::Matrix3Xd& pts, double far) {
+  if (d.cluster_first.size() < 2) return primary_field(d, pts);
+  // Each cluster as one dipole: total moment at the centre weighted by |moment|; its radius.
+  const std::size_t nc = d.cluster_first.size() - 1;
+  Eigen::Matrix3Xd cpos(3, static_cast<Eigen::Index>(nc)), cmom(3, static_cast<Eigen::Index>(nc));
+  std::vector<double> reach(nc);
+  for (std::size_t c = 0; c < nc; ++c) {
+    Eigen::Vector3d p(0, 0, 0), m(0, 0, 0);
+    double w = 0;
+    for (int i = d.cluster_first[c]; i < d.cluster_first[c + 1]; ++i) {
+      const Eigen::Index k = d.cluster_order[static_cast<std::size_t>(i)];
+      const double wk = d.moment.col(k).norm();
+      p += wk * d.position_mm.col(k);
+      m += d.moment.col(k);
+      w += wk;
+    }
+    p = w > 0 ? Eigen::Vector3d(p / w)
+              : d.position_mm.col(d.cluster_order[static_cast<std::size_t>(d.cluster_first[c])]);
+    double r = 0;
+    for (int i = d.cluster_first[c]; i < d.cluster_first[c + 1]; ++i)
+      r = std::max(r, (d.position_mm.col(d.cluster_order[static_cast<std::size_t>(i)]) - p).norm());
+    cpos.col(static_cast<Eigen::Index>(c)) = p;
+    cmom.col(static_cast<Eigen::Index>(c)) = m;
+    reach[c] = far * r;
+  }
+  Eigen::Matrix3Xd e(3, pts.cols());
+  const std::int64_t blocks = (pts.cols() + kBlock - 1) / kBlock;
+  parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
+    PointBlock pb;
+    for (std::int64_t blk = b0; blk < b1; ++blk) {
+      pb.load(pts, blk);
+      for (std::size_t c = 0; c < nc; ++c) {
+        const auto ci = static_cast<Eigen::Index>(c);
+        if (pb.distance(cpos.col(ci)) > reach[c]) {
+          pb.add(cpos.col(ci).data(), cmom.col(ci).data());
+          continue;
+        }
+        for (int i = d.cluster_first[c]; i < d.cluster_first[c + 1]; ++i) {
+          const Eigen::Index k = d.cluster_order[static_cast<std::size_t>(i)];
+          pb.add(d.position_mm.col(k).data(), d.moment.col(k).data());
         }
       }
-      for (std::int64_t i = 0; i < n; ++i) {
-        e(0, first + i) = -detail::kPrimaryScale * ex[i];
-        e(1, first + i) = -detail::kPrimaryScale * ey[i];
-        e(2, first + i) = -detail::kPrimaryScale * ez[i];
-      }
+      pb.store(e);
     }
   });
   return e;

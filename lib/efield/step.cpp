@@ -124,8 +124,19 @@ class Evaluator {
     if (const auto* bem = dynamic_cast<const BemModel*>(&model))
       probe_ = std::make_unique<BemModel::Probe>(bem->probe(pts));
   }
-  Figures operator()(const Dipoles& d) const {
-    const Eigen::Matrix3Xd e = probe_ ? probe_->field(d) : model_.field(d, pts_);
+  Figures operator()(const Dipoles& d) const { return figures(probe_ ? probe_->field(d) : model_.field(d, pts_)); }
+  std::vector<Figures> operator()(const std::vector<Dipoles>& poses) const {
+    std::vector<Figures> out;
+    if (probe_) {
+      for (const Eigen::Matrix3Xd& e : probe_->fields(poses)) out.push_back(figures(e));
+    } else {
+      for (const Dipoles& d : poses) out.push_back(figures(model_.field(d, pts_)));
+    }
+    return out;
+  }
+
+ private:
+  Figures figures(const Eigen::Matrix3Xd& e) const {
     Figures f;
     const Eigen::Index n = pts_.cols() - 1;
     for (Eigen::Index i = 1; i <= n; ++i) {
@@ -143,7 +154,6 @@ class Evaluator {
     return f;
   }
 
- private:
   const FieldModel& model_;
   Eigen::Matrix3Xd pts_, normals_;
   bool magnitude_;
@@ -171,20 +181,33 @@ Search search(const Target& t, const Coil& coil, const Evaluator& eval, const Ca
   const double half = p.monophasic ? 180.0 : 90.0;
   std::vector<double> angles;
   for (double a = -half + p.angle_step_deg; a <= half + 1e-9; a += p.angle_step_deg) angles.push_back(t.rule_angle + a);
-  auto value = [&](const Candidate& c, double a) {
-    ++s.poses;
-    return eval(place(coil, pose_at(t, c.centre, c.z, a))).objective;
+  // Each stage's poses are evaluated together (one boundary-element solve for all of them), then
+  // scanned in order: ties keep the earlier candidate, as a pose-by-pose search would.
+  struct Try {
+    Candidate c;
+    double a, du, dv;
+  };
+  auto values = [&](const std::vector<Try>& tries) {
+    std::vector<Dipoles> poses;
+    poses.reserve(tries.size());
+    for (const Try& x : tries) poses.push_back(place(coil, pose_at(t, x.c.centre, x.c.z, x.a)));
+    s.poses += static_cast<int>(tries.size());
+    std::vector<double> v;
+    for (const Figures& f : eval(poses)) v.push_back(f.objective);
+    return v;
   };
   const Candidate rule_c{t.rule_pose.block<3, 1>(0, 3), t.rule_pose.block<3, 1>(0, 2)};
   // 1. Every angle at the rule's centre (biphasic pulses: a half circle around the rule's angle,
   //    since angles 180 degrees apart give the same |E| and |E.n|).
   double best = -1, best_a = t.rule_angle, lo = 1e300, hi = -1e300;
-  for (double a : angles) {
-    const double v = value(rule_c, a);
-    s.angle_profile.emplace_back(a, v);
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-    if (v > best + 1e-12) best = v, best_a = a;
+  std::vector<Try> ring;
+  for (double a : angles) ring.push_back({rule_c, a, 0, 0});
+  const std::vector<double> v1 = values(ring);
+  for (std::size_t i = 0; i < ring.size(); ++i) {
+    s.angle_profile.emplace_back(ring[i].a, v1[i]);
+    lo = std::min(lo, v1[i]);
+    hi = std::max(hi, v1[i]);
+    if (v1[i] > best + 1e-12) best = v1[i], best_a = ring[i].a;
   }
   s.flat = hi > 0 && (hi - lo) / hi < 0.02;
   // 2. Centres on a 5 mm grid within the search radius at the best angle and its neighbours,
@@ -192,18 +215,20 @@ Search search(const Target& t, const Coil& coil, const Evaluator& eval, const Ca
   //    Ties keep the earlier candidate (the rule's centre comes first).
   Candidate best_c = rule_c;
   double best_u = 0, best_v = 0;
+  auto take_best = [&](const std::vector<Try>& tries) {
+    const std::vector<double> v = values(tries);
+    for (std::size_t i = 0; i < tries.size(); ++i)
+      if (v[i] > best + 1e-12)
+        best = v[i], best_c = tries[i].c, best_a = tries[i].a, best_u = tries[i].du, best_v = tries[i].dv;
+  };
   auto try_centres = [&](const std::vector<std::pair<double, double>>& offsets) {
-    const double a0 = best_a;
-    double bu = best_u, bv = best_v;
+    std::vector<Try> tries;
     for (const auto& [du, dv] : offsets) {
       if (std::hypot(du, dv) > p.search_radius_mm + 1e-9 || (du == best_u && dv == best_v)) continue;
       const Candidate c = at(du, dv);
-      for (double da : {0.0, -p.angle_step_deg, p.angle_step_deg}) {
-        const double v = value(c, a0 + da);
-        if (v > best + 1e-12) best = v, best_c = c, best_a = a0 + da, bu = du, bv = dv;
-      }
+      for (double da : {0.0, -p.angle_step_deg, p.angle_step_deg}) tries.push_back({c, best_a + da, du, dv});
     }
-    best_u = bu, best_v = bv;
+    take_best(tries);
   };
   std::vector<std::pair<double, double>> coarse, fine;
   const int n = static_cast<int>(std::floor(p.search_radius_mm / 5.0));
@@ -213,12 +238,10 @@ Search search(const Target& t, const Coil& coil, const Evaluator& eval, const Ca
   for (int i = -1; i <= 1; ++i)
     for (int j = -1; j <= 1; ++j) fine.emplace_back(best_u + 2.5 * i, best_v + 2.5 * j);
   try_centres(fine);
-  for (double da = -20; da <= 20 + 1e-9; da += p.angle_step_deg) {
-    if (std::abs(da) < 1e-9) continue;
-    const double a = best_a + da;
-    const double v = value(best_c, a);
-    if (v > best + 1e-12) best = v, best_a = a;
-  }
+  std::vector<Try> turns;
+  for (double da = -20; da <= 20 + 1e-9; da += p.angle_step_deg)
+    if (std::abs(da) >= 1e-9) turns.push_back({best_c, best_a + da, best_u, best_v});
+  take_best(turns);
   // Keep the handle angle in (-180, 180].
   double a = std::fmod(best_a, 360.0);
   if (a <= -180) a += 360;
