@@ -440,8 +440,11 @@ TEST_CASE("efield: fields are bit-identical whatever the thread count", "[unit][
   }
   tmsplan::set_threads(0);
   for (std::size_t i = 0; i < out[0].size(); ++i) CHECK((out[0][i].array() == out[1][i].array()).all());
-  // The probe path (the placement search) and the direct path agree.
-  CHECK(rel_l2(out[0][3], out[0][2]) < 1e-9);
+  // The probe path (the placement search: every triangle) and the direct path (the field maps:
+  // far patches of triangles as one charge and dipole) agree to the patches' error.
+  const double gap = rel_l2(out[0][3], out[0][2]);
+  CHECK(gap < 1e-3);
+  CHECK(gap > 0);
 }
 
 TEST_CASE("efield: the right-hand side's clustered coil is close to every dipole, closer when stricter",

@@ -34,6 +34,10 @@ constexpr double kFour_pi = 4.0 * M_PI;
 // A triangle whose centroid is farther than kFar times its longest edge is one point.
 constexpr double kFar = 4.0;
 constexpr int kMaxDepth = 5;
+// Field maps: triangles grouped in cells of kPatch mm; a cell is one charge and one dipole beyond
+// kPatchFar of its radii.
+constexpr double kPatch = 16.0;
+constexpr double kPatchFar = 4.0;
 // The right-hand side sees a cluster of coil dipoles as one dipole beyond this many radii.
 constexpr double kClusterFar = 8.0;
 
@@ -148,13 +152,68 @@ struct BemModel::Impl {
         .vertices[static_cast<std::size_t>(mesh.triangles[static_cast<std::size_t>(t)][static_cast<std::size_t>(k)])];
   }
 
-  // 1/(4 pi) sum_j q_j int_Tj (r - r')/|r - r'|^3 for many points. Blocks of points: a
-  // triangle far from the whole block is one point charge for all of them (a loop that
-  // vectorises); otherwise each point decides as on its own. Each point sums the triangles in
-  // order, so the blocking and the thread count do not change a bit.
+  // Patches of triangles (cells of kPatch mm by centroid) for the far field of many points.
+  std::vector<std::vector<int>> patch_tris;
+  Eigen::Matrix3Xd patch_centre;
+  std::vector<double> patch_radius;  // farthest reach of a member triangle from the centre
+  void make_patches() {
+    std::map<std::array<long, 3>, std::vector<int>> cells;
+    for (Eigen::Index j = 0; j < centroid.cols(); ++j)
+      cells[{std::lround(std::floor(centroid(0, j) / kPatch)), std::lround(std::floor(centroid(1, j) / kPatch)),
+             std::lround(std::floor(centroid(2, j) / kPatch))}]
+          .push_back(static_cast<int>(j));
+    patch_centre.resize(3, static_cast<Eigen::Index>(cells.size()));
+    for (const auto& [key, tris] : cells) {
+      const auto c = static_cast<Eigen::Index>(patch_tris.size());
+      patch_centre.col(c).setZero();
+      for (int j : tris) patch_centre.col(c) += centroid.col(j) / double(tris.size());
+      double r = 0;
+      for (int j : tris) r = std::max(r, (centroid.col(j) - patch_centre.col(c)).norm() + std::sqrt(size2[j]));
+      patch_radius.push_back(r);
+      patch_tris.push_back(tris);
+    }
+  }
+
+  // Field sums of one block of points (structure of arrays).
+  struct Block {
+    static constexpr std::int64_t kB = 64;
+    alignas(64) double px[kB], py[kB], pz[kB], ex[kB], ey[kB], ez[kB];
+    std::int64_t cnt = 0;
+    Eigen::Vector3d lo, hi;
+    double distance2(const Eigen::Vector3d& c) const { return (lo - c).cwiseMax(c - hi).cwiseMax(0.0).squaredNorm(); }
+    // Charge s at c (and dipole p about c): s R/|R|^3 + 3 (p.R) R/|R|^5 - p/|R|^3, R = r - c.
+    void add_far(const Eigen::Vector3d& c, double s, const Eigen::Vector3d& p) {
+      const double cx = c.x(), cy = c.y(), cz = c.z(), qx = p.x(), qy = p.y(), qz = p.z();
+      for (std::int64_t i = 0; i < kB; ++i) {
+        const double rx = px[i] - cx, ry = py[i] - cy, rz = pz[i] - cz;
+        const double d2 = rx * rx + ry * ry + rz * rz, inv2 = 1.0 / d2, inv3 = inv2 / std::sqrt(d2);
+        const double f = (s + 3.0 * (qx * rx + qy * ry + qz * rz) * inv2) * inv3;
+        ex[i] += rx * f - qx * inv3, ey[i] += ry * f - qy * inv3, ez[i] += rz * f - qz * inv3;
+      }
+    }
+  };
+
+  // Triangle j's share at every point of the block: one charge when far, else integrated.
+  void add_triangle(Block& blk, double qj, int j) const {
+    const Eigen::Vector3d c = centroid.col(j);
+    const double far2 = kFar * kFar * size2[j];
+    for (std::int64_t i = 0; i < blk.cnt; ++i) {
+      const Eigen::Vector3d r(blk.px[i], blk.py[i], blk.pz[i]);
+      const Eigen::Vector3d dv = r - c;
+      const double d2 = dv.squaredNorm();
+      const Eigen::Vector3d add = d2 > far2 ? Eigen::Vector3d(dv * (qj * area[j] / (d2 * std::sqrt(d2))))
+                                            : Eigen::Vector3d(qj * integrate(r, pieces[static_cast<std::size_t>(j)]));
+      blk.ex[i] += add.x(), blk.ey[i] += add.y(), blk.ez[i] += add.z();
+    }
+  }
+
+  // 1/(4 pi) sum_j q_j int_Tj (r - r')/|r - r'|^3 for many points, in blocks of nearby points
+  // (8 mm bricks): a patch of triangles farther than kPatchFar radii from the whole block is one
+  // charge and one dipole about its centre (error ~ (radius/distance)^2, the order of the
+  // centroid rule the triangles themselves use beyond kFar); nearer patches go triangle by
+  // triangle. Each point sums in a fixed order: the thread count does not change a bit.
   Eigen::Matrix3Xd secondary(const Eigen::VectorXd& q, const Eigen::Matrix3Xd& pts) const {
-    constexpr std::int64_t kB = 64;
-    // Blocks of nearby points: points in order of 8 mm bricks (ties in input order).
+    constexpr std::int64_t kB = Block::kB;
     std::vector<std::pair<std::array<long, 3>, Eigen::Index>> keyed(static_cast<std::size_t>(pts.cols()));
     for (Eigen::Index i = 0; i < pts.cols(); ++i)
       keyed[static_cast<std::size_t>(i)] = {{std::lround(std::floor(pts(2, i) / 8.0)),
@@ -164,43 +223,46 @@ struct BemModel::Impl {
     std::sort(keyed.begin(), keyed.end());
     Eigen::Matrix3Xd sorted(3, pts.cols()), es(3, pts.cols());
     for (Eigen::Index i = 0; i < pts.cols(); ++i) sorted.col(i) = pts.col(keyed[static_cast<std::size_t>(i)].second);
-    const int n = static_cast<int>(mesh.triangles.size());
+    // Each patch's total charge and dipole moment about its centre.
+    const std::size_t np = patch_tris.size();
+    std::vector<double> pq(np, 0.0);
+    Eigen::Matrix3Xd pd = Eigen::Matrix3Xd::Zero(3, static_cast<Eigen::Index>(np));
+    for (std::size_t c = 0; c < np; ++c)
+      for (int j : patch_tris[c]) {
+        pq[c] += q[j] * area[j];
+        pd.col(static_cast<Eigen::Index>(c)) +=
+            q[j] * area[j] * (centroid.col(j) - patch_centre.col(static_cast<Eigen::Index>(c)));
+      }
     const std::int64_t blocks = (pts.cols() + kB - 1) / kB;
     parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
-      alignas(64) double px[kB], py[kB], pz[kB], ex[kB], ey[kB], ez[kB];
-      for (std::int64_t blk = b0; blk < b1; ++blk) {
-        const std::int64_t first = blk * kB, cnt = std::min<std::int64_t>(kB, pts.cols() - first);
-        Eigen::Vector3d lo = sorted.col(first), hi = lo;
+      Block blk;
+      for (std::int64_t b = b0; b < b1; ++b) {
+        const std::int64_t first = b * kB;
+        blk.cnt = std::min<std::int64_t>(kB, pts.cols() - first);
+        blk.lo = blk.hi = sorted.col(first);
         for (std::int64_t i = 0; i < kB; ++i) {
-          const Eigen::Vector3d r = sorted.col(first + std::min(i, cnt - 1));
-          px[i] = r.x(), py[i] = r.y(), pz[i] = r.z();
-          ex[i] = ey[i] = ez[i] = 0;
-          lo = lo.cwiseMin(r), hi = hi.cwiseMax(r);
+          const Eigen::Vector3d r = sorted.col(first + std::min(i, blk.cnt - 1));
+          blk.px[i] = r.x(), blk.py[i] = r.y(), blk.pz[i] = r.z();
+          blk.ex[i] = blk.ey[i] = blk.ez[i] = 0;
+          blk.lo = blk.lo.cwiseMin(r), blk.hi = blk.hi.cwiseMax(r);
         }
-        for (int j = 0; j < n; ++j) {
-          const Eigen::Vector3d c = centroid.col(j);
-          const double far2 = kFar * kFar * size2[j];
-          if ((lo - c).cwiseMax(c - hi).cwiseMax(0.0).squaredNorm() > far2) {
-            const double qa = q[j] * area[j], cx = c.x(), cy = c.y(), cz = c.z();
-            for (std::int64_t i = 0; i < kB; ++i) {
-              const double rx = px[i] - cx, ry = py[i] - cy, rz = pz[i] - cz;
-              const double d2 = rx * rx + ry * ry + rz * rz;
-              const double f = qa / (d2 * std::sqrt(d2));
-              ex[i] += rx * f, ey[i] += ry * f, ez[i] += rz * f;
-            }
+        for (std::size_t c = 0; c < np; ++c) {
+          const auto ci = static_cast<Eigen::Index>(c);
+          const double reach = kPatchFar * patch_radius[c];
+          if (blk.distance2(patch_centre.col(ci)) > reach * reach) {
+            blk.add_far(patch_centre.col(ci), pq[c], pd.col(ci));
             continue;
           }
-          for (std::int64_t i = 0; i < cnt; ++i) {
-            const Eigen::Vector3d r(px[i], py[i], pz[i]);
-            const Eigen::Vector3d dv = r - c;
-            const double d2 = dv.squaredNorm();
-            const Eigen::Vector3d add = d2 > far2
-                                            ? Eigen::Vector3d(dv * (q[j] * area[j] / (d2 * std::sqrt(d2))))
-                                            : Eigen::Vector3d(q[j] * integrate(r, pieces[static_cast<std::size_t>(j)]));
-            ex[i] += add.x(), ey[i] += add.y(), ez[i] += add.z();
+          for (int j : patch_tris[c]) {
+            const double far2 = kFar * kFar * size2[j];
+            if (blk.distance2(centroid.col(j)) > far2)
+              blk.add_far(centroid.col(j), q[j] * area[j], Eigen::Vector3d::Zero());
+            else
+              add_triangle(blk, q[j], j);
           }
         }
-        for (std::int64_t i = 0; i < cnt; ++i) es.col(first + i) = Eigen::Vector3d(ex[i], ey[i], ez[i]) / kFour_pi;
+        for (std::int64_t i = 0; i < blk.cnt; ++i)
+          es.col(first + i) = Eigen::Vector3d(blk.ex[i], blk.ey[i], blk.ez[i]) / kFour_pi;
       }
     });
     Eigen::Matrix3Xd e(3, pts.cols());
@@ -277,6 +339,7 @@ BemModel::BemModel(const Mesh& surface) : impl_(std::make_unique<Impl>()) {
   for (int t = 0; t < n; ++t)
     m.size2[t] = std::max({(m.vtx(t, 1) - m.vtx(t, 0)).squaredNorm(), (m.vtx(t, 2) - m.vtx(t, 1)).squaredNorm(),
                            (m.vtx(t, 0) - m.vtx(t, 2)).squaredNorm()});
+  m.make_patches();
   m.pieces.resize(static_cast<std::size_t>(n));
   for (int t = 0; t < n; ++t) m.pieces[static_cast<std::size_t>(t)] = piece_tree(m.vtx(t, 0), m.vtx(t, 1), m.vtx(t, 2));
   Eigen::MatrixXd k(n, n);

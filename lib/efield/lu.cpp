@@ -17,14 +17,13 @@ namespace tmsplan::efield::detail {
 
 namespace {
 
-constexpr Eigen::Index kPanel = 384;  // rows and columns of the parallel tiles and panels
-constexpr Eigen::Index kLeaf = 16;   // columns factored without recursion
+constexpr Eigen::Index kPanel = 768;  // rows and columns of the parallel tiles and panels
+constexpr Eigen::Index kLeaf = 16;    // columns factored without recursion
 
 using Block = Eigen::Ref<Eigen::MatrixXf, 0, Eigen::OuterStride<>>;
 
 // Calls body(first column, width) over [0, n) in fixed panels, on the threads when worth it.
-template <class F>
-void panels(Eigen::Index n, Eigen::Index work_per_column, F&& body) {
+template <class F> void panels(Eigen::Index n, Eigen::Index work_per_column, F&& body) {
   const Eigen::Index count = (n + kPanel - 1) / kPanel;
   if (count <= 1 || work_per_column < 64 * 64) {
     for (Eigen::Index c = 0; c < n; c += kPanel) body(c, std::min(kPanel, n - c));
@@ -43,7 +42,8 @@ void swap_rows(Block a, const std::vector<Eigen::Index>& piv, Eigen::Index k0, E
   panels(a.cols(), k1 - k0, [&](Eigen::Index c, Eigen::Index w) {
     for (Eigen::Index j = c; j < c + w; ++j)
       for (Eigen::Index k = k0; k < k1; ++k)
-        if (piv[static_cast<std::size_t>(k)] != k) std::swap(a(k - first, j), a(piv[static_cast<std::size_t>(k)] - first, j));
+        if (piv[static_cast<std::size_t>(k)] != k)
+          std::swap(a(k - first, j), a(piv[static_cast<std::size_t>(k)] - first, j));
   });
 }
 

@@ -639,7 +639,11 @@ void run(const Params& p, OutputSet& out, Record& record) {
   for (const Target& t : su.targets) results.push_back(evaluate_target(p, su, t));
   nlohmann::json outdoc;
   const nlohmann::json fig = targets_document(p, su, results, outdoc);
-  for (const Result& r : results) write_field_maps(p, su, r, out);
+  for (const Result& r : results) {
+    const double t0 = now_seconds();
+    write_field_maps(p, su, r, out);
+    log::debug(fmt::format("{}: field maps in {:.2f} s", r.t.name, now_seconds() - t0));
+  }
   write_file_atomic(out.path("targets"), outdoc.dump(1) + "\n", out.force());
   record.parameters() = {{"coil", p.coil},
                          {"model", p.model},
