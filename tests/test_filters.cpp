@@ -211,6 +211,26 @@ TEST_CASE("filters: dilate and erode equal the ball by definition, one radius or
   CHECK(count(dilate(corner, 1.0)) == 4);
 }
 
+TEST_CASE("filters: dilate_box equals the box by its definition", "[unit][filters]") {
+  std::mt19937 rng(5);
+  for (const int radius : {0, 1, 2, 5, 40}) {
+    const Grid g = grid_of({31, 17, 13}, Eigen::Vector3d(1, 1, 1));
+    const Mask m = random_mask(g, rng, 3, 0.01);
+    const auto& d = g.dim;
+    Mask ref(g, 0);  // every voxel with a set voxel within `radius` along each axis
+    for (std::int64_t k = 0; k < d[2]; ++k)
+      for (std::int64_t j = 0; j < d[1]; ++j)
+        for (std::int64_t i = 0; i < d[0]; ++i)
+          for (std::int64_t c = std::max<std::int64_t>(0, k - radius); c <= std::min(d[2] - 1, k + radius); ++c)
+            for (std::int64_t b = std::max<std::int64_t>(0, j - radius); b <= std::min(d[1] - 1, j + radius); ++b)
+              for (std::int64_t a = std::max<std::int64_t>(0, i - radius); a <= std::min(d[0] - 1, i + radius); ++a)
+                if (m(a, b, c)) ref(i, j, k) = 1;
+    INFO("radius " << radius);
+    CHECK((radius == 0 ? count(ref) == count(m) : count(ref) > count(m)));
+    CHECK(differences(dilate_box(m, radius), ref) == 0);
+  }
+}
+
 TEST_CASE("filters: distance_to is the exact Euclidean distance", "[unit][filters]") {
   std::mt19937 rng(11);
   for (const auto& sp : kSpacings) {

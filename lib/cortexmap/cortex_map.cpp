@@ -159,13 +159,34 @@ Inputs read_inputs(const Params& p, Record& record) {
   // run half-way).
   for (const auto& spec : kAtlases) check_input_path(p.atlas_dir + "/" + spec.file);
   Inputs in;
-  in.t1 = read_image(p.t1);
-  in.brain = read_mask(p.brain, &in.t1.grid);
-  in.head = read_mask(p.head, &in.t1.grid);
+  std::vector<std::pair<std::string, std::string>> roles;
+  for (const auto& [role, path] :
+       std::vector<std::pair<std::string, std::string>>{{"t1", p.t1},
+                                                        {"brain_mask", p.brain},
+                                                        {"head_mask", p.head},
+                                                        {"dseg", p.dseg},
+                                                        {"template", p.template_head},
+                                                        {"template_brain", p.template_brain}})
+    if (!path.empty()) roles.push_back({role, path});
+  // Two halves read side by side (the T1 with its masks; the segmentation, the template and the
+  // input hashes); parallel_tasks rethrows the earlier half's error first, as a serial read would.
+  Image d;
+  parallel_tasks({[&] {
+                    in.t1 = read_image(p.t1);
+                    in.brain = read_mask(p.brain, &in.t1.grid);
+                    in.head = read_mask(p.head, &in.t1.grid);
+                  },
+                  [&] {
+                    if (!p.dseg.empty()) {
+                      ReadOptions ro;
+                      ro.refuse_constant = false;
+                      d = read_image(p.dseg, ro);
+                    }
+                    in.templ = read_image(p.template_head);
+                    in.templ_brain = read_mask(p.template_brain, &in.templ.grid);
+                    record.add_inputs(roles);
+                  }});
   if (!p.dseg.empty()) {
-    ReadOptions ro;
-    ro.refuse_constant = false;
-    const Image d = read_image(p.dseg, ro);
     if (!d.grid.same_as(in.t1.grid, 1e-2))
       throw Error("segmentation is not on the grid of the T1 (dimensions or world position differ)", p.dseg);
     in.dseg = Labels(d.grid, 0);
@@ -175,16 +196,6 @@ Inputs read_inputs(const Params& p, Record& record) {
     log::warn("no --dseg: grey and white matter approximated by three intensity classes inside the brain mask");
     in.dseg = intensity_classes(in.t1, in.brain);
   }
-  in.templ = read_image(p.template_head);
-  in.templ_brain = read_mask(p.template_brain, &in.templ.grid);
-  for (const auto& [role, path] :
-       std::vector<std::pair<std::string, std::string>>{{"t1", p.t1},
-                                                        {"brain_mask", p.brain},
-                                                        {"head_mask", p.head},
-                                                        {"dseg", p.dseg},
-                                                        {"template", p.template_head},
-                                                        {"template_brain", p.template_brain}})
-    if (!path.empty()) record.add_input(role, path);
   return in;
 }
 
@@ -305,19 +316,55 @@ struct Surfaces {
   Image scalp_distance, depth;  ///< on the working grid
 };
 
-// What follows the registration: transform files, atlases, surfaces and maps. Independent, largely
-// serial work (compression, handle filling, distance transforms), run as parallel tasks; each
-// task's result does not depend on where it runs, and each notes its own seconds.
+// Runs named tasks with parallel_tasks (a static split in list order over the threads; each
+// task's result does not depend on where it runs) and notes each one's seconds in `seconds`.
+void timed_tasks(const std::vector<std::pair<const char*, std::function<void()>>>& tasks, nlohmann::json& seconds) {
+  std::vector<double> took(tasks.size(), 0.0);
+  std::vector<std::function<void()>> run;
+  for (std::size_t i = 0; i < tasks.size(); ++i)
+    run.push_back([&, i] {
+      const double t0 = now_seconds();
+      tasks[i].second();
+      took[i] = now_seconds() - t0;
+      log::debug(fmt::format("cortex-map: {} {:.2f} s", tasks[i].first, took[i]));
+    });
+  parallel_tasks(run);
+  for (std::size_t i = 0; i < tasks.size(); ++i) seconds[tasks[i].first] = r2(took[i]);
+}
+
+// The surfaces and the two maps: they need only the inputs, so they are made beside the
+// registration, as two halves of tasks (scalp + pial ~ white + maps on the Philips scan).
+Surfaces make_surfaces(const Work& w, nlohmann::json& seconds) {
+  Surfaces s;
+  timed_tasks({{"scalp_surface", [&] { s.scalp = scalp_surface(w.head, &s.scalp_report); }},
+               {"pial_surface", [&] { s.pial = pial_surface(w.gm, w.wm, &s.pial_report); }},
+               {"white_surface", [&] { s.white = white_surface(w.wm, &s.white_report); }},
+               {"distance_maps",
+                [&] {
+                  s.scalp_distance = scalp_distance_map(w.head, w.gm);
+                  s.depth = gyral_depth_map(w.brain, w.gm);
+                }}},
+              seconds);
+  return s;
+}
+
+// Everything after reading: (1) the registration and the first output (to_mni_affine.txt,
+// committed alone: of two runs racing into one folder without --force, the one that commits it
+// first writes everything and the other refuses there, having written nothing); (2) the surfaces
+// and maps (parallel tasks); (3) their files, the transform files, the brain in MNI and the
+// atlases (parallel tasks). Running (1) beside (2) was tried: it saved CPU waits under load but
+// held the registration and the surfaces in memory together (Philips peak ~900 -> ~1,150 MiB,
+// above the 1 GiB per step that issue 16 asks). Each result is independent of where it is made,
+// so the bytes do not depend on --threads.
 struct Outputs {
+  DeformableResult reg;
   double dice_brain = 0.0;
   std::vector<SubjectAtlas> atlases;
   Surfaces s;
 };
 
-Outputs make_outputs(const Params& p, const MniMap& map, const Work& w, const Inputs& in, const OutputSet& out,
-                     Laps& laps) {
+Outputs make_outputs(const Params& p, const Work& w, const Inputs& in, const OutputSet& out, nlohmann::json& seconds) {
   Outputs o;
-  Surfaces& s = o.s;
   const bool force = out.force();
   WriteOptions wo;
   wo.force = force;
@@ -325,48 +372,24 @@ Outputs make_outputs(const Params& p, const MniMap& map, const Work& w, const In
   auto write_map = [&](const std::string& role, const Image& image) {
     write_image(out.path(role), w.same ? image : workgrid::image_to_input(image, w.input), wo);
   };
-  // The first output, alone, before the parallel writes: of two runs racing into one folder
-  // without --force, the one that commits it first writes everything and the other refuses here,
-  // having written nothing (in parallel, each could win one file and both would refuse).
-  write_itk_affine(out.path("to_mni_affine"), map.template_to_subject_affine(), force);
-  // parallel_tasks splits the list in contiguous halves over two threads: the order balances
-  // them (measured on the Philips scan: transforms + pial + maps ~ atlases + scalp + white).
-  const std::vector<std::pair<const char*, std::function<void()>>> tasks = {
-      {"write_transforms", [&] { o.dice_brain = write_transforms(map, w, in, out); }},
-      {"pial_surface",
-       [&] {
-         s.pial = pial_surface(w.gm, w.wm, &s.pial_report);
-         write_gifti(out.path("pial_surface"), s.pial, force);
-       }},
-      {"distance_maps",
-       [&] {
-         s.scalp_distance = scalp_distance_map(w.head, w.gm);
-         write_map("scalp_cortex_distance", s.scalp_distance);
-         s.depth = gyral_depth_map(w.brain, w.gm);
-         write_map("gyral_depth", s.depth);
-       }},
-      {"atlases", [&] { o.atlases = write_atlases(map, w, p.atlas_dir, out, wo); }},
-      {"scalp_surface",
-       [&] {
-         s.scalp = scalp_surface(w.head, &s.scalp_report);
-         write_gifti(out.path("scalp_surface"), s.scalp, force);
-       }},
-      {"white_surface", [&] {
-         s.white = white_surface(w.wm, &s.white_report);
-         write_gifti(out.path("white_surface"), s.white, force);
-       }}};
-  std::vector<double> seconds(tasks.size(), 0.0);
-  std::vector<std::function<void()>> run;
-  for (std::size_t i = 0; i < tasks.size(); ++i)
-    run.push_back([&, i] {
-      const double t0 = now_seconds();
-      tasks[i].second();
-      seconds[i] = now_seconds() - t0;
-      log::debug(fmt::format("cortex-map: {} {:.2f} s", tasks[i].first, seconds[i]));
-    });
-  parallel_tasks(run);
-  for (std::size_t i = 0; i < tasks.size(); ++i) laps.seconds[tasks[i].first] = r2(seconds[i]);
-  laps("outputs");
+  o.reg = register_deformable(w.t1, w.brain, in.templ, in.templ_brain, p.registration);
+  write_itk_affine(out.path("to_mni_affine"), o.reg.map.template_to_subject_affine(), force);
+  o.s = make_surfaces(w, seconds);
+  // parallel_tasks splits the list in contiguous halves over two threads.
+  timed_tasks({{"write_transforms", [&] { o.dice_brain = write_transforms(o.reg.map, w, in, out); }},
+               {"write_surfaces",
+                [&] {
+                  write_gifti(out.path("scalp_surface"), o.s.scalp, force);
+                  write_gifti(out.path("pial_surface"), o.s.pial, force);
+                  write_gifti(out.path("white_surface"), o.s.white, force);
+                  write_map("scalp_cortex_distance", o.s.scalp_distance);
+                  write_map("gyral_depth", o.s.depth);
+                }},
+               {"atlases", [&] { o.atlases = write_atlases(o.reg.map, w, p.atlas_dir, out, wo); }}},
+              seconds);
+  seconds["affine"] = r2(o.reg.seconds_affine);
+  seconds["deformable"] = r2(o.reg.seconds_deformable);
+  seconds["inverse"] = r2(o.reg.seconds_inverse);
   return o;
 }
 
@@ -538,20 +561,15 @@ void run(const Params& p, const OutputSet& out, Record& record) {
   const Work w = working_copies(in, p);
   laps("read");
 
-  const DeformableResult reg = register_deformable(w.t1, w.brain, in.templ, in.templ_brain, p.registration);
-  laps.seconds["affine"] = r2(reg.seconds_affine);
-  laps.seconds["deformable"] = r2(reg.seconds_deformable);
-  laps.seconds["inverse"] = r2(reg.seconds_inverse);
-  laps.t = now_seconds();
-
-  const Outputs o = make_outputs(p, reg.map, w, in, out, laps);
+  const Outputs o = make_outputs(p, w, in, out, laps.seconds);
+  laps("outputs");
   in = Inputs();
   nlohmann::json regions = region_figures(o.atlases, o.s, w.gm);
   laps("maps");
-  const float m1_gm_mm = write_qc(reg.map, w, o.atlases, out);
+  const float m1_gm_mm = write_qc(o.reg.map, w, o.atlases, out);
   laps("qc");
 
-  fill_record(p, reg, o.dice_brain, o.s, std::move(regions), laps, m1_gm_mm, w, record);
+  fill_record(p, o.reg, o.dice_brain, o.s, std::move(regions), laps, m1_gm_mm, w, record);
   for (const auto& [role, path] : out.all())
     if (role != "record") record.add_output(role, path);
 }

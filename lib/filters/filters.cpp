@@ -11,25 +11,37 @@
 namespace tmsplan {
 namespace {
 
-// Applies a 1D operation along axis `axis` to every line of the volume, in parallel over lines.
+// Applies a 1D operation along axis `axis` (1 or 2) to every line of the volume, in parallel. Lines
+// are gathered kBlock neighbours along x at a time (adjacent in memory), so the strided reads and
+// writes use whole cache lines; each line's operation is the same, whatever the block.
 template <class T, class Op> void for_each_line(Volume<T>& vol, int axis, Op op) {
+  constexpr std::int64_t kBlock = 16;
   const auto& d = vol.grid.dim;
-  const int a1 = axis == 0 ? 1 : 0;
-  const int a2 = axis == 2 ? 1 : 2;
+  const int a2 = axis == 2 ? 1 : 2;  // the other axis besides x
   const std::int64_t n = d[axis];
-  const std::size_t stride = axis == 0 ? 1 : axis == 1 ? std::size_t(d[0]) : std::size_t(d[0] * d[1]);
-  const std::int64_t lines = d[a1] * d[a2];
-  parallel_for(lines, [&](std::int64_t l0, std::int64_t l1) {
-    std::vector<double> line(static_cast<std::size_t>(n)), out(static_cast<std::size_t>(n));
-    for (std::int64_t l = l0; l < l1; ++l) {
-      std::int64_t idx[3] = {0, 0, 0};
-      idx[a1] = l % d[a1];
-      idx[a2] = l / d[a1];
+  const std::size_t stride = axis == 1 ? std::size_t(d[0]) : std::size_t(d[0] * d[1]);
+  const std::int64_t blocks_x = (d[0] + kBlock - 1) / kBlock;
+  parallel_for(blocks_x * d[a2], [&](std::int64_t b0, std::int64_t b1) {
+    std::vector<std::vector<double>> lines(static_cast<std::size_t>(kBlock),
+                                           std::vector<double>(static_cast<std::size_t>(n)));
+    std::vector<double> out(static_cast<std::size_t>(n));
+    for (std::int64_t b = b0; b < b1; ++b) {
+      const std::int64_t x0 = (b % blocks_x) * kBlock, width = std::min(kBlock, d[0] - x0);
+      std::int64_t idx[3] = {x0, 0, 0};
+      idx[a2] = b / blocks_x;
       const std::size_t base = vol.grid.index(idx[0], idx[1], idx[2]);
-      for (std::int64_t t = 0; t < n; ++t) line[std::size_t(t)] = double(vol.data[base + std::size_t(t) * stride]);
-      op(line, out);
-      for (std::int64_t t = 0; t < n; ++t)
-        vol.data[base + std::size_t(t) * stride] = static_cast<T>(out[std::size_t(t)]);
+      for (std::int64_t t = 0; t < n; ++t) {
+        const T* row = vol.data.data() + base + std::size_t(t) * stride;
+        for (std::int64_t x = 0; x < width; ++x) lines[std::size_t(x)][std::size_t(t)] = double(row[x]);
+      }
+      for (std::int64_t x = 0; x < width; ++x) {
+        op(lines[std::size_t(x)], out);
+        lines[std::size_t(x)].swap(out);
+      }
+      for (std::int64_t t = 0; t < n; ++t) {
+        T* row = vol.data.data() + base + std::size_t(t) * stride;
+        for (std::int64_t x = 0; x < width; ++x) row[x] = static_cast<T>(lines[std::size_t(x)][std::size_t(t)]);
+      }
     }
   });
 }
@@ -60,17 +72,21 @@ void convolve_axis(std::vector<float>& data, const std::array<std::int64_t, 3>& 
   std::vector<float> out(data.size());
   if (axis == 0) {
     parallel_for(d[1] * d[2], [&](std::int64_t l0, std::int64_t l1) {
-      std::vector<Acc> line(nx + 2 * std::size_t(r));
+      std::vector<Acc> line(nx + 2 * std::size_t(r)), acc(nx);
       for (std::int64_t l = l0; l < l1; ++l) {
         const float* src = data.data() + std::size_t(l) * nx;
         for (std::int64_t x = -r; x < d[0] + r; ++x)
           line[std::size_t(x + r)] = static_cast<Acc>(src[std::clamp<std::int64_t>(x, 0, d[0] - 1)]);
-        float* dst = out.data() + std::size_t(l) * nx;
-        for (std::size_t x = 0; x < nx; ++x) {
-          Acc acc = 0;
-          for (std::size_t t = 0; t < k.size(); ++t) acc += k[t] * line[x + t];
-          dst[x] = static_cast<float>(acc);
+        // Tap by tap over the whole line (vectorisable); each output still sums in kernel order.
+        std::fill(acc.begin(), acc.end(), Acc(0));
+        for (std::size_t t = 0; t < k.size(); ++t) {
+          const Acc w = k[t];
+          const Acc* __restrict in = line.data() + t;
+          Acc* __restrict a = acc.data();
+          for (std::size_t x = 0; x < nx; ++x) a[x] += w * in[x];
         }
+        float* dst = out.data() + std::size_t(l) * nx;
+        for (std::size_t x = 0; x < nx; ++x) dst[x] = static_cast<float>(acc[x]);
       }
     });
   } else {
@@ -370,22 +386,62 @@ std::vector<Mask> erode(const Mask& mask, const std::vector<double>& radii_mm) {
 Mask erode(const Mask& mask, double radius_mm) { return std::move(erode(mask, std::vector<double>{radius_mm})[0]); }
 
 Mask dilate_box(const Mask& mask, int radius_vox) {
-  Mask cur = mask;
+  // Separable: along each axis in turn, a voxel is set when a set voxel lies within radius_vox on
+  // its line (the distance to the nearest one, forwards and backwards). Whole x-rows at a time
+  // along y and z; per-index writes, so thread-independent.
+  if (radius_vox < 0) return Mask(mask.grid, 0);  // no offset within a negative radius
   const auto& d = mask.grid.dim;
-  for (int axis = 0; axis < 3; ++axis) {
-    Mask next(mask.grid, 0);
-    const std::int64_t stride = axis == 0 ? 1 : axis == 1 ? d[0] : d[0] * d[1];
-    for (std::int64_t k = 0; k < d[2]; ++k)
-      for (std::int64_t j = 0; j < d[1]; ++j)
-        for (std::int64_t i = 0; i < d[0]; ++i) {
-          const std::size_t idx = mask.grid.index(i, j, k);
-          if (!cur.data[idx]) continue;
-          const std::int64_t pos = axis == 0 ? i : axis == 1 ? j : k;
-          const std::int64_t lo = std::max<std::int64_t>(0, pos - radius_vox);
-          const std::int64_t hi = std::min<std::int64_t>(d[axis] - 1, pos + radius_vox);
-          for (std::int64_t x = lo; x <= hi; ++x) next.data[std::size_t(std::int64_t(idx) + (x - pos) * stride)] = 1;
+  const std::size_t nx = std::size_t(d[0]), ny = std::size_t(d[1]);
+  const std::int32_t r = radius_vox, far = std::numeric_limits<std::int32_t>::max() / 2;
+  Mask cur = mask;
+  Mask next(mask.grid, 0);
+  parallel_for(d[1] * d[2], [&](std::int64_t l0, std::int64_t l1) {
+    for (std::int64_t l = l0; l < l1; ++l) {
+      const std::uint8_t* in = cur.data.data() + std::size_t(l) * nx;
+      std::uint8_t* out = next.data.data() + std::size_t(l) * nx;
+      std::int32_t run = far;
+      for (std::size_t i = 0; i < nx; ++i) {
+        run = in[i] ? 0 : std::min(far, run + 1);
+        out[i] = run <= r ? 1 : 0;
+      }
+      run = far;
+      for (std::size_t i = nx; i-- > 0;) {
+        run = in[i] ? 0 : std::min(far, run + 1);
+        out[i] |= run <= r ? 1 : 0;
+      }
+    }
+  });
+  std::swap(cur, next);
+  // Along y (axis 1, rows of a slice) and z (axis 2, rows at a fixed y): `line(p)` is the x-row at
+  // position p along the axis.
+  for (int axis = 1; axis < 3; ++axis) {
+    const std::int64_t n = d[axis], outer = axis == 1 ? d[2] : d[1];
+    const std::size_t step = axis == 1 ? nx : nx * ny;
+    parallel_for(outer, [&](std::int64_t o0, std::int64_t o1) {
+      std::vector<std::int32_t> run(nx);
+      for (std::int64_t o = o0; o < o1; ++o) {
+        const std::size_t base = axis == 1 ? std::size_t(o) * nx * ny : std::size_t(o) * nx;
+        std::fill(run.begin(), run.end(), far);
+        for (std::int64_t p = 0; p < n; ++p) {
+          const std::uint8_t* in = cur.data.data() + base + std::size_t(p) * step;
+          std::uint8_t* out = next.data.data() + base + std::size_t(p) * step;
+          for (std::size_t i = 0; i < nx; ++i) {
+            run[i] = in[i] ? 0 : std::min(far, run[i] + 1);
+            out[i] = run[i] <= r ? 1 : 0;
+          }
         }
-    cur = std::move(next);
+        std::fill(run.begin(), run.end(), far);
+        for (std::int64_t p = n; p-- > 0;) {
+          const std::uint8_t* in = cur.data.data() + base + std::size_t(p) * step;
+          std::uint8_t* out = next.data.data() + base + std::size_t(p) * step;
+          for (std::size_t i = 0; i < nx; ++i) {
+            run[i] = in[i] ? 0 : std::min(far, run[i] + 1);
+            out[i] |= run[i] <= r ? 1 : 0;
+          }
+        }
+      }
+    });
+    std::swap(cur, next);
   }
   return cur;
 }

@@ -110,10 +110,13 @@ Eval evaluate(const Level& level, const Transform& T, Stage stage, bool system) 
         } else {
           for (int i = 0; i < 3; ++i) G.segment<3>(3 + 3 * i) = g[i] * p;
         }
-        for (int a = 0; a < np; ++a) {
-          for (int b = a; b < np; ++b) acc.gg(a, b) += G[a] * G[b];
-          acc.gf[a] += G[a] * f, acc.gm[a] += G[a] * m, acc.g1[a] += G[a];
+        // Upper triangle column by column (contiguous in Eigen's column-major storage).
+        for (int b = 0; b < np; ++b) {
+          double* col = acc.gg.col(b).data();
+          const double gb = G[b];
+          for (int a = 0; a <= b; ++a) col[a] += G[a] * gb;
         }
+        for (int a = 0; a < np; ++a) acc.gf[a] += G[a] * f, acc.gm[a] += G[a] * m, acc.g1[a] += G[a];
       }
       partial[std::size_t(k)] = acc;
     }

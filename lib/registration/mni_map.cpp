@@ -23,15 +23,6 @@ FieldSampler::FieldSampler(const DisplacementField& f) : field(&f) {
   off = inv.topRightCorner<3, 1>();
 }
 
-Eigen::Vector3d FieldSampler::at_voxel(const Eigen::Vector3d& v) const {
-  if (field->empty()) return Eigen::Vector3d::Zero();
-  const Trilinear t = trilinear_stencil(field->grid.dim, v[0], v[1], v[2], Edge::Zero);
-  if (!t.inside) return Eigen::Vector3d::Zero();
-  Eigen::Vector3d out;
-  for (int c = 0; c < 3; ++c) out[c] = trilinear_value(field->d[std::size_t(c)].data(), t);
-  return out;
-}
-
 }  // namespace registration_detail
 
 using registration_detail::FieldSampler;

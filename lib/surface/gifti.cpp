@@ -1,5 +1,8 @@
 // GIfTI 1.0 surfaces (XML; https://www.nitrc.org/projects/gifti): writer and a small reader.
+#include <libdeflate.h>
 #include <zlib.h>
+
+#include <memory>
 
 #include <cctype>
 #include <cmath>
@@ -61,12 +64,16 @@ std::string base64_decode(const std::string& in, const std::string& path) {
   return out;
 }
 
+// zlib format (RFC 1950), as GIfTI's GZipBase64Binary asks, with libdeflate: level 6 here is
+// several times faster than zlib's compress2 at level 6 on mesh arrays and gives smaller data; any
+// zlib reader (nibabel, ITK, our reader) decodes it.
 std::string zlib_compress(const std::string& raw) {
-  uLongf size = compressBound(uLong(raw.size()));
-  std::string out(size, '\0');
-  if (compress2(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(raw.data()),
-                uLong(raw.size()), 6) != Z_OK)
-    throw Error("zlib compression failed");
+  const std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> c(libdeflate_alloc_compressor(6),
+                                                                                   libdeflate_free_compressor);
+  if (!c) throw Error("zlib compression failed (no compressor)");
+  std::string out(libdeflate_zlib_compress_bound(c.get(), raw.size()), '\0');
+  const std::size_t size = libdeflate_zlib_compress(c.get(), raw.data(), raw.size(), out.data(), out.size());
+  if (size == 0) throw Error("zlib compression failed");
   out.resize(size);
   return out;
 }

@@ -298,24 +298,32 @@ std::vector<std::uint16_t> chamfer_distance(const Mask& object) {
         const int l1 = std::abs(dx) + std::abs(dy) + std::abs(dz);
         w[m++] = l1 == 1 ? 3 : l1 == 2 ? 4 : 5;
       }
-  auto interior = [&](std::int64_t i, std::int64_t j, std::int64_t k) {
-    return i > 0 && j > 0 && k > 0 && i < d[0] - 1 && j < d[1] - 1 && k < d[2] - 1;
-  };
+  // Interior voxels only (the border keeps its start value). Per row: the minimum over the twelve
+  // neighbours in rows already done (whole row at a time), then the in-row neighbour in scan order.
+  // The same minima as a voxel-by-voxel raster scan.
+  std::vector<int> row(std::size_t(std::max<std::int64_t>(d[0], 0)));
   for (int pass = 0; pass < 2; ++pass)
-    for (std::int64_t kk = 0; kk < d[2]; ++kk)
-      for (std::int64_t jj = 0; jj < d[1]; ++jj)
-        for (std::int64_t ii = 0; ii < d[0]; ++ii) {
-          const std::int64_t i = pass ? d[0] - 1 - ii : ii, j = pass ? d[1] - 1 - jj : jj,
-                             k = pass ? d[2] - 1 - kk : kk;
-          if (!interior(i, j, k)) continue;
-          const std::size_t v = object.grid.index(i, j, k);
-          int best = dist[v];
-          for (int q = 0; q < 13; ++q) {
-            const std::int64_t u = std::int64_t(v) + (pass ? -off[q] : off[q]);
-            best = std::min(best, int(dist[std::size_t(u)]) + w[q]);
-          }
-          dist[v] = std::uint16_t(std::min(best, 65535));
+    for (std::int64_t kk = 1; kk + 1 < d[2]; ++kk)
+      for (std::int64_t jj = 1; jj + 1 < d[1]; ++jj) {
+        const std::int64_t j = pass ? d[1] - 1 - jj : jj, k = pass ? d[2] - 1 - kk : kk;
+        const std::size_t base = object.grid.index(0, j, k);
+        for (std::int64_t i = 1; i + 1 < d[0]; ++i) row[std::size_t(i)] = dist[base + std::size_t(i)];
+        for (int q = 0; q < 12; ++q) {
+          const std::int64_t o = pass ? -off[q] : off[q];
+          const std::uint16_t* src = dist.data() + std::int64_t(base) + o;
+          for (std::int64_t i = 1; i + 1 < d[0]; ++i)
+            row[std::size_t(i)] = std::min(row[std::size_t(i)], int(src[i]) + w[q]);
         }
+        if (pass == 0) {
+          for (std::int64_t i = 1; i + 1 < d[0]; ++i)
+            dist[base + std::size_t(i)] = std::uint16_t(
+                std::min(std::min(row[std::size_t(i)], int(dist[base + std::size_t(i - 1)]) + w[12]), 65535));
+        } else {
+          for (std::int64_t i = d[0] - 2; i >= 1; --i)
+            dist[base + std::size_t(i)] = std::uint16_t(
+                std::min(std::min(row[std::size_t(i)], int(dist[base + std::size_t(i + 1)]) + w[12]), 65535));
+        }
+      }
   return dist;
 }
 
@@ -668,23 +676,37 @@ Mesh pial_surface(const Mask& gm, const Mask& wm, MeshReport* report) {
 Mesh white_surface(const Mask& wm, MeshReport* report) { return mesh_from_mask(wm, MeshOptions{}, report); }
 
 namespace {
-// Vertex neighbours (CSR), each list sorted: the same mesh gives the same sums in the same order.
+// Vertex neighbours (CSR), each list sorted and without repeats: the same mesh gives the same sums
+// in the same order. Each triangle names two neighbours of each of its corners; the lists are
+// filled per vertex, then each short list is sorted (per-vertex work: thread-independent).
 void vertex_neighbours(const Mesh& mesh, std::vector<std::size_t>& first, std::vector<int>& list) {
-  std::vector<std::uint64_t> edges;
-  edges.reserve(mesh.triangles.size() * 6);
+  const std::size_t nv = mesh.vertices.size();
+  std::vector<std::size_t> start(nv + 1, 0);
+  for (const auto& t : mesh.triangles)
+    for (int v : t) start[std::size_t(v) + 1] += 2;
+  for (std::size_t v = 0; v < nv; ++v) start[v + 1] += start[v];
+  std::vector<int> raw(start[nv]);
+  std::vector<std::size_t> fill(start.begin(), start.end() - 1);
   for (const auto& t : mesh.triangles)
     for (int a = 0; a < 3; ++a) {
-      const auto u = std::uint64_t(t[std::size_t(a)]), w = std::uint64_t(t[std::size_t((a + 1) % 3)]);
-      edges.push_back(u << 32 | w);
-      edges.push_back(w << 32 | u);
+      const std::size_t v = std::size_t(t[std::size_t(a)]);
+      raw[fill[v]++] = t[std::size_t((a + 1) % 3)];
+      raw[fill[v]++] = t[std::size_t((a + 2) % 3)];
     }
-  std::sort(edges.begin(), edges.end());
-  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
-  first.assign(mesh.vertices.size() + 1, 0);
-  for (auto e : edges) ++first[std::size_t(e >> 32) + 1];
-  for (std::size_t v = 0; v < mesh.vertices.size(); ++v) first[v + 1] += first[v];
-  list.resize(edges.size());
-  for (std::size_t i = 0; i < edges.size(); ++i) list[i] = int(edges[i] & 0xffffffffu);
+  std::vector<std::size_t> unique_count(nv, 0);
+  parallel_for(std::int64_t(nv), [&](std::int64_t v0, std::int64_t v1) {
+    for (std::int64_t v = v0; v < v1; ++v) {
+      int* b = raw.data() + start[std::size_t(v)];
+      int* e = raw.data() + start[std::size_t(v) + 1];
+      std::sort(b, e);
+      unique_count[std::size_t(v)] = std::size_t(std::unique(b, e) - b);
+    }
+  });
+  first.assign(nv + 1, 0);
+  for (std::size_t v = 0; v < nv; ++v) first[v + 1] = first[v] + unique_count[v];
+  list.resize(first[nv]);
+  for (std::size_t v = 0; v < nv; ++v)
+    std::copy_n(raw.begin() + std::ptrdiff_t(start[v]), unique_count[v], list.begin() + std::ptrdiff_t(first[v]));
 }
 }  // namespace
 
