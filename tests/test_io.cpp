@@ -179,6 +179,12 @@ TEST_CASE("sha256 matches the FIPS test vectors", "[unit]") {
   CHECK(sha256_bytes("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   CHECK(sha256_bytes("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  // Many whole blocks at once (the hardware path where the CPU has it) and a file read in chunks.
+  const std::string million(1000000, 'a');
+  CHECK(sha256_bytes(million) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  const std::string path = testing::temp_dir("sha256") + "/a.bin";
+  write_file_atomic(path, million, true);
+  CHECK(sha256_file(path) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 TEST_CASE("refusals before allocation: each bad header field gives a clear Error", "[unit]") {
@@ -267,6 +273,28 @@ TEST_CASE("constant images and non-images are refused", "[unit]") {
   CHECK_THROWS_WITH(read_image(dir + "/none.nii"), Catch::Contains("does not exist"));
   fs::create_directories(dir + "/emptydir");
   CHECK_THROWS_WITH(read_image(dir + "/emptydir"), Catch::Contains("no files"));
+}
+
+TEST_CASE("non-finite voxels are counted wherever they are; the extremes ignore them", "[unit]") {
+  const std::string dir = testing::temp_dir("nonfinite");
+  Grid g;
+  g.dim = {5, 5, 7};  // 175 voxels: groups of four lanes and a tail of three
+  Image im(g, 1.0f);
+  const std::size_t n = im.data.size();
+  im.data[0] = std::nanf("");
+  im.data[5] = std::numeric_limits<float>::infinity();
+  im.data[n / 2] = -std::numeric_limits<float>::infinity();
+  im.data[n - 1] = std::nanf("");
+  CHECK_THROWS_WITH(read_image(write_phantom(dir, "bad.nii", im)), Catch::Contains("4 voxels are NaN or infinite"));
+  // One voxel off the constant value, in a lane group or in the tail: not constant.
+  for (std::size_t at : {std::size_t(1), n - 5, n - 1}) {
+    for (float v : {0.5f, 2.0f}) {
+      Image one(g, 1.0f);
+      one.data[at] = v;
+      CHECK(read_image(write_phantom(dir, "one.nii", one)).data[at] == v);
+    }
+  }
+  CHECK_THROWS_WITH(read_image(write_phantom(dir, "flat.nii", Image(g, 1.0f))), Catch::Contains("same value"));
 }
 
 TEST_CASE("Colin27 from mricron-data reads in MNI space", "[unit]") {

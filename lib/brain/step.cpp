@@ -7,6 +7,7 @@
 #include "tmsplan/brain.hpp"
 #include "tmsplan/filters.hpp"
 #include "tmsplan/log.hpp"
+#include "tmsplan/parallel.hpp"
 #include "tmsplan/qc.hpp"
 
 namespace tmsplan::brain {
@@ -23,8 +24,10 @@ BrainResult strip_on_working_grid(const Image& t1, const Grid& work, const Param
   r.brain = mask_and(workgrid::mask_to_input(w.brain, t1.grid), r.head);
   r.bias_field = workgrid::image_to_input(w.bias_field, t1.grid);
   r.corrected = Image(t1.grid, 0.0f);
-  for (std::size_t i = 0; i < t1.data.size(); ++i)
-    r.corrected.data[i] = t1.data[i] / std::max(1e-3f, r.bias_field.data[i]);
+  parallel_for(std::int64_t(t1.data.size()), [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i)
+      r.corrected.data[std::size_t(i)] = t1.data[std::size_t(i)] / std::max(1e-3f, r.bias_field.data[std::size_t(i)]);
+  });
   return r;
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "tmsplan/error.hpp"
+#include "tmsplan/parallel.hpp"
 #include "tmsplan/resample.hpp"
 
 namespace tmsplan::workgrid {
@@ -76,18 +77,21 @@ std::vector<float> apply_axis(const std::vector<float>& in, std::array<std::int6
   std::vector<float> out(static_cast<std::size_t>(od[0] * od[1] * od[2]), 0.0f);
   // Strides of the axis in the input and output; the loop runs over the other two axes.
   const std::int64_t in_stride = axis == 0 ? 1 : axis == 1 ? d[0] : d[0] * d[1];
-  for (std::int64_t k = 0; k < od[2]; ++k)
-    for (std::int64_t j = 0; j < od[1]; ++j)
-      for (std::int64_t i = 0; i < od[0]; ++i) {
-        const std::int64_t o = axis == 0 ? i : axis == 1 ? j : k;
-        // The input line's start: this voxel's position with the axis index set to 0.
-        const std::int64_t base_in = (axis == 0 ? 0 : i) + d[0] * ((axis == 1 ? 0 : j) + d[1] * (axis == 2 ? 0 : k));
-        const Taps& t = taps[std::size_t(o)];
-        float s = 0.0f;
-        for (std::size_t q = 0; q < t.index.size(); ++q)
-          s += t.weight[q] * in[static_cast<std::size_t>(base_in + t.index[q] * in_stride)];
-        out[static_cast<std::size_t>(i + od[0] * (j + od[1] * k))] = s;
-      }
+  // Every output voxel is written by one call (the same sum in the same order whatever the threads).
+  parallel_for(od[2], [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (std::int64_t j = 0; j < od[1]; ++j)
+        for (std::int64_t i = 0; i < od[0]; ++i) {
+          const std::int64_t o = axis == 0 ? i : axis == 1 ? j : k;
+          // The input line's start: this voxel's position with the axis index set to 0.
+          const std::int64_t base_in = (axis == 0 ? 0 : i) + d[0] * ((axis == 1 ? 0 : j) + d[1] * (axis == 2 ? 0 : k));
+          const Taps& t = taps[std::size_t(o)];
+          float s = 0.0f;
+          for (std::size_t q = 0; q < t.index.size(); ++q)
+            s += t.weight[q] * in[static_cast<std::size_t>(base_in + t.index[q] * in_stride)];
+          out[static_cast<std::size_t>(i + od[0] * (j + od[1] * k))] = s;
+        }
+  });
   d = od;
   return out;
 }

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <tuple>
 
 #include "gz.hpp"
 #include "nifti_header.hpp"
@@ -373,11 +374,25 @@ GzPtr open_for_reading(const std::string& path) {
 
 }  // namespace
 
-Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageInfo* info) {
-  GzPtr file = open_for_reading(path);
-  bool swap = false;
-  const Nifti1Header h = read_header(file.get(), path, swap);
+namespace {
 
+// An opened single-file NIfTI-1 3D image: its checked header and what it says about the voxels.
+struct Opened {
+  GzPtr file;
+  Nifti1Header h{};
+  bool swap = false;
+  std::uint64_t voxels = 0;
+  const TypeInfo* type = nullptr;
+  Eigen::Matrix4d vox2ras;
+  std::vector<std::string> warnings;
+  double slope = 1.0, inter = 0.0;
+};
+
+Opened open_image(const std::string& path) {
+  Opened o;
+  o.file = open_for_reading(path);
+  o.h = read_header(o.file.get(), path, o.swap);
+  const Nifti1Header& h = o.h;
   const int ndim = h.dim[0];
   if (ndim < 1 || ndim > 7) throw Error("invalid dim[0] = " + std::to_string(ndim), path);
   std::uint64_t voxels = 1;
@@ -398,29 +413,52 @@ Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageI
     throw Error("header asks for an absurd size (" + std::to_string(h.dim[1]) + "x" + std::to_string(h.dim[2]) + "x" +
                     std::to_string(h.dim[3]) + " voxels, more than 1024^3)",
                 path);
-  const TypeInfo& type = checked_type(h, path);
+  o.voxels = voxels;
+  o.type = &checked_type(h, path);
   if (!std::isfinite(h.vox_offset) || h.vox_offset < 352.0f)
     throw Error("invalid vox_offset " + std::to_string(h.vox_offset) + " (at least 352 for a .nii file)", path);
-  std::vector<std::string> warnings;
-  const Eigen::Matrix4d vox2ras = header_vox2ras(h, path, warnings);
-  const auto [slope, inter] = scaling(h, path);
+  o.vox2ras = header_vox2ras(h, path, o.warnings);
+  std::tie(o.slope, o.inter) = scaling(h, path);
+  return o;
+}
 
+Grid grid_of(const Opened& o) {
+  Grid g;
+  g.dim = {o.h.dim[1], o.h.dim[2], o.h.dim[3]};
+  g.vox2ras = RasMatrix(o.vox2ras);
+  return g;
+}
+
+}  // namespace
+
+Image read_nifti(const std::string& path, const ReadOptions& /*options*/, ImageInfo* info) {
+  Opened o = open_image(path);
   std::vector<unsigned char> raw;
   const unsigned char* voxel_bytes =
-      read_voxel_bytes(file.get(), path, h, voxels * static_cast<std::uint64_t>(type.bytes), raw);
+      read_voxel_bytes(o.file.get(), path, o.h, o.voxels * static_cast<std::uint64_t>(o.type->bytes), raw);
   Image image;
-  image.grid.dim = {h.dim[1], h.dim[2], h.dim[3]};
-  image.grid.vox2ras = RasMatrix(vox2ras);
-  image.data.resize(static_cast<std::size_t>(voxels));
-  convert_any(h.datatype, voxel_bytes, swap, image.data, slope, inter, path);
+  image.grid = grid_of(o);
+  image.data.resize(static_cast<std::size_t>(o.voxels));
+  convert_any(o.h.datatype, voxel_bytes, o.swap, image.data, o.slope, o.inter, path);
   if (info) {
     info->path = path;
-    info->format = gzdirect(file.get()) ? "nifti" : "nifti-gz";
-    info->source_datatype = type.name;
-    info->warnings = warnings;
+    info->format = gzdirect(o.file.get()) ? "nifti" : "nifti-gz";
+    info->source_datatype = o.type->name;
+    info->warnings = o.warnings;
   }
-  for (const auto& w : warnings) log::warn(w + " (" + path + ")");
+  for (const auto& w : o.warnings) log::warn(w + " (" + path + ")");
   return image;
+}
+
+bool read_nifti_uint8_mask(const std::string& path, Mask& mask) {
+  Opened o = open_image(path);
+  if (o.h.datatype != 2 || o.slope != 1.0 || o.inter != 0.0) return false;
+  std::vector<unsigned char> raw;
+  const unsigned char* bytes = read_voxel_bytes(o.file.get(), path, o.h, o.voxels, raw);
+  mask = Mask(grid_of(o), 0);
+  for (std::size_t i = 0; i < mask.data.size(); ++i) mask.data[i] = bytes[i] != 0 ? 1 : 0;
+  for (const auto& w : o.warnings) log::warn(w + " (" + path + ")");
+  return true;
 }
 
 }  // namespace tmsplan::detail

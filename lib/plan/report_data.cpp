@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "internal.hpp"
@@ -13,6 +14,7 @@
 #include "tmsplan/files.hpp"
 #include "tmsplan/filters.hpp"
 #include "tmsplan/log.hpp"
+#include "tmsplan/parallel.hpp"
 #include "tmsplan/qc.hpp"
 #include "tmsplan/report.hpp"
 
@@ -384,38 +386,61 @@ void fill_dose(const PlanSummary& s, report::ReportData& d) {
                          "protocol % RMT x MT_target / 100.");
 }
 
-// One section per target: slices, the scalp and (with dseg.nii.gz) the cortex rendered.
+// The surface rendered for the cortical view: grey plus white matter of SUBJECT_DIR/dseg.nii.gz
+// (null, with a warning, when there is none or it does not fit the T1).
+std::unique_ptr<report::HeadSurface> cortex_surface(const PlanSummary& s, const Grid& t1_grid,
+                                                    std::vector<std::string>& warnings) {
+  std::error_code ec;
+  const fs::path dseg_path = fs::path(s.subject_dir) / "dseg.nii.gz";
+  if (!fs::is_regular_file(dseg_path, ec)) {
+    warnings.push_back("no dseg.nii.gz in the subject folder: the report has no cortical view");
+    return nullptr;
+  }
+  try {
+    ReadOptions ro;
+    ro.refuse_constant = false;
+    const Image dseg = read_image(dseg_path.string(), ro);
+    if (!dseg.grid.same_as(t1_grid, 1e-3)) throw Error("not on the T1's grid", dseg_path.string());
+    Mask brain(t1_grid, 0);
+    for (std::size_t i = 0; i < brain.data.size(); ++i)
+      brain.data[i] = dseg.data[i] > 1.5f ? 1 : 0;  // grey (2) and white (3) matter
+    return std::make_unique<report::HeadSurface>(brain);
+  } catch (const std::exception& e) {
+    warnings.push_back(fmt::format("{}: no cortical view ({})", dseg_path.string(), e.what()));
+  }
+  return nullptr;
+}
+
+// One section per target: slices, the scalp and (with dseg.nii.gz) the cortex rendered. The two
+// surfaces are built side by side, then the targets' sections (each independent; their warnings
+// are kept per target and joined in target order, as a serial run would give them).
 void fill_targets(const PlanSummary& s, const Image& t1, const Mask& head, std::vector<std::string>& warnings,
                   report::ReportData& d) {
-  std::error_code ec;
   log::info("rendering the scalp and the cortex");
-  const report::HeadSurface surface(head);
-  std::unique_ptr<report::HeadSurface> cortex;
-  const fs::path dseg_path = fs::path(s.subject_dir) / "dseg.nii.gz";
-  if (fs::is_regular_file(dseg_path, ec)) {
-    try {
-      ReadOptions ro;
-      ro.refuse_constant = false;
-      const Image dseg = read_image(dseg_path.string(), ro);
-      if (!dseg.grid.same_as(t1.grid, 1e-3)) throw Error("not on the T1's grid", dseg_path.string());
-      Mask brain(t1.grid, 0);
-      for (std::size_t i = 0; i < brain.data.size(); ++i)
-        brain.data[i] = dseg.data[i] > 1.5f ? 1 : 0;  // grey (2) and white (3) matter
-      cortex = std::make_unique<report::HeadSurface>(brain);
-    } catch (const std::exception& e) {
-      warnings.push_back(fmt::format("{}: no cortical view ({})", dseg_path.string(), e.what()));
-    }
-  } else {
-    warnings.push_back("no dseg.nii.gz in the subject folder: the report has no cortical view");
-  }
+  std::unique_ptr<report::HeadSurface> surface, cortex;
+  std::vector<std::string> cortex_warnings;
+  parallel_tasks({[&] { surface = std::make_unique<report::HeadSurface>(head); },
+                  [&] { cortex = cortex_surface(s, t1.grid, cortex_warnings); }});
+  warnings.insert(warnings.end(), cortex_warnings.begin(), cortex_warnings.end());
   const HeadBox box = head_box(head);
   const std::array<double, 2> window = QcFigure::display_window(t1);  // one grey window for every target
-  for (const Target* t : s.selected) {
-    const TargetDose* dose = nullptr;
-    for (const auto& x : s.doses)
-      if (x.target == t->name) dose = &x;
-    d.targets.push_back(target_section(*t, dose, s.proto, t1, window, head, box, surface, cortex.get(),
-                                       std::filesystem::path(s.params.targets_path).parent_path().string(), warnings));
+  const std::string efield_dir = std::filesystem::path(s.params.targets_path).parent_path().string();
+  std::vector<report::TargetSection> sections(s.selected.size());
+  std::vector<std::vector<std::string>> section_warnings(s.selected.size());
+  std::vector<std::function<void()>> tasks;
+  for (std::size_t n = 0; n < s.selected.size(); ++n)
+    tasks.push_back([&, n] {
+      const Target* t = s.selected[n];
+      const TargetDose* dose = nullptr;
+      for (const auto& x : s.doses)
+        if (x.target == t->name) dose = &x;
+      sections[n] = target_section(*t, dose, s.proto, t1, window, head, box, *surface, cortex.get(), efield_dir,
+                                   section_warnings[n]);
+    });
+  parallel_tasks(tasks);
+  for (std::size_t n = 0; n < sections.size(); ++n) {
+    d.targets.push_back(std::move(sections[n]));
+    warnings.insert(warnings.end(), section_warnings[n].begin(), section_warnings[n].end());
   }
 }
 

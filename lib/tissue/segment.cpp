@@ -1039,22 +1039,24 @@ Result segment_on_working_grid(const Image& t1, const Mask& mask, const Params& 
   }
   r.bias_field = resample_affine(wr.bias_field, t1.grid, same, Interp::Linear, 1.0f);
   r.dseg = Labels(t1.grid, 0);
-  for (std::size_t i = 0; i < mask.data.size(); ++i) {
-    if (!mask.data[i]) {
-      for (auto& p : r.probability) p.data[i] = 0.0f;
-      r.bias_field.data[i] = 1.0f;
-      continue;
+  parallel_for(std::int64_t(mask.data.size()), [&](std::int64_t b, std::int64_t e) {
+    for (std::size_t i = std::size_t(b); i < std::size_t(e); ++i) {
+      if (!mask.data[i]) {
+        for (auto& p : r.probability) p.data[i] = 0.0f;
+        r.bias_field.data[i] = 1.0f;
+        continue;
+      }
+      float total = 0.0f;
+      for (const auto& p : r.probability) total += std::max(0.0f, p.data[i]);
+      int best = 0;
+      for (int c = 0; c < kClasses; ++c) {
+        float& v = r.probability[std::size_t(c)].data[i];
+        v = total > 1e-6f ? std::max(0.0f, v) / total : (c == Csf ? 1.0f : 0.0f);
+        if (v > r.probability[std::size_t(best)].data[i]) best = c;
+      }
+      r.dseg.data[i] = std::uint8_t(best + 1);
     }
-    float total = 0.0f;
-    for (const auto& p : r.probability) total += std::max(0.0f, p.data[i]);
-    int best = 0;
-    for (int c = 0; c < kClasses; ++c) {
-      float& v = r.probability[std::size_t(c)].data[i];
-      v = total > 1e-6f ? std::max(0.0f, v) / total : (c == Csf ? 1.0f : 0.0f);
-      if (v > r.probability[std::size_t(best)].data[i]) best = c;
-    }
-    r.dseg.data[i] = std::uint8_t(best + 1);
-  }
+  });
   measure_volumes(r, mask);
   return r;
 }
