@@ -113,12 +113,6 @@ Eigen::MatrixXd DenseLu::solve(const Eigen::MatrixXd& rhs) const {
   const Eigen::Index n = lu_.rows();
   for (Eigen::Index k = 0; k < n; ++k)
     if (piv_[static_cast<std::size_t>(k)] != k) b.row(k).swap(b.row(piv_[static_cast<std::size_t>(k)]));
-  if (b.cols() == 1) {  // one right-hand side: matrix-vector solves, without packing the factors
-    Eigen::VectorXf x = b.col(0);
-    lu_.triangularView<Eigen::UnitLower>().solveInPlace(x);
-    lu_.triangularView<Eigen::Upper>().solveInPlace(x);
-    return x.cast<double>();
-  }
   // Fixed panels of right-hand sides: a column's arithmetic does not depend on the batch split.
   constexpr Eigen::Index kRhs = 64;  // wide: each panel packs the triangular factors anew
   const Eigen::Index count = (b.cols() + kRhs - 1) / kRhs;
