@@ -332,30 +332,13 @@ void timed_tasks(const std::vector<std::pair<const char*, std::function<void()>>
   for (std::size_t i = 0; i < tasks.size(); ++i) seconds[tasks[i].first] = r2(took[i]);
 }
 
-// The surfaces and the two maps: they need only the inputs, so they are made beside the
-// registration, as two halves of tasks (scalp + pial ~ white + maps on the Philips scan).
-Surfaces make_surfaces(const Work& w, nlohmann::json& seconds) {
-  Surfaces s;
-  timed_tasks({{"scalp_surface", [&] { s.scalp = scalp_surface(w.head, &s.scalp_report); }},
-               {"pial_surface", [&] { s.pial = pial_surface(w.gm, w.wm, &s.pial_report); }},
-               {"white_surface", [&] { s.white = white_surface(w.wm, &s.white_report); }},
-               {"distance_maps",
-                [&] {
-                  s.scalp_distance = scalp_distance_map(w.head, w.gm);
-                  s.depth = gyral_depth_map(w.brain, w.gm);
-                }}},
-              seconds);
-  return s;
-}
-
 // Everything after reading: (1) the registration and the first output (to_mni_affine.txt,
 // committed alone: of two runs racing into one folder without --force, the one that commits it
 // first writes everything and the other refuses there, having written nothing); (2) the surfaces
-// and maps (parallel tasks); (3) their files, the transform files, the brain in MNI and the
-// atlases (parallel tasks). Running (1) beside (2) was tried: it saved CPU waits under load but
-// held the registration and the surfaces in memory together (Philips peak ~900 -> ~1,150 MiB,
-// above the 1 GiB per step that issue 16 asks). Each result is independent of where it is made,
-// so the bytes do not depend on --threads.
+// and maps, their files, the transform files, the brain in MNI and the atlases (parallel tasks,
+// in the order that keeps the large temporaries apart). Running (1) beside (2) was tried: it saved CPU waits under load
+// but held the registration and the surfaces in memory together (Philips peak ~900 -> ~1,150 MiB, above the 1 GiB per
+// step that issue 16 asks). Each result is independent of where it is made, so the bytes do not depend on --threads.
 struct Outputs {
   DeformableResult reg;
   double dice_brain = 0.0;
@@ -374,18 +357,34 @@ Outputs make_outputs(const Params& p, const Work& w, const Inputs& in, const Out
   };
   o.reg = register_deformable(w.t1, w.brain, in.templ, in.templ_brain, p.registration);
   write_itk_affine(out.path("to_mni_affine"), o.reg.map.template_to_subject_affine(), force);
-  o.s = make_surfaces(w, seconds);
-  // parallel_tasks splits the list in contiguous halves over two threads.
+  // parallel_tasks splits the list in contiguous halves over two threads: the order balances
+  // them and keeps the large temporaries apart (measured on the Philips scan: transforms + pial +
+  // maps ~ atlases + scalp + white).
+  Surfaces& s = o.s;
   timed_tasks({{"write_transforms", [&] { o.dice_brain = write_transforms(o.reg.map, w, in, out); }},
-               {"write_surfaces",
+               {"pial_surface",
                 [&] {
-                  write_gifti(out.path("scalp_surface"), o.s.scalp, force);
-                  write_gifti(out.path("pial_surface"), o.s.pial, force);
-                  write_gifti(out.path("white_surface"), o.s.white, force);
-                  write_map("scalp_cortex_distance", o.s.scalp_distance);
-                  write_map("gyral_depth", o.s.depth);
+                  s.pial = pial_surface(w.gm, w.wm, &s.pial_report);
+                  write_gifti(out.path("pial_surface"), s.pial, force);
                 }},
-               {"atlases", [&] { o.atlases = write_atlases(o.reg.map, w, p.atlas_dir, out, wo); }}},
+               {"distance_maps",
+                [&] {
+                  s.scalp_distance = scalp_distance_map(w.head, w.gm);
+                  write_map("scalp_cortex_distance", s.scalp_distance);
+                  s.depth = gyral_depth_map(w.brain, w.gm);
+                  write_map("gyral_depth", s.depth);
+                }},
+               {"atlases", [&] { o.atlases = write_atlases(o.reg.map, w, p.atlas_dir, out, wo); }},
+               {"scalp_surface",
+                [&] {
+                  s.scalp = scalp_surface(w.head, &s.scalp_report);
+                  write_gifti(out.path("scalp_surface"), s.scalp, force);
+                }},
+               {"white_surface",
+                [&] {
+                  s.white = white_surface(w.wm, &s.white_report);
+                  write_gifti(out.path("white_surface"), s.white, force);
+                }}},
               seconds);
   seconds["affine"] = r2(o.reg.seconds_affine);
   seconds["deformable"] = r2(o.reg.seconds_deformable);
