@@ -174,30 +174,23 @@ struct BemModel::Impl {
     }
   }
 
-  // Field sums of one block of points (structure of arrays).
-  struct Block {
-    static constexpr std::int64_t kB = 64;
-    alignas(64) double px[kB], py[kB], pz[kB], ex[kB], ey[kB], ez[kB];
-    std::int64_t cnt = 0;
-    Eigen::Vector3d lo, hi;
-    double distance2(const Eigen::Vector3d& c) const { return (lo - c).cwiseMax(c - hi).cwiseMax(0.0).squaredNorm(); }
-    // Charge s at c (and dipole p about c): s R/|R|^3 + 3 (p.R) R/|R|^5 - p/|R|^3, R = r - c.
-    void add_far(const Eigen::Vector3d& c, double s, const Eigen::Vector3d& p) {
-      const double cx = c.x(), cy = c.y(), cz = c.z(), qx = p.x(), qy = p.y(), qz = p.z();
-      for (std::int64_t i = 0; i < kB; ++i) {
-        const double rx = px[i] - cx, ry = py[i] - cy, rz = pz[i] - cz;
-        const double d2 = rx * rx + ry * ry + rz * rz, inv2 = 1.0 / d2, inv3 = inv2 / std::sqrt(d2);
-        const double f = (s + 3.0 * (qx * rx + qy * ry + qz * rz) * inv2) * inv3;
-        ex[i] += rx * f - qx * inv3, ey[i] += ry * f - qy * inv3, ez[i] += rz * f - qz * inv3;
-      }
+  // Charge s at c (and dipole p about c) at every point of the block:
+  // s R/|R|^3 + 3 (p.R) R/|R|^5 - p/|R|^3, R = r - c.
+  static void add_far(detail::PointBlock& blk, const Eigen::Vector3d& c, double s, const Eigen::Vector3d& p) {
+    const double cx = c.x(), cy = c.y(), cz = c.z(), qx = p.x(), qy = p.y(), qz = p.z();
+    for (std::int64_t i = 0; i < detail::PointBlock::kSize; ++i) {
+      const double rx = blk.px[i] - cx, ry = blk.py[i] - cy, rz = blk.pz[i] - cz;
+      const double d2 = rx * rx + ry * ry + rz * rz, inv2 = 1.0 / d2, inv3 = inv2 / std::sqrt(d2);
+      const double f = (s + 3.0 * (qx * rx + qy * ry + qz * rz) * inv2) * inv3;
+      blk.ex[i] += rx * f - qx * inv3, blk.ey[i] += ry * f - qy * inv3, blk.ez[i] += rz * f - qz * inv3;
     }
-  };
+  }
 
   // Triangle j's share at every point of the block: one charge when far, else integrated.
-  void add_triangle(Block& blk, double qj, int j) const {
+  void add_triangle(detail::PointBlock& blk, double qj, int j) const {
     const Eigen::Vector3d c = centroid.col(j);
     const double far2 = kFar * kFar * size2[j];
-    for (std::int64_t i = 0; i < blk.cnt; ++i) {
+    for (std::int64_t i = 0; i < blk.n; ++i) {
       const Eigen::Vector3d r(blk.px[i], blk.py[i], blk.pz[i]);
       const Eigen::Vector3d dv = r - c;
       const double d2 = dv.squaredNorm();
@@ -213,7 +206,7 @@ struct BemModel::Impl {
   // centroid rule the triangles themselves use beyond kFar); nearer patches go triangle by
   // triangle. Each point sums in a fixed order: the thread count does not change a bit.
   Eigen::Matrix3Xd secondary(const Eigen::VectorXd& q, const Eigen::Matrix3Xd& pts) const {
-    constexpr std::int64_t kB = Block::kB;
+    constexpr std::int64_t kB = detail::PointBlock::kSize;
     std::vector<std::pair<std::array<long, 3>, Eigen::Index>> keyed(static_cast<std::size_t>(pts.cols()));
     for (Eigen::Index i = 0; i < pts.cols(); ++i)
       keyed[static_cast<std::size_t>(i)] = {{std::lround(std::floor(pts(2, i) / 8.0)),
@@ -235,34 +228,26 @@ struct BemModel::Impl {
       }
     const std::int64_t blocks = (pts.cols() + kB - 1) / kB;
     parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
-      Block blk;
+      detail::PointBlock blk;
       for (std::int64_t b = b0; b < b1; ++b) {
-        const std::int64_t first = b * kB;
-        blk.cnt = std::min<std::int64_t>(kB, pts.cols() - first);
-        blk.lo = blk.hi = sorted.col(first);
-        for (std::int64_t i = 0; i < kB; ++i) {
-          const Eigen::Vector3d r = sorted.col(first + std::min(i, blk.cnt - 1));
-          blk.px[i] = r.x(), blk.py[i] = r.y(), blk.pz[i] = r.z();
-          blk.ex[i] = blk.ey[i] = blk.ez[i] = 0;
-          blk.lo = blk.lo.cwiseMin(r), blk.hi = blk.hi.cwiseMax(r);
-        }
+        blk.load(sorted, b);
         for (std::size_t c = 0; c < np; ++c) {
           const auto ci = static_cast<Eigen::Index>(c);
           const double reach = kPatchFar * patch_radius[c];
           if (blk.distance2(patch_centre.col(ci)) > reach * reach) {
-            blk.add_far(patch_centre.col(ci), pq[c], pd.col(ci));
+            add_far(blk, patch_centre.col(ci), pq[c], pd.col(ci));
             continue;
           }
           for (int j : patch_tris[c]) {
             const double far2 = kFar * kFar * size2[j];
             if (blk.distance2(centroid.col(j)) > far2)
-              blk.add_far(centroid.col(j), q[j] * area[j], Eigen::Vector3d::Zero());
+              add_far(blk, centroid.col(j), q[j] * area[j], Eigen::Vector3d::Zero());
             else
               add_triangle(blk, q[j], j);
           }
         }
-        for (std::int64_t i = 0; i < blk.cnt; ++i)
-          es.col(first + i) = Eigen::Vector3d(blk.ex[i], blk.ey[i], blk.ez[i]) / kFour_pi;
+        for (std::int64_t i = 0; i < blk.n; ++i)
+          es.col(blk.first + i) = Eigen::Vector3d(blk.ex[i], blk.ey[i], blk.ez[i]) / kFour_pi;
       }
     });
     Eigen::Matrix3Xd e(3, pts.cols());

@@ -16,6 +16,18 @@
 namespace tmsplan::efield {
 
 namespace detail {
+void PointBlock::load(const Eigen::Matrix3Xd& pts, std::int64_t blk) {
+  first = blk * kSize;
+  n = std::min<std::int64_t>(kSize, pts.cols() - first);
+  lo = hi = pts.col(first);
+  for (std::int64_t i = 0; i < kSize; ++i) {
+    const std::int64_t src = first + std::min(i, n - 1);
+    px[i] = pts(0, src), py[i] = pts(1, src), pz[i] = pts(2, src);
+    ex[i] = ey[i] = ez[i] = 0;
+    lo = lo.cwiseMin(pts.col(src)), hi = hi.cwiseMax(pts.col(src));
+  }
+}
+
 std::string data_file(const std::string& relative) { return data_path(relative); }
 
 nlohmann::json read_json(const std::string& path) {
@@ -30,47 +42,28 @@ nlohmann::json read_json(const std::string& path) {
 
 namespace {
 
-constexpr std::int64_t kBlock = 64;
+constexpr std::int64_t kBlock = detail::PointBlock::kSize;
 
-// Points of one block (structure of arrays) and their field sums.
-struct PointBlock {
-  alignas(64) double px[kBlock], py[kBlock], pz[kBlock], ex[kBlock], ey[kBlock], ez[kBlock];
-  std::int64_t first = 0, n = 0;
-  Eigen::Vector3d lo, hi;  // the box of the block's points
-  void load(const Eigen::Matrix3Xd& pts, std::int64_t blk) {
-    first = blk * kBlock;
-    n = std::min<std::int64_t>(kBlock, pts.cols() - first);
-    lo = hi = pts.col(first);
-    for (std::int64_t i = 0; i < kBlock; ++i) {
-      const std::int64_t src = first + std::min(i, n - 1);
-      px[i] = pts(0, src), py[i] = pts(1, src), pz[i] = pts(2, src);
-      ex[i] = ey[i] = ez[i] = 0;
-      lo = lo.cwiseMin(pts.col(src)), hi = hi.cwiseMax(pts.col(src));
-    }
+// m x R / |R|^3 of one dipole at q added to every point of the block.
+void add_dipole(detail::PointBlock& pb, const double* q, const double* m) {
+  const double qx = q[0], qy = q[1], qz = q[2], mx = m[0], my = m[1], mz = m[2];
+  for (std::int64_t i = 0; i < kBlock; ++i) {
+    const double rx = pb.px[i] - qx, ry = pb.py[i] - qy, rz = pb.pz[i] - qz;
+    const double r2 = rx * rx + ry * ry + rz * rz;
+    const double inv = 1.0 / (r2 * std::sqrt(r2));
+    pb.ex[i] += (my * rz - mz * ry) * inv;
+    pb.ey[i] += (mz * rx - mx * rz) * inv;
+    pb.ez[i] += (mx * ry - my * rx) * inv;
   }
-  // m x R / |R|^3 of one dipole at q added to every point: no reduction in the loop, so it
-  // vectorises; each point sums its dipoles in a fixed order whatever the blocking or threads.
-  void add(const double* q, const double* m) {
-    const double qx = q[0], qy = q[1], qz = q[2], mx = m[0], my = m[1], mz = m[2];
-    for (std::int64_t i = 0; i < kBlock; ++i) {
-      const double rx = px[i] - qx, ry = py[i] - qy, rz = pz[i] - qz;
-      const double r2 = rx * rx + ry * ry + rz * rz;
-      const double inv = 1.0 / (r2 * std::sqrt(r2));
-      ex[i] += (my * rz - mz * ry) * inv;
-      ey[i] += (mz * rx - mx * rz) * inv;
-      ez[i] += (mx * ry - my * rx) * inv;
-    }
+}
+
+void store_primary(const detail::PointBlock& pb, Eigen::Matrix3Xd& e) {
+  for (std::int64_t i = 0; i < pb.n; ++i) {
+    e(0, pb.first + i) = -detail::kPrimaryScale * pb.ex[i];
+    e(1, pb.first + i) = -detail::kPrimaryScale * pb.ey[i];
+    e(2, pb.first + i) = -detail::kPrimaryScale * pb.ez[i];
   }
-  void store(Eigen::Matrix3Xd& e) const {
-    for (std::int64_t i = 0; i < n; ++i) {
-      e(0, first + i) = -detail::kPrimaryScale * ex[i];
-      e(1, first + i) = -detail::kPrimaryScale * ey[i];
-      e(2, first + i) = -detail::kPrimaryScale * ez[i];
-    }
-  }
-  // Distance from p to the box of the block's points.
-  double distance(const Eigen::Vector3d& p) const { return (lo - p).cwiseMax(p - hi).cwiseMax(0.0).norm(); }
-};
+}
 
 }  // namespace
 
@@ -79,11 +72,11 @@ Eigen::Matrix3Xd primary_field(const Dipoles& d, const Eigen::Matrix3Xd& pts) {
   const Eigen::Index nd = d.position_mm.cols();
   const std::int64_t blocks = (pts.cols() + kBlock - 1) / kBlock;
   parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
-    PointBlock pb;
+    detail::PointBlock pb;
     for (std::int64_t blk = b0; blk < b1; ++blk) {
       pb.load(pts, blk);
-      for (Eigen::Index k = 0; k < nd; ++k) pb.add(d.position_mm.col(k).data(), d.moment.col(k).data());
-      pb.store(e);
+      for (Eigen::Index k = 0; k < nd; ++k) add_dipole(pb, d.position_mm.col(k).data(), d.moment.col(k).data());
+      store_primary(pb, e);
     }
   });
   return e;
@@ -117,21 +110,21 @@ Eigen::Matrix3Xd primary_field_clustered(const Dipoles& d, const Eigen::Matrix3X
   Eigen::Matrix3Xd e(3, pts.cols());
   const std::int64_t blocks = (pts.cols() + kBlock - 1) / kBlock;
   parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
-    PointBlock pb;
+    detail::PointBlock pb;
     for (std::int64_t blk = b0; blk < b1; ++blk) {
       pb.load(pts, blk);
       for (std::size_t c = 0; c < nc; ++c) {
         const auto ci = static_cast<Eigen::Index>(c);
-        if (pb.distance(cpos.col(ci)) > reach[c]) {
-          pb.add(cpos.col(ci).data(), cmom.col(ci).data());
+        if (std::sqrt(pb.distance2(cpos.col(ci))) > reach[c]) {
+          add_dipole(pb, cpos.col(ci).data(), cmom.col(ci).data());
           continue;
         }
         for (int i = d.cluster_first[c]; i < d.cluster_first[c + 1]; ++i) {
           const Eigen::Index k = d.cluster_order[static_cast<std::size_t>(i)];
-          pb.add(d.position_mm.col(k).data(), d.moment.col(k).data());
+          add_dipole(pb, d.position_mm.col(k).data(), d.moment.col(k).data());
         }
       }
-      pb.store(e);
+      store_primary(pb, e);
     }
   });
   return e;

@@ -3,6 +3,7 @@
 #include <Eigen/Dense>
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,20 @@ nlohmann::json read_json(const std::string& path);
 /// E = -(mu0/4pi) dI/dt sum m x R/|R|^3 with R in mm, m in m^2, dI/dt = 1 A/us:
 /// 1e-7 * 1e6 * 1e6 (mm^-2 -> m^-2) = 1e5.
 constexpr double kPrimaryScale = 1e5;
+
+/// 64 points in structure-of-arrays form with field sums, for kernels whose inner loop runs over
+/// the points (no reduction: it vectorises; each point sums its sources in a fixed order,
+/// whatever the blocking or the thread count). Points past the end repeat the last one.
+struct PointBlock {
+  static constexpr std::int64_t kSize = 64;
+  alignas(64) double px[kSize], py[kSize], pz[kSize], ex[kSize], ey[kSize], ez[kSize];
+  std::int64_t first = 0, n = 0;  ///< block index * kSize, and the real points in it
+  Eigen::Vector3d lo, hi;         ///< the box of the block's points
+  /// Block `blk` of the columns of pts; the sums set to 0.
+  void load(const Eigen::Matrix3Xd& pts, std::int64_t blk);
+  /// Squared distance from p to the box of the block's points.
+  double distance2(const Eigen::Vector3d& p) const { return (lo - p).cwiseMax(p - hi).cwiseMax(0.0).squaredNorm(); }
+};
 
 /// P A = L U with partial pivoting, factored and solved on all threads; the bytes do not depend
 /// on the thread count (lu.cpp).

@@ -22,18 +22,23 @@ constexpr Eigen::Index kLeaf = 16;    // columns factored without recursion
 
 using Block = Eigen::Ref<Eigen::MatrixXf, 0, Eigen::OuterStride<>>;
 
-// Calls body(first column, width) over [0, n) in fixed panels, on the threads when worth it.
-template <class F> void panels(Eigen::Index n, Eigen::Index work_per_column, F&& body) {
-  const Eigen::Index count = (n + kPanel - 1) / kPanel;
-  if (count <= 1 || work_per_column < 64 * 64) {
-    for (Eigen::Index c = 0; c < n; c += kPanel) body(c, std::min(kPanel, n - c));
+// Calls body(i) for i in [0, count): on the threads when `parallel` (each piece's arithmetic is
+// the same wherever it runs), else in order.
+template <class F> void each(std::int64_t count, bool parallel, F&& body) {
+  if (!parallel || count <= 1) {
+    for (std::int64_t i = 0; i < count; ++i) body(i);
     return;
   }
   parallel_for(count, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) {
-      const Eigen::Index c = static_cast<Eigen::Index>(i) * kPanel;
-      body(c, std::min(kPanel, n - c));
-    }
+    for (std::int64_t i = b; i < e; ++i) body(i);
+  });
+}
+
+// Calls body(first column, width) over [0, n) in fixed panels, on the threads when worth it.
+template <class F> void panels(Eigen::Index n, Eigen::Index work_per_column, F&& body) {
+  each((n + kPanel - 1) / kPanel, work_per_column >= 64 * 64, [&](std::int64_t i) {
+    const Eigen::Index c = static_cast<Eigen::Index>(i) * kPanel;
+    body(c, std::min(kPanel, n - c));
   });
 }
 
@@ -81,18 +86,11 @@ void factor(Block a, Eigen::Index first, std::vector<Eigen::Index>& piv, bool& s
   // A22 -= A21 A12 in fixed tiles (each packs only its own rows of A21 and columns of A12).
   const auto a21 = a.bottomLeftCorner(m - n1, n1);
   const Eigen::Index rows = m - n1, tr = (rows + kPanel - 1) / kPanel, tc = (n2 + kPanel - 1) / kPanel;
-  const auto tile = [&](std::int64_t t) {
+  each(tr * tc, n1 >= 64, [&](std::int64_t t) {
     const Eigen::Index r = (t / tc) * kPanel, c = (t % tc) * kPanel;
     const Eigen::Index h = std::min(kPanel, rows - r), w = std::min(kPanel, n2 - c);
     right.block(n1 + r, c, h, w).noalias() -= a21.middleRows(r, h) * right.block(0, c, n1, w);
-  };
-  if (tr * tc > 1 && n1 >= 64) {
-    parallel_for(tr * tc, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t t = b; t < e; ++t) tile(t);
-    });
-  } else {
-    for (std::int64_t t = 0; t < tr * tc; ++t) tile(t);
-  }
+  });
   factor(a.bottomRightCorner(m - n1, n2), first + n1, piv, singular);
   swap_rows(a.bottomLeftCorner(m - n1, n1), piv, first + n1, first + n, first + n1);
 }
@@ -115,14 +113,11 @@ Eigen::MatrixXd DenseLu::solve(const Eigen::MatrixXd& rhs) const {
     if (piv_[static_cast<std::size_t>(k)] != k) b.row(k).swap(b.row(piv_[static_cast<std::size_t>(k)]));
   // Fixed panels of right-hand sides: a column's arithmetic does not depend on the batch split.
   constexpr Eigen::Index kRhs = 64;  // wide: each panel packs the triangular factors anew
-  const Eigen::Index count = (b.cols() + kRhs - 1) / kRhs;
-  parallel_for(count, [&](std::int64_t s, std::int64_t e) {
-    for (std::int64_t i = s; i < e; ++i) {
-      const Eigen::Index c = static_cast<Eigen::Index>(i) * kRhs, w = std::min(kRhs, b.cols() - c);
-      auto x = b.middleCols(c, w);
-      lu_.triangularView<Eigen::UnitLower>().solveInPlace(x);
-      lu_.triangularView<Eigen::Upper>().solveInPlace(x);
-    }
+  each((b.cols() + kRhs - 1) / kRhs, true, [&](std::int64_t i) {
+    const Eigen::Index c = static_cast<Eigen::Index>(i) * kRhs, w = std::min(kRhs, b.cols() - c);
+    auto x = b.middleCols(c, w);
+    lu_.triangularView<Eigen::UnitLower>().solveInPlace(x);
+    lu_.triangularView<Eigen::Upper>().solveInPlace(x);
   });
   return b.cast<double>();
 }
