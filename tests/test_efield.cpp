@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 
+#include "../lib/efield/internal.hpp"
 #include "support.hpp"
 #include "tmsplan/efield.hpp"
 #include "tmsplan/error.hpp"
@@ -491,4 +492,42 @@ TEST_CASE("efield: one solve for many poses gives each pose's own charges and fi
   }
   // Different poses give different charges (the batch is not one column repeated).
   CHECK((q.col(0) - q.col(20)).norm() > 0.1 * q.col(0).norm());
+}
+
+namespace {
+// int_T (r - r')/|r - r'|^3 dS' by brute force: the triangle cut into 4^depth pieces, each one
+// point at its centroid (independent of the closed form it checks).
+Eigen::Vector3d brute_triangle_field(const Eigen::Vector3d& r, const Eigen::Vector3d& a, const Eigen::Vector3d& b,
+                                     const Eigen::Vector3d& c, int depth) {
+  if (depth == 0) {
+    const Eigen::Vector3d d = r - (a + b + c) / 3.0;
+    return d * (0.5 * (b - a).cross(c - a).norm() / std::pow(d.norm(), 3));
+  }
+  const Eigen::Vector3d ab = 0.5 * (a + b), bc = 0.5 * (b + c), ca = 0.5 * (c + a);
+  return brute_triangle_field(r, a, ab, ca, depth - 1) + brute_triangle_field(r, ab, b, bc, depth - 1) +
+         brute_triangle_field(r, ca, bc, c, depth - 1) + brute_triangle_field(r, ab, bc, ca, depth - 1);
+}
+}  // namespace
+
+TEST_CASE("efield: a triangle's field in closed form matches fine quadrature, on both sides and in its plane",
+          "[unit][efield]") {
+  const Eigen::Vector3d a(0, 0, 0), b(6, 0.5, 0.3), c(1.5, 5, -0.4);
+  const Eigen::Vector3d n = (b - a).cross(c - a).normalized(), cen = (a + b + c) / 3.0;
+  // Points above and below the centroid, over an edge's midpoint, beyond a corner, in the plane
+  // outside the triangle, and far away (where the centroid rule is already good).
+  const std::vector<Eigen::Vector3d> pts = {cen + 2.0 * n,
+                                            cen - 0.7 * n,
+                                            0.5 * (a + b) + 1.0 * n,
+                                            b + Eigen::Vector3d(1, 1, 1.5),
+                                            cen + 2.0 * (c - cen) + 1e-9 * n,
+                                            cen + 30.0 * n + Eigen::Vector3d(5, -3, 0)};
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    const Eigen::Vector3d exact = detail::triangle_field(pts[i], a, b, c);
+    const Eigen::Vector3d brute = brute_triangle_field(pts[i], a, b, c, 8);
+    INFO("point " << i << ": closed form " << exact.transpose() << ", quadrature " << brute.transpose());
+    CHECK((exact - brute).norm() <= 2e-3 * brute.norm());
+  }
+  // The normal part is the solid angle: 2 pi just above the middle of the triangle, -2 pi below.
+  CHECK(detail::triangle_field(cen + 1e-6 * n, a, b, c).dot(n) == Approx(2 * M_PI).epsilon(1e-4));
+  CHECK(detail::triangle_field(cen - 1e-6 * n, a, b, c).dot(n) == Approx(-2 * M_PI).epsilon(1e-4));
 }

@@ -31,82 +31,15 @@ namespace tmsplan::efield {
 namespace {
 
 constexpr double kFour_pi = 4.0 * M_PI;
-// A triangle whose centroid is farther than kFar times its longest edge is one point.
+// A triangle whose centroid is farther than kFar times its longest edge is one point; nearer,
+// its integral is taken in closed form (detail::triangle_field).
 constexpr double kFar = 4.0;
-constexpr int kMaxDepth = 5;
 // Field maps: triangles grouped in cells of kPatch mm; a cell is one charge and one dipole beyond
 // kPatchFar of its radii.
 constexpr double kPatch = 16.0;
 constexpr double kPatchFar = 4.0;
 // The right-hand side sees a cluster of coil dipoles as one dipole beyond this many radii.
 constexpr double kClusterFar = 8.0;
-
-// int_T (r - r') / |r - r'|^3 dS' over the triangle (a, b, c), adaptive.
-Eigen::Vector3d integrate(const Eigen::Vector3d& r, const Eigen::Vector3d& a, const Eigen::Vector3d& b,
-                          const Eigen::Vector3d& c, int depth) {
-  const Eigen::Vector3d cen = (a + b + c) / 3.0;
-  const double size = std::max({(b - a).squaredNorm(), (c - b).squaredNorm(), (a - c).squaredNorm()});
-  const Eigen::Vector3d d = r - cen;
-  const double d2 = d.squaredNorm();
-  if (d2 > kFar * kFar * size || depth >= kMaxDepth) {
-    const double area = 0.5 * (b - a).cross(c - a).norm();
-    if (d2 == 0) return Eigen::Vector3d::Zero();
-    return d * (area / (d2 * std::sqrt(d2)));
-  }
-  const Eigen::Vector3d ab = 0.5 * (a + b), bc = 0.5 * (b + c), ca = 0.5 * (c + a);
-  return integrate(r, a, ab, ca, depth + 1) + integrate(r, ab, b, bc, depth + 1) + integrate(r, ca, bc, c, depth + 1) +
-         integrate(r, ab, bc, ca, depth + 1);
-}
-
-// A triangle and its first two generations of quarters as integrate() splits them (same
-// arithmetic, so the same bits), precomputed once: near-field integrals then skip re-deriving
-// centroids, sizes and areas at the top of every recursion.
-struct Piece {
-  Eigen::Vector3d a, b, c, cen;
-  double size = 0, area = 0;
-};
-using PieceTree = std::array<Piece, 21>;  // [0] the triangle, [1..4] its quarters, [5..20] theirs
-
-Piece make_piece(const Eigen::Vector3d& a, const Eigen::Vector3d& b, const Eigen::Vector3d& c) {
-  return {a,
-          b,
-          c,
-          (a + b + c) / 3.0,
-          std::max({(b - a).squaredNorm(), (c - b).squaredNorm(), (a - c).squaredNorm()}),
-          0.5 * (b - a).cross(c - a).norm()};
-}
-
-void add_quarters(PieceTree& t, int parent, int first) {
-  const Piece& p = t[static_cast<std::size_t>(parent)];
-  const Eigen::Vector3d ab = 0.5 * (p.a + p.b), bc = 0.5 * (p.b + p.c), ca = 0.5 * (p.c + p.a);
-  t[static_cast<std::size_t>(first)] = make_piece(p.a, ab, ca);
-  t[static_cast<std::size_t>(first + 1)] = make_piece(ab, p.b, bc);
-  t[static_cast<std::size_t>(first + 2)] = make_piece(ca, bc, p.c);
-  t[static_cast<std::size_t>(first + 3)] = make_piece(ab, bc, ca);
-}
-
-PieceTree piece_tree(const Eigen::Vector3d& a, const Eigen::Vector3d& b, const Eigen::Vector3d& c) {
-  PieceTree t;
-  t[0] = make_piece(a, b, c);
-  add_quarters(t, 0, 1);
-  for (int k = 1; k <= 4; ++k) add_quarters(t, k, 5 + 4 * (k - 1));
-  return t;
-}
-
-// integrate(r, a, b, c, 0) on a precomputed tree.
-Eigen::Vector3d integrate(const Eigen::Vector3d& r, const PieceTree& t, int k = 0, int depth = 0) {
-  const Piece& p = t[static_cast<std::size_t>(k)];
-  const Eigen::Vector3d d = r - p.cen;
-  const double d2 = d.squaredNorm();
-  if (d2 > kFar * kFar * p.size || depth >= kMaxDepth) {
-    if (d2 == 0) return Eigen::Vector3d::Zero();
-    return d * (p.area / (d2 * std::sqrt(d2)));
-  }
-  if (depth == 2) return integrate(r, p.a, p.b, p.c, depth);
-  const int first = depth == 0 ? 1 : 5 + 4 * (k - 1);
-  return integrate(r, t, first, depth + 1) + integrate(r, t, first + 1, depth + 1) +
-         integrate(r, t, first + 2, depth + 1) + integrate(r, t, first + 3, depth + 1);
-}
 
 // Signed solid angle of triangle (a, b, c) seen from p (Van Oosterom & Strackee).
 double solid_angle(const Eigen::Vector3d& p, const Eigen::Vector3d& a, const Eigen::Vector3d& b,
@@ -138,14 +71,55 @@ double inverse_distance_integral(const Eigen::Vector3d& p, const Eigen::Vector3d
 
 }  // namespace
 
+namespace detail {
+Eigen::Vector3d triangle_field(const Eigen::Vector3d& r, const Eigen::Vector3d& a, const Eigen::Vector3d& b,
+                               const Eigen::Vector3d& c) {
+  const Eigen::Vector3d n = (b - a).cross(c - a).normalized();
+  const Eigen::Vector3d x[3] = {a - r, b - r, c - r};
+  const double len[3] = {x[0].norm(), x[1].norm(), x[2].norm()};
+  // Normal part: h int dS/R^3 = the solid angle, positive on the normal's side (Van Oosterom &
+  // Strackee's signed formula counts the other way round).
+  const double num = x[0].dot(x[1].cross(x[2]));
+  const double den =
+      len[0] * len[1] * len[2] + x[0].dot(x[1]) * len[2] + x[1].dot(x[2]) * len[0] + x[2].dot(x[0]) * len[1];
+  Eigen::Vector3d out = -2.0 * std::atan2(num, den) * n;
+  // In-plane part: int_T grad' (1/R) dS' = sum over edges of m_e int_e dl/R (m_e: the outward
+  // in-plane normal of the edge), int ds/sqrt(s^2 + d^2) = asinh(s1/d) - asinh(s0/d) written
+  // without cancellation on either side of the foot of the perpendicular.
+  for (int k = 0; k < 3; ++k) {
+    const Eigen::Vector3d& xu = x[k];
+    const Eigen::Vector3d& xw = x[(k + 1) % 3];
+    const double ru = len[k], rw = len[(k + 1) % 3];
+    const Eigen::Vector3d t = (xw - xu).normalized();
+    const double s0 = xu.dot(t), s1 = xw.dot(t);
+    double line;
+    if (s0 >= 0) {
+      line = std::log((rw + s1) / (ru + s0));
+    } else if (s1 <= 0) {
+      line = std::log((ru - s0) / (rw - s1));
+    } else {
+      const double d2 = xu.cross(t).squaredNorm();
+      line = std::log((rw + s1) * (ru - s0) / d2);
+    }
+    out += line * t.cross(n);
+  }
+  return out;
+}
+}  // namespace detail
+
 struct BemModel::Impl {
   Mesh mesh;
   Eigen::Matrix3Xd centroid, normal;
   Eigen::VectorXd area, self, size2;
-  std::vector<PieceTree> pieces;  // per triangle, for near-field integrals
+  Eigen::Matrix<double, 9, Eigen::Dynamic> corners;  // per triangle: its three vertices, for near-field integrals
   double total_area = 0, mean_edge = 0, max_edge = 0;
   detail::DenseLu lu;
   double setup_seconds = 0;
+
+  // int_Tj (r - r')/|r - r'|^3 dS', in closed form.
+  Eigen::Vector3d near(const Eigen::Vector3d& r, Eigen::Index j) const {
+    return detail::triangle_field(r, corners.block<3, 1>(0, j), corners.block<3, 1>(3, j), corners.block<3, 1>(6, j));
+  }
 
   Eigen::Vector3d vtx(int t, int k) const {
     return mesh
@@ -194,8 +168,8 @@ struct BemModel::Impl {
       const Eigen::Vector3d r(blk.px[i], blk.py[i], blk.pz[i]);
       const Eigen::Vector3d dv = r - c;
       const double d2 = dv.squaredNorm();
-      const Eigen::Vector3d add = d2 > far2 ? Eigen::Vector3d(dv * (qj * area[j] / (d2 * std::sqrt(d2))))
-                                            : Eigen::Vector3d(qj * integrate(r, pieces[static_cast<std::size_t>(j)]));
+      const Eigen::Vector3d add =
+          d2 > far2 ? Eigen::Vector3d(dv * (qj * area[j] / (d2 * std::sqrt(d2)))) : Eigen::Vector3d(qj * near(r, j));
       blk.ex[i] += add.x(), blk.ey[i] += add.y(), blk.ez[i] += add.z();
     }
   }
@@ -325,8 +299,8 @@ BemModel::BemModel(const Mesh& surface) : impl_(std::make_unique<Impl>()) {
     m.size2[t] = std::max({(m.vtx(t, 1) - m.vtx(t, 0)).squaredNorm(), (m.vtx(t, 2) - m.vtx(t, 1)).squaredNorm(),
                            (m.vtx(t, 0) - m.vtx(t, 2)).squaredNorm()});
   m.make_patches();
-  m.pieces.resize(static_cast<std::size_t>(n));
-  for (int t = 0; t < n; ++t) m.pieces[static_cast<std::size_t>(t)] = piece_tree(m.vtx(t, 0), m.vtx(t, 1), m.vtx(t, 2));
+  m.corners.resize(9, n);
+  for (int t = 0; t < n; ++t) m.corners.col(t) << m.vtx(t, 0), m.vtx(t, 1), m.vtx(t, 2);
   Eigen::MatrixXd k(n, n);
   parallel_for(n, [&](std::int64_t b, std::int64_t end) {
     for (std::int64_t i = b; i < end; ++i) {
@@ -339,7 +313,7 @@ BemModel::BemModel(const Mesh& surface) : impl_(std::make_unique<Impl>()) {
           const Eigen::Vector3d dv = ci - m.centroid.col(j);
           const double d2 = dv.squaredNorm();
           v = d2 > kFar * kFar * m.size2[j] ? ni.dot(dv) * m.area[j] / (d2 * std::sqrt(d2) * kFour_pi)
-                                            : ni.dot(integrate(ci, m.pieces[static_cast<std::size_t>(j)])) / kFour_pi;
+                                            : ni.dot(m.near(ci, j)) / kFour_pi;
         }
         k(j, i) = v + m.area[j] / m.total_area;  // transposed: filled by columns of K^T
       }
@@ -367,7 +341,15 @@ Eigen::MatrixXd BemModel::charges(const std::vector<Dipoles>& poses) const {
 }
 
 Eigen::Matrix3Xd BemModel::field(const Dipoles& d, const Eigen::Matrix3Xd& pts) const {
-  return primary_field(d, pts) + impl_->secondary(charges(d), pts);
+  return field(d, charges(d), pts);
+}
+
+Eigen::Matrix3Xd BemModel::field(const Dipoles& d, const Eigen::VectorXd& q, const Eigen::Matrix3Xd& pts,
+                                 double cluster_far) const {
+  if (q.size() != impl_->centroid.cols())
+    throw Error(fmt::format("{} charges for a surface of {} triangles", q.size(), impl_->centroid.cols()));
+  return (cluster_far > 0 ? primary_field_clustered(d, pts, cluster_far) : primary_field(d, pts)) +
+         impl_->secondary(q, pts);
 }
 
 BemModel::Probe BemModel::probe(const Eigen::Matrix3Xd& pts) const {
@@ -385,10 +367,9 @@ BemModel::Probe BemModel::probe(const Eigen::Matrix3Xd& pts) const {
       for (Eigen::Index j = 0; j < n; ++j) {
         const Eigen::Vector3d dv = pts.col(i) - m.centroid.col(j);
         const double d2 = dv.squaredNorm();
-        p.secondary.block<3, 1>(3 * i, j) =
-            d2 > kFar * kFar * m.size2[j]
-                ? Eigen::Vector3d(dv * (m.area[j] / (d2 * std::sqrt(d2) * kFour_pi)))
-                : Eigen::Vector3d(integrate(pts.col(i), m.pieces[static_cast<std::size_t>(j)]) / kFour_pi);
+        p.secondary.block<3, 1>(3 * i, j) = d2 > kFar * kFar * m.size2[j]
+                                                ? Eigen::Vector3d(dv * (m.area[j] / (d2 * std::sqrt(d2) * kFour_pi)))
+                                                : Eigen::Vector3d(m.near(pts.col(i), j) / kFour_pi);
       }
   });
   return p;

@@ -32,6 +32,12 @@ struct PointBlock {
   double distance2(const Eigen::Vector3d& p) const { return (lo - p).cwiseMax(p - hi).cwiseMax(0.0).squaredNorm(); }
 };
 
+/// int_T (r - r')/|r - r'|^3 dS' over the flat triangle (a, b, c), in closed form: the normal
+/// part is the solid angle the triangle subtends from r, the in-plane part the sum over its edges
+/// of the outward edge normal times int_edge dl/|r - r'| (bem.cpp). r must not lie on an edge.
+Eigen::Vector3d triangle_field(const Eigen::Vector3d& r, const Eigen::Vector3d& a, const Eigen::Vector3d& b,
+                               const Eigen::Vector3d& c);
+
 /// P A = L U with partial pivoting, factored and solved on all threads; the bytes do not depend
 /// on the thread count (lu.cpp).
 class DenseLu {

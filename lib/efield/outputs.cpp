@@ -5,6 +5,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 
 #include "tmsplan/efield.hpp"
@@ -47,7 +48,8 @@ void write_surface_field(const std::string& path, const Mesh& pial, const std::v
 }
 
 void write_volume_field(const std::string& path, const Grid& grid, const Mask& brain, const Eigen::Vector3d& target,
-                        double radius, const FieldModel& model, const Dipoles& d, bool force) {
+                        double radius, const std::function<Eigen::Matrix3Xd(const Eigen::Matrix3Xd&)>& field,
+                        bool force) {
   // A box around the target on the T1's axes at ~2 mm (every n-th voxel), |E| inside the brain mask
   // within `radius` of the target, 0 elsewhere.
   const Eigen::Vector3d sp = grid.spacing_mm();
@@ -82,7 +84,7 @@ void write_volume_field(const std::string& path, const Grid& grid, const Mask& b
   if (!pts.empty()) {
     Eigen::Matrix3Xd pm(3, static_cast<Eigen::Index>(pts.size()));
     for (std::size_t i = 0; i < pts.size(); ++i) pm.col(static_cast<Eigen::Index>(i)) = pts[i];
-    const Eigen::Matrix3Xd e = model.field(d, pm);
+    const Eigen::Matrix3Xd e = field(pm);
     for (std::size_t i = 0; i < pts.size(); ++i)
       img.data[where[i]] = static_cast<float>(e.col(static_cast<Eigen::Index>(i)).norm());
   }

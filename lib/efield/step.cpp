@@ -176,7 +176,9 @@ struct Search {
 // Coil centres on the scalp at offsets (du, dv) mm from the rule's entry in its tangent plane.
 using CandidateMaker = std::function<Candidate(double du, double dv)>;
 
-Search search(const Target& t, const Coil& coil, const Evaluator& eval, const CandidateMaker& at, const Params& p) {
+// The rule's own pose rides in the first stage's solve; its figures come back in `rule`.
+Search search(const Target& t, const Coil& coil, const Evaluator& eval, const CandidateMaker& at, const Params& p,
+              const Dipoles& d_rule, Figures& rule) {
   Search s;
   const double half = p.monophasic ? 180.0 : 90.0;
   std::vector<double> angles;
@@ -187,14 +189,18 @@ Search search(const Target& t, const Coil& coil, const Evaluator& eval, const Ca
     Candidate c;
     double a, du, dv;
   };
-  auto values = [&](const std::vector<Try>& tries) {
+  auto values = [&](const std::vector<Try>& tries, const Dipoles* extra = nullptr) {
     std::vector<Dipoles> poses;
-    poses.reserve(tries.size());
+    poses.reserve(tries.size() + 1);
     for (const Try& x : tries) poses.push_back(place(coil, pose_at(t, x.c.centre, x.c.z, x.a)));
+    if (extra) poses.push_back(*extra);
     s.poses += static_cast<int>(tries.size());
-    std::vector<double> v;
-    for (const Figures& f : eval(poses)) v.push_back(f.objective);
-    return v;
+    std::vector<Figures> f = eval(poses);
+    if (extra) {
+      rule = f.back();
+      f.pop_back();
+    }
+    return f;
   };
   const Candidate rule_c{t.rule_pose.block<3, 1>(0, 3), t.rule_pose.block<3, 1>(0, 2)};
   // 1. Every angle at the rule's centre (biphasic pulses: a half circle around the rule's angle,
@@ -202,12 +208,13 @@ Search search(const Target& t, const Coil& coil, const Evaluator& eval, const Ca
   double best = -1, best_a = t.rule_angle, lo = 1e300, hi = -1e300;
   std::vector<Try> ring;
   for (double a : angles) ring.push_back({rule_c, a, 0, 0});
-  const std::vector<double> v1 = values(ring);
+  const std::vector<Figures> f1 = values(ring, &d_rule);
   for (std::size_t i = 0; i < ring.size(); ++i) {
-    s.angle_profile.emplace_back(ring[i].a, v1[i]);
-    lo = std::min(lo, v1[i]);
-    hi = std::max(hi, v1[i]);
-    if (v1[i] > best + 1e-12) best = v1[i], best_a = ring[i].a;
+    const double v = f1[i].objective;
+    s.angle_profile.emplace_back(ring[i].a, v);
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+    if (v > best + 1e-12) best = v, best_a = ring[i].a, s.figures = f1[i];
   }
   s.flat = hi > 0 && (hi - lo) / hi < 0.02;
   // 2. Centres on a 5 mm grid within the search radius at the best angle and its neighbours,
@@ -216,10 +223,12 @@ Search search(const Target& t, const Coil& coil, const Evaluator& eval, const Ca
   Candidate best_c = rule_c;
   double best_u = 0, best_v = 0;
   auto take_best = [&](const std::vector<Try>& tries) {
-    const std::vector<double> v = values(tries);
+    const std::vector<Figures> f = values(tries);
     for (std::size_t i = 0; i < tries.size(); ++i)
-      if (v[i] > best + 1e-12)
-        best = v[i], best_c = tries[i].c, best_a = tries[i].a, best_u = tries[i].du, best_v = tries[i].dv;
+      if (f[i].objective > best + 1e-12) {
+        best = f[i].objective, best_c = tries[i].c, best_a = tries[i].a, best_u = tries[i].du, best_v = tries[i].dv;
+        s.figures = f[i];
+      }
   };
   auto try_centres = [&](const std::vector<std::pair<double, double>>& offsets) {
     std::vector<Try> tries;
@@ -249,7 +258,6 @@ Search search(const Target& t, const Coil& coil, const Evaluator& eval, const Ca
   s.angle = a;
   s.pose = pose_at(t, best_c.centre, best_c.z, best_a);
   s.shift_mm = (best_c.centre - rule_c.centre).norm();
-  s.figures = eval(place(coil, s.pose));
   return s;
 }
 
@@ -314,13 +322,20 @@ AngleSweep sweep_angles(const Coil& coil, const FieldModel& model, const Eigen::
   AngleSweep out;
   double best = -1, lo = 1e300, hi = -1e300;
   const Eigen::Vector3d z = pose0.block<3, 1>(0, 2), y0 = pose0.block<3, 1>(0, 1);
+  std::vector<double> angles;
+  std::vector<Dipoles> poses;
   for (double a = -half_range_deg; a < half_range_deg - 1e-9; a += step_deg) {
     const double r = a * M_PI / 180;
     const Eigen::Vector3d y = std::cos(r) * y0 + std::sin(r) * z.cross(y0);
     Eigen::Matrix4d p = pose0;
     p.block<3, 1>(0, 0) = y.cross(z);
     p.block<3, 1>(0, 1) = y;
-    const double v = eval(place(coil, p)).objective;
+    angles.push_back(a);
+    poses.push_back(place(coil, p));
+  }
+  const std::vector<Figures> f = eval(poses);  // one solve for every angle
+  for (std::size_t i = 0; i < angles.size(); ++i) {
+    const double a = angles[i], v = f[i].objective;
     out.profile.emplace_back(a, v);
     lo = std::min(lo, v), hi = std::max(hi, v);
     if (v > best + 1e-12) best = v, out.best_deg = a;
@@ -360,8 +375,9 @@ std::vector<std::pair<std::string, std::string>> output_names(const Params& para
 // Defined in outputs.cpp.
 void write_surface_field(const std::string& path, const Mesh& pial, const std::vector<int>& vertices,
                          const Eigen::Matrix3Xd& e, const Eigen::Matrix3Xd& normals, bool force);
+using PointsField = std::function<Eigen::Matrix3Xd(const Eigen::Matrix3Xd&)>;
 void write_volume_field(const std::string& path, const Grid& grid, const Mask& brain, const Eigen::Vector3d& target,
-                        double radius, const FieldModel& model, const Dipoles& d, bool force);
+                        double radius, const PointsField& field, bool force);
 void write_field_picture(const std::string& path, const Mesh& pial, const std::vector<int>& vertices,
                          const Eigen::VectorXd& values, const Eigen::Matrix4d& pose, const Coil& coil,
                          const Eigen::Vector3d& target, const Eigen::Matrix4d& rule_pose, bool force);
@@ -483,8 +499,7 @@ Result evaluate_target(const Params& p, const Setup& su, const Target& t) {
     throw Error("target " + t.name + ": " + e.what());
   }
   const Evaluator eval(model, r.roi.points, r.roi.normals, p.objective == "magnitude");
-  r.rule = eval(d_rule);
-  r.s = search(t, su.coil, eval, candidate_maker(t, *su.scalp, su.hair), p);
+  r.s = search(t, su.coil, eval, candidate_maker(t, *su.scalp, su.hair), p, d_rule, r.rule);
   // The other model at both poses (sphere beside BEM).
   const Evaluator eval_other(other, r.roi.points, r.roi.normals, p.objective == "magnitude");
   r.rule_other = eval_other(d_rule);
@@ -607,11 +622,23 @@ nlohmann::json targets_document(const Params& p, const Setup& su, const std::vec
   return fig;
 }
 
-// Field maps and pictures at the chosen pose.
-void write_field_maps(const Params& p, const Setup& su, const Result& r, const OutputSet& out) {
-  const Eigen::Matrix4d chosen = p.orientation == "field" ? r.s.pose : r.t.rule_pose;
+// The maps' primary field sees a cluster of coil dipoles as one dipole beyond this many of its
+// radii: within 1.4e-4 of the peak on the Philips maps (docs/efield.md), a fraction of the CPU.
+constexpr double kMapClusterFar = 16.0;
+
+// The pose whose field the maps show.
+Eigen::Matrix4d map_pose(const Params& p, const Result& r) {
+  return p.orientation == "field" ? r.s.pose : r.t.rule_pose;
+}
+
+// Field maps and pictures at the chosen pose; `charges`: its boundary-element charges (BEM only).
+void write_field_maps(const Params& p, const Setup& su, const Result& r, const Eigen::VectorXd& charges,
+                      const OutputSet& out) {
+  const Eigen::Matrix4d chosen = map_pose(p, r);
   const Dipoles d = place(su.coil, chosen);
-  const FieldModel& model = su.bem ? static_cast<const FieldModel&>(*su.bem) : static_cast<const FieldModel&>(r.sphere);
+  const PointsField field = [&](const Eigen::Matrix3Xd& pts) {
+    return su.bem ? su.bem->field(d, charges, pts, kMapClusterFar) : r.sphere.field(d, pts);
+  };
   std::vector<int> near;
   for (std::size_t v = 0; v < su.pial.vertices.size(); ++v)
     if ((su.pial.vertices[v] - r.t.cortical).norm() <= 40.0) near.push_back(static_cast<int>(v));
@@ -620,10 +647,9 @@ void write_field_maps(const Params& p, const Setup& su, const Result& r, const O
     pts.col(static_cast<Eigen::Index>(i)) = su.pial.vertices[static_cast<std::size_t>(near[i])];
     nrm.col(static_cast<Eigen::Index>(i)) = -su.pial_normals[static_cast<std::size_t>(near[i])];
   }
-  const Eigen::Matrix3Xd e = model.field(d, pts);
+  const Eigen::Matrix3Xd e = field(pts);
   write_surface_field(out.path("surface:" + r.t.name), su.pial, near, e, nrm, out.force());
-  write_volume_field(out.path("volume:" + r.t.name), su.brain.grid, su.brain, r.t.cortical, 40.0, model, d,
-                     out.force());
+  write_volume_field(out.path("volume:" + r.t.name), su.brain.grid, su.brain, r.t.cortical, 40.0, field, out.force());
   Eigen::VectorXd mag(e.cols());
   for (Eigen::Index i = 0; i < e.cols(); ++i) mag[i] = e.col(i).norm();
   write_field_picture(out.path("qc:" + r.t.name), su.pial, near, mag, chosen, su.coil, r.t.cortical, r.t.rule_pose,
@@ -639,9 +665,18 @@ void run(const Params& p, OutputSet& out, Record& record) {
   for (const Target& t : su.targets) results.push_back(evaluate_target(p, su, t));
   nlohmann::json outdoc;
   const nlohmann::json fig = targets_document(p, su, results, outdoc);
-  for (const Result& r : results) {
+  // Every target's map pose in one boundary-element solve.
+  Eigen::MatrixXd charges;
+  if (su.bem) {
+    std::vector<Dipoles> poses;
+    for (const Result& r : results) poses.push_back(place(su.coil, map_pose(p, r)));
+    charges = su.bem->charges(poses);
+  }
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const Result& r = results[i];
     const double t0 = now_seconds();
-    write_field_maps(p, su, r, out);
+    write_field_maps(p, su, r, su.bem ? Eigen::VectorXd(charges.col(static_cast<Eigen::Index>(i))) : Eigen::VectorXd(),
+                     out);
     log::debug(fmt::format("{}: field maps in {:.2f} s", r.t.name, now_seconds() - t0));
   }
   write_file_atomic(out.path("targets"), outdoc.dump(1) + "\n", out.force());
