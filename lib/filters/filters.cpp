@@ -58,10 +58,34 @@ std::vector<double> gaussian_kernel(double sigma_vox) {
   return k;
 }
 
+// dst[i] = sum over taps t (in order, from 0) of k[t] * src(t, i), for i < n, converted to float.
+// kBlock outputs at a time are summed in registers (no store of the partial sums between taps);
+// each output is still its own sum in kernel order, so the bits are those of a per-voxel loop.
+template <class Acc, class Src>
+void convolve_run(std::size_t n, const std::vector<Acc>& k, const Src& src, float* __restrict dst) {
+  constexpr std::size_t kBlock = 8;
+  const std::size_t taps = k.size();
+  std::size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    Acc s[kBlock] = {};
+    for (std::size_t t = 0; t < taps; ++t) {
+      const Acc w = k[t];
+      const auto* in = src(t) + i;
+      for (std::size_t l = 0; l < kBlock; ++l) s[l] += w * static_cast<Acc>(in[l]);
+    }
+    for (std::size_t l = 0; l < kBlock; ++l) dst[i + l] = static_cast<float>(s[l]);
+  }
+  for (; i < n; ++i) {
+    Acc s = 0;
+    for (std::size_t t = 0; t < taps; ++t) s += k[t] * static_cast<Acc>(src(t)[i]);
+    dst[i] = static_cast<float>(s);
+  }
+}
+
 // Convolves every line of `data` (dims d) along `axis` with the kernel k (odd length), the border
 // value replicated; Acc is the accumulation type. For each output voxel the products are summed
-// in kernel order, so rows (axes 1, 2: whole contiguous x-rows at a time, vectorisable) and lines
-// (axis 0) give the same bits as a plain per-voxel loop. Per-index writes: thread-independent.
+// in kernel order (convolve_run), along x over a padded copy of the line, along y and z over whole
+// contiguous x-rows: the same bits as a plain per-voxel loop. Per-index writes: thread-independent.
 template <class Acc>
 void convolve_axis(std::vector<float>& data, const std::array<std::int64_t, 3>& d, int axis,
                    const std::vector<double>& kernel) {
@@ -72,21 +96,13 @@ void convolve_axis(std::vector<float>& data, const std::array<std::int64_t, 3>& 
   std::vector<float> out(data.size());
   if (axis == 0) {
     parallel_for(d[1] * d[2], [&](std::int64_t l0, std::int64_t l1) {
-      std::vector<Acc> line(nx + 2 * std::size_t(r)), acc(nx);
+      std::vector<Acc> line(nx + 2 * std::size_t(r));
       for (std::int64_t l = l0; l < l1; ++l) {
         const float* src = data.data() + std::size_t(l) * nx;
         for (std::int64_t x = -r; x < d[0] + r; ++x)
           line[std::size_t(x + r)] = static_cast<Acc>(src[std::clamp<std::int64_t>(x, 0, d[0] - 1)]);
-        // Tap by tap over the whole line (vectorisable); each output still sums in kernel order.
-        std::fill(acc.begin(), acc.end(), Acc(0));
-        for (std::size_t t = 0; t < k.size(); ++t) {
-          const Acc w = k[t];
-          const Acc* __restrict in = line.data() + t;
-          Acc* __restrict a = acc.data();
-          for (std::size_t x = 0; x < nx; ++x) a[x] += w * in[x];
-        }
-        float* dst = out.data() + std::size_t(l) * nx;
-        for (std::size_t x = 0; x < nx; ++x) dst[x] = static_cast<float>(acc[x]);
+        convolve_run(
+            nx, k, [&](std::size_t t) { return line.data() + t; }, out.data() + std::size_t(l) * nx);
       }
     });
   } else {
@@ -94,18 +110,15 @@ void convolve_axis(std::vector<float>& data, const std::array<std::int64_t, 3>& 
     const std::int64_t n = d[axis], outer = axis == 1 ? d[2] : d[1];
     const std::size_t step = axis == 1 ? nx : nx * ny;
     parallel_for(outer, [&](std::int64_t o0, std::int64_t o1) {
-      std::vector<Acc> acc(nx);
+      std::vector<const float*> rows(k.size());
       for (std::int64_t o = o0; o < o1; ++o) {
         const std::size_t base = axis == 1 ? std::size_t(o) * nx * ny : std::size_t(o) * nx;
         for (std::int64_t x = 0; x < n; ++x) {
-          std::fill(acc.begin(), acc.end(), Acc(0));
-          for (int t = -r; t <= r; ++t) {
-            const float* row = data.data() + base + std::size_t(std::clamp<std::int64_t>(x + t, 0, n - 1)) * step;
-            const Acc w = k[std::size_t(t + r)];
-            for (std::size_t i = 0; i < nx; ++i) acc[i] += w * static_cast<Acc>(row[i]);
-          }
-          float* dst = out.data() + base + std::size_t(x) * step;
-          for (std::size_t i = 0; i < nx; ++i) dst[i] = static_cast<float>(acc[i]);
+          for (int t = -r; t <= r; ++t)
+            rows[std::size_t(t + r)] =
+                data.data() + base + std::size_t(std::clamp<std::int64_t>(x + t, 0, n - 1)) * step;
+          convolve_run(
+              nx, k, [&](std::size_t t) { return rows[t]; }, out.data() + base + std::size_t(x) * step);
         }
       }
     });
@@ -573,48 +586,70 @@ Mask fill_holes(const Mask& mask) {
   return out;
 }
 
+namespace {
+// Marks (1) the pixels of a nu x nv slice (0 background, 2 object) that background pixels connect
+// (4-connected) to the border.
+void flood_from_border(std::uint8_t* seen, std::int64_t nu, std::int64_t nv, std::vector<std::int64_t>& stack) {
+  const auto push = [&](std::int64_t p) {
+    if (seen[std::size_t(p)] == 0) {
+      seen[std::size_t(p)] = 1;
+      stack.push_back(p);
+    }
+  };
+  for (std::int64_t u = 0; u < nu; ++u) {
+    push(u);
+    push(u + nu * (nv - 1));
+  }
+  for (std::int64_t v = 0; v < nv; ++v) {
+    push(nu * v);
+    push(nu - 1 + nu * v);
+  }
+  // Every border pixel is seen by now, so a step of +-1 that wraps into the next or the previous
+  // row lands on one and is refused: only the ends of the slice need a test.
+  const std::int64_t total = nu * nv;
+  while (!stack.empty()) {
+    const std::int64_t p = stack.back();
+    stack.pop_back();
+    if (p > 0) push(p - 1);
+    if (p + 1 < total) push(p + 1);
+    if (p >= nu) push(p - nu);
+    if (p + nu < total) push(p + nu);
+  }
+}
+}  // namespace
+
 // Slice by slice: each slice (copied out) flooded from its border through background pixels
-// (4-connected); what the flood does not reach is set. Slices are disjoint: filled in place.
+// (4-connected); what the flood does not reach is set. Slices are disjoint: filled in place. They
+// are copied in and out kGroup neighbours at a time, so that slices across x read and write whole
+// cache lines.
 Mask fill_holes_2d(const Mask& mask) {
+  constexpr std::int64_t kGroup = 16;
   Mask out = mask;
   const auto& d = mask.grid.dim;
   const std::int64_t stride[3] = {1, d[0], d[0] * d[1]};
   for (int axis = 0; axis < 3; ++axis) {
     const int a1 = axis == 0 ? 1 : 0, a2 = axis == 2 ? 1 : 2;
-    const std::int64_t nu = d[a1], nv = d[a2], su = stride[a1], sv = stride[a2];
+    const std::int64_t nu = d[a1], nv = d[a2], su = stride[a1], sv = stride[a2], ss = stride[axis];
+    const std::size_t area = std::size_t(nu * nv);
     parallel_for(d[axis], [&](std::int64_t s0, std::int64_t s1) {
-      std::vector<std::uint8_t> seen(std::size_t(nu * nv));
+      std::vector<std::uint8_t> seen(std::size_t(kGroup) * area);
       std::vector<std::int64_t> stack;
-      for (std::int64_t s = s0; s < s1; ++s) {
-        std::uint8_t* base = out.data.data() + std::size_t(s * stride[axis]);
+      for (std::int64_t g0 = s0; g0 < s1; g0 += kGroup) {
+        const std::int64_t gn = std::min(kGroup, s1 - g0);
+        std::uint8_t* base = out.data.data() + std::size_t(g0 * ss);
         for (std::int64_t v = 0; v < nv; ++v)
-          for (std::int64_t u = 0; u < nu; ++u) seen[std::size_t(u + nu * v)] = base[u * su + v * sv] ? 2 : 0;
-        const auto push = [&](std::int64_t p) {
-          if (seen[std::size_t(p)] == 0) {
-            seen[std::size_t(p)] = 1;
-            stack.push_back(p);
+          for (std::int64_t u = 0; u < nu; ++u) {
+            const std::uint8_t* p = base + u * su + v * sv;
+            for (std::int64_t g = 0; g < gn; ++g)
+              seen[std::size_t(g) * area + std::size_t(u + nu * v)] = p[g * ss] ? 2 : 0;
           }
-        };
-        for (std::int64_t u = 0; u < nu; ++u) {
-          push(u);
-          push(u + nu * (nv - 1));
-        }
-        for (std::int64_t v = 0; v < nv; ++v) {
-          push(nu * v);
-          push(nu - 1 + nu * v);
-        }
-        while (!stack.empty()) {
-          const std::int64_t p = stack.back();
-          stack.pop_back();
-          const std::int64_t u = p % nu, v = p / nu;
-          if (u > 0) push(p - 1);
-          if (u < nu - 1) push(p + 1);
-          if (v > 0) push(p - nu);
-          if (v < nv - 1) push(p + nu);
-        }
+        for (std::int64_t g = 0; g < gn; ++g) flood_from_border(seen.data() + std::size_t(g) * area, nu, nv, stack);
         for (std::int64_t v = 0; v < nv; ++v)
-          for (std::int64_t u = 0; u < nu; ++u)
-            if (!seen[std::size_t(u + nu * v)]) base[u * su + v * sv] = 1;
+          for (std::int64_t u = 0; u < nu; ++u) {
+            std::uint8_t* p = base + u * su + v * sv;
+            for (std::int64_t g = 0; g < gn; ++g)
+              if (!seen[std::size_t(g) * area + std::size_t(u + nu * v)]) p[g * ss] = 1;
+          }
       }
     });
   }

@@ -6,10 +6,12 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "fast_exp.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/filters.hpp"
 #include "tmsplan/log.hpp"
@@ -37,9 +39,8 @@ constexpr double kLog2Pi = 1.8378770664093453;
 
 using Ladder = std::array<float, kLadder>;
 
-// exp(d) for d <= 0, without the call where the float result is 0 anyway (every float below -104
-// gives exactly 0, checked over all of them): far-off classes and nodes cost nothing, same bits.
-inline float exp_or_zero(float d) { return d < -104.0f ? 0.0f : std::exp(d); }
+// The exponentials go through exp_inplace (fast_exp.hpp: std::exp's bits, vectorised), a batch of
+// voxels at a time where they are many.
 
 // Compatibility of neighbouring ladder classes for the MRF: same class 1, ladder neighbours 1/2
 // (a mixed voxel sits between its two pure classes), anything further 0.
@@ -82,25 +83,40 @@ struct Model {
 };
 
 // Log-likelihood of intensity x under mixture p (uniform over the fraction, by quadrature), with
-// the posterior mean of the darker class's fraction and of its square.
-void mixture(const Model& m, int p, float x, float& ll, float& fraction, float& fraction2) {
-  std::array<float, kNodes> lt;
+// the posterior mean of the darker class's fraction and of its square. In two halves around the
+// exponentials: the exponents (node log-likelihood - best, 8 lanes, the last one 0) and best...
+constexpr int kLanes = 8;
+static_assert(kNodes < kLanes, "the nodes of a mixture fit one block of exponentials");
+float mixture_exponents(const Model& m, int p, float x, float* lt) {
   float best = -std::numeric_limits<float>::infinity();
   for (int t = 0; t < kNodes; ++t) {
     const float d = x - m.node_mean[p][t];
     lt[t] = m.node_lnorm[p][t] - 0.5f * d * d * m.node_ivar[p][t];
     best = std::max(best, lt[t]);
   }
+  for (int t = 0; t < kNodes; ++t) lt[t] -= best;
+  for (int t = kNodes; t < kLanes; ++t) lt[t] = 0.0f;
+  return best;
+}
+
+// ...and from their exponentials w, the log-likelihood and the fraction's moments.
+void mixture_sums(const Model& m, const float* w, float best, float& ll, float& fraction, float& fraction2) {
   float s = 0, sa = 0, saa = 0;
   for (int t = 0; t < kNodes; ++t) {
-    const float w = exp_or_zero(lt[t] - best);
-    s += w;
-    sa += w * m.node_a[t];
-    saa += w * m.node_a[t] * m.node_a[t];
+    s += w[t];
+    sa += w[t] * m.node_a[t];
+    saa += w[t] * m.node_a[t] * m.node_a[t];
   }
   ll = best + std::log(s);
   fraction = sa / s;
   fraction2 = saa / s;
+}
+
+void mixture(const Model& m, int p, float x, float& ll, float& fraction, float& fraction2) {
+  std::array<float, kLanes> w;
+  const float best = mixture_exponents(m, p, x, w.data());
+  exp_inplace(w.data(), w.size());
+  mixture_sums(m, w.data(), best, ll, fraction, fraction2);
 }
 
 // Log-likelihood of intensity x under each ladder class; for the mixtures also the posterior mean
@@ -111,21 +127,35 @@ struct Eval {
   std::array<float, 2> fraction2;  // posterior mean of the squared fraction
 };
 
-void evaluate(const Model& m, float x, Eval& e) {
-  for (int c = 0; c < kClasses; ++c) {
-    const float d = x - m.fmu[c];
-    e.ll[2 * c] = m.lnorm[c] - 0.5f * d * d * m.ivar[c];
-  }
-  for (int p = 0; p < 2; ++p) {
-    if (!m.pv) {
-      e.ll[2 * p + 1] = -std::numeric_limits<float>::infinity();
-      e.fraction[p] = 0.5f;
-      e.fraction2[p] = 0.25f;
-      continue;
+// evaluate() on count <= kBatch intensities, their exponentials in one go.
+constexpr int kBatch = 32;
+void evaluate_batch(const Model& m, const float* x, int count, Eval* e) {
+  std::array<float, kBatch * 2 * kLanes> w;
+  std::array<float, kBatch * 2> best;
+  for (int j = 0; j < count; ++j) {
+    for (int c = 0; c < kClasses; ++c) {
+      const float d = x[j] - m.fmu[c];
+      e[j].ll[2 * c] = m.lnorm[c] - 0.5f * d * d * m.ivar[c];
     }
-    mixture(m, p, x, e.ll[2 * p + 1], e.fraction[p], e.fraction2[p]);
+    if (m.pv)
+      for (int p = 0; p < 2; ++p)
+        best[std::size_t(2 * j + p)] = mixture_exponents(m, p, x[j], &w[std::size_t((2 * j + p) * kLanes)]);
   }
+  if (m.pv) exp_inplace(w.data(), std::size_t(count * 2 * kLanes));
+  for (int j = 0; j < count; ++j)
+    for (int p = 0; p < 2; ++p) {
+      if (!m.pv) {
+        e[j].ll[2 * p + 1] = -std::numeric_limits<float>::infinity();
+        e[j].fraction[p] = 0.5f;
+        e[j].fraction2[p] = 0.25f;
+        continue;
+      }
+      mixture_sums(m, &w[std::size_t((2 * j + p) * kLanes)], best[std::size_t(2 * j + p)], e[j].ll[2 * p + 1],
+                   e[j].fraction[p], e[j].fraction2[p]);
+    }
 }
+
+void evaluate(const Model& m, float x, Eval& e) { evaluate_batch(m, &x, 1, &e); }
 
 // Sums per-block partial results in block order, so a reduction gives the same bits on any
 // number of threads.
@@ -443,12 +473,18 @@ void denoise(Voxels& v, const Image& t1, double range_sd, int passes) {
     parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t n = b; n < e; ++n) {
         const float centre = cur.data[v.index[std::size_t(n)]];
+        std::array<std::int32_t, 13> m;
+        std::array<float, 16> w{};
         for (int c = 14; c < 27; ++c) {
-          const std::int32_t m = neighbour(v.ijk[std::size_t(n)], c);
-          if (m < 0) continue;
-          const float d = cur.data[v.index[std::size_t(m)]] - centre;
-          forward[std::size_t(n) * 13 + std::size_t(c - 14)] = spatial[std::size_t(c)] * std::exp(-d * d * inv2r);
+          m[std::size_t(c - 14)] = neighbour(v.ijk[std::size_t(n)], c);
+          if (m[std::size_t(c - 14)] < 0) continue;
+          const float d = cur.data[v.index[std::size_t(m[std::size_t(c - 14)])]] - centre;
+          w[std::size_t(c - 14)] = -d * d * inv2r;
         }
+        exp_inplace(w.data(), w.size());
+        for (int c = 14; c < 27; ++c)
+          if (m[std::size_t(c - 14)] >= 0)
+            forward[std::size_t(n) * 13 + std::size_t(c - 14)] = spatial[std::size_t(c)] * w[std::size_t(c - 14)];
       }
     });
     std::vector<float> out(std::size_t(v.n));
@@ -465,9 +501,9 @@ void denoise(Voxels& v, const Image& t1, double range_sd, int passes) {
             w = forward[std::size_t(m) * 13 + std::size_t(12 - c)];
           } else if (c > 13) {
             w = forward[std::size_t(n) * 13 + std::size_t(c - 14)];
-          } else {
+          } else {  // the voxel itself: d = 0 and exp(-0) = 1 (a non-finite d keeps the exp)
             const float d = x - centre;
-            w = spatial[13] * std::exp(-d * d * inv2r);
+            w = d == 0.0f ? spatial[13] : spatial[13] * std::exp(-d * d * inv2r);
           }
           sw += w;
           swx += w * x;
@@ -567,7 +603,7 @@ class Em {
   }
 
  private:
-  void update_voxel(std::size_t i, bool spatial);
+  void update_batch(const std::size_t* voxel, int count, bool spatial);
   void e_step(bool spatial);
   void m_step();
   void bias_step();
@@ -584,8 +620,13 @@ class Em {
   }
   void apply_bias() {
     parallel_for(v_.n, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i)
-        x_[std::size_t(i)] = v_.y[std::size_t(i)] * std::exp(-log_b_[std::size_t(i)]);
+      for (std::int64_t i = b; i < e; i += 8) {
+        const std::size_t u = std::size_t(i), lanes = std::size_t(std::min<std::int64_t>(8, e - i));
+        std::array<float, 8> f{};
+        for (std::size_t l = 0; l < lanes; ++l) f[l] = -log_b_[u + l];
+        exp_inplace(f.data(), lanes);
+        for (std::size_t l = 0; l < lanes; ++l) x_[u + l] = v_.y[u + l] * f[l];
+      }
     });
   }
 
@@ -604,43 +645,64 @@ class Em {
   std::vector<float> weight_, residual_, log_y_;
 };
 
-// Posterior of one voxel from its likelihood and (when spatial) its neighbours' posteriors.
-void Em::update_voxel(std::size_t i, bool spatial) {
-  Eval e;
-  evaluate(model_, x_[i], e);
-  Ladder nsum{};
-  if (spatial) {
-    for (int d = 0; d < 6; ++d) {
-      const std::int32_t j = v_.neighbour[i * 6 + std::size_t(d)];
-      if (j < 0) continue;
-      const float w = float(v_.axis_weight[d / 2]);
-      const float* qj = &q_[std::size_t(j) * kLadder];
-      for (int l = 0; l < kLadder; ++l) nsum[l] += w * qj[l];
+// Posteriors of a batch of voxels from their likelihoods and (when spatial) their neighbours'
+// posteriors (of the other colour: a batch never reads what it writes).
+void Em::update_batch(const std::size_t* voxel, int count, bool spatial) {
+  std::array<float, kBatch> x;
+  for (int j = 0; j < count; ++j) x[std::size_t(j)] = x_[voxel[j]];
+  std::array<Eval, kBatch> e;
+  evaluate_batch(model_, x.data(), count, e.data());
+  std::array<float, kBatch * kLanes> lp;
+  for (int j = 0; j < count; ++j) {
+    const std::size_t i = voxel[j];
+    Ladder nsum{};
+    if (spatial) {
+      for (int d = 0; d < 6; ++d) {
+        const std::int32_t n = v_.neighbour[i * 6 + std::size_t(d)];
+        if (n < 0) continue;
+        const float w = float(v_.axis_weight[d / 2]);
+        const float* qn = &q_[std::size_t(n) * kLadder];
+        for (int l = 0; l < kLadder; ++l) nsum[l] += w * qn[l];
+      }
     }
+    float* lj = &lp[std::size_t(j * kLanes)];
+    float best = -std::numeric_limits<float>::infinity();
+    for (int k = 0; k < kLadder; ++k) {
+      float field = 0;
+      for (int l = 0; l < kLadder; ++l) field += compat(k, l) * nsum[l];
+      lj[k] = e[std::size_t(j)].ll[k] + beta_ * field;
+      best = std::max(best, lj[k]);
+    }
+    for (int k = 0; k < kLadder; ++k) lj[k] -= best;
+    for (int k = kLadder; k < kLanes; ++k) lj[k] = 0.0f;
   }
-  Ladder lp;
-  float best = -std::numeric_limits<float>::infinity();
-  for (int k = 0; k < kLadder; ++k) {
-    float field = 0;
-    for (int l = 0; l < kLadder; ++l) field += compat(k, l) * nsum[l];
-    lp[k] = e.ll[k] + beta_ * field;
-    best = std::max(best, lp[k]);
+  exp_inplace(lp.data(), std::size_t(count * kLanes));
+  for (int j = 0; j < count; ++j) {
+    const std::size_t i = voxel[j];
+    const float* lj = &lp[std::size_t(j * kLanes)];
+    float s = 0;
+    for (int k = 0; k < kLadder; ++k) s += lj[k];
+    for (int k = 0; k < kLadder; ++k) q_[i * kLadder + std::size_t(k)] = lj[k] / s;
+    const Eval& ej = e[std::size_t(j)];
+    mix_[i * 4 + 0] = ej.fraction[0];
+    mix_[i * 4 + 1] = ej.fraction[1];
+    mix_[i * 4 + 2] = ej.fraction2[0];
+    mix_[i * 4 + 3] = ej.fraction2[1];
   }
-  float s = 0;
-  for (int k = 0; k < kLadder; ++k) s += (lp[k] = exp_or_zero(lp[k] - best));
-  for (int k = 0; k < kLadder; ++k) q_[i * kLadder + std::size_t(k)] = lp[k] / s;
-  mix_[i * 4 + 0] = e.fraction[0];
-  mix_[i * 4 + 1] = e.fraction[1];
-  mix_[i * 4 + 2] = e.fraction2[0];
-  mix_[i * 4 + 3] = e.fraction2[1];
 }
 
 // One mean-field sweep: even voxels from odd neighbours, then odd ones from the new even ones.
 void Em::e_step(bool spatial) {
   for (std::uint8_t colour = 0; colour < 2; ++colour) {
     parallel_for(v_.n, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i)
-        if (!spatial || v_.parity[std::size_t(i)] == colour) update_voxel(std::size_t(i), spatial);
+      std::array<std::size_t, kBatch> batch;
+      int count = 0;
+      for (std::int64_t i = b; i < e; ++i) {
+        if (spatial && v_.parity[std::size_t(i)] != colour) continue;
+        batch[std::size_t(count++)] = std::size_t(i);
+        if (count == kBatch) update_batch(batch.data(), std::exchange(count, 0), spatial);
+      }
+      if (count > 0) update_batch(batch.data(), count, spatial);
     });
     if (!spatial) break;
   }
