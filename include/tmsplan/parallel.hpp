@@ -1,6 +1,7 @@
 #pragma once
-/// Deterministic parallel loops: a static split of [0, n) into contiguous chunks, one thread per
-/// chunk. Each index is handled by exactly one call, so results written per index do not depend
+/// Deterministic parallel loops: a static split of [0, n) into min(threads, n) contiguous chunks,
+/// run on a persistent pool of threads (lib/core/parallel.cpp; nested calls are helped, not
+/// blocked). Each index is handled by exactly one call, so results written per index do not depend
 /// on the thread count. Reductions must be combined by the caller in index order.
 #include <cstdint>
 #include <functional>
