@@ -531,3 +531,30 @@ TEST_CASE("efield: a triangle's field in closed form matches fine quadrature, on
   CHECK(detail::triangle_field(cen + 1e-6 * n, a, b, c).dot(n) == Approx(2 * M_PI).epsilon(1e-4));
   CHECK(detail::triangle_field(cen - 1e-6 * n, a, b, c).dot(n) == Approx(-2 * M_PI).epsilon(1e-4));
 }
+
+TEST_CASE("efield: inside() agrees with the ellipsoid's own equation, near and far from the surface",
+          "[unit][efield]") {
+  // Far patches count by their vector area (an approximation of their solid angle); the decision
+  // must still be exact for points 0.5 mm from the surface and for points far outside.
+  const Eigen::Vector3d axes(75, 95, 85);
+  const BemModel bem(geodesic_sphere(16, Eigen::Vector3d::Zero(), axes));
+  std::mt19937 rng(7);
+  std::normal_distribution<double> g(0, 1);
+  int checked = 0, inside = 0;
+  for (int i = 0; i < 400; ++i) {
+    const Eigen::Vector3d dir = Eigen::Vector3d(g(rng), g(rng), g(rng)).normalized();
+    const double t = 1.0 / std::sqrt(std::pow(dir.x() / axes.x(), 2) + std::pow(dir.y() / axes.y(), 2) +
+                                     std::pow(dir.z() / axes.z(), 2));
+    // The mesh's vertices lie on the ellipsoid and its flat triangles inside it: radial offsets of
+    // -4..-1.5 mm are inside the mesh, +0.5..+60 mm outside.
+    const double offsets[] = {-40.0, -4.0, -1.5, 0.5, 5.0, 60.0};
+    for (double off : offsets) {
+      const Eigen::Vector3d p = (t + off) * dir;
+      const bool want = off < 0;
+      CHECK(bem.inside(p) == want);
+      ++checked, inside += want;
+    }
+  }
+  CHECK(checked == 2400);
+  CHECK(inside == 1200);
+}
