@@ -4,105 +4,23 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
-#include <cstring>
 
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/filters.hpp"
-#include "tmsplan/parallel.hpp"
 #include "tmsplan/resample.hpp"
 
 namespace tmsplan {
 
-namespace {
-
-// Order-preserving key of a (non-NaN) float: keys compare as the floats do (-0 taken as +0), and
-// the float comes back from its key.
-std::uint32_t order_key(float x) {
-  if (x == 0.0f) x = 0.0f;
-  std::uint32_t b;
-  std::memcpy(&b, &x, sizeof b);
-  return (b & 0x80000000u) ? ~b : b | 0x80000000u;
-}
-float from_key(std::uint32_t k) {
-  const std::uint32_t b = (k & 0x80000000u) ? k & 0x7fffffffu : ~k;
-  float x;
-  std::memcpy(&x, &b, sizeof x);
-  return x;
-}
-
-// Per rank in `ranks` (ascending), the key at that rank of the keys whose top 16 bits are `high`
-// (null: all), found by histograms of 16 bits of the keys counted per fixed block in parallel:
-// the top bits when high is null, else the low bits of the keys of bin high[r] for rank r.
-// Returns the keys' bin per rank and the count of keys below that bin; false on a NaN.
-bool rank_bins(const std::vector<float>& data, const std::vector<std::size_t>& ranks,
-               const std::vector<std::uint32_t>* high, std::vector<std::uint32_t>& bin,
-               std::vector<std::size_t>& below) {
-  constexpr std::size_t kBins = 1u << 16, kBlock = 1u << 20;
-  const std::size_t blocks = (data.size() + kBlock - 1) / kBlock, lists = high ? ranks.size() : 1;
-  std::vector<std::vector<std::uint32_t>> count(blocks * lists);
-  std::vector<char> nan(blocks, 0);
-  parallel_for(std::int64_t(blocks), [&](std::int64_t b0, std::int64_t b1) {
-    for (std::size_t b = std::size_t(b0); b < std::size_t(b1); ++b) {
-      for (std::size_t l = 0; l < lists; ++l) count[b * lists + l].assign(kBins, 0);
-      for (std::size_t i = b * kBlock; i < std::min(data.size(), (b + 1) * kBlock); ++i) {
-        nan[b] |= std::isnan(data[i]) ? 1 : 0;
-        const std::uint32_t k = order_key(data[i]);
-        if (!high) {
-          ++count[b][k >> 16];
-          continue;
-        }
-        for (std::size_t l = 0; l < lists; ++l)
-          if ((k >> 16) == (*high)[l]) ++count[b * lists + l][k & 0xffffu];
-      }
-    }
-  });
-  if (std::any_of(nan.begin(), nan.end(), [](char c) { return c != 0; })) return false;
-  bin.assign(ranks.size(), 0);
-  for (std::size_t r = 0; r < ranks.size(); ++r) {
-    const std::size_t l = high ? r : 0;
-    std::size_t seen = high ? below[r] : 0;  // keys below the bin of the upper 16 bits
-    for (std::uint32_t at = 0;; ++at) {
-      std::size_t n = 0;
-      for (std::size_t b = 0; b < blocks; ++b) n += count[b * lists + l][at];
-      if (ranks[r] < seen + n) {
-        bin[r] = at;
-        below[r] = seen;
-        break;
-      }
-      seen += n;
-    }
-  }
-  return true;
-}
-
-// The values of ranks `ranks` (ascending) in `data`, as a full sort gives them (-0 as +0); empty
-// when data holds a NaN (no order).
-std::vector<float> order_statistics(const std::vector<float>& data, const std::vector<std::size_t>& ranks) {
-  std::vector<std::uint32_t> high, low;
-  std::vector<std::size_t> below(ranks.size(), 0);
-  if (!rank_bins(data, ranks, nullptr, high, below) || !rank_bins(data, ranks, &high, low, below)) return {};
-  std::vector<float> out;
-  for (std::size_t r = 0; r < ranks.size(); ++r) out.push_back(from_key(high[r] << 16 | low[r]));
-  return out;
-}
-
-}  // namespace
-
 std::array<double, 2> QcFigure::display_window(const Image& t1) {
-  // quantile(t1, 0.01) and quantile(t1, 0.995) (the elements of those ranks in sorted order).
+  // quantile(t1, 0.01) and quantile(t1, 0.995) from one copy (select_ranks: the second selection
+  // runs on the part below the first, which holds the same order statistic).
   if (t1.data.empty()) throw Error("quantile of an empty set");
-  const auto at = [&](double q) { return static_cast<std::size_t>(q * double(t1.data.size() - 1)); };
-  const std::vector<float> w = order_statistics(t1.data, {at(0.01), at(0.995)});
-  if (w.size() == 2) return {double(w[0]), double(w[1])};
-  // With NaNs (no order): the selection as it always was, from one copy.
   std::vector<float> v(t1.data);
-  const std::ptrdiff_t hi = std::ptrdiff_t(at(0.995)), lo = std::ptrdiff_t(at(0.01));
-  std::nth_element(v.begin(), v.begin() + hi, v.end());
-  const double top = v[std::size_t(hi)];
-  std::nth_element(v.begin(), v.begin() + lo, v.begin() + hi);
-  return {double(v[std::size_t(lo)]), top};
+  const auto at = [&](double q) { return static_cast<std::size_t>(q * double(v.size() - 1)); };
+  const std::size_t lo = at(0.01), hi = at(0.995);
+  select_ranks(v, {lo, hi});
+  return {double(v[lo]), double(v[hi])};
 }
 
 QcFigure::QcFigure(const Image& t1, const RasPoint& centre, double fov_mm, double pixel_mm)

@@ -235,27 +235,13 @@ constexpr int kHistogramBins = 1024;
 constexpr int kKmeansIterations = 100;
 constexpr double kMinInitialSdOfContrast = 0.02;  // initial class sd floor (fraction of WM - CSF)
 
-// Places the order statistics at the (ascending) positions at[first..last) of v[lo, hi) where a
-// full sort would put them: each selection splits the range for the others.
-void select_positions(std::vector<float>& v, std::size_t lo, std::size_t hi, const std::vector<std::size_t>& at,
-                      std::size_t first, std::size_t last) {
-  if (first >= last) return;
-  const std::size_t mid = first + (last - first) / 2, k = at[mid];
-  std::nth_element(v.begin() + std::ptrdiff_t(lo), v.begin() + std::ptrdiff_t(k), v.begin() + std::ptrdiff_t(hi));
-  std::size_t left = mid, right = mid + 1;
-  while (left > first && at[left - 1] == k) --left;
-  while (right < last && at[right] == k) ++right;
-  select_positions(v, lo, k, at, first, left);
-  select_positions(v, k + 1, hi, at, right, last);
-}
-
 Model initial_model(const Voxels& v) {
   // The quantiles below as a full sort gives them (order statistics are unique values).
   std::vector<float> sorted = v.y;
   std::vector<std::size_t> at;
   for (double q : {kHistogramLo, kStartQuantiles[0], kStartQuantiles[1], kStartQuantiles[2], kHistogramHi})
     at.push_back(std::size_t(q * double(sorted.size() - 1)));
-  select_positions(sorted, 0, sorted.size(), at, 0, at.size());
+  select_ranks(sorted, at);
   auto quantile = [&](double q) { return double(sorted[std::size_t(q * double(sorted.size() - 1))]); };
   const double lo = quantile(kHistogramLo), hi = quantile(kHistogramHi);
   if (!(hi > lo)) throw Error("the T1 has (almost) the same intensity everywhere inside the mask");
