@@ -470,6 +470,14 @@ TEST_CASE("efield: the right-hand side's clustered coil is close to every dipole
   CHECK(e8 > 0);  // the approximation is in use
   CHECK(e12 < 0.5 * e8);
   CHECK(all < 1e-12);  // every dipole, in another order
+  // The right-hand side is summed in single precision (it feeds a single-precision solve): its
+  // rounding must stay far below the clustering's error and the solve's.
+  const double single = rel_l2(detail::primary_field_single(d, pts, 8.0), primary_field_clustered(d, pts, 8.0));
+  const double single_all = rel_l2(detail::primary_field_single(d, pts, 1e9), exact);
+  INFO("single precision: " << single << " (clustered), " << single_all << " (every dipole)");
+  CHECK(single < 1e-5);
+  CHECK(single > 0);  // it is single precision
+  CHECK(single_all < 1e-5);
 }
 
 TEST_CASE("efield: one solve for many poses gives each pose's own charges and fields", "[unit][efield]") {

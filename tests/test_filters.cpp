@@ -291,3 +291,23 @@ TEST_CASE("filters: components, largest component, holes in 3D and by slices equ
   CHECK(count(fill_holes(tube)) == count(tube));
   CHECK(count(fill_holes_2d(tube)) == 7 * 7 * 7);
 }
+
+TEST_CASE("filters: select_ranks puts at each rank what a full sort puts there", "[unit][filters]") {
+  std::mt19937 rng(7);
+  for (const std::size_t n : {1u, 2u, 17u, 1000u}) {
+    std::vector<float> values(n);
+    // Few distinct values (ties) and both zeros.
+    std::uniform_int_distribution<int> pick(-5, 5);
+    for (auto& x : values) x = pick(rng) == 0 ? -0.0f : float(pick(rng));
+    std::vector<float> sorted = values;
+    std::sort(sorted.begin(), sorted.end());
+    const std::vector<std::size_t> ranks = {0, n / 3, n / 3, n / 2, n - 1};
+    std::vector<float> v = values;
+    select_ranks(v, ranks);
+    for (const std::size_t r : ranks) {
+      INFO("n " << n << " rank " << r);
+      CHECK(v[r] == sorted[r]);
+    }
+    CHECK(std::is_permutation(v.begin(), v.end(), values.begin()));
+  }
+}

@@ -5,8 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include <unistd.h>
 
@@ -318,6 +320,80 @@ TEST_CASE("plan: report helpers escape text and encode base64", "[plan][unit]") 
   CHECK(report::html_escape("<a href=\"x\">&'") == "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
   CHECK(report::direction_name({0, -1, 0}) == "posterior");
   CHECK(report::direction_name({-1, 0, 1}) == "left-superior");
+}
+
+TEST_CASE("plan: the QC grey window is the 1 % and 99.5 % order statistics", "[plan][unit]") {
+  // Over 2^20 voxels (several histogram blocks), with ties, negatives, both zeros and values that
+  // share one histogram bin; against a full sort.
+  Grid g;
+  g.dim = {160, 150, 120};
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> pick(0, 3);
+  std::normal_distribution<float> wide(100.0f, 400.0f);
+  std::uniform_real_distribution<float> narrow(1000.0f, 1000.01f);
+  for (int round = 0; round < 2; ++round) {
+    Image im(g, 0.0f);
+    for (auto& x : im.data) {
+      const int k = pick(rng);
+      x = k == 0 ? std::round(wide(rng)) : k == 1 ? (round ? narrow(rng) : -0.0f) : k == 2 ? wide(rng) : narrow(rng);
+    }
+    std::vector<float> sorted = im.data;
+    std::sort(sorted.begin(), sorted.end());
+    const auto at = [&](double q) { return sorted[std::size_t(q * double(sorted.size() - 1))]; };
+    const auto w = QcFigure::display_window(im);
+    CHECK(w[0] == double(at(0.01)));
+    CHECK(w[1] == double(at(0.995)));
+  }
+}
+
+TEST_CASE("plan: the scalp rendering of a ball shows its disc, shaded as its sphere", "[plan][unit]") {
+  // A 60 mm ball on a 1 mm grid seen from above: rays within the disc meet the sphere where the
+  // shading formula says (Lambert with the render's light, faded with depth), the others see the
+  // background, whatever the empty-space skipping does.
+  const double radius = 60.0;
+  Grid g;
+  g.dim = {151, 151, 151};
+  g.vox2ras = RasMatrix(Eigen::Matrix4d::Identity());
+  for (int a = 0; a < 3; ++a) g.vox2ras.m(a, 3) = -75.0;
+  Mask ball(g, 0);
+  for (std::int64_t k = 0; k < 151; ++k)
+    for (std::int64_t j = 0; j < 151; ++j)
+      for (std::int64_t i = 0; i < 151; ++i) ball(i, j, k) = g.ras(i, j, k).v.norm() <= radius ? 1 : 0;
+  const report::HeadSurface surface(ball);
+  report::CoilDrawing coil;
+  coil.pose = Pose(Eigen::Matrix4d::Identity());
+  coil.pose.m.col(1) = Eigen::Vector4d(0, -1, 0, 0);
+  coil.pose.m.col(2) = Eigen::Vector4d(0, 0, -1, 0);
+  coil.pose.m.col(3) = Eigen::Vector4d(0, 0, radius + 10.0, 1);
+  coil.handle_direction = {1, 0, 0};
+  coil.scalp_point = {0, 0, radius};
+  coil.cortical_point = {0, 0, radius - 15.0};
+  coil.view_normal = {0, 0, 1};
+  const report::ScalpRenderOptions o;  // 220 mm, 0.5 mm pixels: image right +x, up +y
+  const report::ScalpRendering r = surface.render(coil, o);
+  REQUIRE(r.width == 440);
+  const Eigen::Vector3d light =
+      (Eigen::Vector3d(0, 0, 1) + 0.45 * Eigen::Vector3d(0, 1, 0) - 0.3 * Eigen::Vector3d(1, 0, 0)).normalized();
+  const int u = 220;  // x = 0.25 mm: clear of the wings, handle and marks for |y| >= 10 mm
+  int checked = 0;
+  for (int v = 0; v < r.height; ++v) {
+    const double y = o.fov_mm / 2 - (v + 0.5) * o.pixel_mm;
+    const std::uint8_t* px = &r.rgb[(std::size_t(v) * std::size_t(r.width) + std::size_t(u)) * 3];
+    if (std::abs(y) >= 62.0 && std::abs(y) <= 100.0) {
+      INFO("y " << y);
+      CHECK((px[0] == 28 && px[1] == 32 && px[2] == 40));
+      ++checked;
+    } else if (std::abs(y) >= 10.0 && std::abs(y) <= 50.0) {
+      const Eigen::Vector3d p(0.25, y, std::sqrt(radius * radius - y * y - 0.0625));
+      const double fade = std::clamp(1.0 - (radius + 10.0 - p.z()) / 140.0, 0.3, 1.0);
+      const double shade = (0.22 + 0.78 * std::max(0.0, p.normalized().dot(light))) * fade;
+      INFO("y " << y);
+      CHECK(std::abs(double(px[0]) - o.surface_rgb[0] * shade) <= 12.0);  // the voxel staircase tilts the normal
+      ++checked;
+    }
+  }
+  CHECK(checked > 250);
+  CHECK(r.hit_scalp);
 }
 
 // ---- Through the binary, on the Colin27 head --------------------------------------------------------

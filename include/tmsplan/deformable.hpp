@@ -43,15 +43,6 @@ struct DeformableOptions {
   /// the template brain. It should follow the subject mask's definition (e.g. skull-strip run on the
   /// template), or the channel pulls the cortex by the difference between the two definitions.
   const Mask* mask_channel_template = nullptr;
-  /// Symmetric scheme (SyN-like, greedy): the template and the subject are each moved half way to a
-  /// middle space, forces from both sides (each half the step), and the two half-way fields are
-  /// joined at the end (the template's inverted). No mask channel. Off: the one-sided scheme.
-  bool symmetric = false;
-  /// Band level: when > 0, the finest level (of two or more) updates the field only within this
-  /// distance (mm) of the template brain's edge, inside and outside (the cortex); elsewhere the
-  /// coarser level's field is kept (up to the diffusion smoothing). 0: the finest level updates
-  /// everywhere.
-  double band_mm = 0.0;
 };
 
 struct DeformableResult {

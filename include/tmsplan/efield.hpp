@@ -138,7 +138,8 @@ class BemModel : public FieldModel {
   Eigen::Matrix3Xd field(const Dipoles& dipoles, const Eigen::Matrix3Xd& points_mm) const override;
   /// The field of the dipoles whose surface charges are known (from charges()). cluster_far > 0:
   /// the primary field sees each cluster of coil dipoles farther than that many of its radii as
-  /// one dipole (primary_field_clustered), for maps of many points.
+  /// one dipole (primary_field_clustered), and the sums are single precision (relative rounding
+  /// ~1e-6), for maps of many points that are stored as 32-bit floats.
   Eigen::Matrix3Xd field(const Dipoles& dipoles, const Eigen::VectorXd& charges, const Eigen::Matrix3Xd& points_mm,
                          double cluster_far = 0) const;
   void check_geometry(const Dipoles& dipoles, const Eigen::Matrix3Xd& points_mm) const override;

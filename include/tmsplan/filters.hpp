@@ -90,6 +90,9 @@ Eigen::Vector3d centroid_ras(const Mask& mask);
 double quantile(const Image& image, double q, const Mask* mask = nullptr);
 /// The same of a list of values (taken by value: reordered); 0 for an empty list.
 float quantile(std::vector<float> values, double q);
+/// Reorders values so that each position in `ranks` (ascending, each < values.size()) holds the
+/// element a full sort would put there, by nested selections (each splits the range for the rest).
+void select_ranks(std::vector<float>& values, const std::vector<std::size_t>& ranks);
 /// Otsu's threshold of the voxels (inside mask when given), over a 256-bin histogram.
 double otsu_threshold(const Image& image, const Mask* mask = nullptr);
 

@@ -240,13 +240,8 @@ Work working_copies(Inputs& in, const Params& p) {
   return w;
 }
 
-// The transform files and the brain carried into MNI (written); returns its Dice against the
-// template brain.
-// (to_mni_affine.txt is written before, alone: see make_outputs.)
-double write_transforms(const MniMap& map, const Work& w, const Inputs& in, const OutputSet& out) {
-  write_displacement_field(out.path("to_mni_warp"), map.to_mni_warp(), Frame::Mni, out.force());
-  write_itk_affine(out.path("from_mni_affine"), map.subject_to_template_affine(), out.force());
-  write_displacement_field(out.path("from_mni_warp"), map.from_mni_warp(), Frame::Aligned, out.force());
+// The brain carried into MNI (written); returns its Dice against the template brain.
+double write_brain_mni(const MniMap& map, const Work& w, const Inputs& in, const OutputSet& out) {
   const Mask brain_mni =
       threshold(map.subject_to_template_image(to_image(w.brain), in.templ.grid, Interp::Linear), 0.5f);
   WriteOptions wo_mni;
@@ -332,66 +327,6 @@ void timed_tasks(const std::vector<std::pair<const char*, std::function<void()>>
   for (std::size_t i = 0; i < tasks.size(); ++i) seconds[tasks[i].first] = r2(took[i]);
 }
 
-// Everything after reading: (1) the registration and the first output (to_mni_affine.txt,
-// committed alone: of two runs racing into one folder without --force, the one that commits it
-// first writes everything and the other refuses there, having written nothing); (2) the surfaces
-// and maps, their files, the transform files, the brain in MNI and the atlases (parallel tasks,
-// in the order that keeps the large temporaries apart). Running (1) beside (2) was tried: it saved CPU waits under load
-// but held the registration and the surfaces in memory together (Philips peak ~900 -> ~1,150 MiB, above the 1 GiB per
-// step that issue 16 asks). Each result is independent of where it is made, so the bytes do not depend on --threads.
-struct Outputs {
-  DeformableResult reg;
-  double dice_brain = 0.0;
-  std::vector<SubjectAtlas> atlases;
-  Surfaces s;
-};
-
-Outputs make_outputs(const Params& p, const Work& w, const Inputs& in, const OutputSet& out, nlohmann::json& seconds) {
-  Outputs o;
-  const bool force = out.force();
-  WriteOptions wo;
-  wo.force = force;
-  wo.description = "tmsplan cortex-map";
-  auto write_map = [&](const std::string& role, const Image& image) {
-    write_image(out.path(role), w.same ? image : workgrid::image_to_input(image, w.input), wo);
-  };
-  o.reg = register_deformable(w.t1, w.brain, in.templ, in.templ_brain, p.registration);
-  write_itk_affine(out.path("to_mni_affine"), o.reg.map.template_to_subject_affine(), force);
-  // parallel_tasks splits the list in contiguous halves over two threads: the order balances
-  // them and keeps the large temporaries apart (measured on the Philips scan: transforms + pial +
-  // maps ~ atlases + scalp + white).
-  Surfaces& s = o.s;
-  timed_tasks({{"write_transforms", [&] { o.dice_brain = write_transforms(o.reg.map, w, in, out); }},
-               {"pial_surface",
-                [&] {
-                  s.pial = pial_surface(w.gm, w.wm, &s.pial_report);
-                  write_gifti(out.path("pial_surface"), s.pial, force);
-                }},
-               {"distance_maps",
-                [&] {
-                  s.scalp_distance = scalp_distance_map(w.head, w.gm);
-                  write_map("scalp_cortex_distance", s.scalp_distance);
-                  s.depth = gyral_depth_map(w.brain, w.gm);
-                  write_map("gyral_depth", s.depth);
-                }},
-               {"atlases", [&] { o.atlases = write_atlases(o.reg.map, w, p.atlas_dir, out, wo); }},
-               {"scalp_surface",
-                [&] {
-                  s.scalp = scalp_surface(w.head, &s.scalp_report);
-                  write_gifti(out.path("scalp_surface"), s.scalp, force);
-                }},
-               {"white_surface",
-                [&] {
-                  s.white = white_surface(w.wm, &s.white_report);
-                  write_gifti(out.path("white_surface"), s.white, force);
-                }}},
-              seconds);
-  seconds["affine"] = r2(o.reg.seconds_affine);
-  seconds["deformable"] = r2(o.reg.seconds_deformable);
-  seconds["inverse"] = r2(o.reg.seconds_inverse);
-  return o;
-}
-
 // Per-region summaries of the two maps over each atlas's labels (working grid).
 nlohmann::json region_figures(const std::vector<SubjectAtlas>& atlases, const Surfaces& s, const Mask& gm) {
   nlohmann::json regions = nlohmann::json::object();
@@ -464,6 +399,95 @@ float write_qc(const MniMap& map, const Work& w, const std::vector<SubjectAtlas>
   qc.add_point(RasPoint(m1), {0, 255, 0}, 4);
   qc.write_png(out.path("qc"), out.force());
   return distance_to_gm(w.gm, m1);
+}
+
+// The surfaces and the two maps on the working grid (nothing written); the seconds of each.
+void make_surfaces(const Work& w, Surfaces& s, nlohmann::json& seconds) {
+  Laps laps;
+  s.scalp = scalp_surface(w.head, &s.scalp_report);
+  laps("scalp_surface");
+  s.pial = pial_surface(w.gm, w.wm, &s.pial_report);
+  laps("pial_surface");
+  s.white = white_surface(w.wm, &s.white_report);
+  laps("white_surface");
+  s.scalp_distance = scalp_distance_map(w.head, w.gm);
+  s.depth = gyral_depth_map(w.brain, w.gm);
+  laps("distance_maps");
+  for (const auto& [key, value] : laps.seconds.items()) seconds[key] = value;
+}
+
+// Everything after reading, in two phases of parallel tasks (each result is independent of where
+// it is made, so the bytes do not depend on --threads):
+// (1) the registration beside the surfaces and maps, which do not need it (the registration keeps
+//     about one core busy: its affine stage, the images' set-up and the 4 mm level are mostly
+//     serial); nothing is written in this phase. Then the first output (to_mni_affine.txt) is
+//     committed alone: of two runs racing into one folder without --force, the one that commits it
+//     first writes everything and the other refuses there, having written nothing.
+// (2) the transform files, the brain in MNI, the atlases, and the files of the surfaces and maps.
+// Peak memory (Philips, 1 mm): 724-756 MiB when the surfaces were made after the registration,
+// 840-882 MiB now (in phase 2: the surfaces and maps are held while the from-MNI warp is written);
+// the 0.4x0.4x1.5 mm copy 770 -> 927 MiB. An earlier overlap that also wrote in phase 1 peaked at
+// ~1,150 MiB.
+struct Outputs {
+  DeformableResult reg;
+  double dice_brain = 0.0;
+  std::vector<SubjectAtlas> atlases;
+  Surfaces s;
+  nlohmann::json regions;  ///< region_figures
+  float m1_gm_mm = 0.0f;   ///< the M1 hand point's distance to grey matter (write_qc)
+};
+
+Outputs make_outputs(const Params& p, const Work& w, const Inputs& in, const OutputSet& out, nlohmann::json& seconds) {
+  Outputs o;
+  const bool force = out.force();
+  WriteOptions wo;
+  wo.force = force;
+  wo.description = "tmsplan cortex-map";
+  auto write_map = [&](const std::string& role, const Image& image) {
+    write_image(out.path(role), w.same ? image : workgrid::image_to_input(image, w.input), wo);
+  };
+  Surfaces& s = o.s;
+  nlohmann::json surface_seconds;
+  timed_tasks(
+      {{"registration", [&] { o.reg = register_deformable(w.t1, w.brain, in.templ, in.templ_brain, p.registration); }},
+       {"surfaces_and_maps", [&] { make_surfaces(w, s, surface_seconds); }}},
+      seconds);
+  for (const auto& [key, value] : surface_seconds.items()) seconds[key] = value;
+  write_itk_affine(out.path("to_mni_affine"), o.reg.map.template_to_subject_affine(), force);
+  // parallel_tasks splits the list in contiguous halves over two threads (CPU on the Philips
+  // scan: the two warps and the maps ~ the atlases with the figures and QC that need them, the
+  // brain in MNI and the surfaces). The two warps are written one after the other: each holds a
+  // rounded copy of its field while it is written.
+  const MniMap& map = o.reg.map;
+  timed_tasks({{"write_transforms",
+                [&] {
+                  write_itk_affine(out.path("from_mni_affine"), map.subject_to_template_affine(), force);
+                  write_displacement_field(out.path("from_mni_warp"), map.from_mni_warp(), Frame::Aligned, force);
+                  write_displacement_field(out.path("to_mni_warp"), map.to_mni_warp(), Frame::Mni, force);
+                }},
+               {"write_maps",
+                [&] {
+                  write_map("scalp_cortex_distance", s.scalp_distance);
+                  write_map("gyral_depth", s.depth);
+                }},
+               {"atlases_maps_qc",
+                [&] {
+                  o.atlases = write_atlases(map, w, p.atlas_dir, out, wo);
+                  o.regions = region_figures(o.atlases, s, w.gm);
+                  o.m1_gm_mm = write_qc(map, w, o.atlases, out);
+                }},
+               {"brain_mni_and_surfaces",
+                [&] {
+                  o.dice_brain = write_brain_mni(map, w, in, out);
+                  write_gifti(out.path("pial_surface"), s.pial, force);
+                  write_gifti(out.path("scalp_surface"), s.scalp, force);
+                  write_gifti(out.path("white_surface"), s.white, force);
+                }}},
+              seconds);
+  seconds["affine"] = r2(o.reg.seconds_affine);
+  seconds["deformable"] = r2(o.reg.seconds_deformable);
+  seconds["inverse"] = r2(o.reg.seconds_inverse);
+  return o;
 }
 
 void fill_record(const Params& p, const DeformableResult& reg, double dice_brain, const Surfaces& s,
@@ -560,15 +584,11 @@ void run(const Params& p, const OutputSet& out, Record& record) {
   const Work w = working_copies(in, p);
   laps("read");
 
-  const Outputs o = make_outputs(p, w, in, out, laps.seconds);
+  Outputs o = make_outputs(p, w, in, out, laps.seconds);
   laps("outputs");
   in = Inputs();
-  nlohmann::json regions = region_figures(o.atlases, o.s, w.gm);
-  laps("maps");
-  const float m1_gm_mm = write_qc(o.reg.map, w, o.atlases, out);
-  laps("qc");
 
-  fill_record(p, o.reg, o.dice_brain, o.s, std::move(regions), laps, m1_gm_mm, w, record);
+  fill_record(p, o.reg, o.dice_brain, o.s, std::move(o.regions), laps, o.m1_gm_mm, w, record);
   for (const auto& [role, path] : out.all())
     if (role != "record") record.add_output(role, path);
 }

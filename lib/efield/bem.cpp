@@ -154,18 +154,19 @@ struct BemModel::Impl {
 
   // Charge s at c (and dipole p about c) at every point of the block:
   // s R/|R|^3 + 3 (p.R) R/|R|^5 - p/|R|^3, R = r - c.
-  static void add_far(detail::PointBlock& blk, const Eigen::Vector3d& c, double s, const Eigen::Vector3d& p) {
-    const double cx = c.x(), cy = c.y(), cz = c.z(), qx = p.x(), qy = p.y(), qz = p.z();
-    for (std::int64_t i = 0; i < detail::PointBlock::kSize; ++i) {
-      const double rx = blk.px[i] - cx, ry = blk.py[i] - cy, rz = blk.pz[i] - cz;
-      const double d2 = rx * rx + ry * ry + rz * rz, inv2 = 1.0 / d2, inv3 = inv2 / std::sqrt(d2);
-      const double f = (s + 3.0 * (qx * rx + qy * ry + qz * rz) * inv2) * inv3;
+  template <typename T>
+  static void add_far(detail::PointBlockT<T>& blk, const Eigen::Vector3d& c, double charge, const Eigen::Vector3d& p) {
+    const T cx = T(c.x()), cy = T(c.y()), cz = T(c.z()), qx = T(p.x()), qy = T(p.y()), qz = T(p.z()), s = T(charge);
+    for (std::int64_t i = 0; i < detail::PointBlockT<T>::kSize; ++i) {
+      const T rx = blk.px[i] - cx, ry = blk.py[i] - cy, rz = blk.pz[i] - cz;
+      const T d2 = rx * rx + ry * ry + rz * rz, inv2 = T(1) / d2, inv3 = inv2 / std::sqrt(d2);
+      const T f = (s + T(3) * (qx * rx + qy * ry + qz * rz) * inv2) * inv3;
       blk.ex[i] += rx * f - qx * inv3, blk.ey[i] += ry * f - qy * inv3, blk.ez[i] += rz * f - qz * inv3;
     }
   }
 
   // Triangle j's share at every point of the block: one charge when far, else integrated.
-  void add_triangle(detail::PointBlock& blk, double qj, int j) const {
+  template <typename T> void add_triangle(detail::PointBlockT<T>& blk, double qj, int j) const {
     const Eigen::Vector3d c = centroid.col(j);
     const double far2 = kFar * kFar * size2[j];
     for (std::int64_t i = 0; i < blk.n; ++i) {
@@ -174,7 +175,7 @@ struct BemModel::Impl {
       const double d2 = dv.squaredNorm();
       const Eigen::Vector3d add =
           d2 > far2 ? Eigen::Vector3d(dv * (qj * area[j] / (d2 * std::sqrt(d2)))) : Eigen::Vector3d(qj * near(r, j));
-      blk.ex[i] += add.x(), blk.ey[i] += add.y(), blk.ez[i] += add.z();
+      blk.ex[i] += T(add.x()), blk.ey[i] += T(add.y()), blk.ez[i] += T(add.z());
     }
   }
 
@@ -183,8 +184,8 @@ struct BemModel::Impl {
   // charge and one dipole about its centre (error ~ (radius/distance)^2, the order of the
   // centroid rule the triangles themselves use beyond kFar); nearer patches go triangle by
   // triangle. Each point sums in a fixed order: the thread count does not change a bit.
-  Eigen::Matrix3Xd secondary(const Eigen::VectorXd& q, const Eigen::Matrix3Xd& pts) const {
-    constexpr std::int64_t kB = detail::PointBlock::kSize;
+  template <typename T> Eigen::Matrix3Xd secondary(const Eigen::VectorXd& q, const Eigen::Matrix3Xd& pts) const {
+    constexpr std::int64_t kB = detail::PointBlockT<T>::kSize;
     std::vector<std::pair<std::array<long, 3>, Eigen::Index>> keyed(static_cast<std::size_t>(pts.cols()));
     for (Eigen::Index i = 0; i < pts.cols(); ++i)
       keyed[static_cast<std::size_t>(i)] = {{std::lround(std::floor(pts(2, i) / 8.0)),
@@ -206,7 +207,7 @@ struct BemModel::Impl {
       }
     const std::int64_t blocks = (pts.cols() + kB - 1) / kB;
     parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
-      detail::PointBlock blk;
+      detail::PointBlockT<T> blk;
       for (std::int64_t b = b0; b < b1; ++b) {
         blk.load(sorted, b);
         for (std::size_t c = 0; c < np; ++c) {
@@ -338,7 +339,7 @@ Eigen::MatrixXd BemModel::charges(const std::vector<Dipoles>& poses) const {
   const Impl& m = *impl_;
   Eigen::MatrixXd rhs(m.centroid.cols(), static_cast<Eigen::Index>(poses.size()));
   for (std::size_t s = 0; s < poses.size(); ++s) {
-    const Eigen::Matrix3Xd ep = primary_field_clustered(poses[s], m.centroid, kClusterFar);
+    const Eigen::Matrix3Xd ep = detail::primary_field_single(poses[s], m.centroid, kClusterFar);
     for (Eigen::Index i = 0; i < ep.cols(); ++i) rhs(i, static_cast<Eigen::Index>(s)) = -m.normal.col(i).dot(ep.col(i));
   }
   return m.lu.solve(rhs);
@@ -352,8 +353,9 @@ Eigen::Matrix3Xd BemModel::field(const Dipoles& d, const Eigen::VectorXd& q, con
                                  double cluster_far) const {
   if (q.size() != impl_->centroid.cols())
     throw Error(fmt::format("{} charges for a surface of {} triangles", q.size(), impl_->centroid.cols()));
-  return (cluster_far > 0 ? primary_field_clustered(d, pts, cluster_far) : primary_field(d, pts)) +
-         impl_->secondary(q, pts);
+  // Maps (clustered coil) are written in single precision: their sums are single precision too.
+  if (cluster_far > 0) return detail::primary_field_single(d, pts, cluster_far) + impl_->secondary<float>(q, pts);
+  return primary_field(d, pts) + impl_->secondary<double>(q, pts);
 }
 
 BemModel::Probe BemModel::probe(const Eigen::Matrix3Xd& pts) const {

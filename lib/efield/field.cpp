@@ -16,17 +16,19 @@
 namespace tmsplan::efield {
 
 namespace detail {
-void PointBlock::load(const Eigen::Matrix3Xd& pts, std::int64_t blk) {
+template <typename T> void PointBlockT<T>::load(const Eigen::Matrix3Xd& pts, std::int64_t blk) {
   first = blk * kSize;
   n = std::min<std::int64_t>(kSize, pts.cols() - first);
   lo = hi = pts.col(first);
   for (std::int64_t i = 0; i < kSize; ++i) {
     const std::int64_t src = first + std::min(i, n - 1);
-    px[i] = pts(0, src), py[i] = pts(1, src), pz[i] = pts(2, src);
+    px[i] = static_cast<T>(pts(0, src)), py[i] = static_cast<T>(pts(1, src)), pz[i] = static_cast<T>(pts(2, src));
     ex[i] = ey[i] = ez[i] = 0;
     lo = lo.cwiseMin(pts.col(src)), hi = hi.cwiseMax(pts.col(src));
   }
 }
+template struct PointBlockT<double>;
+template struct PointBlockT<float>;
 
 std::string data_file(const std::string& relative) { return data_path(relative); }
 
@@ -45,19 +47,20 @@ namespace {
 constexpr std::int64_t kBlock = detail::PointBlock::kSize;
 
 // m x R / |R|^3 of one dipole at q added to every point of the block.
-void add_dipole(detail::PointBlock& pb, const double* q, const double* m) {
-  const double qx = q[0], qy = q[1], qz = q[2], mx = m[0], my = m[1], mz = m[2];
+template <typename T> void add_dipole(detail::PointBlockT<T>& pb, const double* q, const double* m) {
+  const T qx = static_cast<T>(q[0]), qy = static_cast<T>(q[1]), qz = static_cast<T>(q[2]);
+  const T mx = static_cast<T>(m[0]), my = static_cast<T>(m[1]), mz = static_cast<T>(m[2]);
   for (std::int64_t i = 0; i < kBlock; ++i) {
-    const double rx = pb.px[i] - qx, ry = pb.py[i] - qy, rz = pb.pz[i] - qz;
-    const double r2 = rx * rx + ry * ry + rz * rz;
-    const double inv = 1.0 / (r2 * std::sqrt(r2));
+    const T rx = pb.px[i] - qx, ry = pb.py[i] - qy, rz = pb.pz[i] - qz;
+    const T r2 = rx * rx + ry * ry + rz * rz;
+    const T inv = T(1) / (r2 * std::sqrt(r2));
     pb.ex[i] += (my * rz - mz * ry) * inv;
     pb.ey[i] += (mz * rx - mx * rz) * inv;
     pb.ez[i] += (mx * ry - my * rx) * inv;
   }
 }
 
-void store_primary(const detail::PointBlock& pb, Eigen::Matrix3Xd& e) {
+template <typename T> void store_primary(const detail::PointBlockT<T>& pb, Eigen::Matrix3Xd& e) {
   for (std::int64_t i = 0; i < pb.n; ++i) {
     e(0, pb.first + i) = -detail::kPrimaryScale * pb.ex[i];
     e(1, pb.first + i) = -detail::kPrimaryScale * pb.ey[i];
@@ -65,14 +68,12 @@ void store_primary(const detail::PointBlock& pb, Eigen::Matrix3Xd& e) {
   }
 }
 
-}  // namespace
-
-Eigen::Matrix3Xd primary_field(const Dipoles& d, const Eigen::Matrix3Xd& pts) {
+template <typename T> Eigen::Matrix3Xd primary_all(const Dipoles& d, const Eigen::Matrix3Xd& pts) {
   Eigen::Matrix3Xd e(3, pts.cols());
   const Eigen::Index nd = d.position_mm.cols();
   const std::int64_t blocks = (pts.cols() + kBlock - 1) / kBlock;
   parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
-    detail::PointBlock pb;
+    detail::PointBlockT<T> pb;
     for (std::int64_t blk = b0; blk < b1; ++blk) {
       pb.load(pts, blk);
       for (Eigen::Index k = 0; k < nd; ++k) add_dipole(pb, d.position_mm.col(k).data(), d.moment.col(k).data());
@@ -82,8 +83,8 @@ Eigen::Matrix3Xd primary_field(const Dipoles& d, const Eigen::Matrix3Xd& pts) {
   return e;
 }
 
-Eigen::Matrix3Xd primary_field_clustered(const Dipoles& d, const Eigen::Matrix3Xd& pts, double far) {
-  if (d.cluster_first.size() < 2) return primary_field(d, pts);
+template <typename T> Eigen::Matrix3Xd primary_clustered(const Dipoles& d, const Eigen::Matrix3Xd& pts, double far) {
+  if (d.cluster_first.size() < 2) return primary_all<T>(d, pts);
   // Each cluster as one dipole: total moment at the centre weighted by |moment|; its radius.
   const std::size_t nc = d.cluster_first.size() - 1;
   Eigen::Matrix3Xd cpos(3, static_cast<Eigen::Index>(nc)), cmom(3, static_cast<Eigen::Index>(nc));
@@ -110,7 +111,7 @@ Eigen::Matrix3Xd primary_field_clustered(const Dipoles& d, const Eigen::Matrix3X
   Eigen::Matrix3Xd e(3, pts.cols());
   const std::int64_t blocks = (pts.cols() + kBlock - 1) / kBlock;
   parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
-    detail::PointBlock pb;
+    detail::PointBlockT<T> pb;
     for (std::int64_t blk = b0; blk < b1; ++blk) {
       pb.load(pts, blk);
       for (std::size_t c = 0; c < nc; ++c) {
@@ -128,6 +129,18 @@ Eigen::Matrix3Xd primary_field_clustered(const Dipoles& d, const Eigen::Matrix3X
     }
   });
   return e;
+}
+
+}  // namespace
+
+Eigen::Matrix3Xd primary_field(const Dipoles& d, const Eigen::Matrix3Xd& pts) { return primary_all<double>(d, pts); }
+
+Eigen::Matrix3Xd primary_field_clustered(const Dipoles& d, const Eigen::Matrix3Xd& pts, double far) {
+  return primary_clustered<double>(d, pts, far);
+}
+
+Eigen::Matrix3Xd detail::primary_field_single(const Dipoles& d, const Eigen::Matrix3Xd& pts, double far) {
+  return primary_clustered<float>(d, pts, far);
 }
 
 // Heller & van Hulsteyn 1992: for a dipole m at r2 outside a spherically symmetric conductor

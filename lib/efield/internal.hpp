@@ -7,6 +7,10 @@
 #include <string>
 #include <vector>
 
+namespace tmsplan::efield {
+struct Dipoles;
+}
+
 namespace tmsplan::efield::detail {
 
 /// A file of the data directory (coil presets).
@@ -21,9 +25,10 @@ constexpr double kPrimaryScale = 1e5;
 /// 64 points in structure-of-arrays form with field sums, for kernels whose inner loop runs over
 /// the points (no reduction: it vectorises; each point sums its sources in a fixed order,
 /// whatever the blocking or the thread count). Points past the end repeat the last one.
-struct PointBlock {
+/// T = float for sums that feed the single-precision solve (twice the lanes, cheaper sqrt/div).
+template <typename T> struct PointBlockT {
   static constexpr std::int64_t kSize = 64;
-  alignas(64) double px[kSize], py[kSize], pz[kSize], ex[kSize], ey[kSize], ez[kSize];
+  alignas(64) T px[kSize], py[kSize], pz[kSize], ex[kSize], ey[kSize], ez[kSize];
   std::int64_t first = 0, n = 0;  ///< block index * kSize, and the real points in it
   Eigen::Vector3d lo, hi;         ///< the box of the block's points
   /// Block `blk` of the columns of pts; the sums set to 0.
@@ -31,6 +36,11 @@ struct PointBlock {
   /// Squared distance from p to the box of the block's points.
   double distance2(const Eigen::Vector3d& p) const { return (lo - p).cwiseMax(p - hi).cwiseMax(0.0).squaredNorm(); }
 };
+using PointBlock = PointBlockT<double>;
+
+/// primary_field_clustered (efield.hpp) summed in single precision: for the right-hand side of
+/// the boundary-element system, whose solve is single precision (lu.cpp).
+Eigen::Matrix3Xd primary_field_single(const Dipoles& dipoles, const Eigen::Matrix3Xd& pts, double far);
 
 /// int_T (r - r')/|r - r'|^3 dS' over the flat triangle (a, b, c), in closed form: the normal
 /// part is the solid angle the triangle subtends from r, the in-plane part the sum over its edges

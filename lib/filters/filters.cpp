@@ -741,6 +741,24 @@ float quantile(std::vector<float> values, double q) {
   return values[n];
 }
 
+namespace {
+void select_ranks(std::vector<float>& v, std::size_t lo, std::size_t hi, const std::vector<std::size_t>& at,
+                  std::size_t first, std::size_t last) {
+  if (first >= last) return;
+  const std::size_t mid = first + (last - first) / 2, k = at[mid];
+  std::nth_element(v.begin() + std::ptrdiff_t(lo), v.begin() + std::ptrdiff_t(k), v.begin() + std::ptrdiff_t(hi));
+  std::size_t left = mid, right = mid + 1;
+  while (left > first && at[left - 1] == k) --left;
+  while (right < last && at[right] == k) ++right;
+  select_ranks(v, lo, k, at, first, left);
+  select_ranks(v, k + 1, hi, at, right, last);
+}
+}  // namespace
+
+void select_ranks(std::vector<float>& values, const std::vector<std::size_t>& ranks) {
+  select_ranks(values, 0, values.size(), ranks, 0, ranks.size());
+}
+
 double otsu_threshold(const Image& image, const Mask* mask) {
   // quantile(0.999) and quantile(0) (the minimum, which lies in the part below the first) from one copy.
   std::vector<float> v;

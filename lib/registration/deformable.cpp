@@ -170,8 +170,10 @@ Image masked_normalised(const Image& image, const Mask& mask) {
   const float top = quantile(inside, 0.995);
   if (!(top > 0.0f)) throw Error("registration: the image is dark inside its brain mask");
   Image out(image.grid, 0.0f);
-  for (std::size_t i = 0; i < image.data.size(); ++i)
-    if (mask.data[i] && std::isfinite(image.data[i])) out.data[i] = std::clamp(image.data[i] / top, 0.0f, 1.0f);
+  parallel_for(std::int64_t(image.data.size()), [&](std::int64_t b0, std::int64_t b1) {
+    for (std::size_t i = std::size_t(b0); i < std::size_t(b1); ++i)
+      if (mask.data[i] && std::isfinite(image.data[i])) out.data[i] = std::clamp(image.data[i] / top, 0.0f, 1.0f);
+  });
   return out;
 }
 
@@ -304,7 +306,6 @@ struct LevelImages {
   Image fixed, moving;
   Mask region;
   Image fixed_mask, moving_mask;  // empty grids when the mask channel is off
-  Image band;                     // the finest level's update weight when band_mm > 0, else empty
   bool has_masks() const { return !moving_mask.data.empty(); }
 };
 
@@ -331,31 +332,22 @@ FixedWindows fixed_windows(const Image& f, int r) {
   return {box_sum(f.data, f.grid.dim, r), box_sum(f2, f.grid.dim, r)};
 }
 
-// True when the six face neighbours of (i, j, k) lie in `region` (and on the grid).
-bool interior(const Mask& region, std::int64_t i, std::int64_t j, std::int64_t k) {
-  const auto& d = region.grid.dim;
-  if (i < 1 || j < 1 || k < 1 || i >= d[0] - 1 || j >= d[1] - 1 || k >= d[2] - 1) return false;
-  return region(i - 1, j, k) && region(i + 1, j, k) && region(i, j - 1, k) && region(i, j + 1, k) &&
-         region(i, j, k - 1) && region(i, j, k + 1);
-}
-
 // The local-NCC force (ANTs' window-centre CC derivative times the warped subject's gradient, world
-// mm) inside `region`, for the fixed image `f` (window sums fx) and the warped subject `w`. With
-// `fixed_force` (the symmetric scheme), also the force on the fixed image's displacement: the CC
-// derivative with respect to f times f's gradient, at voxels whose neighbours are all in the
-// region (f stops at the region's edge, whose gradient is not anatomy).
+// mm) inside `region`, for the fixed image `f` (window sums fx) and the warped subject `w`.
 Field ncc_force(const Image& f, const Mask& region, const FixedWindows& fx, const Image& w, const LevelGeometry& geo,
-                int r, Field* fixed_force = nullptr) {
+                int r) {
   const auto& d = geo.grid.dim;
   const std::size_t n = geo.grid.voxels();
   const double count = std::pow(2.0 * r + 1.0, 3);
   // The warped subject is seen only inside the template's region (as the template is), so the
   // region's edge is the same in both images and drives nothing; the gradient is the subject's own.
   std::vector<float> w2(n), fw(n), wm(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    wm[i] = region.data[i] ? w.data[i] : 0.0f;
-    w2[i] = wm[i] * wm[i], fw[i] = f.data[i] * wm[i];
-  }
+  parallel_for(std::int64_t(n), [&](std::int64_t b0, std::int64_t b1) {
+    for (std::size_t i = std::size_t(b0); i < std::size_t(b1); ++i) {
+      wm[i] = region.data[i] ? w.data[i] : 0.0f;
+      w2[i] = wm[i] * wm[i], fw[i] = f.data[i] * wm[i];
+    }
+  });
   const std::vector<float> sw = box_sum(wm, d, r), sww = box_sum(w2, d, r), sfw = box_sum(fw, d, r);
   const Eigen::Matrix3d grad_to_world = geo.w2v.transpose();
   Field g(geo.grid);
@@ -373,10 +365,6 @@ Field ncc_force(const Image& f, const Mask& region, const FixedWindows& fx, cons
           const double dcc = 2.0 * vfw / (vff * vww) * ((f.data[q] - mf) - vfw / vww * (wm[q] - mw));
           const Eigen::Vector3d force = dcc * (grad_to_world * voxel_gradient(w, i, j, k));
           for (int a = 0; a < 3; ++a) g.c[a].data[q] = static_cast<float>(force[a]);
-          if (!fixed_force || !interior(region, i, j, k)) continue;
-          const double dccf = 2.0 * vfw / (vff * vww) * ((wm[q] - mw) - vfw / vff * (f.data[q] - mf));
-          const Eigen::Vector3d ff = dccf * (grad_to_world * voxel_gradient(f, i, j, k));
-          for (int a = 0; a < 3; ++a) fixed_force->c[a].data[q] = static_cast<float>(ff[a]);
         }
   });
   return g;
@@ -459,75 +447,10 @@ void run_level(const LevelImages& in, Field& u, const LevelGeometry& geo, const 
       add_mask_force(g, in, warp_image(in.moving_mask, u, geo), geo, mask_gain);
     }
     smooth_field(g, options.sigma_update_vox);
-    if (!in.band.data.empty())
-      for (auto& comp : g.c)
-        for (std::size_t i = 0; i < comp.data.size(); ++i) comp.data[i] *= in.band.data[i];
     if (!force_to_update(g, scale, max_step_mm)) return;
     compose(u, g, geo);
     smooth_field(u, options.sigma_field_vox);
   }
-}
-
-// The symmetric scheme's two half-way fields on one level: a middle-space point x sees the
-// template at x + uf(x) and the subject at x + um(x). Each iteration moves both images towards
-// each other (forces from both sides, each side half the step of the one-sided scheme), with the
-// same fluid and diffusion smoothing.
-struct HalfFields {
-  Field uf, um;
-  explicit HalfFields(const Grid& g) : uf(g), um(g) {}
-};
-
-void run_level_symmetric(const LevelImages& in, HalfFields& h, const LevelGeometry& geo,
-                         const DeformableOptions& options, int iterations, double spacing_mm) {
-  const int r = options.ncc_radius_vox;
-  const Image region = to_image(in.region);
-  const double max_step_mm = 0.5 * options.step_vox * spacing_mm;
-  double scale_f = 0.0, scale_m = 0.0;
-  for (int it = 0; it < iterations; ++it) {
-    const Image f = warp_image(in.fixed, h.uf, geo);
-    const Mask seen = threshold(warp_image(region, h.uf, geo), 0.5f);
-    Field gf(geo.grid);
-    Field gm = ncc_force(f, seen, fixed_windows(f, r), warp_image(in.moving, h.um, geo), geo, r, &gf);
-    smooth_field(gf, options.sigma_update_vox);
-    smooth_field(gm, options.sigma_update_vox);
-    if (!force_to_update(gf, scale_f, max_step_mm) || !force_to_update(gm, scale_m, max_step_mm)) return;
-    compose(h.uf, gf, geo);
-    compose(h.um, gm, geo);
-    smooth_field(h.uf, options.sigma_field_vox);
-    smooth_field(h.um, options.sigma_field_vox);
-  }
-}
-
-// The template -> subject field of the symmetric scheme: u(x) = um(y) - uf(y) with y the
-// middle-space point that the template's field carries to x (y + uf(y) = x, fixed-point
-// iteration to 1e-4 voxel; both fields trilinear with their edge value continued).
-Field join_half_fields(const HalfFields& h, const LevelGeometry& geo) {
-  Field out(geo.grid);
-  const auto& d = geo.grid.dim;
-  parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
-    for (std::int64_t k = k0; k < k1; ++k)
-      for (std::int64_t j = 0; j < d[1]; ++j)
-        for (std::int64_t i = 0; i < d[0]; ++i) {
-          const Eigen::Vector3d x{double(i), double(j), double(k)};
-          Eigen::Vector3d y = x;
-          Trilinear t = trilinear_stencil(d, y[0], y[1], y[2], Edge::Clamp);
-          for (int iter = 0; iter < 50; ++iter) {
-            const Eigen::Vector3d uf(trilinear_value(h.uf.c[0].data.data(), t),
-                                     trilinear_value(h.uf.c[1].data.data(), t),
-                                     trilinear_value(h.uf.c[2].data.data(), t));
-            const Eigen::Vector3d next = x - geo.w2v * uf;
-            const double change = (next - y).norm();
-            y = next;
-            t = trilinear_stencil(d, y[0], y[1], y[2], Edge::Clamp);
-            if (change < 1e-4) break;
-          }
-          const std::size_t n = geo.grid.index(i, j, k);
-          for (int a = 0; a < 3; ++a)
-            out.c[a].data[n] = static_cast<float>(trilinear_value(h.um.c[a].data.data(), t) -
-                                                  trilinear_value(h.uf.c[a].data.data(), t));
-        }
-  });
-  return out;
 }
 
 // What every level is made from: the brain-masked, normalised template (on its cropped grid) and
@@ -539,18 +462,7 @@ struct LevelSource {
   Image template_masked, subject_blur, fixed_fine, moving_fine;
   Mask template_region;
   Image template_brain, moving_mask_fine;  // empty when the mask channel is off
-  Image band_fine;                         // empty when band_mm is 0
 };
-
-// The finest level's update weight: 1 within band_mm of the template brain's edge (inside or
-// outside), 0 elsewhere, blurred by one voxel so that the updated region ends smoothly.
-Image band_weight(const Mask& brain, double band_mm) {
-  const Image inside = distance_to(mask_not(brain)), outside = distance_to(brain);
-  Image band(brain.grid, 0.0f);
-  for (std::size_t i = 0; i < band.data.size(); ++i)
-    band.data[i] = (brain.data[i] ? inside.data[i] : outside.data[i]) <= band_mm ? 1.0f : 0.0f;
-  return gaussian_smooth(band, brain.grid.spacing_mm().minCoeff());
-}
 
 LevelSource level_source(const Image& subject, const Mask& subject_brain, const Image& templ,
                          const Mask& template_brain, const Eigen::Matrix4d& A, const DeformableOptions& options) {
@@ -572,10 +484,6 @@ LevelSource level_source(const Image& subject, const Mask& subject_brain, const 
       gaussian_smooth(masked_normalised(subject, grown(subject_brain, options.subject_margin_mm)), 0.5 * src.finest);
   src.fixed_fine = downsample(src.template_masked, src.finest, 0.5 * src.finest);
   src.moving_fine = resample_affine(src.subject_blur, src.fixed_fine.grid, A, Interp::Linear);
-  if (options.band_mm > 0.0)
-    src.band_fine = resample_affine(
-        band_weight(crop_to_mask(template_brain, template_region_full, options.crop_margin_mm), options.band_mm),
-        src.fixed_fine.grid, Eigen::Matrix4d::Identity(), Interp::Linear);
   if (options.mask_weight > 0.0) {
     const Mask& channel = options.mask_channel_template ? *options.mask_channel_template : template_brain;
     if (!channel.grid.same_as(templ.grid))
@@ -601,7 +509,6 @@ LevelImages level_images(const LevelSource& src, double s, const DeformableOptio
   in.moving = is_fine ? src.moving_fine : coarser(src.moving_fine, std::sqrt(0.25 * (s * s - src.finest * src.finest)));
   in.region = threshold(
       resample_affine(to_image(src.template_region), grid, Eigen::Matrix4d::Identity(), Interp::Linear), 0.5f);
-  if (is_fine && options.levels_mm.size() > 1) in.band = src.band_fine;
   if (!src.moving_mask_fine.data.empty()) {
     const double sigma_mm = options.mask_sigma_vox * s, pre_mm = 0.5 * src.finest;
     in.fixed_mask = downsample(src.template_brain, s, sigma_mm);
@@ -629,9 +536,6 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
       throw Error("registration: deformable levels must run coarse to fine within (0, 16] mm");
   if (options.ncc_radius_vox < 1 || options.ncc_radius_vox > 8)
     throw Error("registration: NCC radius must be 1..8 voxels");
-  if (options.symmetric && (options.mask_weight > 0.0 || options.band_mm > 0.0))
-    throw Error("registration: the symmetric scheme has no mask channel and no band level");
-  if (!(options.band_mm >= 0.0)) throw Error("registration: the band width must be >= 0 mm");
   if (!(options.mask_weight >= 0.0) || !(options.mask_sigma_vox > 0.0 && options.mask_sigma_vox <= 4.0))
     throw Error("registration: mask weight must be >= 0 and mask sigma within (0, 4] voxels");
 
@@ -651,48 +555,44 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
     log::debug(fmt::format("deformable: {} {:.2f} s", what, now - tick));
     tick = now;
   };
-  const LevelSource src = level_source(subject, subject_brain, templ, template_brain, A, options);
-  const LevelGeometry geo(src.fixed_fine.grid);
-  stage("masked images");
-
+  // The level images live in this block only: they are released before the full-grid field and its
+  // inverse are made (the step's peak memory).
   std::unique_ptr<Field> u;
-  std::unique_ptr<HalfFields> half;  // the symmetric scheme's
-  for (std::size_t l = 0; l < options.levels_mm.size(); ++l) {
-    const LevelImages in = level_images(src, options.levels_mm[l], options);
-    const LevelGeometry level_geo(in.fixed.grid);
-    if (options.symmetric) {
-      auto next = std::make_unique<HalfFields>(level_geo.grid);
-      if (half)
-        next->uf = resample_field(half->uf, level_geo.grid), next->um = resample_field(half->um, level_geo.grid);
-      half = std::move(next);
-    } else {
-      u = u ? std::make_unique<Field>(resample_field(*u, level_geo.grid)) : std::make_unique<Field>(level_geo.grid);
-    }
-    stage("level setup");
-    if (options.symmetric)
-      run_level_symmetric(in, *half, level_geo, options, options.iterations[l], options.levels_mm[l]);
-    else
-      run_level(in, *u, level_geo, options, options.iterations[l], options.levels_mm[l]);
-    stage("level iterations");
-    ++progress;
-  }
-  if (options.symmetric) u = std::make_unique<Field>(join_half_fields(*half, geo));
+  {
+    const LevelSource src = level_source(subject, subject_brain, templ, template_brain, A, options);
+    const LevelGeometry geo(src.fixed_fine.grid);
+    stage("masked images");
 
-  // Figures on the finest level: NCC of the brain-masked images over the template brain.
-  const Mask brain_level =
-      threshold(resample_affine(to_image(template_brain), geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear), 0.5f);
-  result.ncc_identity =
-      masked_ncc(src.fixed_fine,
-                 resample_affine(src.subject_blur, geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear), brain_level);
-  result.ncc_affine = masked_ncc(src.fixed_fine, src.moving_fine, brain_level);
-  result.ncc_deformable = masked_ncc(src.fixed_fine, warp_image(src.moving_fine, *u, geo), brain_level);
-  result.min_jacobian = min_jacobian(*u, geo, brain_level);
-  stage("figures");
+    for (std::size_t l = 0; l < options.levels_mm.size(); ++l) {
+      const LevelImages in = level_images(src, options.levels_mm[l], options);
+      const LevelGeometry level_geo(in.fixed.grid);
+      u = u ? std::make_unique<Field>(resample_field(*u, level_geo.grid)) : std::make_unique<Field>(level_geo.grid);
+      stage("level setup");
+      run_level(in, *u, level_geo, options, options.iterations[l], options.levels_mm[l]);
+      stage("level iterations");
+      ++progress;
+    }
+
+    // Figures on the finest level: NCC of the brain-masked images over the template brain.
+    const Mask brain_level = threshold(
+        resample_affine(to_image(template_brain), geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear), 0.5f);
+    result.ncc_identity = masked_ncc(
+        src.fixed_fine, resample_affine(src.subject_blur, geo.grid, Eigen::Matrix4d::Identity(), Interp::Linear),
+        brain_level);
+    result.ncc_affine = masked_ncc(src.fixed_fine, src.moving_fine, brain_level);
+    result.ncc_deformable = masked_ncc(src.fixed_fine, warp_image(src.moving_fine, *u, geo), brain_level);
+    result.min_jacobian = min_jacobian(*u, geo, brain_level);
+    stage("figures");
+  }
 
   // The field on the template's own grid, then its inverse on the subject's grid.
-  const Field full = resample_field(*u, templ.grid);
-  DisplacementField forward(templ.grid);
-  for (int a = 0; a < 3; ++a) forward.d[std::size_t(a)] = full.c[a].data;
+  DisplacementField forward;
+  forward.grid = templ.grid;
+  {
+    Field full = resample_field(*u, templ.grid);
+    for (int a = 0; a < 3; ++a) forward.d[std::size_t(a)] = std::move(full.c[a].data);
+  }
+  u.reset();
   taper_to_border(forward, kBorderTaperMm, template_brain);
   result.max_displacement_mm = forward.max_norm_mm();
   stage("full-grid field");

@@ -13,16 +13,14 @@
 namespace tmsplan {
 
 std::array<double, 2> QcFigure::display_window(const Image& t1) {
-  // quantile(t1, 0.01) and quantile(t1, 0.995) from one copy: the second selection runs on the
-  // part below the first, which holds the same order statistic.
+  // quantile(t1, 0.01) and quantile(t1, 0.995) from one copy (select_ranks: the second selection
+  // runs on the part below the first, which holds the same order statistic).
   if (t1.data.empty()) throw Error("quantile of an empty set");
   std::vector<float> v(t1.data);
-  const auto at = [&](double q) { return static_cast<std::ptrdiff_t>(q * double(v.size() - 1)); };
-  const std::ptrdiff_t hi = at(0.995), lo = at(0.01);
-  std::nth_element(v.begin(), v.begin() + hi, v.end());
-  const double top = v[std::size_t(hi)];
-  std::nth_element(v.begin(), v.begin() + lo, v.begin() + hi);
-  return {double(v[std::size_t(lo)]), top};
+  const auto at = [&](double q) { return static_cast<std::size_t>(q * double(v.size() - 1)); };
+  const std::size_t lo = at(0.01), hi = at(0.995);
+  select_ranks(v, {lo, hi});
+  return {double(v[lo]), double(v[hi])};
 }
 
 QcFigure::QcFigure(const Image& t1, const RasPoint& centre, double fov_mm, double pixel_mm)

@@ -195,6 +195,70 @@ struct View {
   }
 };
 
+// Per pixel, a ray depth t before which every sample of the ray lies in a block that the skip
+// table marks as below the level (distance > 0, where empty_steps says "skip"): the blocks at
+// distance 0, each enlarged a little, projected along the view (orthographic, so a block covers a
+// rectangle of rays from its nearest corner's depth on); +inf where none projects. Rays then start
+// their march there, along the same sequence of t, and meet the same samples from it on. A line
+// enters the distance-0 blocks from one of the 26 neighbours of its first such block, or at the
+// grid's border, so the blocks with all 26 neighbours at distance 0 need not be projected.
+bool inner_block(const std::array<std::int64_t, 3>& blocks, const std::vector<std::int32_t>& distance, std::int64_t bi,
+                 std::int64_t bj, std::int64_t bk) {
+  if (bi == 0 || bj == 0 || bk == 0 || bi + 1 == blocks[0] || bj + 1 == blocks[1] || bk + 1 == blocks[2]) return false;
+  for (std::int64_t k = bk - 1; k <= bk + 1; ++k)
+    for (std::int64_t j = bj - 1; j <= bj + 1; ++j)
+      for (std::int64_t i = bi - 1; i <= bi + 1; ++i)
+        if (distance[std::size_t(i + blocks[0] * (j + blocks[1] * k))] != 0) return false;
+  return true;
+}
+
+std::vector<double> first_depths(const Grid& grid, const std::array<std::int64_t, 3>& blocks, std::int64_t block,
+                                 const std::vector<std::int32_t>& distance, const View& view, double far) {
+  constexpr double kMarginVox = 0.01, kMarginMm = 1e-3, kSlackPx = 0.01;
+  const Eigen::Matrix3d lin = grid.vox2ras.m.topLeftCorner<3, 3>();
+  const Eigen::Vector3d rel = grid.vox2ras.m.topRightCorner<3, 1>() - view.centre;
+  const std::array<Eigen::Vector3d, 3> axes{view.right, view.up, view.d};
+  // Per view axis: the coordinate of a block's lower corner (linear in its voxel position) and the
+  // span of its 8 corners around it.
+  std::array<Eigen::Vector3d, 3> gain;
+  std::array<double, 3> offset, lo, hi;
+  const double size = double(block) + 2 * kMarginVox;
+  for (int q = 0; q < 3; ++q) {
+    gain[std::size_t(q)] = lin.transpose() * axes[std::size_t(q)];
+    offset[std::size_t(q)] = rel.dot(axes[std::size_t(q)]) - kMarginVox * gain[std::size_t(q)].sum();
+    lo[std::size_t(q)] = hi[std::size_t(q)] = 0;
+    for (int a = 0; a < 3; ++a) {
+      const double e = gain[std::size_t(q)][a] * size;
+      (e < 0 ? lo : hi)[std::size_t(q)] += e;
+    }
+  }
+  std::vector<double> start(std::size_t(view.W) * std::size_t(view.H), std::numeric_limits<double>::infinity());
+  const double half = view.fov / 2;
+  for (std::int64_t bk = 0; bk < blocks[2]; ++bk)
+    for (std::int64_t bj = 0; bj < blocks[1]; ++bj)
+      for (std::int64_t bi = 0; bi < blocks[0]; ++bi) {
+        if (distance[std::size_t(bi + blocks[0] * (bj + blocks[1] * bk))] != 0 ||
+            inner_block(blocks, distance, bi, bj, bk))
+          continue;
+        const Eigen::Vector3d corner(double(bi * block), double(bj * block), double(bk * block));
+        std::array<double, 3> c;
+        for (int q = 0; q < 3; ++q) c[std::size_t(q)] = gain[std::size_t(q)].dot(corner) + offset[std::size_t(q)];
+        // The rays a = -fov/2 + (u + 0.5) px, b = fov/2 - (v + 0.5) px through the block's extent
+        // (kSlackPx: rounding of the ray's position).
+        const int u0 = std::max(0, int(std::ceil((c[0] + lo[0] + half) / view.px - 0.5 - kSlackPx)));
+        const int u1 = std::min(view.W - 1, int(std::floor((c[0] + hi[0] + half) / view.px - 0.5 + kSlackPx)));
+        const int v0 = std::max(0, int(std::ceil((half - c[1] - hi[1]) / view.px - 0.5 - kSlackPx)));
+        const int v1 = std::min(view.H - 1, int(std::floor((half - c[1] - lo[1]) / view.px - 0.5 + kSlackPx)));
+        const double t = c[2] + lo[2] + far - kMarginMm;
+        for (int v = v0; v <= v1; ++v)
+          for (int u = u0; u <= u1; ++u) {
+            double& s = start[std::size_t(v) * std::size_t(view.W) + std::size_t(u)];
+            s = std::min(s, t);
+          }
+      }
+  return start;
+}
+
 // Coil wings: each pixel's ray meets the coil plane; fill the windings' annuli translucently,
 // then outline them.
 void draw_coil_wings(Canvas& canvas, const CoilDrawing& coil, const View& view) {
@@ -312,6 +376,8 @@ ScalpRendering HeadSurface::render(const CoilDrawing& coil, const ScalpRenderOpt
   Eigen::Vector3d inverse_step;
   for (int a = 0; a < 3; ++a) inverse_step[a] = step_vox[a] > 0 ? (1 - 1e-9) / step_vox[a] : 0.0;
   std::vector<char> hits(std::size_t(W) * std::size_t(H), 0);
+  const View view{centre, right, up, d, fov, px, W, H};
+  const std::vector<double> first = first_depths(density_.grid, blocks_, kBlock, block_distance_, view, far);
   parallel_for(H, [&](std::int64_t v0, std::int64_t v1) {
     for (std::int64_t v = v0; v < v1; ++v)
       for (int u = 0; u < W; ++u) {
@@ -320,10 +386,12 @@ ScalpRendering HeadSurface::render(const CoilDrawing& coil, const ScalpRenderOpt
         std::array<double, 3> colour{28, 32, 40};
         double t0, t1;
         if (ray_box(o, d, box_lo_, box_hi_, t0, t1)) {
-          double prev = std::max(t0, 0.0);
+          double prev = std::max(t0, 0.0), t = prev;
           // March in steps of kStepMm; samples known to be below the level (empty space) are
           // passed without sampling, along the very same sequence of t.
-          for (double t = prev; t <= t1; t += kStepMm) {
+          for (const double s = first[std::size_t(v) * std::size_t(W) + std::size_t(u)]; t < s && t <= t1; t += kStepMm)
+            prev = t;
+          for (; t <= t1; t += kStepMm) {
             const Eigen::Vector3d at = o + t * d;
             if (int n_empty =
                     empty_steps(ras2vox_.topLeftCorner<3, 3>() * at + ras2vox_.topRightCorner<3, 1>(), inverse_step);
@@ -370,7 +438,6 @@ ScalpRendering HeadSurface::render(const CoilDrawing& coil, const ScalpRenderOpt
   out.hit_scalp = std::any_of(hits.begin(), hits.end(), [](char c) { return c != 0; });
 
   Canvas canvas{W, H, out.rgb};
-  const View view{centre, right, up, d, fov, px, W, H};
   draw_coil_wings(canvas, coil, view);
   draw_marks(canvas, coil, options, view);
   return out;

@@ -7,6 +7,7 @@
 #include "tmsplan/error.hpp"
 #include "tmsplan/filters.hpp"
 #include "tmsplan/json_geometry.hpp"
+#include "tmsplan/parallel.hpp"
 #include "tmsplan/resample.hpp"
 #include "tmsplan/targets.hpp"
 
@@ -70,16 +71,21 @@ Scalp::Scalp(const Mask& head) : head_(head) {
   ras2vox_ = head.grid.vox2ras.m.inverse();
   spacing_ = head.grid.spacing_mm();
   const auto& d = head.grid.dim;
-  for (std::int64_t k = 0; k < d[2]; ++k)
-    for (std::int64_t j = 0; j < d[1]; ++j)
-      for (std::int64_t i = 0; i < d[0]; ++i) {
-        if (!head(i, j, k)) continue;
-        const std::int64_t nb[6][3] = {{i - 1, j, k}, {i + 1, j, k}, {i, j - 1, k},
-                                       {i, j + 1, k}, {i, j, k - 1}, {i, j, k + 1}};
-        bool edge = false;
-        for (const auto& n : nb) edge = edge || !head.grid.inside(n[0], n[1], n[2]) || !head(n[0], n[1], n[2]);
-        if (edge) boundary_.push_back(head.grid.ras(i, j, k).v);
-      }
+  // The boundary voxels in scan order: per slice in parallel, then joined in slice order.
+  std::vector<std::vector<Eigen::Vector3d>> slices(static_cast<std::size_t>(d[2]));
+  parallel_for(d[2], [&](std::int64_t k0, std::int64_t k1) {
+    for (std::int64_t k = k0; k < k1; ++k)
+      for (std::int64_t j = 0; j < d[1]; ++j)
+        for (std::int64_t i = 0; i < d[0]; ++i) {
+          if (!head(i, j, k)) continue;
+          const std::int64_t nb[6][3] = {{i - 1, j, k}, {i + 1, j, k}, {i, j - 1, k},
+                                         {i, j + 1, k}, {i, j, k - 1}, {i, j, k + 1}};
+          bool edge = false;
+          for (const auto& n : nb) edge = edge || !head.grid.inside(n[0], n[1], n[2]) || !head(n[0], n[1], n[2]);
+          if (edge) slices[std::size_t(k)].push_back(head.grid.ras(i, j, k).v);
+        }
+  });
+  for (const auto& slice : slices) boundary_.insert(boundary_.end(), slice.begin(), slice.end());
   if (boundary_.empty()) throw Error("head mask has no boundary");
   Eigen::Vector3d lo = boundary_.front(), hi = lo;
   for (const auto& q : boundary_) {

@@ -10,6 +10,7 @@
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/log.hpp"
+#include "tmsplan/parallel.hpp"
 #include "tmsplan/provenance.hpp"
 #include "tmsplan/qc.hpp"
 #include "tmsplan/targets.hpp"
@@ -64,7 +65,10 @@ std::string qc_png(const Subject& subject, const std::vector<Pick>& picks) {
     if (!subject.brodmann.data.empty() && p.atlas.contains("brodmann") && p.atlas["brodmann"].get<int>() > 0) {
       const int area = p.atlas["brodmann"].get<int>();
       Labels region(subject.grid, 0);
-      for (std::size_t i = 0; i < region.data.size(); ++i) region.data[i] = subject.brodmann.data[i] == area ? 1 : 0;
+      parallel_for(std::int64_t(region.data.size()), [&](std::int64_t b, std::int64_t e) {
+        for (std::size_t i = std::size_t(b); i < std::size_t(e); ++i)
+          region.data[i] = subject.brodmann.data[i] == area ? 1 : 0;
+      });
       qc.add_labels(region, {{0, 0, 0}, {60, 200, 90}}, 0.3);
     }
     qc.add_outline(subject.gm, {80, 160, 255});

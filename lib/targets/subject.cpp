@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 
 #include "tmsplan/error.hpp"
@@ -41,15 +42,19 @@ Subject load_subject(const std::string& dir, SubjectFiles* files) {
                   dir + name);
   check_grid(dseg, s.grid, dir + "/dseg.nii.gz");
   s.gm = Mask(s.grid, 0);
-  std::size_t gm = 0;
-  for (std::size_t i = 0; i < dseg.data.size(); ++i)
-    gm += (s.gm.data[i] = dseg.data[i] >= 1.5f && dseg.data[i] < 2.5f ? 1 : 0);  // lround(v) == 2
-  if (gm == 0) throw Error("no grey matter (label 2) in the segmentation", dir + "/dseg.nii.gz");
+  parallel_for(std::int64_t(dseg.data.size()), [&](std::int64_t b, std::int64_t e) {
+    for (std::size_t i = std::size_t(b); i < std::size_t(e); ++i)
+      s.gm.data[i] = dseg.data[i] >= 1.5f && dseg.data[i] < 2.5f ? 1 : 0;  // lround(v) == 2
+  });
+  if (std::find(s.gm.data.begin(), s.gm.data.end(), std::uint8_t(1)) == s.gm.data.end())
+    throw Error("no grey matter (label 2) in the segmentation", dir + "/dseg.nii.gz");
   if (have_ba) {
     check_grid(labels, s.grid, ba);
     s.brodmann = Labels(s.grid, 0);
-    for (std::size_t i = 0; i < labels.data.size(); ++i)
-      s.brodmann.data[i] = static_cast<std::uint8_t>(std::clamp(labels.data[i] + 0.5f, 0.0f, 255.0f));
+    parallel_for(std::int64_t(labels.data.size()), [&](std::int64_t b, std::int64_t e) {
+      for (std::size_t i = std::size_t(b); i < std::size_t(e); ++i)
+        s.brodmann.data[i] = static_cast<std::uint8_t>(std::clamp(labels.data[i] + 0.5f, 0.0f, 255.0f));
+    });
   }
   if (files) {
     files->dir = dir;

@@ -236,8 +236,12 @@ constexpr int kKmeansIterations = 100;
 constexpr double kMinInitialSdOfContrast = 0.02;  // initial class sd floor (fraction of WM - CSF)
 
 Model initial_model(const Voxels& v) {
+  // The quantiles below as a full sort gives them (order statistics are unique values).
   std::vector<float> sorted = v.y;
-  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::size_t> at;
+  for (double q : {kHistogramLo, kStartQuantiles[0], kStartQuantiles[1], kStartQuantiles[2], kHistogramHi})
+    at.push_back(std::size_t(q * double(sorted.size() - 1)));
+  select_ranks(sorted, at);
   auto quantile = [&](double q) { return double(sorted[std::size_t(q * double(sorted.size() - 1))]); };
   const double lo = quantile(kHistogramLo), hi = quantile(kHistogramHi);
   if (!(hi > lo)) throw Error("the T1 has (almost) the same intensity everywhere inside the mask");
@@ -297,32 +301,37 @@ class BiasGrid {
     // (the fractions of a float coordinate are exact in float).
     cell_.resize(std::size_t(v.n));
     stencil_.resize(std::size_t(v.n));
+    // Per fixed block of voxels the coordinates' range (min and max: exact in any order).
+    const std::int64_t blocks = (v.n + kBlock - 1) / kBlock;
+    std::vector<std::array<double, 6>> range(static_cast<std::size_t>(blocks));
+    parallel_for(blocks, [&](std::int64_t b0, std::int64_t b1) {
+      for (std::int64_t b = b0; b < b1; ++b) {
+        std::array<double, 6>& r = range[std::size_t(b)];
+        for (int a = 0; a < 3; ++a) {
+          r[std::size_t(a)] = std::numeric_limits<double>::infinity();
+          r[std::size_t(a + 3)] = -std::numeric_limits<double>::infinity();
+        }
+        for (std::int64_t n = b * kBlock; n < std::min(v.n, (b + 1) * kBlock); ++n) place(v, n, r);
+      }
+    });
     std::array<double, 3> lo, hi;
     lo.fill(std::numeric_limits<double>::infinity());
     hi.fill(-std::numeric_limits<double>::infinity());
-    for (std::int64_t n = 0; n < v.n; ++n) {
-      std::array<std::int64_t, 3> p;
-      std::array<float, 3> coord;
+    for (const auto& r : range)
       for (int a = 0; a < 3; ++a) {
-        p[a] = v.ijk[std::size_t(n)][a] + v.origin[a];
-        coord[a] = float((double(p[a]) - 0.5 * double(step_[a] - 1)) / double(step_[a]));
-        lo[a] = std::min(lo[a], double(coord[a]));
-        hi[a] = std::max(hi[a], double(coord[a]));
+        lo[a] = std::min(lo[a], r[std::size_t(a)]);
+        hi[a] = std::max(hi[a], r[std::size_t(a + 3)]);
       }
-      cell_[std::size_t(n)] = coarse_.index(p[0] / step_[0], p[1] / step_[1], p[2] / step_[2]);
-      const Trilinear t = trilinear_stencil(coarse_.dim, coord[0], coord[1], coord[2], Edge::Zero);
-      Stencil& s = stencil_[std::size_t(n)];
-      s.base = std::uint32_t(t.base);
-      s.flags = t.inside ? 8 : 0;
-      for (int a = 0; a < 3; ++a) {
-        s.f[a] = float(t.f[a]);
-        s.flags |= std::uint8_t(t.step[a] ? 1 << a : 0);
-      }
-    }
     for (int a = 0; a < 3; ++a) {
       mid_[a] = 0.5 * (lo[a] + hi[a]);
       half_[a] = std::max(0.5 * (hi[a] - lo[a]), 1.0);
     }
+    // The voxels come in slice order, so those of one slab of cells (one coarse z) are a run.
+    slab_start_.assign(std::size_t(coarse_.dim[2] + 1), v.n);
+    for (std::int64_t n = v.n - 1; n >= 0; --n)
+      slab_start_[std::size_t((v.ijk[std::size_t(n)][2] + v.origin[2]) / step_[2])] = n;
+    for (std::int64_t z = coarse_.dim[2] - 1; z >= 0; --z)
+      slab_start_[std::size_t(z)] = std::min(slab_start_[std::size_t(z)], slab_start_[std::size_t(z + 1)]);
   }
 
   // log_b = polynomial fitted to the weighted residual + smooth(w * rest) / smooth(w), re-centred
@@ -332,11 +341,15 @@ class BiasGrid {
                 std::vector<float>& log_b) const {
     const std::size_t cells = coarse_.voxels();
     std::vector<double> w(cells, 0.0), wr(cells, 0.0);
-    for (std::int64_t n = 0; n < v_.n; ++n) {  // serial: fixed summation order
-      const std::size_t c = cell_[std::size_t(n)];
-      w[c] += weight[std::size_t(n)];
-      wr[c] += double(weight[std::size_t(n)]) * residual[std::size_t(n)];
-    }
+    // A cell's voxels all lie in its slab, so whole slabs per thread keep each cell's summation
+    // order (voxel order), whatever the number of threads.
+    parallel_for(coarse_.dim[2], [&](std::int64_t z0, std::int64_t z1) {
+      for (std::int64_t n = slab_start_[std::size_t(z0)]; n < slab_start_[std::size_t(z1)]; ++n) {
+        const std::size_t c = cell_[std::size_t(n)];
+        w[c] += weight[std::size_t(n)];
+        wr[c] += double(weight[std::size_t(n)]) * residual[std::size_t(n)];
+      }
+    });
     Image field(coarse_, 0.0f);
     if (degree >= 0) {
       std::vector<std::array<int, 3>> powers;
@@ -368,12 +381,15 @@ class BiasGrid {
       normal = normal.selfadjointView<Eigen::Lower>();
       normal.diagonal().array() += 1e-9 * normal.diagonal().mean() + 1e-30;
       const Eigen::VectorXd coef = normal.ldlt().solve(rhs);
-      for (std::int64_t k = 0; k < coarse_.dim[2]; ++k)
-        for (std::int64_t j = 0; j < coarse_.dim[1]; ++j)
-          for (std::int64_t i = 0; i < coarse_.dim[0]; ++i) {
-            basis(i, j, k, b);
-            field(i, j, k) = float(b.dot(coef));
-          }
+      parallel_for(coarse_.dim[2], [&](std::int64_t k0, std::int64_t k1) {
+        Eigen::VectorXd bk(terms);
+        for (std::int64_t k = k0; k < k1; ++k)
+          for (std::int64_t j = 0; j < coarse_.dim[1]; ++j)
+            for (std::int64_t i = 0; i < coarse_.dim[0]; ++i) {
+              basis(i, j, k, bk);
+              field(i, j, k) = float(bk.dot(coef));
+            }
+      });
     }
     if (sigma_mm > 0) {
       Image rest(coarse_, 0.0f), wi(coarse_, 0.0f);
@@ -407,10 +423,34 @@ class BiasGrid {
       for (std::int64_t n = b; n < e; ++n) acc[0] += log_b[std::size_t(n)];
     });
     const float mean = float(s[0] / double(v_.n));
-    for (auto& l : log_b) l -= mean;
+    parallel_for(v_.n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t n = b; n < e; ++n) log_b[std::size_t(n)] -= mean;
+    });
   }
 
  private:
+  // Voxel n's cell and trilinear stencil on the coarse grid; its coarse coordinates widen range
+  // (min x y z, max x y z).
+  void place(const Voxels& v, std::int64_t n, std::array<double, 6>& range) {
+    std::array<std::int64_t, 3> p;
+    std::array<float, 3> coord;
+    for (int a = 0; a < 3; ++a) {
+      p[a] = v.ijk[std::size_t(n)][a] + v.origin[a];
+      coord[a] = float((double(p[a]) - 0.5 * double(step_[a] - 1)) / double(step_[a]));
+      range[std::size_t(a)] = std::min(range[std::size_t(a)], double(coord[a]));
+      range[std::size_t(a + 3)] = std::max(range[std::size_t(a + 3)], double(coord[a]));
+    }
+    cell_[std::size_t(n)] = coarse_.index(p[0] / step_[0], p[1] / step_[1], p[2] / step_[2]);
+    const Trilinear t = trilinear_stencil(coarse_.dim, coord[0], coord[1], coord[2], Edge::Zero);
+    Stencil& s = stencil_[std::size_t(n)];
+    s.base = std::uint32_t(t.base);
+    s.flags = t.inside ? 8 : 0;
+    for (int a = 0; a < 3; ++a) {
+      s.f[a] = float(t.f[a]);
+      s.flags |= std::uint8_t(t.step[a] ? 1 << a : 0);
+    }
+  }
+
   const Voxels& v_;
   Grid coarse_;
   std::array<std::int64_t, 3> step_{};
@@ -420,6 +460,7 @@ class BiasGrid {
     std::uint8_t flags;  // bit a: an upper neighbour along axis a; bit 3: inside
   };
   std::vector<std::size_t> cell_;
+  std::vector<std::int64_t> slab_start_;  // first voxel of each coarse z slab (and v.n at the end)
   std::vector<Stencil> stencil_;
   std::array<double, 3> mid_{}, half_{};  // centre and half extent of the mask, in cells
 };
@@ -428,19 +469,23 @@ class BiasGrid {
 // (all six inside the mask). For i.i.d. noise of sd s that difference has sd s * sqrt(7/6);
 // anatomy adds little to its median absolute value.
 double estimate_noise(const Voxels& v) {
-  std::vector<float> diff;
-  diff.reserve(std::size_t(v.n));
-  for (std::int64_t i = 0; i < v.n; ++i) {
-    double sum = 0;
-    int count = 0;
-    for (int d = 0; d < 6; ++d) {
-      const std::int32_t j = v.neighbour[std::size_t(i) * 6 + std::size_t(d)];
-      if (j < 0) break;
-      sum += v.y[std::size_t(j)];
-      ++count;
+  // Per voxel its difference, -1 where a neighbour is missing; the median does not depend on the
+  // order of the list.
+  std::vector<float> diff(std::size_t(v.n));
+  parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      double sum = 0;
+      int count = 0;
+      for (int d = 0; d < 6; ++d) {
+        const std::int32_t j = v.neighbour[std::size_t(i) * 6 + std::size_t(d)];
+        if (j < 0) break;
+        sum += v.y[std::size_t(j)];
+        ++count;
+      }
+      diff[std::size_t(i)] = count == 6 ? float(std::abs(v.y[std::size_t(i)] - sum / 6.0)) : -1.0f;
     }
-    if (count == 6) diff.push_back(float(std::abs(v.y[std::size_t(i)] - sum / 6.0)));
-  }
+  });
+  diff.erase(std::remove(diff.begin(), diff.end(), -1.0f), diff.end());
   if (diff.empty()) return 0.0;
   auto mid = diff.begin() + std::ptrdiff_t(diff.size() / 2);
   std::nth_element(diff.begin(), mid, diff.end());
@@ -463,9 +508,25 @@ void denoise(Voxels& v, const Image& t1, double range_sd, int passes) {
   const float inv2r = float(0.5 / (range_sd * range_sd));
   // The weight of a pair of voxels is symmetric (the same spatial term, the same squared
   // difference): each is computed once, from the voxel whose neighbour lies at offset 14..26.
-  auto neighbour = [&](const std::array<std::int32_t, 3>& p, int c) -> std::int32_t {
+  // Neighbour c of voxel n: its voxel number (-1 outside the mask) and its storage index. A voxel
+  // whose 26 neighbours all lie on the grid finds them by a fixed step in storage.
+  std::array<std::ptrdiff_t, 27> step;
+  for (int c = 0; c < 27; ++c)
+    step[std::size_t(c)] = (c % 3 - 1) + (c / 3 % 3 - 1) * g.dim[0] + (c / 9 - 1) * g.dim[0] * g.dim[1];
+  auto interior = [&](std::int64_t n) {
+    const auto& p = v.ijk[std::size_t(n)];
+    return p[0] > 0 && p[1] > 0 && p[2] > 0 && p[0] + 1 < g.dim[0] && p[1] + 1 < g.dim[1] && p[2] + 1 < g.dim[2];
+  };
+  auto neighbour = [&](std::int64_t n, bool in, int c, std::size_t& at) -> std::int32_t {
+    if (in) {
+      at = std::size_t(std::ptrdiff_t(v.index[std::size_t(n)]) + step[std::size_t(c)]);
+      return v.where.data[at];
+    }
+    const auto& p = v.ijk[std::size_t(n)];
     const std::int64_t i = p[0] + c % 3 - 1, j = p[1] + c / 3 % 3 - 1, k = p[2] + c / 9 - 1;
-    return g.inside(i, j, k) ? v.where(i, j, k) : -1;
+    const std::int32_t m = g.inside(i, j, k) ? v.where(i, j, k) : -1;
+    if (m >= 0) at = v.index[std::size_t(m)];
+    return m;
   };
   Image cur = t1;
   std::vector<float> forward(std::size_t(v.n) * 13);
@@ -473,12 +534,14 @@ void denoise(Voxels& v, const Image& t1, double range_sd, int passes) {
     parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t n = b; n < e; ++n) {
         const float centre = cur.data[v.index[std::size_t(n)]];
+        const bool in = interior(n);
         std::array<std::int32_t, 13> m;
         std::array<float, 16> w{};
         for (int c = 14; c < 27; ++c) {
-          m[std::size_t(c - 14)] = neighbour(v.ijk[std::size_t(n)], c);
+          std::size_t at = 0;
+          m[std::size_t(c - 14)] = neighbour(n, in, c, at);
           if (m[std::size_t(c - 14)] < 0) continue;
-          const float d = cur.data[v.index[std::size_t(m[std::size_t(c - 14)])]] - centre;
+          const float d = cur.data[at] - centre;
           w[std::size_t(c - 14)] = -d * d * inv2r;
         }
         exp_inplace(w.data(), w.size());
@@ -491,11 +554,13 @@ void denoise(Voxels& v, const Image& t1, double range_sd, int passes) {
     parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t n = b; n < e; ++n) {
         const float centre = cur.data[v.index[std::size_t(n)]];
+        const bool in = interior(n);
         float sw = 0, swx = 0;
         for (int c = 0; c < 27; ++c) {
-          const std::int32_t m = neighbour(v.ijk[std::size_t(n)], c);
+          std::size_t at = 0;
+          const std::int32_t m = neighbour(n, in, c, at);
           if (m < 0) continue;
-          const float x = cur.data[v.index[std::size_t(m)]];
+          const float x = cur.data[at];
           float w;
           if (c < 13) {
             w = forward[std::size_t(m) * 13 + std::size_t(12 - c)];
@@ -511,7 +576,9 @@ void denoise(Voxels& v, const Image& t1, double range_sd, int passes) {
         out[std::size_t(n)] = std::max(0.0f, swx / sw);
       }
     });
-    for (std::int64_t n = 0; n < v.n; ++n) cur.data[v.index[std::size_t(n)]] = out[std::size_t(n)];
+    parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t n = b; n < e; ++n) cur.data[v.index[std::size_t(n)]] = out[std::size_t(n)];
+    });
     if (pass + 1 == passes) v.y = std::move(out);
   }
 }
@@ -945,20 +1012,24 @@ void fold_maps(const Em& em, const Voxels& v, const Grid& g, bool walls, Result&
 void smooth_maps(const Voxels& v, const Mask& mask, double sigma_mm, Result& r) {
   if (!(sigma_mm > 0)) return;
   for (auto& p : r.probability) p = masked_smooth(p, mask, sigma_mm);
-  for (std::int64_t i = 0; i < v.n; ++i) {
-    const std::size_t at = v.index[std::size_t(i)];
-    float t = 0;
-    int best = 0;
-    for (int c = 0; c < kClasses; ++c) {
-      t += r.probability[c].data[at];
-      if (r.probability[c].data[at] > r.probability[best].data[at]) best = c;
+  parallel_for(v.n, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const std::size_t at = v.index[std::size_t(i)];
+      float t = 0;
+      int best = 0;
+      for (int c = 0; c < kClasses; ++c) {
+        t += r.probability[c].data[at];
+        if (r.probability[c].data[at] > r.probability[best].data[at]) best = c;
+      }
+      for (int c = 0; c < kClasses; ++c) r.probability[c].data[at] /= t;
+      r.dseg.data[at] = std::uint8_t(best + 1);
     }
-    for (int c = 0; c < kClasses; ++c) r.probability[c].data[at] /= t;
-    r.dseg.data[at] = std::uint8_t(best + 1);
-  }
-  for (auto& p : r.probability)
-    for (std::size_t i = 0; i < p.data.size(); ++i)
-      if (!mask.data[i]) p.data[i] = 0;
+  });
+  parallel_for(std::int64_t(mask.data.size()), [&](std::int64_t b, std::int64_t e) {
+    for (auto& p : r.probability)
+      for (std::size_t i = std::size_t(b); i < std::size_t(e); ++i)
+        if (!mask.data[i]) p.data[i] = 0;
+  });
 }
 
 // Class volumes (probability sums and label counts) in block order.
