@@ -32,7 +32,8 @@ Image thick_slices(const Image& head, double thickness) {
   const double step = thickness / spacing;
   thick.dim[2] = static_cast<std::int64_t>(std::floor(double(head.grid.dim[2] - 1) / step)) + 1;
   thick.vox2ras.m.col(2) *= step;
-  return resample(blurred, thick, [](const Eigen::Vector3d& p) { return p; }, Interp::Linear);
+  return resample(
+      blurred, thick, [](const Eigen::Vector3d& p) { return p; }, Interp::Linear);
 }
 
 // Faces between an inside and an outside voxel of a mask (its boundary area in voxel faces).
@@ -99,8 +100,8 @@ TEST_CASE("skull-strip tissue levels: the CSF/GM level does not move with slice 
     const auto thick = brain::tissue_levels(phantom_voxels({1.0, 1.0, 2.0}, noise));
     auto mid = [](const std::array<double, 3>& m) { return 0.5 * (m[0] + m[1]); };
     INFO("noise " << noise << ": k-means midpoint " << mid(thin.kmeans) << " -> " << mid(thick.kmeans)
-                  << ", pure midpoint " << mid(thin.pure) << " -> " << mid(thick.pure) << "; pure CSF "
-                  << thin.pure[0] << " -> " << thick.pure[0] << ", GM " << thin.pure[1] << " -> " << thick.pure[1]);
+                  << ", pure midpoint " << mid(thin.pure) << " -> " << mid(thick.pure) << "; pure CSF " << thin.pure[0]
+                  << " -> " << thick.pure[0] << ", GM " << thin.pure[1] << " -> " << thick.pure[1]);
     // The phantom has the effect (the old threshold moves), the pure levels do not.
     CHECK(std::abs(mid(thick.kmeans) - mid(thin.kmeans)) > 1.0);
     CHECK(std::abs(mid(thick.pure) - mid(thin.pure)) < 0.5);
@@ -125,9 +126,10 @@ TEST_CASE("skull-strip: the brain boundary stays put when the same head comes in
   const Mask thick_brain_there = skull_strip(thick, "philips in 1.5 mm slices").brain;
   // Back on the 1 mm grid: the indicator interpolated, its 0.5 level (half-way between voxel
   // centres, where a voxel mask's faces are).
-  const Mask thick_brain = threshold(resample(to_image(thick_brain_there), head.grid,
-                                              [](const Eigen::Vector3d& p) { return p; }, Interp::Linear),
-                                     0.5f);
+  const Mask thick_brain =
+      threshold(resample(
+                    to_image(thick_brain_there), head.grid, [](const Eigen::Vector3d& p) { return p; }, Interp::Linear),
+                0.5f);
   // Mean signed displacement of the boundary: the volume between the masks over the thin mask's
   // boundary area (negative: the thick-slice mask lies inside). 1 mm voxels: faces of 1 mm^2.
   REQUIRE(head.grid.spacing_mm().maxCoeff() < 1.01);

@@ -34,8 +34,7 @@ Histogram histogram_of(const std::vector<float>& values, double lo, double hi) {
 // k-means on the histogram: `place` lays out the centres from the pure levels (each centre with
 // its pure class, or -1 for a partial-volume centre, which follows the pure ones); the pure levels
 // are the means of their bins. Stops when no bin changes class.
-template <class Place>
-void histogram_kmeans(const Histogram& h, std::array<double, 3>& pure, Place place) {
+template <class Place> void histogram_kmeans(const Histogram& h, std::array<double, 3>& pure, Place place) {
   std::vector<int> owner(h.count.size(), -1);
   for (int it = 0; it < 200; ++it) {
     const std::vector<std::pair<double, int>> centres = place(pure);  // (level, pure class or -1)
