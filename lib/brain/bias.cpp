@@ -195,11 +195,14 @@ Image estimate_bias_field(const Image& t1, const Mask& mask, const BiasOptions& 
     const auto u = sharpen(hist, width, options.fwhm, twiddles);
     // E[u | v] for each observed bin v: sum_u u * G(v-u) U(u) / sum_u G(v-u) U(u)
     const double sigma = options.fwhm / 2.35482 / width;
+    // G depends on |v - t| only: one exp per distance (the same values as one per pair).
+    std::vector<double> gauss(bins);
+    for (int d = 0; d < bins; ++d) gauss[std::size_t(d)] = std::exp(-0.5 * d * d / (sigma * sigma));
     std::vector<double> expected(bins, 0.0);
     for (int v = 0; v < bins; ++v) {
       double num = 0, den = 0;
       for (int t = 0; t < bins; ++t) {
-        const double w = std::exp(-0.5 * (v - t) * (v - t) / (sigma * sigma)) * u[std::size_t(t)];
+        const double w = gauss[std::size_t(std::abs(v - t))] * u[std::size_t(t)];
         num += w * (lo + t * width);
         den += w;
       }

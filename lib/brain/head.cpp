@@ -12,13 +12,14 @@ namespace tmsplan {
 Mask head_mask(const Image& t1, const std::string& source_name) {
   // 1. Otsu over the whole field of view separates background from tissue.
   const double t0 = otsu_threshold(t1);
-  Mask rough = largest_component(threshold(t1, static_cast<float>(t0)));
+  const Mask above = threshold(t1, static_cast<float>(t0));
+  Mask rough = largest_component(above);
   if (count(rough) == 0) throw Error("no foreground found: not a head scan", source_name);
 
   // 2. The skin boundary lies half-way between background and skin intensity (partial volume):
   //    background level from the voxels below Otsu's threshold, skin level from the outer shell
   //    of the head. The work happens in the head's bounding box.
-  const Mask below = threshold(t1, static_cast<float>(t0)), dark = mask_not(below);
+  const Mask dark = mask_not(above);
   const double background = quantile(t1, 0.5, &dark);
   const Crop box = bounding_crop(rough, static_cast<std::int64_t>(std::ceil(6.0 / t1.grid.spacing_mm().minCoeff())));
   const Image t1_box = crop(t1, box);

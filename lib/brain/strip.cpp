@@ -2,9 +2,11 @@
 // brain boundary refined on the subject's own intensities.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "tmsplan/provenance.hpp"
 
+#include "levels.hpp"
 #include "tmsplan/brain.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/filters.hpp"
@@ -22,37 +24,20 @@ Image divide(const Image& image, const Image& field) {
   return out;
 }
 
-// Three-class 1D k-means (CSF, GM, WM) on the voxels of a mask; returns sorted means.
-std::array<double, 3> tissue_means(const Image& image, const Mask& mask) {
-  std::array<double, 3> m{quantile(image, 0.1, &mask), quantile(image, 0.45, &mask), quantile(image, 0.85, &mask)};
-  std::vector<float> v;
-  for (std::size_t i = 0; i < image.data.size(); ++i)
-    if (mask.data[i]) v.push_back(image.data[i]);
-  for (int it = 0; it < 30; ++it) {
-    std::array<double, 3> sum{0, 0, 0}, n{0, 0, 0};
-    for (float x : v) {
-      int best = 0;
-      for (int c = 1; c < 3; ++c)
-        if (std::abs(x - m[std::size_t(c)]) < std::abs(x - m[std::size_t(best)])) best = c;
-      sum[std::size_t(best)] += x;
-      n[std::size_t(best)] += 1;
-    }
-    for (int c = 0; c < 3; ++c)
-      if (n[std::size_t(c)] > 0) m[std::size_t(c)] = sum[std::size_t(c)] / n[std::size_t(c)];
-  }
-  std::sort(m.begin(), m.end());
-  return m;
-}
-
 // Brain tissue near the prior, detached from dura/scalp by an opening, grown back, closed over
 // sulcal CSF, holes filled, held within a band around the prior, then grown over the outer CSF.
 Mask extract_brain(const Image& corrected, const Mask& prior, const Mask& head, const std::string& source_name) {
   // The prior's erosions and dilations, each set of radii from one distance transform.
   const std::vector<Mask> eroded = erode(prior, {6.0, 7.0, 12.0}), dilated = dilate(prior, {5.0, 8.0});
   const Mask &core = eroded[0], &deep = eroded[1], &seed = eroded[2], &band = dilated[0], &near = dilated[1];
-  const auto means = tissue_means(corrected, core);
+  std::vector<float> core_values;
+  for (std::size_t i = 0; i < corrected.data.size(); ++i)
+    if (core.data[i]) core_values.push_back(corrected.data[i]);
+  // Pure-tissue levels, not class means: the threshold must not move with partial volume
+  // (slice thickness), see levels.cpp.
+  const auto means = brain::tissue_levels(core_values).pure;
   const double csf_gm = 0.5 * (means[0] + means[1]);
-  log::debug(fmt::format("tissue means CSF {:.4g} GM {:.4g} WM {:.4g}", means[0], means[1], means[2]));
+  log::debug(fmt::format("tissue levels CSF {:.4g} GM {:.4g} WM {:.4g}", means[0], means[1], means[2]));
 
   Mask tissue = mask_and(threshold(corrected, static_cast<float>(csf_gm)), near);
   const double too_bright = means[2] + 3.0 * (means[2] - means[1]);

@@ -94,12 +94,15 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
   timed "$BIN/cortex-map" --t1 "$d/t1w_biascorr.nii.gz" --brain "$d/brain_mask.nii.gz" --head "$d/head_mask.nii.gz" \
     --dseg "$d/dseg.nii.gz" -o "$c" --threads "$THREADS" --force
   cm_wall=$T_WALL
+  # Like for like: the subject's mask in MNI also against our own skull-strip of Colin27 (bench.sh's
+  # skull-strip rows make it), whose edge follows the same definition (reg_eval.py dice_own).
+  own=(); [ -f "$WORK/colin/brain_mask.nii.gz" ] && own=(--own-template-mask "$WORK/colin/brain_mask.nii.gz")
   reg_fig() {  # reg_eval output -> table text
     awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-           printf "brain Dice in MNI vs ch2bet %s (affine only %s); NCC affine/deformable %s/%s; M1 (-37,-21,58) lands %s mm from GM",
-                  v["dice"], v["dice_affine"], v["ncc_affine"], v["ncc"], v["m1_gm_mm"] }'
+           printf "brain Dice in MNI vs ch2bet %s (affine only %s)%s; NCC affine/deformable %s/%s; M1 (-37,-21,58) lands %s mm from GM",
+                  v["dice"], v["dice_affine"], ("dice_own" in v ? sprintf(", vs our Colin27 mask %s (that mask vs ch2bet %s)", v["dice_own"], v["own_vs_ch2bet"]) : ""), v["ncc_affine"], v["ncc"], v["m1_gm_mm"] }'
   }
-  fig=$($PY "$here/scripts/bench/reg_eval.py" "$d" --cortex-map "$c" | reg_fig)
+  fig=$($PY "$here/scripts/bench/reg_eval.py" "$d" "${own[@]}" --cortex-map "$c" | reg_fig)
   extra=$($PY -c "
 import json
 r = json.load(open('$c/cortex_map.json'))['figures']
@@ -112,7 +115,7 @@ print(f\"; scalp Euler {r['surfaces']['scalp']['euler']}; registration stages {s
        --affine-iters 1000,100,10 --affine-sampling 0.25 --syn-iters 10,10,5; then
     stages=$(sed -n 's/^seconds \(.*\);.*/\1/p' "$WORK/last.out")
     row "peer: dipy affine+SyN" philips "$T_WALL" "$T_CPU" "$T_MIB" \
-      "$($PY "$here/scripts/bench/reg_eval.py" "$d" --map "$p/mni_to_subject.nii" --affine-map "$p/mni_to_subject_affine.nii" | reg_fig); MI affine 1000/100/10 it. 25 % sampled, SyN CC r3 10/10/5 it. (s: $stages); wall peer/ours $(ratio "$cm_wall" "$T_WALL") (vs our registration stages $(ratio "$reg_s" "$T_WALL"))"
+      "$($PY "$here/scripts/bench/reg_eval.py" "$d" "${own[@]}" --map "$p/mni_to_subject.nii" --affine-map "$p/mni_to_subject_affine.nii" | reg_fig); MI affine 1000/100/10 it. 25 % sampled, SyN CC r3 10/10/5 it. (s: $stages); wall peer/ours $(ratio "$cm_wall" "$T_WALL") (vs our registration stages $(ratio "$reg_s" "$T_WALL"))"
   else row "peer: dipy affine+SyN" philips - - - "FAILED (see $WORK/last.err)"; fi
   if command -v antsRegistration >/dev/null && command -v antsApplyTransforms >/dev/null; then
     p="$WORK/peer-ants-syn"; rm -rf "$p"; mkdir -p "$p"
@@ -131,7 +134,7 @@ print(f\"; scalp Euler {r['surfaces']['scalp']['euler']}; registration stages {s
       $PY "$here/scripts/bench/coord_images.py" stack "$p"/map_{x,y,z}.nii.gz "$p/mni_to_subject.nii" "$p/map_one.nii.gz"
       $PY "$here/scripts/bench/coord_images.py" stack "$p"/aff_{x,y,z}.nii.gz "$p/mni_to_subject_affine.nii" "$p/aff_one.nii.gz"
       row "peer: ANTs antsRegistration" philips "$ants_wall" "$ants_cpu" "$ants_mib" \
-        "$($PY "$here/scripts/bench/reg_eval.py" "$d" --map "$p/mni_to_subject.nii" --affine-map "$p/mni_to_subject_affine.nii" | reg_fig); rigid+affine MI, SyN CC r4 100x70x50x20; wall peer/ours $(ratio "$cm_wall" "$ants_wall")"
+        "$($PY "$here/scripts/bench/reg_eval.py" "$d" "${own[@]}" --map "$p/mni_to_subject.nii" --affine-map "$p/mni_to_subject_affine.nii" | reg_fig); rigid+affine MI, SyN CC r4 100x70x50x20; wall peer/ours $(ratio "$cm_wall" "$ants_wall")"
     else row "peer: ANTs antsRegistration" philips - - - "FAILED (see $WORK/last.err)"; fi
   fi
 

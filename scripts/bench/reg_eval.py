@@ -2,6 +2,7 @@
 """Registration figures for the bench, computed the same way for cortex-map and for a peer.
 
 usage: reg_eval.py SUBJECT_DIR (--cortex-map DIR | --map MAP.nii.gz [--affine-map MAP.nii.gz])
+                   [--own-template-mask MASK.nii.gz]
 
 SUBJECT_DIR holds skull-strip's t1w_biascorr.nii.gz and brain_mask.nii.gz and segment's dseg.nii.gz.
 The template->subject map comes from cortex-map's transform files (read with the ANTs convention,
@@ -12,6 +13,10 @@ template voxel, NaN where off the subject grid, as peer_syn.py writes it). Print
 
 - dice: the subject brain mask carried into MNI (linear, >= 0.5) against ch2bet > 0; dice_affine
   the same through the affine stage alone. As cortex-map's record figure.
+- dice_own (with --own-template-mask): the same carried mask against our own skull-strip of the
+  template (ch2.nii.gz), so both masks follow one definition of the brain's edge. ch2bet is BET's
+  tight mask without the outer CSF; a change of where skull-strip puts the edge moves the ch2bet
+  figure on every head alike (Colin27's own mask against ch2bet is its ceiling), not this one.
 - ncc: NCC over the template brain on the 2 mm grid of the brain-masked, normalised images, as
   cortex-map's record figure (lib/registration/deformable.cpp): template ch2 x (ch2bet grown 4 mm),
   subject T1 x (brain grown 12 mm), each / its 99.5th percentile inside and clipped, blurred 1 mm.
@@ -53,6 +58,7 @@ def main():
     ap.add_argument("--cortex-map")
     ap.add_argument("--map")
     ap.add_argument("--affine-map")
+    ap.add_argument("--own-template-mask")
     a = ap.parse_args()
     tpl_img = nib.load(os.path.join(TEMPLATES, "ch2.nii.gz"))
     tb = np.asarray(nib.load(os.path.join(TEMPLATES, "ch2bet.nii.gz")).dataobj) > 0
@@ -99,6 +105,10 @@ def main():
         pts[~np.isfinite(pts).all(axis=1)] = 1e6  # NaN: off the subject grid (outside everything)
         carried = sample(brain.astype(np.float64), saff, pts) >= 0.5
         out["dice" + key] = dice(carried.reshape(shape), tb)
+        if a.own_template_mask and key == "":
+            own = np.asarray(nib.load(a.own_template_mask).dataobj) > 0.5
+            out["dice_own"] = dice(carried.reshape(shape), own)
+            out["own_vs_ch2bet"] = dice(own, tb)
         out["ncc" + key] = np.corrcoef(fixed, sample(subj, saff, pts[idx2]))[0, 1]
     m1_idx = np.ravel_multi_index(tuple(np.rint(np.linalg.inv(taff) @ np.append(M1_MNI, 1.0))[:3].astype(int)), shape)
     m1 = maps[""](np.array([m1_idx]))[0]
