@@ -70,8 +70,14 @@ template <class Place> void histogram_kmeans(const Histogram& h, std::array<doub
 // 2048-bin histogram of the mask's values (deterministic, no per-voxel loop).
 TissueLevels tissue_levels(const std::vector<float>& v) {
   if (v.size() < 1000) throw Error("too few voxels in the brain prior's core to find tissue classes");
-  const Histogram h = histogram_of(v, quantile(v, 0.0005), quantile(v, 0.9995));
-  std::array<double, 3> m{quantile(v, 0.1), quantile(v, 0.45), quantile(v, 0.85)};
+  // The five quantiles (as quantile(): rank floor(q (n - 1))) from one copy, one nested selection.
+  const std::array<double, 5> q{0.0005, 0.1, 0.45, 0.85, 0.9995};
+  std::vector<std::size_t> ranks;
+  for (const double x : q) ranks.push_back(static_cast<std::size_t>(x * double(v.size() - 1)));
+  std::vector<float> ordered = v;  // reordered so that each rank holds its value
+  select_ranks(ordered, ranks);
+  const Histogram h = histogram_of(v, ordered[ranks[0]], ordered[ranks[4]]);
+  std::array<double, 3> m{ordered[ranks[1]], ordered[ranks[2]], ordered[ranks[3]]};
   histogram_kmeans(h, m, [](const std::array<double, 3>& p) {
     return std::vector<std::pair<double, int>>{{p[0], 0}, {p[1], 1}, {p[2], 2}};
   });
