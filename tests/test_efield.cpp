@@ -424,6 +424,8 @@ TEST_CASE("efield tool: bad input gives one error line, exit 1, and no output", 
   CHECK(testing::list_files(subj).empty());
   // Usage errors exit 2.
   CHECK(testing::run(testing::bin("efield") + " -s " + subj + " --objective nonsense").exit_code == 2);
+  CHECK(testing::run(testing::bin("efield") + " -s " + subj + " --dose-objective nonsense").exit_code == 2);
+  CHECK(testing::run(testing::bin("efield") + " -s " + subj + " --normal-smoothing 9").exit_code == 2);
 }
 
 TEST_CASE("efield: fields are bit-identical whatever the thread count", "[unit][efield]") {

@@ -68,4 +68,26 @@ TEST_CASE("pipeline on the small sample head reproduces the stored figures", "[r
     if (n.rfind("InstrumentMarker", 0) == 0 && n.size() > 20 && n.substr(n.size() - 4) == ".xml") ++localite;
   }
   CHECK(localite == 1);
+  // The E-field dose: the reference target gets 100 % RMT, each target's dose is the ratio of the
+  // named ROI statistic, and the block gives both statistics' doses (docs/efield.md).
+  for (const std::string objective : {"magnitude", "normal"}) {
+    const auto e = testing::run(std::string(TMSPLAN_BIN_DIR) + "/efield -s " + out +
+                                " --model sphere --rmt 50 --force --dose-objective " + objective);
+    INFO(e.err);
+    REQUIRE(e.exit_code == 0);
+    const auto te = nlohmann::json::parse(tmsplan::read_file(out + "/targets_efield.json"));
+    const std::string key = objective == "magnitude" ? "roi_mean_magnitude" : "roi_mean_abs_normal";
+    const auto& ref = te["targets"][0]["efield"];
+    REQUIRE(ref["dose"]["reference_target"] == "M1_hand_left");
+    CHECK(ref["dose"]["efield_pct_rmt"] == 100.0);
+    for (const auto& t : te["targets"]) {
+      const auto& d = t["efield"]["dose"];
+      CHECK(d["objective"] == key);
+      CHECK(d["efield_pct_rmt"] == d["pct_rmt_by_objective"][key]);
+      const double want =
+          100.0 * double(ref["optimised"]["field"][key]) / double(t["efield"]["optimised"]["field"][key]);
+      CHECK(double(d["efield_pct_rmt"]) == Approx(want).epsilon(0.005));  // the figures are rounded to 4 decimals
+      CHECK(t["efield"]["normal_smoothing_mm"] == 2.0);
+    }
+  }
 }

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -298,4 +299,46 @@ TEST_CASE("GIfTI files load in nibabel", "[surface][unit]") {
     CHECK(r.out == fmt::format("{} {} {} float32 int32 {:.3f}\n", mesh.vertices.size(), mesh.triangles.size(),
                                mesh.vertices.size() - 1, mean_radius));
   }
+}
+
+TEST_CASE("smoothed normals: nearer the true normal on a digital sphere, and the walls of a slot do not mix",
+          "[surface][unit]") {
+  // A ball of 20 mm on a 1 mm grid: the true normal is radial; the staircase tilts the raw ones.
+  const Grid g = cube_grid(64, centred(64));
+  const Mesh ball = mesh_from_mask(shape(g, [](const Eigen::Vector3d& p) { return p.norm() < 20.0; }));
+  auto angle_stats = [&](const std::vector<Eigen::Vector3d>& n) {
+    std::vector<double> a;
+    for (std::size_t v = 0; v < ball.vertices.size(); ++v)
+      a.push_back(std::acos(std::clamp(n[v].dot(ball.vertices[v].normalized()), -1.0, 1.0)) * 180 / M_PI);
+    std::sort(a.begin(), a.end());
+    double mean = 0;
+    for (double x : a) mean += x / double(a.size());
+    return std::make_pair(mean, a[std::size_t(0.95 * double(a.size()))]);
+  };
+  const auto raw = angle_stats(vertex_normals(ball));
+  const auto smooth = angle_stats(smooth_vertex_normals(ball, vertex_normals(ball), 2.0));
+  INFO("raw mean " << raw.first << " p95 " << raw.second << " deg; smoothed mean " << smooth.first << " p95 "
+                   << smooth.second);
+  CHECK(smooth.first < 0.6 * raw.first);
+  CHECK(smooth.second < 0.6 * raw.second);
+  CHECK(smooth.second < 3.0);
+  CHECK(smooth_vertex_normals(ball, vertex_normals(ball), 0.0) == vertex_normals(ball));
+  // A block with a slot two voxels wide (walls at x = -1 and +1 mm, 2 mm apart, as in a tight
+  // sulcus): smoothing along the surface over 2 mm keeps each wall's own normal (a smoothing over
+  // space would average the two walls' opposite normals to nothing).
+  const Mask block = shape(g, [](const Eigen::Vector3d& p) {
+    return p.cwiseAbs().maxCoeff() < 20.0 && !(std::abs(p.x()) < 1.0 && p.z() > 5.0);
+  });
+  const Mesh slot = mesh_from_mask(block);
+  const auto n = smooth_vertex_normals(slot, vertex_normals(slot), 2.0);
+  int walls = 0, kept = 0;
+  for (std::size_t v = 0; v < slot.vertices.size(); ++v) {
+    const Eigen::Vector3d& p = slot.vertices[v];
+    if (std::abs(std::abs(p.x()) - 1.0) > 0.3 || p.z() < 9 || p.z() > 16 || std::abs(p.y()) > 14) continue;
+    ++walls;
+    if (-n[v].x() * (p.x() > 0 ? 1 : -1) > 0.95) ++kept;  // outward from the tissue: into the slot
+  }
+  INFO(kept << " of " << walls << " wall vertices keep their wall's normal");
+  REQUIRE(walls > 200);
+  CHECK(kept == walls);
 }

@@ -223,6 +223,8 @@ struct Params {
   std::string objective = "normal";   ///< "normal" or "magnitude"
   std::string orientation = "field";  ///< which pose the navigator files get: "field" or "rule"
   double roi_radius_mm = 5.0;
+  double normal_smoothing_mm = 2.0;          ///< pial normals averaged along the surface over about this width (mm)
+  std::string dose_objective = "magnitude";  ///< what the E-field dose matches: "magnitude" or "normal"
   double search_radius_mm = 10.0;
   double angle_step_deg = 5.0;
   std::optional<double> didt;    ///< A/us at 100 % MSO (default: from the coil file)

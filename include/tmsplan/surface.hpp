@@ -72,6 +72,10 @@ void taubin_smooth(Mesh& mesh, int iterations, double lambda = 0.5, double mu = 
 
 /// Unit vertex normals (area-weighted face normals); outward for meshes made here.
 std::vector<Eigen::Vector3d> vertex_normals(const Mesh& mesh);
+/// Normals averaged along the mesh's edges (a diffusion of width about sigma_mm, so the two
+/// walls of a sulcus, which share no edges, do not mix), then made unit; sigma_mm <= 0: unchanged.
+std::vector<Eigen::Vector3d> smooth_vertex_normals(const Mesh& mesh, std::vector<Eigen::Vector3d> normals,
+                                                   double sigma_mm);
 
 /// V - E + F (2 for a sphere, 0 for a torus; 2 per sheet for several closed sheets).
 long euler_characteristic(const Mesh& mesh);

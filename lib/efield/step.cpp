@@ -406,6 +406,8 @@ void check_params(const Params& p) {
     throw UsageError("--objective must be normal or magnitude");
   if (p.model != "bem" && p.model != "sphere") throw UsageError("--model must be bem or sphere");
   if (p.orientation != "field" && p.orientation != "rule") throw UsageError("--orientation must be field or rule");
+  if (p.dose_objective != "normal" && p.dose_objective != "magnitude")
+    throw UsageError("--dose-objective must be normal or magnitude");
 }
 
 Setup set_up(const Params& p, Record& record) {
@@ -426,7 +428,7 @@ Setup set_up(const Params& p, Record& record) {
   su.brain = read_mask(dir + "/brain_mask.nii.gz");
   su.head = read_mask(dir + "/head_mask.nii.gz", &su.brain.grid);
   su.pial = read_gifti(dir + "/pial.surf.gii");
-  su.pial_normals = vertex_normals(su.pial);
+  su.pial_normals = smooth_vertex_normals(su.pial, vertex_normals(su.pial), p.normal_smoothing_mm);
   su.scalp = std::make_unique<targets::Scalp>(su.head);
   // The conductor: needed by both models (the sphere is fitted to it under the coil).
   ConductorOptions co;
@@ -521,21 +523,38 @@ const Result* dose_reference(const Params& p, const std::vector<Result>& results
 }
 
 // E-field dose: I_target = RMT x E_reference / E_target (Caulfield et al. 2021), beside Stokes'.
+// Both ROI statistics are given; --dose-objective names the one that sets the dose.
 nlohmann::json efield_dose(const Params& p, const Setup& su, const Result& r, const Result& ref, const Figures& cf,
                            std::vector<std::string>& strict_problems) {
-  const double ratio = ref.t.name == r.t.name
-                           ? 1.0
-                           : (p.orientation == "field" ? ref.s.figures.objective : ref.rule.objective) / cf.objective;
+  const Figures& rf = p.orientation == "field" ? ref.s.figures : ref.rule;
+  auto ratio_of = [&](bool magnitude) {
+    if (ref.t.name == r.t.name) return 1.0;
+    return magnitude ? rf.mean_mag / cf.mean_mag : rf.mean_abs_normal / cf.mean_abs_normal;
+  };
+  const bool by_magnitude = p.dose_objective == "magnitude";
+  const double ratio = ratio_of(by_magnitude), other = ratio_of(!by_magnitude);
   const double dose = *p.rmt * ratio;
   const double stokes = protocol::adjust_for_depth(*p.rmt, r.t.depth_mm, ref.t.depth_mm).mt_target_pct_mso;
+  auto pct = [](double x) { return std::round(x * 1000) / 10; };
   nlohmann::json dj = {
       {"rmt_pct_mso", *p.rmt},
       {"reference_target", ref.t.name},
+      {"objective", by_magnitude ? "roi_mean_magnitude" : "roi_mean_abs_normal"},
       {"efield_pct_mso", std::round(dose * 10) / 10},
-      {"efield_pct_rmt", std::round(ratio * 1000) / 10},
+      {"efield_pct_rmt", pct(ratio)},
+      {"pct_rmt_by_objective",
+       {{"roi_mean_magnitude", pct(ratio_of(true))}, {"roi_mean_abs_normal", pct(ratio_of(false))}}},
       {"stokes_pct_mso", std::round(stokes * 10) / 10},
       {"rule", "I_target = RMT x E_reference / E_target, same objective and model at both (Caulfield et al. 2021)"}};
-  if (su.didt > 0) dj["target_v_per_m"] = std::round(dose / 100 * su.didt * cf.objective * 10) / 10;
+  if (su.didt > 0)
+    dj["target_v_per_m"] =
+        std::round(dose / 100 * su.didt * (by_magnitude ? cf.mean_mag : cf.mean_abs_normal) * 10) / 10;
+  nlohmann::json notes = nlohmann::json::array();
+  if (std::abs(other / ratio - 1) > 0.25)
+    notes.push_back(fmt::format("the dose by the {} would be {:.0f} % RMT, not {:.0f} %: the two ROI statistics "
+                                "disagree here by more than 25 %",
+                                by_magnitude ? "normal component" : "magnitude", 100 * other, 100 * ratio));
+  dj["notes"] = notes;
   nlohmann::json warnings = nlohmann::json::array();
   if (dose > p.max_intensity) {
     warnings.push_back(fmt::format("E-field dose {:.0f} % MSO is above {:.0f} % MSO: the stimulator cannot deliver it",
@@ -565,6 +584,7 @@ nlohmann::json efield_block(const Params& p, const Setup& su, const Result& r, c
   e["objective"] = p.objective == "normal" ? "roi_mean_abs_normal" : "roi_mean_magnitude";
   e["roi_radius_mm"] = p.roi_radius_mm;
   e["roi_vertices"] = r.roi.vertices.size();
+  e["normal_smoothing_mm"] = p.normal_smoothing_mm;
   e["orientation"] = p.orientation;
   e["objective_flat"] = r.s.flat;
   e["poses_evaluated"] = r.s.poses;
@@ -685,6 +705,8 @@ void run(const Params& p, OutputSet& out, Record& record) {
                          {"objective", p.objective},
                          {"orientation", p.orientation},
                          {"roi_radius_mm", p.roi_radius_mm},
+                         {"normal_smoothing_mm", p.normal_smoothing_mm},
+                         {"dose_objective", p.dose_objective},
                          {"search_radius_mm", p.search_radius_mm},
                          {"angle_step_deg", p.angle_step_deg},
                          {"didt_a_per_us", su.didt},

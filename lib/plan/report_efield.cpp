@@ -63,10 +63,16 @@ void add_efield_section(const Target& t, const std::string& dir, report::TargetS
     tab.rows.push_back({"E-field dose (% MSO)", "", num(d, "efield_pct_mso", "{:.1f}"), ""});
     tab.rows.push_back(
         {"Stokes depth-adjusted dose (% MSO), for comparison", "", num(d, "stokes_pct_mso", "{:.1f}"), ""});
+    const std::string by = d.value("objective", "roi_mean_abs_normal") == "roi_mean_magnitude"
+                               ? "mean |E| over the ROI"
+                               : "mean |E.n| over the ROI";
     sec.efield_notes.push_back(fmt::format(
-        "E-field dose: the intensity that gives this target the field that the RMT ({} % MSO) gives at {} "
+        "E-field dose: the intensity that gives this target the field ({}) that the RMT ({} % MSO) gives at {} "
         "({} % RMT; Caulfield et al. 2021, Clin Neurophysiol 132:2199, found 133.5 % RMT on average at the DLPFC).",
-        num(d, "rmt_pct_mso", "{:g}"), d.value("reference_target", "?"), num(d, "efield_pct_rmt", "{:.1f}")));
+        by, num(d, "rmt_pct_mso", "{:g}"), d.value("reference_target", "?"), num(d, "efield_pct_rmt", "{:.1f}")));
+    if (d.contains("notes") && d["notes"].is_array())
+      for (const auto& n : d["notes"])
+        if (n.is_string()) sec.efield_notes.push_back("E-field dose: " + n.get<std::string>() + ".");
     if (d.contains("warnings") && d["warnings"].is_array())
       for (const auto& w : d["warnings"])
         if (w.is_string()) sec.warnings.push_back(w.get<std::string>());

@@ -758,4 +758,43 @@ std::vector<Eigen::Vector3d> vertex_normals(const Mesh& mesh) {
   return n;
 }
 
+std::vector<Eigen::Vector3d> smooth_vertex_normals(const Mesh& mesh, std::vector<Eigen::Vector3d> normals,
+                                                   double sigma_mm) {
+  if (normals.size() != mesh.vertices.size()) throw Error("smooth_vertex_normals: one normal per vertex expected");
+  if (sigma_mm <= 0 || mesh.vertices.empty()) return normals;
+  std::vector<std::size_t> first;
+  std::vector<int> nbrs;
+  vertex_neighbours(mesh, first, nbrs);
+  // Mean squared edge length: a lazy step (weight 1/2 on the neighbours' mean) spreads a normal
+  // by about edge^2 / 4 per axis, so sigma^2 needs 4 sigma^2 / edge^2 steps.
+  double sum = 0;
+  std::size_t count = 0;
+  for (std::size_t v = 0; v < mesh.vertices.size(); ++v)
+    for (std::size_t n = first[v]; n < first[v + 1]; ++n, ++count)
+      sum += (mesh.vertices[std::size_t(nbrs[n])] - mesh.vertices[v]).squaredNorm();
+  if (count == 0) return normals;
+  const int steps = std::max(1, int(std::lround(4.0 * sigma_mm * sigma_mm / (sum / double(count)))));
+  std::vector<Eigen::Vector3d> next(normals.size());
+  for (int it = 0; it < steps; ++it) {
+    parallel_for(std::int64_t(normals.size()), [&](std::int64_t v0, std::int64_t v1) {
+      for (std::int64_t v = v0; v < v1; ++v) {
+        const std::size_t vi = std::size_t(v);
+        if (first[vi + 1] == first[vi]) {
+          next[vi] = normals[vi];
+          continue;
+        }
+        Eigen::Vector3d mean = Eigen::Vector3d::Zero();
+        for (std::size_t n = first[vi]; n < first[vi + 1]; ++n) mean += normals[std::size_t(nbrs[n])];
+        next[vi] = 0.5 * normals[vi] + 0.5 * mean / double(first[vi + 1] - first[vi]);
+      }
+    });
+    normals.swap(next);
+  }
+  for (auto& n : normals) {
+    const double len = n.norm();
+    n = len > 0 ? Eigen::Vector3d(n / len) : Eigen::Vector3d::Zero();
+  }
+  return normals;
+}
+
 }  // namespace tmsplan

@@ -21,7 +21,10 @@ for t in d["targets"]:
          f" |E.n|roi {o['field']['roi_mean_abs_normal']:.3f}/{o['field_other_model']['roi_mean_abs_normal']:.3f}"
          f" (rule {r['field']['roi_mean_abs_normal']:.3f})")
     if "dose" in e:
-        s += f" dose {e['dose']['efield_pct_mso']:.1f}% ({e['dose']['efield_pct_rmt']:.0f}% RMT) Stokes {e['dose']['stokes_pct_mso']:.1f}%"
+        b = e['dose'].get('pct_rmt_by_objective', {})
+        s += (f" dose {e['dose']['efield_pct_mso']:.1f}% ({e['dose']['efield_pct_rmt']:.0f}% RMT;"
+              f" by |E| {b.get('roi_mean_magnitude', float('nan')):.0f}%, by |E.n| {b.get('roi_mean_abs_normal', float('nan')):.0f}%)"
+              f" Stokes {e['dose']['stokes_pct_mso']:.1f}%")
     out.append(s)
 print("; ".join(out))
 PY

@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
   cli::add_choice(app, "--orientation", p.orientation,
                   "Which pose goes to the navigator files: the field's or the rule's", {"field", "rule"});
   cli::add_bounded(app, "--roi-radius", p.roi_radius_mm, "Grey-matter ROI radius around the target (mm)", 1, 20);
+  cli::add_bounded(app, "--normal-smoothing", p.normal_smoothing_mm,
+                   "Pial normals averaged along the surface over this width (mm) for the normal objective", 0, 5);
+  cli::add_choice(app, "--dose-objective", p.dose_objective,
+                  "What the E-field dose matches between the M1 and each target (--rmt)", {"magnitude", "normal"});
   cli::add_bounded(app, "--search-radius", p.search_radius_mm,
                    "Coil centres searched within this distance of the entry (mm)", 0, 30);
   cli::add_bounded(app, "--angle-step", p.angle_step_deg, "Handle angle step (degrees)", 1, 5);
