@@ -5,6 +5,8 @@
 #include <Eigen/Core>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "support.hpp"
 #include "tmsplan/files.hpp"
@@ -90,4 +92,26 @@ TEST_CASE("pipeline on the small sample head reproduces the stored figures", "[r
       CHECK(t["efield"]["normal_smoothing_mm"] == 2.0);
     }
   }
+  // The same head moved, turned, re-gridded in LPS order and given other noise and bias
+  // (small-2mm-lps): the default E-field dose (BEM) must not move with it. Measured on 2026-12-01:
+  // DLPFC_BA46 87.0 / 86.3 % RMT by mean |E|; by mean |E.n|, the statistic that was the default
+  // before, 225.8 / 173.5 % (docs/efield.md).
+  const std::string copy_dir = testing::temp_dir("regression-small-2mm-lps");
+  const auto rc = testing::run("TMSPLAN_BIN=" + std::string(TMSPLAN_BIN_DIR) + " " + std::string(TMSPLAN_SOURCE_DIR) +
+                               "/scripts/plan-subject.sh " + samples + "/small-2mm-lps.nii.gz " + copy_dir +
+                               " --threads 2 --no-efield");
+  INFO(rc.err);
+  REQUIRE(rc.exit_code == 0);
+  std::vector<double> doses;
+  for (const std::string& dir : {out, copy_dir}) {
+    const auto e = testing::run(std::string(TMSPLAN_BIN_DIR) + "/efield -s " + dir + " --rmt 50 --force");
+    INFO(e.err);
+    REQUIRE(e.exit_code == 0);
+    const auto te = nlohmann::json::parse(tmsplan::read_file(dir + "/targets_efield.json"));
+    for (const auto& t : te["targets"])
+      if (t["name"] == "DLPFC_BA46") doses.push_back(t["efield"]["dose"]["efield_pct_rmt"]);
+  }
+  REQUIRE(doses.size() == 2);
+  INFO("DLPFC_BA46 dose " << doses[0] << " / " << doses[1] << " % RMT on the sample and its copy");
+  CHECK(std::abs(doses[0] - doses[1]) <= 0.05 * doses[0]);
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/bench/bench.sh [--quick]: speed and accuracy of every step, with peers, printed as one table.
+# scripts/bench/bench.sh: speed and accuracy of every step, with peers, printed as one table.
 #   Real data: ../shared/data/philips-mprage (skipped with a message when absent).
 #   Known answers: the scanner-like Colin27 copies made by make-samples.
 #   Peers (Debian packages, installed when missing), on the same input and scored on the same
