@@ -168,10 +168,19 @@ for copy in ras-shift lps-rot pir-aniso oblique-bias asl-warp pir-warp5; do
   row target-pick "copy $copy checks" - - - "$(target_checks "$o")"
 done
 
+# pir-warp5-scalp: pir-warp5 with the tissue beyond the brain 1.3 times thicker (a head whose scalp
+# and CSF are not the template's); its targets' scalp points differ by design, so only its
+# registration is scored below.
+if [ -f "$SAMPLES/pir-warp5-scalp.nii.gz" ]; then
+  o="$WORK/pipeline-pir-warp5-scalp"; mkdir -p "$o"
+  "$here/scripts/plan-subject.sh" "$SAMPLES/pir-warp5-scalp.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" --no-efield \
+    2> "$WORK/pipeline-pir-warp5-scalp.log" > /dev/null || row pipeline "copy pir-warp5-scalp" - - - "FAILED: $(grep error "$WORK/pipeline-pir-warp5-scalp.log" | tail -1)"
+fi
+
 # Known-answer registration on the copies with a smooth warp: ours (the pipeline's cortex-map, its
 # time from the record) and dipy affine+SyN (scripts/bench/peer_syn.py, the same skull-strip output
 # as input), scored at the same 200 cortical points by scripts/bench/copy_reg_eval.py.
-for copy in asl-warp pir-warp5; do
+for copy in asl-warp pir-warp5 pir-warp5-scalp; do
   o="$WORK/pipeline-$copy"
   [ -f "$o/to_mni_warp.nii.gz" ] || continue
   ka=$($PY "$here/scripts/bench/copy_reg_eval.py" "$SAMPLES/copies.json" "$copy" --cortex-map "$o")

@@ -1,6 +1,9 @@
 // make-samples: scanner-like copies of the Colin27 head with known transforms (see
 // data/samples/copies.json), written into a build folder for tests and benchmarks.
+#include <algorithm>
 #include <filesystem>
+#include <memory>
+#include <vector>
 #include <fstream>
 #include <random>
 
@@ -65,6 +68,61 @@ Grid copy_grid(const Grid& src, const samples::KnownTransform& t, const nlohmann
   g.vox2ras.m.topRightCorner<3, 1>() = dir * lo;
   return g;
 }
+// The extra-brain tissue made thicker or thinner: along each ray from the head centre, points
+// more than 2 mm beyond the brain's outer edge (`brain`, the original's brain mask) move outwards
+// by `scale` times their distance from there; the brain and 2 mm around it stay (the known answer
+// for brain points is unchanged). Returns copy-side original coordinates -> source coordinates.
+class ExtraBrainScale {
+ public:
+  ExtraBrainScale(const Mask& brain, Eigen::Vector3d centre, double scale) : centre_(centre), scale_(scale) {
+    const Eigen::Matrix4d ras2vox = brain.grid.vox2ras.m.inverse();
+    edge_.assign(std::size_t(kTheta * kPhi), 0.0);
+    for (int it = 0; it < kTheta; ++it)
+      for (int ip = 0; ip < kPhi; ++ip) {
+        const Eigen::Vector3d d = direction(it, ip);
+        double last = 0;
+        for (double r = 0; r < 150; r += 0.25) {
+          const Eigen::Vector3d p = centre_ + r * d;
+          const Eigen::Vector3d v = ras2vox.topLeftCorner<3, 3>() * p + ras2vox.topRightCorner<3, 1>();
+          const std::int64_t i = std::lround(v[0]), j = std::lround(v[1]), k = std::lround(v[2]);
+          if (i < 0 || j < 0 || k < 0 || i >= brain.grid.dim[0] || j >= brain.grid.dim[1] || k >= brain.grid.dim[2])
+            continue;
+          if (brain(i, j, k)) last = r;
+        }
+        edge_[std::size_t(it * kPhi + ip)] = last;
+      }
+  }
+  Eigen::Vector3d operator()(const Eigen::Vector3d& p) const {
+    const Eigen::Vector3d x = p - centre_;
+    const double rho = x.norm();
+    if (rho < 1e-9) return p;
+    const Eigen::Vector3d d = x / rho;
+    const double keep = edge(d) + 2.0;
+    if (rho <= keep) return p;
+    return centre_ + d * (keep + (rho - keep) / scale_);
+  }
+
+ private:
+  static constexpr int kTheta = 90, kPhi = 180;  // 2-degree bins
+  Eigen::Vector3d direction(double it, double ip) const {
+    const double th = (it + 0.5) * M_PI / kTheta, ph = (ip + 0.5) * 2 * M_PI / kPhi;
+    return {std::sin(th) * std::cos(ph), std::sin(th) * std::sin(ph), std::cos(th)};
+  }
+  double edge(const Eigen::Vector3d& d) const {  // bilinear in (theta, phi), phi periodic
+    const double ft = std::acos(std::clamp(d.z(), -1.0, 1.0)) * kTheta / M_PI - 0.5;
+    double fp = std::atan2(d.y(), d.x()) * kPhi / (2 * M_PI) - 0.5;
+    if (fp < 0) fp += kPhi;
+    const double t0 = std::clamp(std::floor(ft), 0.0, double(kTheta - 1)), wt = std::clamp(ft - t0, 0.0, 1.0);
+    const int t1 = std::min(int(t0) + 1, kTheta - 1);
+    const int p0 = int(std::floor(fp)) % kPhi, p1 = (p0 + 1) % kPhi;
+    const double wp = fp - std::floor(fp);
+    auto at = [&](int t, int q) { return edge_[std::size_t(t * kPhi + q)]; };
+    return (1 - wt) * ((1 - wp) * at(int(t0), p0) + wp * at(int(t0), p1)) + wt * ((1 - wp) * at(t1, p0) + wp * at(t1, p1));
+  }
+  Eigen::Vector3d centre_;
+  double scale_;
+  std::vector<double> edge_;
+};
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -94,8 +152,13 @@ int main(int argc, char** argv) {
     for (auto& c : index["copies"]) {
       const auto t = samples::KnownTransform::from_json(c);
       const Grid g = copy_grid(head.grid, t, c);
+      std::unique_ptr<ExtraBrainScale> extra;
+      if (c.value("extra_brain_scale", 1.0) != 1.0)
+        extra = std::make_unique<ExtraBrainScale>(read_mask(spec.at("source_brain"), &head.grid), t.centre,
+                                                  double(c.at("extra_brain_scale")));
       Image copy = resample(
-          head, g, [&](const Eigen::Vector3d& q) { return t.backward(q); }, Interp::Linear);
+          head, g, [&](const Eigen::Vector3d& q) { return extra ? (*extra)(t.backward(q)) : t.backward(q); },
+          Interp::Linear);
       const double bias = c.value("bias", 0.0), noise = c.value("noise", 0.0);
       std::mt19937 rng(c.value("seed", 1));
       std::normal_distribution<double> gauss(0.0, 1.0);
