@@ -2,10 +2,10 @@
 // data/samples/copies.json), written into a build folder for tests and benchmarks.
 #include <algorithm>
 #include <filesystem>
-#include <memory>
-#include <vector>
 #include <fstream>
+#include <memory>
 #include <random>
+#include <vector>
 
 #include "sample_transform.hpp"
 #include "tmsplan/cli.hpp"
@@ -117,7 +117,8 @@ class ExtraBrainScale {
     const int p0 = int(std::floor(fp)) % kPhi, p1 = (p0 + 1) % kPhi;
     const double wp = fp - std::floor(fp);
     auto at = [&](int t, int q) { return edge_[std::size_t(t * kPhi + q)]; };
-    return (1 - wt) * ((1 - wp) * at(int(t0), p0) + wp * at(int(t0), p1)) + wt * ((1 - wp) * at(t1, p0) + wp * at(t1, p1));
+    return (1 - wt) * ((1 - wp) * at(int(t0), p0) + wp * at(int(t0), p1)) +
+           wt * ((1 - wp) * at(t1, p0) + wp * at(t1, p1));
   }
   Eigen::Vector3d centre_;
   double scale_;
