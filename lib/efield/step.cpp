@@ -104,6 +104,9 @@ struct Figures {
   double mean_abs_normal = 0;                // mean |E.n| over the ROI (n: inward pial normal)
   double mean_normal = 0;                    // signed mean E.n
   double target_mag = 0, target_normal = 0;  // at the cortical target
+  // The ROI statistic: mean |E| (magnitude) or mean |E.n|, and its name in the JSON.
+  double statistic(bool magnitude) const { return magnitude ? mean_mag : mean_abs_normal; }
+  static const char* statistic_name(bool magnitude) { return magnitude ? "roi_mean_magnitude" : "roi_mean_abs_normal"; }
   nlohmann::json to_json(double didt) const {
     nlohmann::json j = {{"objective", r4(objective)},
                         {"roi_mean_magnitude", r4(mean_mag)},
@@ -150,7 +153,7 @@ class Evaluator {
     f.mean_normal /= double(n);
     f.target_mag = e.col(0).norm();
     f.target_normal = e.col(0).dot(normals_.col(0));
-    f.objective = magnitude_ ? f.mean_mag : f.mean_abs_normal;
+    f.objective = f.statistic(magnitude_);
     return f;
   }
 
@@ -529,7 +532,7 @@ nlohmann::json efield_dose(const Params& p, const Setup& su, const Result& r, co
   const Figures& rf = p.orientation == "field" ? ref.s.figures : ref.rule;
   auto ratio_of = [&](bool magnitude) {
     if (ref.t.name == r.t.name) return 1.0;
-    return magnitude ? rf.mean_mag / cf.mean_mag : rf.mean_abs_normal / cf.mean_abs_normal;
+    return rf.statistic(magnitude) / cf.statistic(magnitude);
   };
   const bool by_magnitude = p.dose_objective == "magnitude";
   const double ratio = ratio_of(by_magnitude), other = ratio_of(!by_magnitude);
@@ -539,16 +542,14 @@ nlohmann::json efield_dose(const Params& p, const Setup& su, const Result& r, co
   nlohmann::json dj = {
       {"rmt_pct_mso", *p.rmt},
       {"reference_target", ref.t.name},
-      {"objective", by_magnitude ? "roi_mean_magnitude" : "roi_mean_abs_normal"},
+      {"objective", Figures::statistic_name(by_magnitude)},
       {"efield_pct_mso", std::round(dose * 10) / 10},
       {"efield_pct_rmt", pct(ratio)},
       {"pct_rmt_by_objective",
-       {{"roi_mean_magnitude", pct(ratio_of(true))}, {"roi_mean_abs_normal", pct(ratio_of(false))}}},
+       {{Figures::statistic_name(true), pct(ratio_of(true))}, {Figures::statistic_name(false), pct(ratio_of(false))}}},
       {"stokes_pct_mso", std::round(stokes * 10) / 10},
       {"rule", "I_target = RMT x E_reference / E_target, same objective and model at both (Caulfield et al. 2021)"}};
-  if (su.didt > 0)
-    dj["target_v_per_m"] =
-        std::round(dose / 100 * su.didt * (by_magnitude ? cf.mean_mag : cf.mean_abs_normal) * 10) / 10;
+  if (su.didt > 0) dj["target_v_per_m"] = std::round(dose / 100 * su.didt * cf.statistic(by_magnitude) * 10) / 10;
   nlohmann::json notes = nlohmann::json::array();
   if (std::abs(other / ratio - 1) > 0.25)
     notes.push_back(fmt::format("the dose by the {} would be {:.0f} % RMT, not {:.0f} %: the two ROI statistics "
@@ -581,7 +582,7 @@ nlohmann::json efield_block(const Params& p, const Setup& su, const Result& r, c
   if (!coil.stimulator.empty()) e["coil"]["stimulator"] = coil.stimulator;
   e["units"] = "V/m per A/us of coil current slope (multiply by the stimulator's dI/dt at the intensity used)";
   e["didt_a_per_us_at_100pct_mso"] = didt > 0 ? nlohmann::json(didt) : nlohmann::json(nullptr);
-  e["objective"] = p.objective == "normal" ? "roi_mean_abs_normal" : "roi_mean_magnitude";
+  e["objective"] = Figures::statistic_name(p.objective == "magnitude");
   e["roi_radius_mm"] = p.roi_radius_mm;
   e["roi_vertices"] = r.roi.vertices.size();
   e["normal_smoothing_mm"] = p.normal_smoothing_mm;

@@ -744,6 +744,16 @@ void taubin_smooth(Mesh& mesh, int iterations, double lambda, double mu, double 
   }
 }
 
+namespace {
+// Each vector made unit length; zero vectors stay zero.
+void make_unit(std::vector<Eigen::Vector3d>& vs) {
+  for (auto& v : vs) {
+    const double len = v.norm();
+    v = len > 0 ? Eigen::Vector3d(v / len) : Eigen::Vector3d::Zero();
+  }
+}
+}  // namespace
+
 std::vector<Eigen::Vector3d> vertex_normals(const Mesh& mesh) {
   std::vector<Eigen::Vector3d> n(mesh.vertices.size(), Eigen::Vector3d::Zero());
   for (const auto& t : mesh.triangles) {
@@ -751,10 +761,7 @@ std::vector<Eigen::Vector3d> vertex_normals(const Mesh& mesh) {
     const Eigen::Vector3d face = (mesh.vertices[std::size_t(t[1])] - a).cross(mesh.vertices[std::size_t(t[2])] - a);
     for (int v : t) n[std::size_t(v)] += face;
   }
-  for (auto& v : n) {
-    const double len = v.norm();
-    v = len > 0 ? Eigen::Vector3d(v / len) : Eigen::Vector3d::Zero();
-  }
+  make_unit(n);
   return n;
 }
 
@@ -790,10 +797,7 @@ std::vector<Eigen::Vector3d> smooth_vertex_normals(const Mesh& mesh, std::vector
     });
     normals.swap(next);
   }
-  for (auto& n : normals) {
-    const double len = n.norm();
-    n = len > 0 ? Eigen::Vector3d(n / len) : Eigen::Vector3d::Zero();
-  }
+  make_unit(normals);
   return normals;
 }
 
