@@ -179,7 +179,10 @@ int main(int argc, char** argv) {
       wo.type = DiskType::Int16;
       wo.description = "tmsplan sample " + name;
       Image scaled = copy;
-      for (auto& v : scaled.data) v *= 16.0f;  // int16 keeps the noise texture
+      // int16 keeps the noise texture: x16 for an 8-bit source like Colin27, less for a source whose
+      // values would overflow int16 (the brightest voxel of the source lands at 20000 at most).
+      const float gain = std::min(16.0f, 20000.0f / vmax);
+      for (auto& v : scaled.data) v *= gain;
       write_image(path, scaled, wo);
       c["path"] = path;
       Eigen::Matrix4d a = t.a;
