@@ -29,6 +29,7 @@ constexpr double kKnobFreeHeightMm = 4.0;     // hand knob: 4 mm of height from 
 constexpr double kKnobHeightScaleMm = 4.0;    // ... beyond, (excess)^2 / 4 mm is added to the score
 constexpr double kKnobDistanceWeight = 0.25;  // mm of scalp depth traded per mm from the mapped point
 constexpr double kKnobTemperatureMm = 1.5;    // soft-min temperature of the knob score (mm)
+constexpr double kJacobianStepMm = 2.0;       // the registration's Jacobian: central differences over +-2 mm
 constexpr double kDefaultHandleDeg = 45.0;    // posterior_lateral_45: handle backwards, 45 deg from the midline
 constexpr double kSnapWarningFraction = 0.8;  // warn when the snap used 80 % of its radius
 
@@ -62,9 +63,10 @@ Eigen::Matrix3d orthonormal(const Eigen::Matrix3d& axes) {
 // queries go through a bucket grid of the boundary voxels. A few dozen queries per run cost
 // milliseconds where whole-grid smoothing and distance transforms cost seconds.
 namespace {
-constexpr double kLevelSigmaMm = 0.7;   // the scalp surface: 0.5 level of the lightly smoothed mask
-constexpr double kNormalSigmaMm = 4.0;  // normals: smoothed over a few mm
-constexpr double kCellMm = 8.0;         // bucket size of the boundary grid
+constexpr double kLevelSigmaMm = 0.7;  // the scalp surface: 0.5 level of the lightly smoothed mask
+constexpr double kNormalSigmaMm =
+    6.0;  // normals: smoothed over 6 mm (4 mm: copies' coil z 2.5 deg apart; docs/target-pick.md)
+constexpr double kCellMm = 8.0;  // bucket size of the boundary grid
 }  // namespace
 
 Scalp::Scalp(const Mask& head) : head_(head) {
@@ -365,15 +367,28 @@ void snap_to_crown(const Neighbourhood& nb, const Scalp& scalp, const Options& o
 // 3. M1: toward the hand knob, approximated as the most superficial precentral (BA4) grey matter
 //    near the mapped point (the knob bulges toward the scalp on the lateral convexity). Lattice
 //    points as in step 2 are weighted by GM x BA4 (trilinear fields, 0..1) x exp(-score / 1.5 mm),
-//    score = depth along the scalp normal above the mapped point + 0.25 x distance to it +
-//    (height beyond 4 mm along the superior axis)^2 / 4 mm. The score itself prefers crowns; a
-//    crown gate on the hull depth as well made the answer follow the brain mask (measured: the
-//    anisotropic scan's M1 0.70 -> 0.37 mm without it). No hard gate makes a candidate appear or
-//    vanish; the weighted mean is settled onto the cortex.
-void refine_hand_knob(const Scalp& scalp, const Neighbourhood& nb, const Eigen::Vector3d& superior, const Options& opt,
-                      Pick& out) {
+//    score = depth along the outward direction above the mapped point + 0.25 x distance to it +
+//    (height beyond 4 mm along MNI's superior axis)^2 / 4 mm. The score is measured in MNI mm: each
+//    lattice point is carried to MNI through the subject's registration, and the outward direction
+//    is the scalp normal above the mapped point carried there as a normal (inverse transpose of the
+//    map's Jacobian). Measured in the subject's mm instead, the score's tilt moves with any local
+//    shear of the head, and the same head warped by 5 mm put its M1 1.3 mm away from the warped
+//    answer (docs/target-pick.md). The score itself prefers crowns; a crown gate on the hull depth
+//    as well made the answer follow the brain mask (measured: the anisotropic scan's M1 0.70 ->
+//    0.37 mm without it). No hard gate makes a candidate appear or vanish; the weighted mean is
+//    settled onto the cortex.
+void refine_hand_knob(const Subject& s, const Scalp& scalp, const Neighbourhood& nb, const Options& opt, Pick& out) {
   const Eigen::Vector3d snapped = out.cortical;
-  const Eigen::Vector3d n0 = scalp.normal(scalp.entry(out.prior));
+  const Eigen::Vector3d origin = s.subject_to_mni(out.prior);
+  Eigen::Matrix3d jac;  // d(MNI) / d(subject) at the mapped point, central differences
+  for (int a = 0; a < 3; ++a) {
+    Eigen::Vector3d h = Eigen::Vector3d::Zero();
+    h[a] = kJacobianStepMm;
+    jac.col(a) = (s.subject_to_mni(out.prior + h) - s.subject_to_mni(out.prior - h)) / (2.0 * kJacobianStepMm);
+  }
+  if (!(std::abs(jac.determinant()) > 1e-6))
+    throw Error("the registration to MNI is degenerate (zero Jacobian) at target '" + out.name + "'");
+  const Eigen::Vector3d n0 = (jac.inverse().transpose() * scalp.normal(scalp.entry(out.prior))).normalized();
   std::vector<std::pair<double, Eigen::Vector3d>> scored;  // (weight factor, point); scores below
   std::vector<double> scores;
   for (const auto& p : nb.lattice(opt.refine_radius_mm, kLatticeMm)) {
@@ -381,8 +396,8 @@ void refine_hand_knob(const Scalp& scalp, const Neighbourhood& nb, const Eigen::
     if (g <= 0.0) continue;
     const double a = nb.area(p);
     if (a <= 0.0) continue;
-    const Eigen::Vector3d d = p - out.prior;
-    const double over = std::max(0.0, std::abs(d.dot(superior)) - kKnobFreeHeightMm);
+    const Eigen::Vector3d d = s.subject_to_mni(p) - origin;
+    const double over = std::max(0.0, std::abs(d[2]) - kKnobFreeHeightMm);
     scores.push_back(-d.dot(n0) + kKnobDistanceWeight * d.norm() + over * over / kKnobHeightScaleMm);
     scored.emplace_back(g * a, p);
   }
@@ -453,7 +468,7 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
   const Eigen::Matrix3d axes = orthonormal(anatomical_axes(s, mni));
   const Neighbourhood nb(s, out.prior, axes, std::max(opt.snap_radius_mm, opt.refine_radius_mm) + 1.0, area);
   snap_to_crown(nb, scalp, opt, who, out);
-  if (knob) refine_hand_knob(scalp, nb, axes.col(2), opt, out);
+  if (knob) refine_hand_knob(s, scalp, nb, opt, out);
   place_coil(s, scalp, req, out.hemisphere, who, opt, out);
 
   if (out.scalp_to_cortex_mm > opt.deep_warning_mm)
