@@ -1,4 +1,6 @@
 // Head (scalp) mask: threshold between background noise and skin, keep the head, fill cavities.
+#include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "tmsplan/brain.hpp"
@@ -8,6 +10,53 @@
 #include "tmsplan/resample.hpp"
 
 namespace tmsplan {
+namespace {
+
+constexpr double kSkinSigmaMm = 15.0;    // the skin's local brightness: averaged over sigma 15 mm ...
+constexpr double kSkinBlockMm = 4.0;     // ... on a grid of ~4 mm blocks (the field is smooth)
+constexpr double kSkinMinWeight = 0.02;  // ... and 1 (the global level) where the shell's weight is below 2 %
+
+// The skin's brightness near each voxel relative to its mean over the whole shell: the shell's
+// intensities averaged with a Gaussian (normalised convolution, on blocks of ~4 mm), trilinear
+// back on `t1`'s grid; 1 where no shell lies near. A smooth receive-coil bias moves a global
+// half-way level across the skin edge; scaled locally it stays half-way (docs/skull-strip.md).
+Image relative_skin_level(const Image& t1, const Mask& shell) {
+  const Eigen::Vector3d sp = t1.grid.spacing_mm();
+  const auto& d = t1.grid.dim;
+  std::array<std::int64_t, 3> f{};
+  Grid coarse;
+  Eigen::Matrix4d scale = Eigen::Matrix4d::Identity();
+  for (int a = 0; a < 3; ++a) {
+    f[std::size_t(a)] = std::max<std::int64_t>(1, std::lround(kSkinBlockMm / sp[a]));
+    coarse.dim[std::size_t(a)] = (d[std::size_t(a)] + f[std::size_t(a)] - 1) / f[std::size_t(a)];
+    scale(a, a) = double(f[std::size_t(a)]);
+    scale(a, 3) = 0.5 * double(f[std::size_t(a)] - 1);  // a block's centre
+  }
+  coarse.vox2ras = RasMatrix(t1.grid.vox2ras.m * scale);
+  Image num(coarse, 0.0f), den(coarse, 0.0f);
+  double total = 0.0;
+  std::size_t n = 0;
+  for (std::int64_t k = 0; k < d[2]; ++k)
+    for (std::int64_t j = 0; j < d[1]; ++j)
+      for (std::int64_t i = 0; i < d[0]; ++i) {
+        if (!shell(i, j, k)) continue;
+        const float v = t1(i, j, k);
+        num(i / f[0], j / f[1], k / f[2]) += v;
+        den(i / f[0], j / f[1], k / f[2]) += 1.0f;
+        total += v;
+        ++n;
+      }
+  num = gaussian_smooth(num, kSkinSigmaMm);
+  den = gaussian_smooth(den, kSkinSigmaMm);
+  const double mean = total / double(std::max<std::size_t>(1, n));
+  const float min_weight = float(kSkinMinWeight * double(f[0] * f[1] * f[2]));
+  Image ratio(coarse, 1.0f);
+  for (std::size_t i = 0; i < ratio.data.size(); ++i)
+    if (den.data[i] > min_weight && mean > 0.0) ratio.data[i] = float(num.data[i] / den.data[i] / mean);
+  return resample_affine(ratio, t1.grid, Eigen::Matrix4d::Identity(), Interp::Linear, 1.0f);
+}
+
+}  // namespace
 
 Mask head_mask(const Image& t1, const std::string& source_name) {
   // 1. Otsu over the whole field of view separates background from tissue.
@@ -18,7 +67,8 @@ Mask head_mask(const Image& t1, const std::string& source_name) {
 
   // 2. The skin boundary lies half-way between background and skin intensity (partial volume):
   //    background level from the voxels below Otsu's threshold, skin level from the outer shell
-  //    of the head. The work happens in the head's bounding box.
+  //    of the head (its median, scaled by the shell's local brightness). The work happens in the
+  //    head's bounding box.
   const Mask dark = mask_not(above);
   const double background = quantile(t1, 0.5, &dark);
   const Crop box = bounding_crop(rough, static_cast<std::int64_t>(std::ceil(6.0 / t1.grid.spacing_mm().minCoeff())));
@@ -30,7 +80,11 @@ Mask head_mask(const Image& t1, const std::string& source_name) {
   const double level = 0.5 * (background + skin);
   log::debug(fmt::format("head mask: background {:.4g}, skin {:.4g}, level {:.4g}", background, skin, level));
 
-  Mask head = largest_component(threshold(t1_box, static_cast<float>(level)));
+  const Image relative = relative_skin_level(t1_box, shell);
+  Mask above_level(t1_box.grid, 0);
+  for (std::size_t i = 0; i < above_level.data.size(); ++i)
+    above_level.data[i] = t1_box.data[i] > 0.5 * (background + skin * double(relative.data[i])) ? 1 : 0;
+  Mask head = largest_component(above_level);
   // 3. Noise specks and hair-thin ghosts off, small gaps closed, cavities (sinuses, mouth, ear
   //    canals) filled in 3D and slice by slice.
   head = largest_component(open(head, 1.0));
