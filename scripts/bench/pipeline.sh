@@ -153,8 +153,14 @@ target_checks() {
     awk '{n++; g+=$3; b=($5>b?$5:b); a=($7>a?$7:a)} END {printf "%d/%d cortical points in GM; scalp point to head boundary max %.2f voxel; coil z vs local scalp plane max %.2f deg", g, n, b, a}'
 }
 
+# copy_target_summary FILE: mean and max cortical distance and max coil z over bench-eval
+# copy-targets lines (the issue's goal: 0.5 / 1.0 mm mean / max, coil z 1.5 deg).
+copy_target_summary() {
+  awk '{n++; s+=$3; m=($3>m?$3:m); z=($7>z?$7:z)} END {printf "%d targets: cortical mean %.2f max %.2f mm, coil z max %.2f deg", n, s/n, m, z}' "$1"
+}
+
 # Colin27 and its copies: the same targets, brought back through the known transforms.
-c="$WORK/pipeline-colin"; mkdir -p "$c"
+c="$WORK/pipeline-colin"; mkdir -p "$c"; rm -f "$WORK/colin-copy-targets.txt"
 "$here/scripts/plan-subject.sh" /usr/share/mricron/templates/ch2.nii.gz "$c" "${TARGETS[@]}" --threads "$THREADS" 2> "$WORK/pipeline-colin.log"
 for copy in ras-shift lps-rot pir-aniso oblique-bias asl-warp pir-warp5; do
   o="$WORK/pipeline-$copy"; mkdir -p "$o"
@@ -162,11 +168,14 @@ for copy in ras-shift lps-rot pir-aniso oblique-bias asl-warp pir-warp5; do
     row pipeline "copy $copy" - - - "FAILED: $(grep error "$WORK/pipeline-$copy.log" | tail -1)"; continue; }
   seg=$("$BIN/bench-eval" copy-dice "$SAMPLES/copies.json" "$copy" "$c/dseg.nii.gz" "$o/dseg.nii.gz" --labels 2 3 | awk '{printf "%s %s ", ($1==2?"GM":"WM"), $2}')
   row segment "copy $copy" - - - "Dice vs original brought back: $seg"
-  tg=$("$BIN/bench-eval" copy-targets "$SAMPLES/copies.json" "$copy" "$c/targets.json" "$o/targets.json" |
-    awk '{printf "%s %s/%s mm z %s deg; ", $1, $3, $5, $7}')
+  "$BIN/bench-eval" copy-targets "$SAMPLES/copies.json" "$copy" "$c/targets.json" "$o/targets.json" > "$o/copy-targets.txt"
+  tg=$(awk '{printf "%s %s/%s mm z %s deg; ", $1, $3, $5, $7}' "$o/copy-targets.txt")
   row target-pick "copy $copy" - - - "cortical/scalp distance to original, coil z angle: $tg"
+  cat "$o/copy-targets.txt" >> "$WORK/colin-copy-targets.txt"
   row target-pick "copy $copy checks" - - - "$(target_checks "$o")"
 done
+
+[ -s "$WORK/colin-copy-targets.txt" ] && row target-pick "Colin27 copies, all" - - - "$(copy_target_summary "$WORK/colin-copy-targets.txt") (goal 0.5 / 1.0 mm, 1.5 deg)"
 
 # pir-warp5-scalp: pir-warp5 with the tissue beyond the brain 1.3 times thicker (a head whose scalp
 # and CSF are not the template's); its targets' scalp points differ by design, so only its
@@ -193,3 +202,38 @@ for copy in asl-warp pir-warp5 pir-warp5-scalp; do
       "known answer (mm): $($PY "$here/scripts/bench/copy_reg_eval.py" "$SAMPLES/copies.json" "$copy" --map "$p/mni_to_subject.nii" --affine-map "$p/mni_to_subject_affine.nii"); wall peer/ours-cortex-map $(ratio "${cm% *}" "$T_WALL")"
   else row "peer: dipy affine+SyN" "copy $copy" - - - "FAILED (see $WORK/last.err)"; fi
 done
+
+# Philips' copies: a head that is not the template (data/samples/philips-copies.json: Colin27's
+# oblique-bias, asl-warp and pir-warp5 transforms applied to the Philips scan by make-samples
+# --source). No MNI answer is known, so the truth is the Philips plan's own targets and
+# registration carried through each copy's transform: consistency, which Colin27's copies flatter
+# (there the subject is the template). dipy SyN's consistency on philips-pir-warp5 beside ours.
+if [ -f "$DATA/philips-mprage/T1w.nii.gz" ] && [ -f "$WORK/pipeline-philips/targets.json" ]; then
+  d="$WORK/pipeline-philips"; PS="$WORK/philips-samples"; rm -f "$WORK/philips-copy-targets.txt"
+  "$BIN/make-samples" --spec "$here/data/samples/philips-copies.json" --source "$DATA/philips-mprage/T1w.nii.gz" \
+    --out "$PS" --quiet --threads "$THREADS"
+  for copy in philips-oblique-bias philips-asl-warp philips-pir-warp5; do
+    o="$WORK/pipeline-$copy"; rm -rf "$o"; mkdir -p "$o"
+    "$here/scripts/plan-subject.sh" "$PS/$copy.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" --no-efield \
+      2> "$WORK/pipeline-$copy.log" > /dev/null || {
+      row pipeline "copy $copy" - - - "FAILED: $(grep error "$WORK/pipeline-$copy.log" | tail -1)"; continue; }
+    "$BIN/bench-eval" copy-targets "$PS/copies.json" "$copy" "$d/targets.json" "$o/targets.json" > "$o/copy-targets.txt"
+    cat "$o/copy-targets.txt" >> "$WORK/philips-copy-targets.txt"
+    row target-pick "copy $copy" - - - "cortical/scalp distance to the Philips plan's, coil z angle: $(awk '{printf "%s %s/%s mm z %s deg; ", $1, $3, $5, $7}' "$o/copy-targets.txt")"
+    row cortex-map "copy $copy" - - - "consistency with the Philips registration (mm, 200 cortical points): $($PY "$here/scripts/bench/copy_reg_eval.py" "$PS/copies.json" "$copy" --cortex-map "$o" --original "$d")"
+  done
+  [ -s "$WORK/philips-copy-targets.txt" ] && row target-pick "Philips copies, all" - - - "$(copy_target_summary "$WORK/philips-copy-targets.txt")"
+  o="$WORK/pipeline-philips-pir-warp5"
+  if [ -f "$o/to_mni_warp.nii.gz" ]; then
+    ok=1
+    for n in philips philips-pir-warp5; do
+      p="$WORK/peer-dipy-syn-$n"; rm -rf "$p"
+      env OMP_NUM_THREADS="$THREADS" $PY "$here/scripts/bench/peer_syn.py" "$WORK/pipeline-$n/t1w_biascorr.nii.gz" \
+        "$WORK/pipeline-$n/brain_mask.nii.gz" "$p" --affine-iters 1000,100,10 --affine-sampling 0.25 --syn-iters 10,10,5 \
+        > "$WORK/peer-dipy-syn-$n.log" 2>&1 || ok=0
+    done
+    if [ "$ok" = 1 ]; then
+      row "peer: dipy affine+SyN" "copy philips-pir-warp5" - - - "consistency with its own Philips registration (mm): $($PY "$here/scripts/bench/copy_reg_eval.py" "$PS/copies.json" philips-pir-warp5 --map "$WORK/peer-dipy-syn-philips-pir-warp5/mni_to_subject.nii" --original "$WORK/peer-dipy-syn-philips/mni_to_subject.nii")"
+    else row "peer: dipy affine+SyN" "copy philips-pir-warp5" - - - "FAILED (see $WORK/peer-dipy-syn-*.log)"; fi
+  fi
+fi

@@ -127,14 +127,18 @@ class ExtraBrainScale {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::Tool tool("make-samples", "Makes scanner-like copies of the Colin27 head with known transforms");
-  std::string out_dir, spec_path = tmsplan::data_path("samples/copies.json");
+  cli::Tool tool("make-samples", "Makes scanner-like copies of a head (Colin27 unless --source) with known transforms");
+  std::string out_dir, spec_path = tmsplan::data_path("samples/copies.json"), source_override;
   tool.app().add_option("--out", out_dir, "Output folder")->required();
   tool.app().add_option("--spec", spec_path, "Copies to make (JSON)");
+  tool.app().add_option("--source", source_override, "The head to copy, instead of the spec's \"source\"");
   return tool.run(argc, argv, [&] {
     const std::string spec_text = read_file(spec_path);
-    const auto spec = nlohmann::json::parse(spec_text);
-    const std::string stamp = sha256_bytes(spec_text);
+    auto spec = nlohmann::json::parse(spec_text);
+    if (!source_override.empty()) spec["source"] = source_override;
+    if (!spec.contains("source") || !spec["source"].is_string())
+      throw Error("no \"source\" in the spec: give the head to copy with --source", spec_path);
+    const std::string stamp = sha256_bytes(spec_text + "\n" + std::string(spec["source"]));
     fs::create_directories(out_dir);
     const std::string index_path = out_dir + "/copies.json";
     if (fs::exists(index_path)) {
