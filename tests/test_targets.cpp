@@ -269,7 +269,7 @@ TEST_CASE("scalp model: bucketed nearest boundary equals a full scan, entry lies
   }
 }
 
-TEST_CASE("a copy of a head that is not the template gives its targets and coil poses back", "[targets][data]") {
+TEST_CASE("a copy of a head that is not the template gives its targets and coil poses back", "[copies][data]") {
   // Colin27's copies flatter the pipeline: there the subject is the registration's template. Here
   // the Philips scan is turned, shifted, re-gridded obliquely at 1.1 mm and given a 30 % bias and
   // noise (philips-oblique-bias of data/samples/philips-copies.json), both are planned, and the
