@@ -63,10 +63,9 @@ Eigen::Matrix3d orthonormal(const Eigen::Matrix3d& axes) {
 // queries go through a bucket grid of the boundary voxels. A few dozen queries per run cost
 // milliseconds where whole-grid smoothing and distance transforms cost seconds.
 namespace {
-constexpr double kLevelSigmaMm = 0.7;  // the scalp surface: 0.5 level of the lightly smoothed mask
-constexpr double kNormalSigmaMm =
-    6.0;  // normals: smoothed over 6 mm (4 mm: copies' coil z 2.5 deg apart; docs/target-pick.md)
-constexpr double kCellMm = 8.0;  // bucket size of the boundary grid
+constexpr double kLevelSigmaMm = 0.7;   // the scalp surface: 0.5 level of the lightly smoothed mask
+constexpr double kNormalSigmaMm = 6.0;  // normals: smoothed over 6 mm (docs/target-pick.md)
+constexpr double kCellMm = 8.0;         // bucket size of the boundary grid
 }  // namespace
 
 Scalp::Scalp(const Mask& head) : head_(head) {
