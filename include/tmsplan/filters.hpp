@@ -7,6 +7,8 @@
 
 namespace tmsplan {
 
+/// The normalised 1D Gaussian kernel the separable Gaussian uses (radius ceil(3 sigma), at least 1).
+std::vector<double> gaussian_kernel(double sigma_vox);
 /// Accumulation precision of the separable Gaussian.
 enum class Precision { Double, Single };
 /// The library's one separable Gaussian, in place, sigma per axis in voxels: kernel truncated at

@@ -46,6 +46,8 @@ template <class T, class Op> void for_each_line(Volume<T>& vol, int axis, Op op)
   });
 }
 
+}  // namespace
+
 std::vector<double> gaussian_kernel(double sigma_vox) {
   const int radius = std::max(1, static_cast<int>(std::ceil(3.0 * sigma_vox)));
   std::vector<double> k(static_cast<std::size_t>(2 * radius + 1));
@@ -57,6 +59,8 @@ std::vector<double> gaussian_kernel(double sigma_vox) {
   for (auto& v : k) v /= sum;
   return k;
 }
+
+namespace {
 
 // dst[i] = sum over taps t (in order, from 0) of k[t] * src(t, i), for i < n, converted to float.
 // kBlock outputs at a time are summed in registers (no store of the partial sums between taps);
