@@ -77,8 +77,7 @@ Mask head_mask(const Image& t1, const std::string& source_name) {
   const Mask shell = mask_and(rough_box, mask_not(erode(rough_box, 3.0)));
   if (count(shell) < 1000) throw Error("no head surface found: not a head scan", source_name);
   const double skin = quantile(t1_box, 0.5, &shell);
-  const double level = 0.5 * (background + skin);
-  log::debug(fmt::format("head mask: background {:.4g}, skin {:.4g}, level {:.4g}", background, skin, level));
+  log::debug(fmt::format("head mask: background {:.4g}, skin {:.4g} (scaled locally)", background, skin));
 
   const Image relative = relative_skin_level(t1_box, shell);
   Mask above_level(t1_box.grid, 0);

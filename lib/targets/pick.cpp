@@ -33,16 +33,22 @@ constexpr double kJacobianStepMm = 2.0;       // the registration's Jacobian: ce
 constexpr double kDefaultHandleDeg = 45.0;    // posterior_lateral_45: handle backwards, 45 deg from the midline
 constexpr double kSnapWarningFraction = 0.8;  // warn when the snap used 80 % of its radius
 
-// Anatomical axes of the subject at a point: MNI's +x (right), +y (anterior), +z (superior)
-// carried through the subject mapping (so a tilted head gets tilted directions).
-Eigen::Matrix3d anatomical_axes(const Subject& s, const Eigen::Vector3d& mni) {
-  Eigen::Matrix3d axes;
-  const double h = kAxisStepMm;
+// Column a: map(p + h e_a) - map(p - h e_a), the central differences of a point map at p.
+Eigen::Matrix3d central_differences(const PointMap& map, const Eigen::Vector3d& p, double h) {
+  Eigen::Matrix3d out;
   for (int a = 0; a < 3; ++a) {
     Eigen::Vector3d d = Eigen::Vector3d::Zero();
     d[a] = h;
-    axes.col(a) = (s.mni_to_subject(mni + d) - s.mni_to_subject(mni - d)).normalized();
+    out.col(a) = map(p + d) - map(p - d);
   }
+  return out;
+}
+
+// Anatomical axes of the subject at a point: MNI's +x (right), +y (anterior), +z (superior)
+// carried through the subject mapping (so a tilted head gets tilted directions).
+Eigen::Matrix3d anatomical_axes(const Subject& s, const Eigen::Vector3d& mni) {
+  Eigen::Matrix3d axes = central_differences(s.mni_to_subject, mni, kAxisStepMm);
+  for (int a = 0; a < 3; ++a) axes.col(a).normalize();
   return axes;
 }
 
@@ -379,12 +385,9 @@ void snap_to_crown(const Neighbourhood& nb, const Scalp& scalp, const Options& o
 void refine_hand_knob(const Subject& s, const Scalp& scalp, const Neighbourhood& nb, const Options& opt, Pick& out) {
   const Eigen::Vector3d snapped = out.cortical;
   const Eigen::Vector3d origin = s.subject_to_mni(out.prior);
-  Eigen::Matrix3d jac;  // d(MNI) / d(subject) at the mapped point, central differences
-  for (int a = 0; a < 3; ++a) {
-    Eigen::Vector3d h = Eigen::Vector3d::Zero();
-    h[a] = kJacobianStepMm;
-    jac.col(a) = (s.subject_to_mni(out.prior + h) - s.subject_to_mni(out.prior - h)) / (2.0 * kJacobianStepMm);
-  }
+  // d(MNI) / d(subject) at the mapped point
+  const Eigen::Matrix3d jac =
+      central_differences(s.subject_to_mni, out.prior, kJacobianStepMm) / (2.0 * kJacobianStepMm);
   if (!(std::abs(jac.determinant()) > 1e-6))
     throw Error("the registration to MNI is degenerate (zero Jacobian) at target '" + out.name + "'");
   const Eigen::Vector3d n0 = (jac.inverse().transpose() * scalp.normal(scalp.entry(out.prior))).normalized();

@@ -15,3 +15,13 @@ timed() {
 }
 # ratio OURS_WALL PEER_WALL: "peer wall / our wall" as x<factor> (> 1: ours faster).
 ratio() { awk -v o="$1" -v p="$2" 'BEGIN { if (o > 0) { r = p / o; printf (r < 1 ? "x%.2f" : r < 10 ? "x%.1f" : "x%.0f"), r } else print "-" }'; }
+# The Colin27 copies the pipeline benchmarks plan (data/samples/copies.json; pir-warp5-scalp and the
+# 2 mm samples are scored apart).
+COLIN_COPIES=(ras-shift lps-rot pir-aniso oblique-bias asl-warp pir-warp5)
+# copy_target_cells FILE: bench-eval copy-targets lines as "NAME cortical/scalp mm z coil deg; ...".
+copy_target_cells() { awk '{printf "%s %s/%s mm z %s deg; ", $1, $3, $5, $7}' "$1"; }
+# copy_target_summary FILE: mean and max cortical distance and max coil z over bench-eval
+# copy-targets lines (issue 16's goal: 0.5 / 1.0 mm mean / max, coil z 1.5 deg).
+copy_target_summary() {
+  awk '{n++; s+=$3; m=($3>m?$3:m); z=($7>z?$7:z)} END {printf "%d targets: cortical mean %.2f max %.2f mm, coil z max %.2f deg", n, s/n, m, z}' "$1"
+}

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 PY=/usr/bin/python3
 THREADS=${THREADS:-2}
 heads=()
-for d in "$WORK"/pipeline-colin "$WORK"/pipeline-{ras-shift,lps-rot,pir-aniso,oblique-bias,asl-warp,pir-warp5}; do
+for d in "$WORK"/pipeline-colin "${COLIN_COPIES[@]/#/$WORK/pipeline-}"; do
   [ -f "$d/targets.json" ] && heads+=("$d")
 done
 [ ${#heads[@]} -ge 2 ] || { echo "efield_repro: fewer than 2 Colin27 plans under $WORK (run pipeline.sh)" >&2; exit 0; }

@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 PY=/usr/bin/python3
 TPL=/usr/share/mricron/templates
-. "$here/scripts/bench/common.sh"  # row, timed, ratio
+. "$here/scripts/bench/common.sh"  # row, timed, ratio, COLIN_COPIES, copy_target_cells/summary
 bench_requires python3-dipy python3-nibabel python3-scipy time bc  # the evaluators and the dipy peers
 TARGETS=(--target M1_hand_left --target M1_hand_right --target DLPFC_BA46 --target DLPFC_BA9)
 
@@ -153,24 +153,17 @@ target_checks() {
     awk '{n++; g+=$3; b=($5>b?$5:b); a=($7>a?$7:a)} END {printf "%d/%d cortical points in GM; scalp point to head boundary max %.2f voxel; coil z vs local scalp plane max %.2f deg", g, n, b, a}'
 }
 
-# copy_target_summary FILE: mean and max cortical distance and max coil z over bench-eval
-# copy-targets lines (the issue's goal: 0.5 / 1.0 mm mean / max, coil z 1.5 deg).
-copy_target_summary() {
-  awk '{n++; s+=$3; m=($3>m?$3:m); z=($7>z?$7:z)} END {printf "%d targets: cortical mean %.2f max %.2f mm, coil z max %.2f deg", n, s/n, m, z}' "$1"
-}
-
 # Colin27 and its copies: the same targets, brought back through the known transforms.
 c="$WORK/pipeline-colin"; mkdir -p "$c"; rm -f "$WORK/colin-copy-targets.txt"
 "$here/scripts/plan-subject.sh" /usr/share/mricron/templates/ch2.nii.gz "$c" "${TARGETS[@]}" --threads "$THREADS" 2> "$WORK/pipeline-colin.log"
-for copy in ras-shift lps-rot pir-aniso oblique-bias asl-warp pir-warp5; do
+for copy in "${COLIN_COPIES[@]}"; do
   o="$WORK/pipeline-$copy"; mkdir -p "$o"
   "$here/scripts/plan-subject.sh" "$SAMPLES/$copy.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" 2> "$WORK/pipeline-$copy.log" || {
     row pipeline "copy $copy" - - - "FAILED: $(grep error "$WORK/pipeline-$copy.log" | tail -1)"; continue; }
   seg=$("$BIN/bench-eval" copy-dice "$SAMPLES/copies.json" "$copy" "$c/dseg.nii.gz" "$o/dseg.nii.gz" --labels 2 3 | awk '{printf "%s %s ", ($1==2?"GM":"WM"), $2}')
   row segment "copy $copy" - - - "Dice vs original brought back: $seg"
   "$BIN/bench-eval" copy-targets "$SAMPLES/copies.json" "$copy" "$c/targets.json" "$o/targets.json" > "$o/copy-targets.txt"
-  tg=$(awk '{printf "%s %s/%s mm z %s deg; ", $1, $3, $5, $7}' "$o/copy-targets.txt")
-  row target-pick "copy $copy" - - - "cortical/scalp distance to original, coil z angle: $tg"
+  row target-pick "copy $copy" - - - "cortical/scalp distance to original, coil z angle: $(copy_target_cells "$o/copy-targets.txt")"
   cat "$o/copy-targets.txt" >> "$WORK/colin-copy-targets.txt"
   row target-pick "copy $copy checks" - - - "$(target_checks "$o")"
 done
@@ -219,7 +212,7 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ] && [ -f "$WORK/pipeline-philips/targ
       row pipeline "copy $copy" - - - "FAILED: $(grep error "$WORK/pipeline-$copy.log" | tail -1)"; continue; }
     "$BIN/bench-eval" copy-targets "$PS/copies.json" "$copy" "$d/targets.json" "$o/targets.json" > "$o/copy-targets.txt"
     cat "$o/copy-targets.txt" >> "$WORK/philips-copy-targets.txt"
-    row target-pick "copy $copy" - - - "cortical/scalp distance to the Philips plan's, coil z angle: $(awk '{printf "%s %s/%s mm z %s deg; ", $1, $3, $5, $7}' "$o/copy-targets.txt")"
+    row target-pick "copy $copy" - - - "cortical/scalp distance to the Philips plan's, coil z angle: $(copy_target_cells "$o/copy-targets.txt")"
     row cortex-map "copy $copy" - - - "consistency with the Philips registration (mm, 200 cortical points): $($PY "$here/scripts/bench/copy_reg_eval.py" "$PS/copies.json" "$copy" --cortex-map "$o" --original "$d")"
   done
   [ -s "$WORK/philips-copy-targets.txt" ] && row target-pick "Philips copies, all" - - - "$(copy_target_summary "$WORK/philips-copy-targets.txt")"
