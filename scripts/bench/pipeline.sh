@@ -197,7 +197,7 @@ for copy in asl-warp pir-warp5 pir-warp5-scalp; do
 done
 
 # Philips' copies: a head that is not the template (data/samples/philips-copies.json: Colin27's
-# oblique-bias, asl-warp and pir-warp5 transforms applied to the Philips scan by make-samples
+# oblique-bias, asl-warp and pir-warp5 transforms and three more warps applied to the Philips scan by make-samples
 # --source). No MNI answer is known, so the truth is the Philips plan's own targets and
 # registration carried through each copy's transform: consistency, which Colin27's copies flatter
 # (there the subject is the template). dipy SyN's consistency on philips-pir-warp5 beside ours.
@@ -205,7 +205,8 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ] && [ -f "$WORK/pipeline-philips/targ
   d="$WORK/pipeline-philips"; PS="$WORK/philips-samples"; rm -f "$WORK/philips-copy-targets.txt"
   "$BIN/make-samples" --spec "$here/data/samples/philips-copies.json" --source "$DATA/philips-mprage/T1w.nii.gz" \
     --out "$PS" --quiet --threads "$THREADS"
-  for copy in philips-oblique-bias philips-asl-warp philips-pir-warp5; do
+  rm -f "$WORK/philips-copy-consistency.txt"
+  for copy in $($PY -c "import json, sys; print(' '.join(c['name'] for c in json.load(open(sys.argv[1]))['copies']))" "$PS/copies.json"); do
     o="$WORK/pipeline-$copy"; rm -rf "$o"; mkdir -p "$o"
     "$here/scripts/plan-subject.sh" "$PS/$copy.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" --no-efield \
       2> "$WORK/pipeline-$copy.log" > /dev/null || {
@@ -213,9 +214,15 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ] && [ -f "$WORK/pipeline-philips/targ
     "$BIN/bench-eval" copy-targets "$PS/copies.json" "$copy" "$d/targets.json" "$o/targets.json" > "$o/copy-targets.txt"
     cat "$o/copy-targets.txt" >> "$WORK/philips-copy-targets.txt"
     row target-pick "copy $copy" - - - "cortical/scalp distance to the Philips plan's, coil z angle: $(copy_target_cells "$o/copy-targets.txt")"
-    row cortex-map "copy $copy" - - - "consistency with the Philips registration (mm, 200 cortical points): $($PY "$here/scripts/bench/copy_reg_eval.py" "$PS/copies.json" "$copy" --cortex-map "$o" --original "$d")"
+    cons=$($PY "$here/scripts/bench/copy_reg_eval.py" "$PS/copies.json" "$copy" --cortex-map "$o" --original "$d")
+    echo "$copy $cons" >> "$WORK/philips-copy-consistency.txt"
+    row cortex-map "copy $copy" - - - "consistency with the Philips registration (mm, 200 cortical points): $cons"
   done
   [ -s "$WORK/philips-copy-targets.txt" ] && row target-pick "Philips copies, all" - - - "$(copy_target_summary "$WORK/philips-copy-targets.txt")"
+  # The warped copies together (the rigid one is a different question: the grid, bias and noise).
+  [ -s "$WORK/philips-copy-consistency.txt" ] && row cortex-map "Philips warped copies" - - - "$(grep -v oblique-bias "$WORK/philips-copy-consistency.txt" |
+    awk '{ for (i = 2; i <= 4; i++) { split($i, kv, "="); s[kv[1]] += kv[2]; if (kv[1] == "max" && kv[2] > m) m = kv[2] } }
+         END { printf "consistency over %d copies (mm): mean of means %.3f, mean p90 %.3f, max %.3f", NR, s["mean"] / NR, s["p90"] / NR, m }')"
   o="$WORK/pipeline-philips-pir-warp5"
   if [ -f "$o/to_mni_warp.nii.gz" ]; then
     ok=1
