@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -173,6 +174,19 @@ TEST_CASE("a phantom under a known affine, on an oblique anisotropic grid, is re
   CHECK(err < 0.1);
   CHECK(r.similarity_after > 0.99);
 
+  SECTION("a run without shear fits the rotation and the scale along each template axis") {
+    // The truth is in that family (rotation times a diagonal scale), so it is recovered as well;
+    // the matrix is a rotation times a diagonal: A^T A is diagonal (register_deformable's start).
+    AffineOptions scaled;
+    scaled.shear = false;
+    const AffineResult rs = register_affine(subject, templ, scaled);
+    const Eigen::Matrix3d a = rs.template_to_subject.topLeftCorner<3, 3>();
+    const Eigen::Matrix3d ata = a.transpose() * a;
+    CHECK((ata - Eigen::Matrix3d(ata.diagonal().asDiagonal())).cwiseAbs().maxCoeff() < 1e-9);
+    CHECK(std::abs(std::sqrt(ata(0, 0)) - 1.06) < 0.01);
+    CHECK(std::abs(std::sqrt(ata(1, 1)) - 0.94) < 0.01);
+    CHECK(mean_error_mm(rs.template_to_subject, truth, pts) < 0.1);
+  }
   SECTION("a rigid-only run cannot fit the scale and says so by a larger error") {
     AffineOptions rigid;
     rigid.rigid_only = true;

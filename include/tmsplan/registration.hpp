@@ -15,8 +15,11 @@ struct AffineOptions {
   std::vector<double> levels_mm{8.0, 4.0, 2.0};
   /// Levenberg-Marquardt iterations allowed per level and stage (rigid, affine).
   int max_iterations_per_level = 40;
-  /// Stop at 6 parameters (rotation + translation); otherwise finish with all 12.
+  /// Stop at 6 parameters (rotation + translation); otherwise finish with 9 or all 12.
   bool rigid_only = false;
+  /// With rigid_only false: fit shear too (all 12 parameters), or stop at 9 (rotation,
+  /// translation and a scale along each template axis: the head's size and proportions).
+  bool shear = true;
   /// Try a grid of head tilts (pitch +-24, roll and yaw +-12 degrees) at the coarsest level before
   /// the local optimisation; turn off only for inputs known to be nearly aligned.
   bool search_rotations = true;

@@ -26,7 +26,7 @@ constexpr double kMarginMm = 12.0;       // background margin around the templat
 constexpr double kMinSimilarity = 0.25;  // NCC below this after fitting: not a head T1 like the template
 constexpr double kFocusMarginMm = 8.0;   // margin around the focus region (brain) at the finest level
 
-enum class Stage { Rigid, Affine };
+enum class Stage { Rigid, Scaled, Affine };
 
 // T(p) = A (p - c) + t maps a template point p to the subject; c is the template head centre.
 struct Transform {
@@ -79,7 +79,7 @@ inline float trilinear(const Image& im, const Eigen::Vector3d& v, Eigen::Vector3
   return static_cast<float>(value);
 }
 
-int parameter_count(Stage stage) { return stage == Stage::Rigid ? 6 : 12; }
+int parameter_count(Stage stage) { return stage == Stage::Rigid ? 6 : stage == Stage::Scaled ? 9 : 12; }
 
 // NCC of template samples against the subject under T and, when `system`, the Gauss-Newton
 // system for the SSD between template and the best linear intensity map of the subject (whose
@@ -105,8 +105,11 @@ Eval evaluate(const Level& level, const Transform& T, Stage stage, bool system) 
         if (!system) continue;
         const Eigen::Vector3d g = MT * gv;  // d m / d (subject world point)
         G.head<3>() = g;
-        if (stage == Stage::Rigid) {
+        if (stage == Stage::Rigid || stage == Stage::Scaled) {
           G.segment<3>(3) = (T.A * p).cross(g);
+          // Scaled: T.A diag(1 + s) p, a scale along each template axis.
+          if (stage == Stage::Scaled)
+            for (int c = 0; c < 3; ++c) G[6 + c] = g.dot(T.A.col(c)) * p[c];
         } else {
           for (int i = 0; i < 3; ++i) G.segment<3>(3 + 3 * i) = g[i] * p;
         }
@@ -145,11 +148,14 @@ Eval evaluate(const Level& level, const Transform& T, Stage stage, bool system) 
 double apply_step(Transform& T, const Eigen::VectorXd& step, Stage stage) {
   const Eigen::Vector3d dt = step.head<3>();
   T.t += dt;
-  if (stage == Stage::Rigid) {
+  if (stage == Stage::Rigid || stage == Stage::Scaled) {
     const Eigen::Vector3d w = step.segment<3>(3);
     const double angle = w.norm();
     if (angle > 0) T.A = Eigen::AngleAxisd(angle, w / angle).toRotationMatrix() * T.A;
-    return dt.norm() + angle * kHeadRadiusMm;
+    if (stage == Stage::Rigid) return dt.norm() + angle * kHeadRadiusMm;
+    const Eigen::Vector3d sc = step.segment<3>(6);
+    T.A = T.A * Eigen::Vector3d(std::exp(sc[0]), std::exp(sc[1]), std::exp(sc[2])).asDiagonal();
+    return dt.norm() + (angle + sc.norm()) * kHeadRadiusMm;
   }
   Eigen::Matrix3d dA;
   for (int i = 0; i < 3; ++i)
@@ -386,11 +392,14 @@ AffineResult register_affine(const Image& subject, const Image& templ, const Aff
 
   for (std::size_t l = 0; l < nlev; ++l) {
     double ncc = 0;
-    const Stage stage = options.rigid_only ? Stage::Rigid : Stage::Affine;
+    const Stage stage = options.rigid_only ? Stage::Rigid : options.shear ? Stage::Affine : Stage::Scaled;
     const int its = optimise(levels[l], T, stage, options.max_iterations_per_level, ncc);
     result.iterations += its;
     log::debug(fmt::format("registration: level {} mm {}: ncc {:.4f} after {} iterations", levels[l].spacing_mm,
-                           options.rigid_only ? "rigid" : "affine", ncc, its));
+                           options.rigid_only ? "rigid"
+                           : options.shear    ? "affine"
+                                              : "scaled",
+                           ncc, its));
     ++progress;
   }
   result.similarity_after = evaluate(levels.back(), T, Stage::Rigid, false).ncc;
