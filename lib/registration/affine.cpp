@@ -80,6 +80,9 @@ inline float trilinear(const Image& im, const Eigen::Vector3d& v, Eigen::Vector3
 }
 
 int parameter_count(Stage stage) { return stage == Stage::Rigid ? 6 : stage == Stage::Scaled ? 9 : 12; }
+const char* stage_name(Stage stage) {
+  return stage == Stage::Rigid ? "rigid" : stage == Stage::Scaled ? "scaled" : "affine";
+}
 
 // NCC of template samples against the subject under T and, when `system`, the Gauss-Newton
 // system for the SSD between template and the best linear intensity map of the subject (whose
@@ -396,10 +399,7 @@ AffineResult register_affine(const Image& subject, const Image& templ, const Aff
     const int its = optimise(levels[l], T, stage, options.max_iterations_per_level, ncc);
     result.iterations += its;
     log::debug(fmt::format("registration: level {} mm {}: ncc {:.4f} after {} iterations", levels[l].spacing_mm,
-                           options.rigid_only ? "rigid"
-                           : options.shear    ? "affine"
-                                              : "scaled",
-                           ncc, its));
+                           stage_name(stage), ncc, its));
     ++progress;
   }
   result.similarity_after = evaluate(levels.back(), T, Stage::Rigid, false).ncc;

@@ -202,11 +202,13 @@ done
 # registration carried through each copy's transform: consistency, which Colin27's copies flatter
 # (there the subject is the template). dipy SyN's consistency on philips-pir-warp5 beside ours.
 if [ -f "$DATA/philips-mprage/T1w.nii.gz" ] && [ -f "$WORK/pipeline-philips/targets.json" ]; then
-  d="$WORK/pipeline-philips"; PS="$WORK/philips-samples"; rm -f "$WORK/philips-copy-targets.txt"
+  d="$WORK/pipeline-philips"; PS="$WORK/philips-samples"
+  rm -f "$WORK/philips-copy-targets.txt" "$WORK/philips-copy-consistency.txt"
   "$BIN/make-samples" --spec "$here/data/samples/philips-copies.json" --source "$DATA/philips-mprage/T1w.nii.gz" \
     --out "$PS" --quiet --threads "$THREADS"
-  rm -f "$WORK/philips-copy-consistency.txt"
-  for copy in $($PY -c "import json, sys; print(' '.join(c['name'] for c in json.load(open(sys.argv[1]))['copies']))" "$PS/copies.json"); do
+  # Each copy as NAME:WARP_MM (the spec's warp_mm; 0 for a rigid copy).
+  for entry in $($PY -c "import json, sys; print(' '.join(f\"{c['name']}:{c.get('warp_mm', 0.0)}\" for c in json.load(open(sys.argv[1]))['copies']))" "$PS/copies.json"); do
+    copy=${entry%%:*} warp=${entry#*:}
     o="$WORK/pipeline-$copy"; rm -rf "$o"; mkdir -p "$o"
     "$here/scripts/plan-subject.sh" "$PS/$copy.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" --no-efield \
       2> "$WORK/pipeline-$copy.log" > /dev/null || {
@@ -215,14 +217,15 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ] && [ -f "$WORK/pipeline-philips/targ
     cat "$o/copy-targets.txt" >> "$WORK/philips-copy-targets.txt"
     row target-pick "copy $copy" - - - "cortical/scalp distance to the Philips plan's, coil z angle: $(copy_target_cells "$o/copy-targets.txt")"
     cons=$($PY "$here/scripts/bench/copy_reg_eval.py" "$PS/copies.json" "$copy" --cortex-map "$o" --original "$d")
-    echo "$copy $cons" >> "$WORK/philips-copy-consistency.txt"
+    echo "$copy $warp $cons" >> "$WORK/philips-copy-consistency.txt"
     row cortex-map "copy $copy" - - - "consistency with the Philips registration (mm, 200 cortical points): $cons"
   done
   [ -s "$WORK/philips-copy-targets.txt" ] && row target-pick "Philips copies, all" - - - "$(copy_target_summary "$WORK/philips-copy-targets.txt")"
   # The warped copies together (the rigid one is a different question: the grid, bias and noise).
-  [ -s "$WORK/philips-copy-consistency.txt" ] && row cortex-map "Philips warped copies" - - - "$(grep -v oblique-bias "$WORK/philips-copy-consistency.txt" |
-    awk '{ for (i = 2; i <= 4; i++) { split($i, kv, "="); s[kv[1]] += kv[2]; if (kv[1] == "max" && kv[2] > m) m = kv[2] } }
-         END { printf "consistency over %d copies (mm): mean of means %.3f, mean p90 %.3f, max %.3f", NR, s["mean"] / NR, s["p90"] / NR, m }')"
+  [ -s "$WORK/philips-copy-consistency.txt" ] && row cortex-map "Philips warped copies" - - - "$(
+    awk '$2 != 0 { n++; for (i = 3; i <= 5; i++) { split($i, kv, "="); s[kv[1]] += kv[2]; if (kv[1] == "max" && kv[2] > m) m = kv[2] } }
+         END { printf "consistency over %d copies (mm): mean of means %.3f, mean p90 %.3f, max %.3f", n, s["mean"] / n, s["p90"] / n, m }' \
+      "$WORK/philips-copy-consistency.txt")"
   o="$WORK/pipeline-philips-pir-warp5"
   if [ -f "$o/to_mni_warp.nii.gz" ]; then
     ok=1
