@@ -521,6 +521,21 @@ void grid_cases(std::vector<Case>& cases) {
                      moved_copy(c, "dseg.nii.gz", dir + "/dseg.nii.gz", 8.0);
                      return pick_in(dir, dir + "/dseg.nii.gz");
                    }});
+  cases.push_back({"grids", "target-pick: probseg_gm of another grid in the folder", "target-pick", 1,
+                   "not on the grid", Needs::Fixture, [](const Context& c) {
+                     const std::string dir = subject_copy(c);
+                     moved_copy(c, "probseg_gm.nii.gz", dir + "/probseg_gm.nii.gz", 8.0);
+                     return pick_in(dir, dir + "/probseg_gm.nii.gz");
+                   }});
+  cases.push_back({"grids", "target-pick: probseg_gm is not a fraction", "target-pick", 1, "not within 0..1",
+                   Needs::Fixture, [](const Context& c) {
+                     const std::string dir = subject_copy(c);
+                     Image p = read_image(c.fx->dir + "/probseg_gm.nii.gz");
+                     p.data[p.data.size() / 2] = 1.7f;
+                     fs::remove(dir + "/probseg_gm.nii.gz");
+                     write_image(dir + "/probseg_gm.nii.gz", p, forced());
+                     return pick_in(dir, dir + "/probseg_gm.nii.gz");
+                   }});
   cases.push_back({"grids", "target-pick: a transform is missing", "target-pick", 1, "does not exist", Needs::Fixture,
                    [](const Context& c) {
                      const std::string dir = subject_copy(c);

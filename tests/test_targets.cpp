@@ -201,6 +201,55 @@ TEST_CASE("the same head on another voxel lattice gives the same targets (sub-vo
   CHECK(worst_z <= 1.5);
 }
 
+// A grey-matter fraction like segment's: a partial-volume tent on the T1 intensity whose 0.5 level
+// at voxel centres is exactly the GM mask's rule (lo < T1 < hi inside the brain): 1 at the GM level
+// (lo + hi) / 2, 0 at the CSF and WM levels beyond lo and hi. Between voxel centres it is a
+// continuous field, as segment's is.
+static void add_fraction(const Image& t1, Subject& s) {
+  const double lo = quantile(t1, 0.25, &s.brain), hi = quantile(t1, 0.6, &s.brain), g = 0.5 * (lo + hi);
+  s.gm_probability = Image(s.grid, 0.0f);
+  for (std::size_t i = 0; i < t1.data.size(); ++i)
+    if (s.brain.data[i])
+      s.gm_probability.data[i] = float(std::clamp(1.0 - std::abs(t1.data[i] - g) / (hi - lo), 0.0, 1.0));
+}
+
+TEST_CASE("with a grey-matter fraction the targets sit on its 0.5 level and follow the head onto another lattice",
+          "[targets]") {
+  // target-pick weighs segment's probseg_gm when the subject folder has one. The 0.4x0.4x1.5 mm copy
+  // of the Philips scan labelled its DLPFC_BA46 spot CSF where the 1 mm scan has GM (the labels are
+  // the fractions' argmax at voxel centres): 2.02 mm between the plans with the labels, 0.66 mm with
+  // the fraction (2026-12-01, docs/target-pick.md).
+  const Library library = load_library();
+  Colin a = colin(Eigen::Matrix4d::Identity());
+  add_fraction(a.t1, a.subject);
+  const Scalp sa(a.subject.head);
+  double worst_dlpfc = 0, worst_m1 = 0;
+  for (const Eigen::Vector3d shift : {Eigen::Vector3d(0.5, 0.5, 0.5), Eigen::Vector3d(0.3, -0.4, 0.2)}) {
+    Colin b = colin_regridded(shift);
+    add_fraction(b.t1, b.subject);
+    const Scalp sb(b.subject.head);
+    for (const std::string name : {"M1_hand_left", "M1_hand_right", "DLPFC_BA46", "DLPFC_BA9"}) {
+      const Pick pa = pick(a.subject, sa, library, lib(name));
+      const Pick pb = pick(b.subject, sb, library, lib(name));
+      const double e = (pb.cortical - pa.cortical).norm();
+      const double f = sample(b.subject.gm_probability, ras_to_voxel(b.subject.grid.vox2ras, RasPoint(pb.cortical)).v,
+                              Interp::Linear);
+      INFO(name << " shift " << shift.transpose() << ": cortical " << e << " mm, GM fraction there " << f);
+      CHECK(f >= 0.5);
+      double& worst = name.rfind("M1", 0) == 0 ? worst_m1 : worst_dlpfc;
+      worst = std::max(worst, e);
+      std::max(e, name.rfind("M1", 0) == 0 ? worst_m1 : worst_dlpfc);
+    }
+  }
+  INFO("largest move: DLPFC " << worst_dlpfc << " mm, M1 " << worst_m1 << " mm");
+  // Measured 2026-12-01: DLPFC <= 0.29 mm (labels: 0.18 mm); M1 1.73 mm at one shift (labels:
+  // 0.92 mm): on this synthetic fraction the hand knob's weighted mean moves with the lattice
+  // (a known weakness, docs/target-pick.md); the real scans' copies improved (Colin27 0.225 ->
+  // 0.208 mm mean, Philips 1.11 -> 0.98 mm).
+  CHECK(worst_dlpfc <= 0.5);
+  CHECK(worst_m1 <= 2.0);
+}
+
 TEST_CASE("bad targets are refused naming the target", "[targets]") {
   const Library library = load_library();
   const Colin c = colin(Eigen::Matrix4d::Identity());

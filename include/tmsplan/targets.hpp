@@ -44,6 +44,7 @@ struct Subject {
   Image t1;                 ///< t1w_biascorr.nii.gz (for the QC picture)
   Mask head;                ///< head_mask.nii.gz
   Mask gm;                  ///< dseg == 2
+  Image gm_probability;     ///< probseg_gm.nii.gz when present (empty data: the dseg indicator is used)
   Mask brain;               ///< brain_mask.nii.gz
   Labels brodmann;          ///< atlas_brodmann.nii.gz (empty data: no anatomical refinement)
   PointMap mni_to_subject;  ///< MNI mm -> subject RAS mm

@@ -46,13 +46,13 @@ Crop box_around(const Grid& grid, const Eigen::Vector3d& centre, const Eigen::Ma
   return c;
 }
 
-// 1 where `inside` holds for the parent voxel, 0 elsewhere, on the crop.
+// `inside` of each parent voxel on the crop (a predicate: 1 where it holds, 0 elsewhere; or a value).
 template <class V, class Pred> Image indicator(const V& v, const Crop& c, Pred inside) {
   Image out(c.grid, 0.0f);
   for (std::int64_t k = 0; k < c.grid.dim[2]; ++k)
     for (std::int64_t j = 0; j < c.grid.dim[1]; ++j)
       for (std::int64_t i = 0; i < c.grid.dim[0]; ++i)
-        out(i, j, k) = inside(v(i + c.offset[0], j + c.offset[1], k + c.offset[2])) ? 1.0f : 0.0f;
+        out(i, j, k) = static_cast<float>(inside(v(i + c.offset[0], j + c.offset[1], k + c.offset[2])));
   return out;
 }
 
@@ -79,7 +79,10 @@ Neighbourhood::Neighbourhood(const Subject& s, const Eigen::Vector3d& centre, co
   // Grey matter and the area: a crop of the subject's grid just beyond the radius.
   const Crop near = box_around(s.grid, centre, axes, radius_mm + 1.0);
   crop_ras2vox_ = near.grid.vox2ras.m.inverse();
-  gm_ = indicator(s.gm, near, [](std::uint8_t v) { return v != 0; });
+  // segment's grey-matter fraction when there is one (its 0.5 level is the sub-voxel boundary; the
+  // labels are its argmax on voxel centres and moved the anisotropic copy's DLPFC_BA46 by 2 mm).
+  gm_ = s.gm_probability.data.empty() ? indicator(s.gm, near, [](std::uint8_t v) { return v != 0; })
+                                      : indicator(s.gm_probability, near, [](float v) { return v; });
   has_area_ = area > 0 && !s.brodmann.data.empty();
   if (has_area_) area_ = indicator(s.brodmann, near, [area](std::uint8_t v) { return int(v) == area; });
 }

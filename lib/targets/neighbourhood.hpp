@@ -20,7 +20,8 @@ class Neighbourhood {
   Neighbourhood(const Subject& subject, const Eigen::Vector3d& centre, const Eigen::Matrix3d& axes, double radius_mm,
                 int area);
 
-  /// Trilinear grey-matter indicator (dseg == 2) at p: 0..1, its 0.5 level a sub-voxel GM boundary.
+  /// Trilinear grey matter at p, 0..1, its 0.5 level a sub-voxel GM boundary: segment's grey-matter
+  /// fraction (probseg_gm) when the subject has one, else the indicator of dseg == 2.
   double gm(const Eigen::Vector3d& p) const;
   /// Trilinear indicator of the Brodmann area at p (0..1); 1 everywhere when no area was asked.
   double area(const Eigen::Vector3d& p) const;

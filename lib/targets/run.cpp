@@ -85,8 +85,8 @@ std::string qc_png(const Subject& subject, const std::vector<Pick>& picks) {
 
 void fill_record(const Params& params, const OutputSet& out, const std::vector<Pick>& picks, Record& record) {
   std::vector<std::pair<std::string, std::string>> inputs;
-  for (const char* f :
-       {"t1w_biascorr.nii.gz", "head_mask.nii.gz", "brain_mask.nii.gz", "dseg.nii.gz", "cortex_map.json"})
+  for (const char* f : {"t1w_biascorr.nii.gz", "head_mask.nii.gz", "brain_mask.nii.gz", "dseg.nii.gz",
+                        "probseg_gm.nii.gz", "cortex_map.json"})
     if (std::filesystem::exists(params.subject_dir + "/" + f)) inputs.emplace_back(f, params.subject_dir + "/" + f);
   record.add_inputs(inputs);
   record.add_output("targets", params.output);

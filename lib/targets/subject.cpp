@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include <fmt/format.h>
+
 #include "tmsplan/error.hpp"
 #include "tmsplan/files.hpp"
 #include "tmsplan/filters.hpp"
@@ -24,6 +26,9 @@ Subject load_subject(const std::string& dir, SubjectFiles* files) {
   check_input_path(t1_path);
   const std::string ba = dir + "/atlas_brodmann.nii.gz";
   const bool have_ba = fs::exists(ba);
+  // segment's grey-matter fraction: the snap weighs it (a sub-voxel field); without it, dseg == 2.
+  const std::string probability = dir + "/probseg_gm.nii.gz";
+  const bool have_probability = fs::exists(probability);
   // The files are independent: read them side by side, check the grids afterwards (in this order).
   ReadOptions ro;
   ro.refuse_constant = false;
@@ -33,6 +38,9 @@ Subject load_subject(const std::string& dir, SubjectFiles* files) {
                   [&] { dseg = read_image(dir + "/dseg.nii.gz", ro); },
                   [&] {
                     if (have_ba) labels = read_image(ba, ro);
+                  },
+                  [&] {
+                    if (have_probability) s.gm_probability = read_image(probability, ro);
                   }});
   s.grid = s.t1.grid;
   for (const auto& [mask, name] :
@@ -48,6 +56,19 @@ Subject load_subject(const std::string& dir, SubjectFiles* files) {
   });
   if (std::find(s.gm.data.begin(), s.gm.data.end(), std::uint8_t(1)) == s.gm.data.end())
     throw Error("no grey matter (label 2) in the segmentation", dir + "/dseg.nii.gz");
+  if (have_probability) {
+    check_grid(s.gm_probability, s.grid, probability);
+    // segment writes tissue fractions: anything else is not a probability.
+    const auto bad = std::find_if(s.gm_probability.data.begin(), s.gm_probability.data.end(),
+                                  [](float v) { return !(v >= -1e-3f && v <= 1.001f); });
+    if (bad != s.gm_probability.data.end()) {
+      const auto at = std::int64_t(bad - s.gm_probability.data.begin());
+      const auto nx = s.grid.dim[0], ny = s.grid.dim[1];
+      throw Error(fmt::format("grey-matter fraction {} at voxel ({}, {}, {}) is not within 0..1", *bad, at % nx,
+                              (at / nx) % ny, at / (nx * ny)),
+                  probability);
+    }
+  }
   if (have_ba) {
     check_grid(labels, s.grid, ba);
     s.brodmann = Labels(s.grid, 0);

@@ -7,9 +7,11 @@
 //   bench-eval copy-targets COPIES NAME ORIG_TARGETS COPY_TARGETS
 //       each target of the copy brought back: cortical / scalp / prior distance (mm), coil z angle
 //   bench-eval target-checks SUBJECT_DIR TARGETS
-//       per target: cortical point in grey matter (dseg == 2), distance of the scalp point to the
+//       per target: cortical point in grey matter (dseg == 2 at its voxel; segment's GM fraction at
+//       the point, trilinear, last column), distance of the scalp point to the
 //       head-mask boundary in voxels, angle (deg) between the coil z and minus an independent local
 //       scalp normal (plane fitted to the head-mask boundary voxels within 10 mm)
+#include <filesystem>
 #include <iostream>
 
 #include <Eigen/Eigenvalues>
@@ -40,6 +42,62 @@ samples::KnownTransform find_copy(const std::string& copies, const std::string& 
   for (const auto& c : index.at("copies"))
     if (c.at("name") == name) return samples::KnownTransform::from_json(c);
   throw Error("no copy named " + name, copies);
+}
+
+// bench-eval target-checks SUBJECT_DIR TARGETS: one line per target (see the top of this file).
+void target_checks(const std::string& dir, const std::string& targets) {
+  const Image dseg = read_any(dir + "/dseg.nii.gz");
+  const std::string fraction_path = dir + "/probseg_gm.nii.gz";
+  const Image fraction = std::filesystem::exists(fraction_path) ? read_any(fraction_path) : Image();
+  const Mask head = label_mask(read_any(dir + "/head_mask.nii.gz"), -1);
+  const auto doc = nlohmann::json::parse(read_file(targets));
+  const Grid& g = head.grid;
+  const Eigen::Matrix4d r2v = g.vox2ras.m.inverse();
+  auto vec = [](const nlohmann::json& v) { return Eigen::Vector3d(v[0], v[1], v[2]); };
+  auto voxel = [&](const Eigen::Vector3d& p) {
+    return (r2v.topLeftCorner<3, 3>() * p + r2v.topRightCorner<3, 1>()).eval();
+  };
+  auto is_head = [&](std::int64_t i, std::int64_t j, std::int64_t k) { return g.inside(i, j, k) && head(i, j, k); };
+  const double vox = g.spacing_mm().maxCoeff();
+  for (const auto& t : doc.at("targets")) {
+    const Eigen::Vector3d c = voxel(vec(t.at("cortical_ras")));
+    const auto ci = std::lround(c[0]), cj = std::lround(c[1]), ck = std::lround(c[2]);
+    const bool in_gm = dseg.grid.inside(ci, cj, ck) && std::lround(dseg(ci, cj, ck)) == 2;
+    // segment's grey-matter fraction at the point itself (trilinear; -1 without probseg_gm)
+    const double gm_fraction = fraction.data.empty() ? -1.0 : sample(fraction, c, Interp::Linear);
+    // Boundary voxels (inside, with an outside 6-neighbour) within 10 mm of the scalp point.
+    const Eigen::Vector3d s = vec(t.at("scalp_ras")), sv = voxel(s);
+    const int reach = int(std::ceil(10.0 / g.spacing_mm().minCoeff())) + 1;
+    std::vector<Eigen::Vector3d> pts;
+    double nearest = 1e9;
+    for (std::int64_t k = std::lround(sv[2]) - reach; k <= std::lround(sv[2]) + reach; ++k)
+      for (std::int64_t j = std::lround(sv[1]) - reach; j <= std::lround(sv[1]) + reach; ++j)
+        for (std::int64_t i = std::lround(sv[0]) - reach; i <= std::lround(sv[0]) + reach; ++i) {
+          if (!is_head(i, j, k)) continue;
+          if (is_head(i - 1, j, k) && is_head(i + 1, j, k) && is_head(i, j - 1, k) && is_head(i, j + 1, k) &&
+              is_head(i, j, k - 1) && is_head(i, j, k + 1))
+            continue;
+          const Eigen::Vector3d p = g.ras(i, j, k).v;
+          nearest = std::min(nearest, (p - s).norm());
+          if ((p - s).norm() <= 10.0) pts.push_back(p);
+        }
+    double angle = 180.0;
+    if (pts.size() >= 3) {
+      Eigen::Vector3d mean = Eigen::Vector3d::Zero();
+      for (const auto& p : pts) mean += p;
+      mean /= double(pts.size());
+      Eigen::Matrix3d cov = Eigen::Matrix3d::Zero();
+      for (const auto& p : pts) cov += (p - mean) * (p - mean).transpose();
+      Eigen::Vector3d n = Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d>(cov).eigenvectors().col(0);
+      const Eigen::Vector3d z(t["coil_pose_ras"][0][2], t["coil_pose_ras"][1][2], t["coil_pose_ras"][2][2]);
+      if (n.dot(z) < 0) n = -n;  // the plane's normal, pointing into the head like z
+      angle = angle_deg(z, n);
+    }
+    std::printf(
+        "%s in_gm %d scalp_to_boundary_vox %.2f coil_z_vs_plane_normal_deg %.2f depth_mm %.2f gm_fraction %.2f\n",
+        t.at("name").get<std::string>().c_str(), in_gm ? 1 : 0, nearest / vox, angle,
+        double(t.at("scalp_to_cortex_mm")), gm_fraction);
+  }
 }
 }  // namespace
 
@@ -103,53 +161,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (a.size() >= 3 && a[0] == "target-checks") {
-      const Image dseg = read_any(a[1] + "/dseg.nii.gz");
-      const Mask head = label_mask(read_any(a[1] + "/head_mask.nii.gz"), -1);
-      const auto doc = nlohmann::json::parse(read_file(a[2]));
-      const Grid& g = head.grid;
-      const Eigen::Matrix4d r2v = g.vox2ras.m.inverse();
-      auto vec = [](const nlohmann::json& v) { return Eigen::Vector3d(v[0], v[1], v[2]); };
-      auto voxel = [&](const Eigen::Vector3d& p) {
-        return (r2v.topLeftCorner<3, 3>() * p + r2v.topRightCorner<3, 1>()).eval();
-      };
-      auto is_head = [&](std::int64_t i, std::int64_t j, std::int64_t k) { return g.inside(i, j, k) && head(i, j, k); };
-      const double vox = g.spacing_mm().maxCoeff();
-      for (const auto& t : doc.at("targets")) {
-        const Eigen::Vector3d c = voxel(vec(t.at("cortical_ras")));
-        const auto ci = std::lround(c[0]), cj = std::lround(c[1]), ck = std::lround(c[2]);
-        const bool in_gm = dseg.grid.inside(ci, cj, ck) && std::lround(dseg(ci, cj, ck)) == 2;
-        // Boundary voxels (inside, with an outside 6-neighbour) within 10 mm of the scalp point.
-        const Eigen::Vector3d s = vec(t.at("scalp_ras")), sv = voxel(s);
-        const int reach = int(std::ceil(10.0 / g.spacing_mm().minCoeff())) + 1;
-        std::vector<Eigen::Vector3d> pts;
-        double nearest = 1e9;
-        for (std::int64_t k = std::lround(sv[2]) - reach; k <= std::lround(sv[2]) + reach; ++k)
-          for (std::int64_t j = std::lround(sv[1]) - reach; j <= std::lround(sv[1]) + reach; ++j)
-            for (std::int64_t i = std::lround(sv[0]) - reach; i <= std::lround(sv[0]) + reach; ++i) {
-              if (!is_head(i, j, k)) continue;
-              if (is_head(i - 1, j, k) && is_head(i + 1, j, k) && is_head(i, j - 1, k) && is_head(i, j + 1, k) &&
-                  is_head(i, j, k - 1) && is_head(i, j, k + 1))
-                continue;
-              const Eigen::Vector3d p = g.ras(i, j, k).v;
-              nearest = std::min(nearest, (p - s).norm());
-              if ((p - s).norm() <= 10.0) pts.push_back(p);
-            }
-        double angle = 180.0;
-        if (pts.size() >= 3) {
-          Eigen::Vector3d mean = Eigen::Vector3d::Zero();
-          for (const auto& p : pts) mean += p;
-          mean /= double(pts.size());
-          Eigen::Matrix3d cov = Eigen::Matrix3d::Zero();
-          for (const auto& p : pts) cov += (p - mean) * (p - mean).transpose();
-          Eigen::Vector3d n = Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d>(cov).eigenvectors().col(0);
-          const Eigen::Vector3d z(t["coil_pose_ras"][0][2], t["coil_pose_ras"][1][2], t["coil_pose_ras"][2][2]);
-          if (n.dot(z) < 0) n = -n;  // the plane's normal, pointing into the head like z
-          angle = angle_deg(z, n);
-        }
-        std::printf("%s in_gm %d scalp_to_boundary_vox %.2f coil_z_vs_plane_normal_deg %.2f depth_mm %.2f\n",
-                    t.at("name").get<std::string>().c_str(), in_gm ? 1 : 0, nearest / vox, angle,
-                    double(t.at("scalp_to_cortex_mm")));
-      }
+      target_checks(a[1], a[2]);
       return 0;
     }
     std::fprintf(stderr,
