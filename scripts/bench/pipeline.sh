@@ -32,6 +32,14 @@ efield_row() {
   mv "$1/steps-5.tsv" "$1/steps.tsv"
 }
 
+# Independent checks of a folder's targets: cortical point in GM (dseg's voxel; segment's fraction
+# at the point, which the snap weighs), scalp point on the head-mask boundary (voxels), coil z
+# against a plane fitted to the boundary within 10 mm (degrees). Defined before its first use.
+target_checks() {
+  "$BIN/bench-eval" target-checks "$1" "$1/targets.json" |
+    awk '{n++; g+=$3; f+=($11>=0.5); b=($5>b?$5:b); a=($7>a?$7:a)} END {printf "%d/%d cortical points in dseg GM, %d/%d at GM fraction >= 0.5; scalp point to head boundary max %.2f voxel; coil z vs local scalp plane max %.2f deg", g, n, f, n, b, a}'
+}
+
 if [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
   d="$WORK/pipeline-philips"; rm -rf "$d"; mkdir -p "$d"
   TMSPLAN_BIN=$BIN "$here/scripts/bench/aniso.sh" plan "$DATA/philips-mprage/T1w.nii.gz" "$d" \
@@ -145,14 +153,6 @@ print('; '.join(f\"{x['name']} depth {x['scalp_to_cortex_mm']} mm\" + (f\", F3 {
   row target-pick philips - - - "$tp"
   row target-pick "philips checks" - - - "$(target_checks "$d")"
 fi
-
-# Independent checks of a folder's targets: cortical point in GM (dseg's voxel; segment's fraction at
-# the point, which the snap weighs), scalp point on the head-mask
-# boundary (voxels), coil z against a plane fitted to the boundary within 10 mm (degrees).
-target_checks() {
-  "$BIN/bench-eval" target-checks "$1" "$1/targets.json" |
-    awk '{n++; g+=$3; f+=($11>=0.5); b=($5>b?$5:b); a=($7>a?$7:a)} END {printf "%d/%d cortical points in dseg GM, %d/%d at GM fraction >= 0.5; scalp point to head boundary max %.2f voxel; coil z vs local scalp plane max %.2f deg", g, n, f, n, b, a}'
-}
 
 # Colin27 and its copies: the same targets, brought back through the known transforms.
 c="$WORK/pipeline-colin"; mkdir -p "$c"; rm -f "$WORK/colin-copy-targets.txt"
