@@ -88,7 +88,8 @@ run segment "$OUT/segment.json" "" "$OUT/t1w_biascorr.nii.gz" "$OUT/brain_mask.n
 run cortex-map "$OUT/cortex_map.json" "" "$OUT/t1w_biascorr.nii.gz" "$OUT/brain_mask.nii.gz" "$OUT/head_mask.nii.gz" "$OUT/dseg.nii.gz" -- \
   "$BIN/cortex-map" --t1 "$OUT/t1w_biascorr.nii.gz" --brain "$OUT/brain_mask.nii.gz" --head "$OUT/head_mask.nii.gz" \
   --dseg "$OUT/dseg.nii.gz" -o "$OUT" "${COMMON[@]}"
-run target-pick "$OUT/target_pick.json" "${TARGETS[*]}" "$OUT/t1w_biascorr.nii.gz" "$OUT/cortex_map.json" "$OUT/dseg.nii.gz" -- \
+run target-pick "$OUT/target_pick.json" "${TARGETS[*]}" "$OUT/t1w_biascorr.nii.gz" "$OUT/cortex_map.json" "$OUT/dseg.nii.gz" \
+  "$OUT/probseg_gm.nii.gz" -- \
   "$BIN/target-pick" -s "$OUT" "${TARGETS[@]}" "${COMMON[@]}"
 PLAN_TARGETS=$OUT/targets.json
 if [ "$EFIELD" = 1 ]; then
