@@ -238,7 +238,6 @@ TEST_CASE("with a grey-matter fraction the targets sit on its 0.5 level and foll
       CHECK(f >= 0.5);
       double& worst = name.rfind("M1", 0) == 0 ? worst_m1 : worst_dlpfc;
       worst = std::max(worst, e);
-      std::max(e, name.rfind("M1", 0) == 0 ? worst_m1 : worst_dlpfc);
     }
   }
   INFO("largest move: DLPFC " << worst_dlpfc << " mm, M1 " << worst_m1 << " mm");

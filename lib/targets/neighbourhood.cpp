@@ -46,13 +46,14 @@ Crop box_around(const Grid& grid, const Eigen::Vector3d& centre, const Eigen::Ma
   return c;
 }
 
-// `inside` of each parent voxel on the crop (a predicate: 1 where it holds, 0 elsewhere; or a value).
-template <class V, class Pred> Image indicator(const V& v, const Crop& c, Pred inside) {
+// `value` of each parent voxel on the crop, as a float field (a predicate gives an indicator: 1
+// where it holds, 0 elsewhere).
+template <class V, class F> Image crop_field(const V& v, const Crop& c, F value) {
   Image out(c.grid, 0.0f);
   for (std::int64_t k = 0; k < c.grid.dim[2]; ++k)
     for (std::int64_t j = 0; j < c.grid.dim[1]; ++j)
       for (std::int64_t i = 0; i < c.grid.dim[0]; ++i)
-        out(i, j, k) = static_cast<float>(inside(v(i + c.offset[0], j + c.offset[1], k + c.offset[2])));
+        out(i, j, k) = static_cast<float>(value(v(i + c.offset[0], j + c.offset[1], k + c.offset[2])));
   return out;
 }
 
@@ -71,7 +72,7 @@ Neighbourhood::Neighbourhood(const Subject& s, const Eigen::Vector3d& centre, co
   m.topRightCorner<3, 1>() = centre - axes * Eigen::Vector3d::Constant(0.5 * double(n - 1) * kDepthStepMm);
   local.vox2ras = RasMatrix(m);
   const Crop wide = box_around(s.grid, centre, axes, half + kDepthStepMm);
-  const Image brain = resample_affine(indicator(s.brain, wide, [](std::uint8_t v) { return v != 0; }), local,
+  const Image brain = resample_affine(crop_field(s.brain, wide, [](std::uint8_t v) { return v != 0; }), local,
                                       Eigen::Matrix4d::Identity(), Interp::Linear, 0.0f);
   const Mask b = threshold(brain, 0.5f);
   depth_ = distance_to(mask_not(fill_holes(mask_or(close(b, kHullRadiusMm), b))));
@@ -81,10 +82,10 @@ Neighbourhood::Neighbourhood(const Subject& s, const Eigen::Vector3d& centre, co
   crop_ras2vox_ = near.grid.vox2ras.m.inverse();
   // segment's grey-matter fraction when there is one (its 0.5 level is the sub-voxel boundary; the
   // labels are its argmax on voxel centres and moved the anisotropic copy's DLPFC_BA46 by 2 mm).
-  gm_ = s.gm_probability.data.empty() ? indicator(s.gm, near, [](std::uint8_t v) { return v != 0; })
-                                      : indicator(s.gm_probability, near, [](float v) { return v; });
+  gm_ = s.gm_probability.data.empty() ? crop_field(s.gm, near, [](std::uint8_t v) { return v != 0; })
+                                      : crop_field(s.gm_probability, near, [](float v) { return v; });
   has_area_ = area > 0 && !s.brodmann.data.empty();
-  if (has_area_) area_ = indicator(s.brodmann, near, [area](std::uint8_t v) { return int(v) == area; });
+  if (has_area_) area_ = crop_field(s.brodmann, near, [area](std::uint8_t v) { return int(v) == area; });
 }
 
 double Neighbourhood::gm(const Eigen::Vector3d& p) const {

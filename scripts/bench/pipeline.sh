@@ -198,8 +198,8 @@ for copy in asl-warp pir-warp5 pir-warp5-scalp; do
 done
 
 # Philips' copies: a head that is not the template (data/samples/philips-copies.json: Colin27's
-# oblique-bias, asl-warp and pir-warp5 transforms and three more warps applied to the Philips scan by make-samples
-# --source). No MNI answer is known, so the truth is the Philips plan's own targets and
+# oblique-bias, asl-warp and pir-warp5 transforms and three more warps, applied to the Philips scan
+# by make-samples --source). No MNI answer is known, so the truth is the Philips plan's own targets and
 # registration carried through each copy's transform: consistency, which Colin27's copies flatter
 # (there the subject is the template). dipy SyN's consistency on philips-pir-warp5 beside ours.
 if [ -f "$DATA/philips-mprage/T1w.nii.gz" ] && [ -f "$WORK/pipeline-philips/targets.json" ]; then
