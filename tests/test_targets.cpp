@@ -265,6 +265,43 @@ TEST_CASE("bad targets are refused naming the target", "[targets]") {
   CHECK_THROWS_WITH(pick(c.subject, scalp, library, eeg), Catch::Contains("unknown EEG position 'Q7'"));
 }
 
+namespace {
+
+// The subject with its field of view ending after slice `top` (the grid's upper k rows cut off,
+// as a scan whose field of view stops there).
+Subject cut_above(const Subject& s, std::int64_t top) {
+  Subject c = s;
+  c.grid.dim[2] = top + 1;
+  auto cut = [&](auto& v) {
+    auto out = v;
+    out.grid = c.grid;
+    out.data.assign(v.data.begin(), v.data.begin() + std::ptrdiff_t(c.grid.voxels()));
+    v = std::move(out);
+  };
+  cut(c.head), cut(c.brain), cut(c.gm), cut(c.brodmann);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("a field of view that cuts the head under the coil is refused; cut farther away it changes nothing",
+          "[targets]") {
+  const Library library = load_library();
+  const Colin c = colin(Eigen::Matrix4d::Identity());
+  const Pick whole = pick(c.subject, Scalp(c.subject.head), library, lib("M1_hand_left"));
+  // Colin27's head ends at slice 173 and its brain at 160 (z = k - 71 mm). Cut at 165, above the
+  // brain and about 29 mm from M1's scalp entry: the same answer.
+  const Subject above_brain = cut_above(c.subject, 165);
+  const Pick cut = pick(above_brain, Scalp(above_brain.head), library, lib("M1_hand_left"));
+  CHECK((cut.cortical - whole.cortical).norm() < 1e-6);
+  CHECK((cut.centre - whole.centre).norm() < 0.05);
+  CHECK(angle_deg(cut.pose.block<3, 1>(0, 2), whole.pose.block<3, 1>(0, 2)) < 0.1);
+  // Cut through the brain below M1's scalp entry (z = 69 mm): the coil would sit on the cut.
+  const Subject through_brain = cut_above(c.subject, 140);
+  CHECK_THROWS_WITH(pick(through_brain, Scalp(through_brain.head), library, lib("M1_hand_left")),
+                    Catch::Contains("field of view cuts through the head"));
+}
+
 TEST_CASE("DLPFC: F3 and the 5 cm rule are reported with their distance to the MRI target", "[targets]") {
   const Library library = load_library();
   const Colin c = colin(Eigen::Matrix4d::Identity());

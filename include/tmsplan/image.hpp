@@ -33,6 +33,18 @@ struct Grid {
     return voxel_to_ras(vox2ras, VoxelIndex(double(i), double(j), double(k)));
   }
   double voxel_volume_ml() const;
+  /// Calls f(i, j, k) once for every voxel on a face of the grid (the field of view's edge).
+  template <class F> void for_each_face_voxel(F&& f) const {
+    for (std::int64_t k = 0; k < dim[2]; ++k)
+      for (std::int64_t j = 0; j < dim[1]; ++j) {
+        if (k == 0 || k == dim[2] - 1 || j == 0 || j == dim[1] - 1) {
+          for (std::int64_t i = 0; i < dim[0]; ++i) f(i, j, k);
+        } else {
+          f(std::int64_t{0}, j, k);
+          if (dim[0] > 1) f(dim[0] - 1, j, k);
+        }
+      }
+  }
 };
 
 template <class T> struct Volume {

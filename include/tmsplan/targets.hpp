@@ -77,6 +77,7 @@ struct Pick {
   Eigen::Vector3d centre{0, 0, 0}, handle{0, 0, 0};
   Eigen::Matrix4d pose = Eigen::Matrix4d::Identity();
   double snap_shift_mm = 0, refine_shift_mm = 0, scalp_to_cortex_mm = 0, handle_angle_deg = 45.0;
+  double prior_to_gm_mm = 0;  ///< the mapped point's distance to grey matter (0.5 mm lattice)
   nlohmann::json atlas = nlohmann::json::object();
   nlohmann::json classical;  ///< DLPFC: scalp rules vs this target
   std::vector<std::string> warnings;

@@ -164,7 +164,7 @@ Target read_target(const Reader& rd, const json& o, const std::string& at, std::
   t.scalp_to_cortex_mm = rd.number(rd.member(o, "scalp_to_cortex_mm", at), at + "scalp_to_cortex_mm");
   if (t.scalp_to_cortex_mm < 0 || t.scalp_to_cortex_mm > 100)
     rd.fail(at + "scalp_to_cortex_mm", fmt::format("{:g} mm is outside 0..100 mm", t.scalp_to_cortex_mm));
-  for (const char* key : {"snap_shift_mm", "refine_shift_mm"}) {
+  for (const char* key : {"prior_to_gm_mm", "snap_shift_mm", "refine_shift_mm"}) {
     const auto v = rd.optional_number(o, key, at);
     if (v && *v < 0) rd.fail(at + key, "must not be negative");
   }

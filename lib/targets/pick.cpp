@@ -31,7 +31,17 @@ constexpr double kKnobDistanceWeight = 0.25;  // mm of scalp depth traded per mm
 constexpr double kKnobTemperatureMm = 1.5;    // soft-min temperature of the knob score (mm)
 constexpr double kJacobianStepMm = 2.0;       // the registration's Jacobian: central differences over +-2 mm
 constexpr double kDefaultHandleDeg = 45.0;    // posterior_lateral_45: handle backwards, 45 deg from the midline
-constexpr double kSnapWarningFraction = 0.8;  // warn when the snap used 80 % of its radius
+// Warn when the mapped point lies this far from grey matter: a registration problem. On 17 plans
+// (Colin27, Philips and their copies, a defaced Philips) the largest was 3.4 mm (M1_hand_right,
+// whose MNI point lies 3.4 mm from Colin27's own GM). The snap's own travel is no such sign: M1's
+// nearest crown lies 8-9 mm from the mapped point on every head, the template included.
+constexpr double kPriorGmWarningMm = 6.0;
+// The coil needs the skin around its entry point: the scalp normal weighs the head's boundary
+// over about two of its 6 mm sigmas. A head voxel on a face of the image closer than that means
+// the field of view cut the head there and the "scalp" is the cut (a Philips copy cut 15 mm below
+// the top of its brain put M1's coil 18.6 mm and 39 degrees off; cut through the skull, 11 mm above
+// M1's entry, the pose moved 0.14 mm and 0.3 degrees: docs/target-pick.md).
+constexpr double kCutHeadMm = 12.0;
 
 // Column a: map(p + h e_a) - map(p - h e_a), the central differences of a point map at p.
 Eigen::Matrix3d central_differences(const PointMap& map, const Eigen::Vector3d& p, double h) {
@@ -355,6 +365,9 @@ void snap_to_crown(const Neighbourhood& nb, const Scalp& scalp, const Options& o
   if (!std::isfinite(min_depth))
     throw Error(fmt::format("{}: no grey matter within {:.0f} mm of ({:.1f}, {:.1f}, {:.1f}) RAS mm", who,
                             opt.snap_radius_mm, out.prior[0], out.prior[1], out.prior[2]));
+  out.prior_to_gm_mm = std::numeric_limits<double>::infinity();
+  for (const auto& n : nodes)
+    if (n.gm >= 0.5) out.prior_to_gm_mm = std::min(out.prior_to_gm_mm, (n.p - out.prior).norm());
   Eigen::Vector3d centre = Eigen::Vector3d::Zero();
   double weights = 0.0;
   std::vector<Eigen::Vector3d> pool;
@@ -455,6 +468,18 @@ void place_coil(const Subject& s, const Scalp& scalp, const Request& req, const 
     out.handle_rule = fmt::format("handle {:.0f} degrees from posterior toward lateral (user)", out.handle_angle_deg);
 }
 
+// The smallest distance (mm) from p to a head voxel on a face of the image grid (infinity when the
+// head lies inside the field of view).
+double distance_to_cut_head(const Mask& head, const Eigen::Vector3d& p) {
+  const Eigen::Vector3d v = ras_to_voxel(head.grid.vox2ras, RasPoint(p)).v;
+  const Eigen::Matrix3d m = head.grid.vox2ras.m.topLeftCorner<3, 3>();
+  double best = std::numeric_limits<double>::infinity();
+  head.grid.for_each_face_voxel([&](std::int64_t i, std::int64_t j, std::int64_t k) {
+    if (head(i, j, k)) best = std::min(best, (m * (Eigen::Vector3d(double(i), double(j), double(k)) - v)).norm());
+  });
+  return best;
+}
+
 }  // namespace
 
 Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Request& req, const Options& opt) {
@@ -472,14 +497,21 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
   snap_to_crown(nb, scalp, opt, who, out);
   if (knob) refine_hand_knob(s, scalp, nb, opt, out);
   place_coil(s, scalp, req, out.hemisphere, who, opt, out);
+  const double cut = distance_to_cut_head(s.head, out.scalp);
+  if (cut < kCutHeadMm)
+    throw Error(fmt::format("the image's field of view cuts through the head {:.1f} mm from the scalp entry "
+                            "({:.1f}, {:.1f}, {:.1f}) RAS mm, so the skin under the coil is not in the scan",
+                            cut, out.scalp[0], out.scalp[1], out.scalp[2]),
+                "head_mask.nii.gz");
 
   if (out.scalp_to_cortex_mm > opt.deep_warning_mm)
     out.warnings.push_back(
         fmt::format("target is {:.1f} mm below the scalp (deeper than {:.0f} mm): stimulation may not reach it",
                     out.scalp_to_cortex_mm, opt.deep_warning_mm));
-  if (out.snap_shift_mm > kSnapWarningFraction * opt.snap_radius_mm)
-    out.warnings.push_back(
-        fmt::format("snapped {:.1f} mm to reach grey matter: check the registration", out.snap_shift_mm));
+  if (out.prior_to_gm_mm > kPriorGmWarningMm)
+    out.warnings.push_back(fmt::format(
+        "the MNI point maps {:.1f} mm from the nearest grey matter (over {:.0f} mm): check the registration",
+        out.prior_to_gm_mm, kPriorGmWarningMm));
   const Eigen::Vector3d cijk = ras_to_voxel(s.grid.vox2ras, RasPoint(out.cortical)).v;
   if (!s.brodmann.data.empty())
     out.atlas["brodmann"] = s.brodmann(std::lround(cijk[0]), std::lround(cijk[1]), std::lround(cijk[2]));
@@ -494,6 +526,7 @@ nlohmann::json Pick::to_json() const {
                       {"input", input},
                       {"prior_ras", vec3_to_json(prior)},
                       {"cortical_ras", vec3_to_json(cortical)},
+                      {"prior_to_gm_mm", std::round(prior_to_gm_mm * 100) / 100},
                       {"snap_shift_mm", std::round(snap_shift_mm * 100) / 100},
                       {"refine_shift_mm", std::round(refine_shift_mm * 100) / 100},
                       {"scalp_ras", vec3_to_json(scalp)},

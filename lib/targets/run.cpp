@@ -95,6 +95,7 @@ void fill_record(const Params& params, const OutputSet& out, const std::vector<P
                          {"hair_offset_mm", params.options.hair_offset_mm}};
   for (const auto& p : picks)
     record.figures()[p.name] = {{"scalp_to_cortex_mm", p.scalp_to_cortex_mm},
+                                {"prior_to_gm_mm", p.prior_to_gm_mm},
                                 {"snap_shift_mm", p.snap_shift_mm},
                                 {"refine_shift_mm", p.refine_shift_mm}};
 }
