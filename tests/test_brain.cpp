@@ -169,3 +169,33 @@ TEST_CASE("skull-strip: the brain boundary stays put when the same head comes wi
   CHECK(std::abs(shift_mm) < 0.3);
   CHECK(dice(clean_brain, noisy_brain) > 0.98);
 }
+
+TEST_CASE("skull-strip refuses a T1 that was skull-stripped before it came in", "[brain][data]") {
+  const std::string data = testing::shared_data();
+  if (data.empty() || !fs::exists(kMniTemplateHead) || !fs::exists(kMniTemplateBrain))
+    testing::skip("shared data or Colin27 (mricron-data) not found");
+  // The Philips head with everything outside HD-BET's brain set to 0 (another scanner and another
+  // stripper than the Colin27 brain below), and mricron-data's BET-stripped Colin27.
+  Image stripped = read_image(data + "/philips-mprage/T1w.nii.gz");
+  const Image hdbet = read_image(data + "/philips-mprage/reference/brainmask_hdbet.nii.gz");
+  REQUIRE(hdbet.grid.same_as(stripped.grid));
+  for (std::size_t i = 0; i < stripped.data.size(); ++i)
+    if (!(hdbet.data[i] > 0.5f)) stripped.data[i] = 0.0f;
+  CHECK_THROWS_WITH(skull_strip(stripped, "philips stripped"), Catch::Contains("looks skull-stripped"));
+  CHECK_THROWS_WITH(skull_strip(read_image(kMniTemplateBrain), "ch2bet"), Catch::Contains("looks skull-stripped"));
+}
+
+TEST_CASE("skull-strip refuses a T1 whose background is bright noise (MP2RAGE's uniform image)", "[brain][data]") {
+  const std::string data = testing::shared_data();
+  if (data.empty()) testing::skip("shared data not found");
+  // The Philips head with every dark voxel (below 5 % of the 99th percentile: the background, and
+  // dark spots inside the head as in a real UNI image) replaced by uniform noise up to that
+  // percentile.
+  Image noisy = read_image(data + "/philips-mprage/T1w.nii.gz");
+  const float top = quantile(noisy, 0.99);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(0.0f, top);
+  for (auto& v : noisy.data)
+    if (v < 0.05f * top) v = u(rng);
+  CHECK_THROWS_WITH(head_mask(noisy, "philips uni"), Catch::Contains("background is bright noise"));
+}

@@ -56,9 +56,37 @@ Image relative_skin_level(const Image& t1, const Mask& shell) {
   return resample_affine(ratio, t1.grid, Eigen::Matrix4d::Identity(), Interp::Linear, 1.0f);
 }
 
+// Bright noise outside the head (MP2RAGE's uniform image and other ratio images: the background
+// is salt-and-pepper over the whole range). Along the rows of the image's faces, the share of
+// neighbouring voxel pairs on opposite sides of Otsu's threshold: 0.000-0.020 on the Philips scan,
+// Colin27, their copies, a tightly cropped and a cut Philips; 0.46 on the Philips scan with its
+// background replaced by uniform noise. There the skin cannot be told from the noise: the dim
+// forehead skin of that copy went with it and the DLPFC coils moved 14-16 mm (docs/skull-strip.md).
+constexpr double kNoisyFaceTransitions = 0.2;
+
+bool bright_noisy_background(const Image& t1) {
+  const float t = static_cast<float>(otsu_threshold(t1));
+  std::size_t pairs = 0, changes = 0;
+  t1.grid.for_each_face_voxel([&](std::int64_t i, std::int64_t j, std::int64_t k) {
+    // The next voxel along a face's row: along i, or along j on the two faces normal to i.
+    const bool i_face =
+        (i == 0 || i == t1.grid.dim[0] - 1) && j > 0 && j < t1.grid.dim[1] - 1 && k > 0 && k < t1.grid.dim[2] - 1;
+    const std::int64_t ni = i_face ? i : i + 1, nj = i_face ? j + 1 : j;
+    if (!t1.grid.inside(ni, nj, k)) return;
+    ++pairs;
+    changes += (t1(i, j, k) > t) != (t1(ni, nj, k) > t) ? 1 : 0;
+  });
+  return pairs > 0 && double(changes) > kNoisyFaceTransitions * double(pairs);
+}
+
 }  // namespace
 
 Mask head_mask(const Image& t1, const std::string& source_name) {
+  if (bright_noisy_background(t1))
+    throw Error("the background is bright noise, as in MP2RAGE's uniform (UNI) image, and the head's skin cannot be "
+                "told from it; give a head T1 whose background is dark (e.g. UNI with its background suppressed "
+                "using INV2)",
+                source_name);
   // 1. Otsu over the whole field of view separates background from tissue.
   const double t0 = otsu_threshold(t1);
   const Mask above = threshold(t1, static_cast<float>(t0));

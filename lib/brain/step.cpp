@@ -54,6 +54,16 @@ void run(const Params& p, const OutputSet& out, Record& record) {
     log::info(fmt::format("working grid {}x{}x{} at {:.2f}x{:.2f}x{:.2f} mm", work.dim[0], work.dim[1], work.dim[2],
                           work.spacing_mm()[0], work.spacing_mm()[1], work.spacing_mm()[2]));
   BrainResult result = same ? skull_strip(t1, p.t1, p.options) : strip_on_working_grid(t1, work, p);
+  // A field of view that cuts through the brain (the top of the head often is cut on clinical
+  // slabs): the plan goes on, target-pick refuses a coil on the cut.
+  std::size_t on_faces = 0;
+  t1.grid.for_each_face_voxel(
+      [&](std::int64_t i, std::int64_t j, std::int64_t k) { on_faces += result.brain(i, j, k); });
+  const double cut_ml = double(on_faces) * t1.grid.voxel_volume_ml();
+  if (cut_ml > 0.5)
+    log::warn(fmt::format("{}: the field of view cuts through the brain ({:.1f} ml of the brain mask lie on the "
+                          "image's faces): targets near the cut are less reliable",
+                          p.t1, cut_ml));
 
   WriteOptions wo;
   wo.force = force;
@@ -71,6 +81,7 @@ void run(const Params& p, const OutputSet& out, Record& record) {
   record.parameters() = {{"template_head", p.options.template_head}, {"template_brain", p.options.template_brain}};
   record.figures() = {{"brain_volume_ml", volume_ml(result.brain)},
                       {"head_volume_ml", volume_ml(result.head)},
+                      {"brain_on_image_faces_ml", cut_ml},
                       {"registration_similarity", result.registration_similarity}};
   if (!same) {
     const Eigen::Vector3d sp = work.spacing_mm();

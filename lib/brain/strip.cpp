@@ -1,5 +1,7 @@
 // skull-strip: head mask, bias correction, template prior by affine registration, then the
 // brain boundary refined on the subject's own intensities.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -103,6 +105,32 @@ Mask extract_brain(const Image& corrected, const Mask& prior, const Mask& head, 
   return brain;
 }
 
+// A T1 skull-stripped before it reached us has no scalp: its "head" ends at the brain, and no
+// coil can be placed on it. A whole head's skin lies more than 5 mm outside the brain nearly
+// everywhere: the share of the head's surface voxels within 5 mm of the brain mask is <= 0.011 on
+// Philips, Colin27, their 0.4x0.4x1.5 mm copies and a defaced copy; 0.57 and 0.62 on the stripped
+// Colin27 brains (ch2bet, ch2better) of mricron-data (docs/skull-strip.md).
+constexpr double kStrippedShare = 0.25;
+// When the registration to the template head fails, a "head" this small is a stripped brain (1,458
+// ml for the Philips head stripped by HD-BET; 1,750 for ch2bet; the whole heads measured are 3,500
+// ml and more, the 0.4x0.4x1.5 mm copy's smaller field of view included).
+constexpr double kStrippedHeadMl = 2100.0;
+
+void refuse_stripped_input(const Mask& head, const Mask& brain, const std::string& source_name) {
+  const Mask surface = mask_and(head, mask_not(erode(head, head.grid.spacing_mm().minCoeff())));
+  const Mask near = dilate(brain, 5.0);
+  std::size_t n = 0, close = 0;
+  for (std::size_t i = 0; i < surface.data.size(); ++i)
+    if (surface.data[i]) ++n, close += near.data[i] ? 1 : 0;
+  const double share = n > 0 ? double(close) / double(n) : 1.0;
+  log::debug(fmt::format("head surface within 5 mm of the brain: {:.3f}", share));
+  if (share > kStrippedShare)
+    throw Error(fmt::format("the T1 looks skull-stripped: {:.0f} % of the head's surface lies within 5 mm of the "
+                            "brain (a whole head: about 1 %); planning needs the whole head, scalp included",
+                            100.0 * share),
+                source_name);
+}
+
 }  // namespace
 
 BrainResult skull_strip(const Image& t1, const std::string& source_name, const BrainOptions& options) {
@@ -134,7 +162,19 @@ BrainResult skull_strip(const Image& t1, const std::string& source_name, const B
 
   AffineOptions reg_options;
   reg_options.template_focus = &templ_brain;  // fit the brain, not face and neck (docs/registration.md)
-  const AffineResult reg = register_affine(corrected, templ, reg_options);
+  AffineResult reg;
+  try {
+    reg = register_affine(corrected, templ, reg_options);
+  } catch (const Error&) {
+    // A stripped brain's scale does not fit the template head's: say what the input is.
+    const double ml = volume_ml(r.head);
+    if (ml < kStrippedHeadMl)
+      throw Error(fmt::format("the T1 looks skull-stripped: the head in it is {:.0f} ml, a brain's size (a whole head "
+                              "with skull and scalp: over {:.0f} ml); planning needs the whole head, scalp included",
+                              ml, kStrippedHeadMl),
+                  source_name);
+    throw;
+  }
   r.subject_to_template = reg.subject_to_template;
   r.registration_similarity = reg.similarity_after;
   ++progress;
@@ -153,6 +193,7 @@ BrainResult skull_strip(const Image& t1, const std::string& source_name, const B
   const Crop box = bounding_crop(prior, static_cast<std::int64_t>(std::ceil(20.0 / t1.grid.spacing_mm().minCoeff())));
   Mask brain = extract_brain(crop(corrected, box), crop(prior, box), crop(r.head, box), source_name);
   brain = uncrop(brain, t1.grid, box);
+  refuse_stripped_input(r.head, brain, source_name);
   ++progress;
   log::debug(fmt::format("  {:.1f} s", now_seconds() - t_start));
 
