@@ -68,7 +68,7 @@ for copy in $(jq -r '.copies[].name' "$SAMPLES/copies.json" 2>/dev/null || $PY -
 done
 
 # ---- later steps: their own evaluation scripts add rows when present ------------------------
-for extra in scripts/bench/pipeline.sh scripts/bench/efield.sh scripts/bench/efield_repro.sh; do
+for extra in scripts/bench/pipeline.sh scripts/bench/efield.sh scripts/bench/efield_repro.sh scripts/bench/robustness.sh; do
   if [ -x "$extra" ]; then
     BIN="$BIN" SAMPLES="$SAMPLES" DATA="$DATA" WORK="$WORK" THREADS="$THREADS" ROWS="$ROWS" "$extra"
   fi
