@@ -2,6 +2,7 @@
 // on the same head moved by a known rigid transform (only its header changes: exact).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -300,6 +301,15 @@ TEST_CASE("a field of view that cuts the head under the coil is refused; cut far
   const Subject through_brain = cut_above(c.subject, 140);
   CHECK_THROWS_WITH(pick(through_brain, Scalp(through_brain.head), library, lib("M1_hand_left")),
                     Catch::Contains("field of view cuts through the head"));
+  // DLPFC's entry lies 30 mm below that cut: planned, with a warning that the brain is cut.
+  auto cut_warning = [](const Pick& p) {
+    return std::any_of(p.warnings.begin(), p.warnings.end(),
+                       [](const std::string& w) { return w.find("cuts through the brain") != std::string::npos; });
+  };
+  const Pick dlpfc = pick(through_brain, Scalp(through_brain.head), library, lib("DLPFC_BA46"));
+  CHECK(cut_warning(dlpfc));
+  CHECK(!cut_warning(whole));
+  CHECK(!cut_warning(cut));
 }
 
 TEST_CASE("DLPFC: F3 and the 5 cm rule are reported with their distance to the MRI target", "[targets]") {

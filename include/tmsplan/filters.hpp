@@ -57,6 +57,8 @@ Mask mask_or(const Mask& a, const Mask& b);
 Mask mask_not(const Mask& a);
 std::size_t count(const Mask& mask);
 double volume_ml(const Mask& mask);
+/// Volume (ml) of the mask's voxels on the faces of its grid: where the field of view cuts it.
+double volume_on_faces_ml(const Mask& mask);
 double dice(const Mask& a, const Mask& b);
 
 /// A box of a grid: its own grid (with the right world position) and its offset in the parent.

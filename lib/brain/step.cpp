@@ -55,11 +55,8 @@ void run(const Params& p, const OutputSet& out, Record& record) {
                           work.spacing_mm()[0], work.spacing_mm()[1], work.spacing_mm()[2]));
   BrainResult result = same ? skull_strip(t1, p.t1, p.options) : strip_on_working_grid(t1, work, p);
   // A field of view that cuts through the brain (the top of the head often is cut on clinical
-  // slabs): the plan goes on, target-pick refuses a coil on the cut.
-  std::size_t on_faces = 0;
-  t1.grid.for_each_face_voxel(
-      [&](std::int64_t i, std::int64_t j, std::int64_t k) { on_faces += result.brain(i, j, k); });
-  const double cut_ml = double(on_faces) * t1.grid.voxel_volume_ml();
+  // slabs): the plan goes on; target-pick warns on every target and refuses a coil on the cut.
+  const double cut_ml = volume_on_faces_ml(result.brain);
   if (cut_ml > 0.5)
     log::warn(fmt::format("{}: the field of view cuts through the brain ({:.1f} ml of the brain mask lie on the "
                           "image's faces): targets near the cut are less reliable",

@@ -677,6 +677,11 @@ Mask mask_not(const Mask& a) {
 }
 std::size_t count(const Mask& mask) { return std::accumulate(mask.data.begin(), mask.data.end(), std::size_t(0)); }
 double volume_ml(const Mask& mask) { return double(count(mask)) * mask.grid.voxel_volume_ml(); }
+double volume_on_faces_ml(const Mask& mask) {
+  std::size_t n = 0;
+  mask.grid.for_each_face_voxel([&](std::int64_t i, std::int64_t j, std::int64_t k) { n += mask(i, j, k) ? 1 : 0; });
+  return double(n) * mask.grid.voxel_volume_ml();
+}
 
 double dice(const Mask& a, const Mask& b) {
   if (a.data.size() != b.data.size()) throw Error("dice: masks on different grids");

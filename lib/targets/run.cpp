@@ -41,15 +41,23 @@ void add_classical_positions(const Subject& subject, const Scalp& scalp, const L
   for (auto& p : picks) {
     if (p.kind != "prefrontal") continue;
     std::optional<Pick> motor;
+    std::string motor_problem;
     for (const auto& q : picks)
       if (q.kind == "motor" && q.hemisphere == p.hemisphere) motor = q;
     if (!motor)
       for (const auto& e : library.entries)
         if (e.kind == "motor" && e.hemisphere == p.hemisphere) {
-          motor = pick(subject, scalp, library, {Request::Kind::Library, e.name, {}, std::nullopt}, options);
+          // The comparison is an extra: a motor spot that cannot be placed (e.g. its scalp is cut
+          // off by the field of view) leaves the rule out, not the prefrontal target.
+          try {
+            motor = pick(subject, scalp, library, {Request::Kind::Library, e.name, {}, std::nullopt}, options);
+          } catch (const Error& err) {
+            motor_problem = fmt::format("not computed: {} could not be placed ({})", e.name, err.what());
+          }
           break;
         }
     p.classical = classical_positions(subject, scalp, library, p, motor);
+    if (!motor_problem.empty()) p.classical["rule_5cm_note"] = motor_problem;
   }
 }
 
