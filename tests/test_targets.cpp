@@ -283,7 +283,45 @@ Subject cut_above(const Subject& s, std::int64_t top) {
   return c;
 }
 
+// The subject on slices `step` voxels apart (every step-th slice of k kept: thick slices whose
+// partial volume is left out, so only the scalp model's sampling differs).
+Subject every_kth_slice(const Subject& s, std::int64_t step) {
+  Subject c = s;
+  c.grid.dim[2] = (s.grid.dim[2] + step - 1) / step;
+  c.grid.vox2ras.m.col(2) *= double(step);
+  auto thin_out = [&](auto& v) {
+    auto out = v;
+    out.grid = c.grid;
+    out.data.resize(c.grid.voxels());
+    for (std::int64_t k = 0; k < c.grid.dim[2]; ++k)
+      for (std::int64_t j = 0; j < c.grid.dim[1]; ++j)
+        for (std::int64_t i = 0; i < c.grid.dim[0]; ++i) out(i, j, k) = v(i, j, k * step);
+    v = std::move(out);
+  };
+  thin_out(c.head), thin_out(c.brain), thin_out(c.gm), thin_out(c.brodmann);
+  return c;
+}
+
 }  // namespace
+
+TEST_CASE("on 5 mm slices every target is placed, near its place on the 1 mm slices", "[targets]") {
+  const Library library = load_library();
+  const Colin c = colin(Eigen::Matrix4d::Identity());
+  const Subject thick = every_kth_slice(c.subject, 5);
+  REQUIRE(thick.grid.spacing_mm()[2] == Approx(5.0));
+  const Scalp fine(c.subject.head), coarse(thick.head);
+  for (const char* name : {"M1_hand_left", "M1_hand_right", "DLPFC_BA46", "DLPFC_BA9"}) {
+    INFO(name);
+    const Pick a = pick(c.subject, fine, library, lib(name));
+    // A 0.7 mm Gaussian between 5 mm slices met no voxel: targets read as outside the head.
+    const Pick b = pick(thick, coarse, library, lib(name));
+    INFO("cortical " << (a.cortical - b.cortical).norm() << " mm, coil centre " << (a.centre - b.centre).norm()
+                     << " mm, coil z " << angle_deg(a.pose.block<3, 1>(0, 2), b.pose.block<3, 1>(0, 2)) << " deg");
+    CHECK((a.cortical - b.cortical).norm() < 4.0);
+    CHECK((a.centre - b.centre).norm() < 4.0);
+    CHECK(angle_deg(a.pose.block<3, 1>(0, 2), b.pose.block<3, 1>(0, 2)) < 5.0);
+  }
+}
 
 TEST_CASE("a field of view that cuts the head under the coil is refused; cut farther away it changes nothing",
           "[targets]") {

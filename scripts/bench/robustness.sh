@@ -17,7 +17,17 @@ bench_requires python3-nibabel python3-scipy time bc
 T1=$DATA/philips-mprage/T1w.nii.gz
 [ -f "$T1" ] || { echo "robustness.sh: skipped: $T1 not found" >&2; exit 0; }
 TARGETS=(--target M1_hand_left --target M1_hand_right --target DLPFC_BA46 --target DLPFC_BA9)
-plan() { TMSPLAN_BIN=$BIN "$here/scripts/plan-subject.sh" "$1" "$2" "${TARGETS[@]}" --threads "$THREADS" --no-efield; }
+# plan T1 OUTDIR [TARGET OPTIONS]: the four targets unless others are given.
+plan() {
+  local t1=$1 out=$2; shift 2
+  [ $# -gt 0 ] || set -- "${TARGETS[@]}"
+  TMSPLAN_BIN=$BIN "$here/scripts/plan-subject.sh" "$t1" "$out" "$@" --threads "$THREADS" --no-efield
+}
+# summary CASE.json PLAN: the largest differences to the healthy plan over the plan's targets.
+summary() {
+  $PY "$here/scripts/bench/robustness.py" compare "$healthy/targets.json" "$1" "$2/targets.json" |
+    awk '{c=($2>c?$2:c); k=($3>k?$3:k); z=($4>z?$4:z); n++} END {printf "%d targets: cortical max %.2f mm, coil centre max %.2f mm, coil z max %.2f deg", n, c, k, z}'
+}
 
 healthy=$WORK/robust-healthy
 plan "$T1" "$healthy" > /dev/null 2> "$WORK/robust-healthy.log"
@@ -34,8 +44,7 @@ for json in "$cases"/*.json; do
   wall=$(echo "$(date +%s.%N) - $start" | bc | xargs printf '%.1f')
   err=$(grep -m1 ': error: ' "$WORK/robust-$name.log" || true)
   if [ "$ok" = 1 ]; then
-    figures=$($PY "$here/scripts/bench/robustness.py" compare "$healthy/targets.json" "$json" "$out/targets.json" |
-      awk '{c=($2>c?$2:c); k=($3>k?$3:k); z=($4>z?$4:z); n++} END {printf "%d targets: cortical max %.2f mm, coil centre max %.2f mm, coil z max %.2f deg", n, c, k, z}')
+    figures=$(summary "$json" "$out")
     [ "$expect" = plan ] || figures="UNEXPECTED: planned; $figures"
   else
     figures="refused: ${err#*error: }"
@@ -43,4 +52,16 @@ for json in "$cases"/*.json; do
   fi
   row robustness "philips $name" "$wall" - - "$figures"
   echo "robustness $name: $figures"
+  if [ "$expect" = "refuse M1" ]; then
+    # DLPFC_BA46, 15 mm below the cut (BA9's entry lies on it), must still be planned, with the
+    # cut warning.
+    if plan "$cases/$name.nii.gz" "$out-dlpfc" --target DLPFC_BA46 > /dev/null 2> "$WORK/robust-$name-dlpfc.log"; then
+      warned=$($PY -c "import json,sys; t=json.load(open(sys.argv[1]))['targets']; print(sum(any('cuts through the brain' in w for w in x['warnings']) for x in t), 'of', len(t))" "$out-dlpfc/targets.json")
+      figures="$(summary "$json" "$out-dlpfc"); cut warning on $warned"
+    else
+      figures="UNEXPECTED: refused: $(grep -m1 ': error: ' "$WORK/robust-$name-dlpfc.log" || true)"
+    fi
+    row robustness "philips $name, DLPFC_BA46 only" - - - "$figures"
+    echo "robustness $name, DLPFC_BA46 only: $figures"
+  fi
 done
