@@ -235,6 +235,27 @@ TEST_CASE("segment: Philips MPRAGE agrees with FSL FAST", "[tissue][data]") {
   CHECK(wm > 0.91);   // measured 0.936 (0.920 before issue 15)
   CHECK(r.mean[0] < r.mean[1]);
   CHECK(r.mean[1] < r.mean[2]);
+  CHECK_NOTHROW(tissue::check_layer_order(r.dseg, mask, "philips"));
+}
+
+TEST_CASE("segment: a FLAIR-like head is refused by the layer order, not labelled", "[tissue][data]") {
+  const std::string data = testing::shared_data();
+  if (data.empty()) testing::skip("../shared/data not found (set TMSPLAN_SHARED_DATA)");
+  const std::string d = data + "/philips-mprage";
+  const Image gm = read_image(d + "/reference/pve_gm_fast.nii.gz");
+  const Image wm = read_image(d + "/reference/pve_wm_fast.nii.gz");
+  const Mask mask = read_mask(d + "/reference/brainmask_hdbet.nii.gz", &gm.grid);
+  // FLAIR's order: CSF dark, white matter below grey matter (levels 0.1, 0.65, 0.9 of FAST's
+  // fractions), 2 % noise. Three intensity classes come out, in the wrong places.
+  Image flair(gm.grid, 0.0f);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> noise(0.0f, 20.0f);
+  for (std::size_t i = 0; i < flair.data.size(); ++i) {
+    const float g = gm.data[i], w = wm.data[i], c = std::max(0.0f, 1.0f - g - w);
+    flair.data[i] = 1000.0f * (0.1f * c + 0.9f * g + 0.65f * w) + noise(rng);
+  }
+  const auto r = tissue::segment(flair, mask);
+  CHECK_THROWS_WITH(tissue::check_layer_order(r.dseg, mask, "flair"), Catch::Contains("is it a T1?"));
 }
 
 TEST_CASE("segment: a noisy, biased, oblique copy of Colin27 agrees with the original", "[tissue][data]") {

@@ -70,6 +70,11 @@ struct Result {
 /// whole volume, or the intensities inside the mask cannot be split into three classes.
 Result segment(const Image& t1, const Mask& mask, const Params& params = {});
 
+/// Refuses (Error naming source_name) labels whose layers are in the wrong place for a T1: the
+/// mask's outer 3 mm labelled WM more than 0.3 times as often as GM (FLAIR, T2). No verdict when
+/// GM and WM fill less than 10 % of that layer.
+void check_layer_order(const Labels& dseg, const Mask& mask, const std::string& source_name);
+
 /// The grid segment() works on for an input grid: the input grid itself unless an axis is finer
 /// than 0.9 x spacing_mm; then that axis gets spacing_mm (same orientation and extent).
 Grid working_grid(const Grid& input, double spacing_mm);

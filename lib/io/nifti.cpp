@@ -407,7 +407,9 @@ Opened open_image(const std::string& path) {
                 path);
   for (int d = 4; d <= ndim; ++d) {
     if (h.dim[d] > 1)
-      throw Error("4D image with " + std::to_string(h.dim[d]) + " volumes: give a single 3D volume", path);
+      throw Error("4D image with " + std::to_string(h.dim[d]) +
+                      " volumes: give a single 3D volume (a multi-echo MPRAGE: the echoes' root mean square)",
+                  path);
   }
   if (voxels > kMaxVoxels)
     throw Error("header asks for an absurd size (" + std::to_string(h.dim[1]) + "x" + std::to_string(h.dim[2]) + "x" +

@@ -87,6 +87,7 @@ void run(const RunParams& p, const OutputSet& out, Record& record) {
   const Mask mask = read_mask(p.mask, &t1.grid);
   log::info(fmt::format("read {} ({}x{}x{})", p.t1, t1.grid.dim[0], t1.grid.dim[1], t1.grid.dim[2]));
   const Result r = segment(t1, mask, p.model);
+  check_layer_order(r.dseg, mask, p.t1);
   log::debug(fmt::format("segmented at {:.2f} s", now_seconds() - start));
   write_outputs(t1, mask, r, out);
   fill_record(p.model, t1.grid, r, record);
