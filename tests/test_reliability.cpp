@@ -455,6 +455,21 @@ void dicom_cases(std::vector<Case>& cases) {
        }});
   cases.push_back({"dicom", "single slice", "skull-strip", 1, "single slice", Needs::SharedData,
                    [](const Context& c) { return skull_strip_on(c, copy_slices(c, "single", 85, 85)); }});
+  // One file that says it holds 170 frames (Number of Frames (0028,0008) inserted before Rows
+  // (0028,0010), explicit VR little endian): an enhanced multi-frame image is refused as such.
+  cases.push_back(
+      {"dicom", "enhanced multi-frame file", "skull-strip", 1, "multi-frame", Needs::SharedData, [](const Context& c) {
+         const std::string dir = copy_slices(c, "multiframe", 85, 85);
+         const std::string file = dir + "/" + dicom_name(85);
+         std::string b = slurp(file);
+         const auto at = b.find(std::string("\x28\x00\x10\x00US", 6));
+         REQUIRE(at != std::string::npos);
+         b.insert(at, std::string("\x28\x00\x08\x00IS\x04\x00"
+                                  "170 ",
+                                  12));
+         put(file, b);
+         return skull_strip_on(c, dir);
+       }});
   cases.push_back({"dicom", "segment: DICOM T1 with a missing slice", "segment", 1, "missing slices", Needs::SharedData,
                    [](const Context& c) {
                      const std::string dir = copy_slices(c, "gap", 81, 100);

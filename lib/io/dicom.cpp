@@ -40,6 +40,23 @@ double philips_scale_slope(const std::string& file) {
   return std::isfinite(value) ? double(value) : 0.0;
 }
 
+// Number of Frames (0028,0008), an integer string; 1 when absent or unreadable. An enhanced
+// (multi-frame) image holds a whole volume in one file.
+long number_of_frames(const std::string& file) {
+  gdcm::Reader reader;
+  reader.SetFileName(file.c_str());
+  if (!reader.Read()) return 1;
+  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  const gdcm::Tag tag(0x0028, 0x0008);
+  if (!ds.FindDataElement(tag)) return 1;
+  const gdcm::ByteValue* bv = ds.GetDataElement(tag).GetByteValue();
+  if (!bv) return 1;
+  const std::string text(bv->GetPointer(), bv->GetLength());
+  char* end = nullptr;
+  const long n = std::strtol(text.c_str(), &end, 10);
+  return end != text.c_str() && n > 1 ? n : 1;
+}
+
 bool parse_position(const std::string& text, Eigen::Vector3d& out) {
   std::string s = text;
   std::replace(s.begin(), s.end(), '\\', ' ');
@@ -75,6 +92,12 @@ std::vector<std::string> series_files(const std::string& dir, const ReadOptions&
     throw Error("no series '" + uid + "' in the folder", dir);
   }
   std::vector<std::string> file_names = names->GetFileNames(uid);
+  const long frames = file_names.empty() ? 1 : number_of_frames(file_names.front());
+  if (frames > 1)
+    throw Error("series holds enhanced (multi-frame) DICOM files (" + std::to_string(frames) +
+                    " frames in the first), which are not read here: convert the series to NIfTI first (e.g. "
+                    "dcm2niix)",
+                dir);
   if (file_names.size() < 2) throw Error("series has a single slice: a 3D series is needed", dir);
   return file_names;
 }
