@@ -64,8 +64,8 @@ Image relative_skin_level(const Image& t1, const Mask& shell) {
 // forehead skin of that copy went with it and the DLPFC coils moved 14-16 mm (docs/skull-strip.md).
 constexpr double kNoisyFaceTransitions = 0.2;
 
-bool bright_noisy_background(const Image& t1) {
-  const float t = static_cast<float>(otsu_threshold(t1));
+bool bright_noisy_background(const Image& t1, double otsu) {
+  const auto t = static_cast<float>(otsu);
   std::size_t pairs = 0, changes = 0;
   t1.grid.for_each_face_voxel([&](std::int64_t i, std::int64_t j, std::int64_t k) {
     // The next voxel along a face's row: along i, or along j on the two faces normal to i.
@@ -82,13 +82,13 @@ bool bright_noisy_background(const Image& t1) {
 }  // namespace
 
 Mask head_mask(const Image& t1, const std::string& source_name) {
-  if (bright_noisy_background(t1))
+  const double t0 = otsu_threshold(t1);
+  if (bright_noisy_background(t1, t0))
     throw Error("the background is bright noise, as in MP2RAGE's uniform (UNI) image, and the head's skin cannot be "
                 "told from it; give a head T1 whose background is dark (e.g. UNI with its background suppressed "
                 "using INV2)",
                 source_name);
-  // 1. Otsu over the whole field of view separates background from tissue.
-  const double t0 = otsu_threshold(t1);
+  // 1. Otsu over the whole field of view (t0) separates background from tissue.
   const Mask above = threshold(t1, static_cast<float>(t0));
   Mask rough = largest_component(above);
   if (count(rough) == 0) throw Error("no foreground found: not a head scan", source_name);

@@ -116,12 +116,12 @@ constexpr double kStrippedShare = 0.25;
 // ml and more, the 0.4x0.4x1.5 mm copy's smaller field of view included).
 constexpr double kStrippedHeadMl = 2100.0;
 
-void refuse_stripped_input(const Mask& head, const Mask& brain, const std::string& source_name) {
+// `brain_box` is the brain on `box`, the brain stage's crop: the brain lies within 7 mm of the
+// prior and the box reaches 20 mm beyond it, so every voxel within 5 mm of the brain is in the box.
+// The dilation runs there; the head's surface is counted over the whole grid.
+void refuse_stripped_input(const Mask& head, const Mask& brain_box, const Crop& box, const std::string& source_name) {
   const Mask surface = mask_and(head, mask_not(erode(head, head.grid.spacing_mm().minCoeff())));
-  const Mask near = dilate(brain, 5.0);
-  std::size_t n = 0, close = 0;
-  for (std::size_t i = 0; i < surface.data.size(); ++i)
-    if (surface.data[i]) ++n, close += near.data[i] ? 1 : 0;
+  const std::size_t n = count(surface), close = count(mask_and(crop(surface, box), dilate(brain_box, 5.0)));
   const double share = n > 0 ? double(close) / double(n) : 1.0;
   log::debug(fmt::format("head surface within 5 mm of the brain: {:.3f}", share));
   if (share > kStrippedShare)
@@ -191,9 +191,9 @@ BrainResult skull_strip(const Image& t1, const std::string& source_name, const B
 
   // The brain stage works in the prior's bounding box (a third of a typical field of view).
   const Crop box = bounding_crop(prior, static_cast<std::int64_t>(std::ceil(20.0 / t1.grid.spacing_mm().minCoeff())));
-  Mask brain = extract_brain(crop(corrected, box), crop(prior, box), crop(r.head, box), source_name);
-  brain = uncrop(brain, t1.grid, box);
-  refuse_stripped_input(r.head, brain, source_name);
+  const Mask brain_box = extract_brain(crop(corrected, box), crop(prior, box), crop(r.head, box), source_name);
+  refuse_stripped_input(r.head, brain_box, box, source_name);
+  Mask brain = uncrop(brain_box, t1.grid, box);
   ++progress;
   log::debug(fmt::format("  {:.1f} s", now_seconds() - t_start));
 

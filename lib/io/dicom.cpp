@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "nifti_internal.hpp"
@@ -24,37 +25,37 @@ namespace tmsplan::detail {
 namespace {
 using ItkImage = itk::Image<float, 3>;
 
+// The raw bytes of `tag` in `file`, the header read with GDCM up to the pixel data (not the
+// pixels); nullopt when the file cannot be read or has no such element.
+std::optional<std::string> raw_tag(const std::string& file, const gdcm::Tag& tag) {
+  gdcm::Reader reader;
+  reader.SetFileName(file.c_str());
+  if (!reader.ReadUpToTag(gdcm::Tag(0x7fe0, 0x0010))) return std::nullopt;
+  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  if (!ds.FindDataElement(tag)) return std::nullopt;
+  const gdcm::ByteValue* bv = ds.GetDataElement(tag).GetByteValue();
+  if (!bv) return std::nullopt;
+  return std::string(bv->GetPointer(), bv->GetLength());
+}
+
 // Philips' private scale slope (2005,100E) is a binary float32; ITK's string form keeps only six
 // digits, so read the exact value with GDCM. Returns 0 when absent.
 double philips_scale_slope(const std::string& file) {
-  gdcm::Reader reader;
-  reader.SetFileName(file.c_str());
-  if (!reader.Read()) return 0.0;
-  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
-  const gdcm::Tag tag(0x2005, 0x100e);
-  if (!ds.FindDataElement(tag)) return 0.0;
-  const gdcm::ByteValue* bv = ds.GetDataElement(tag).GetByteValue();
-  if (!bv || bv->GetLength() != 4) return 0.0;
+  const auto bytes = raw_tag(file, gdcm::Tag(0x2005, 0x100e));
+  if (!bytes || bytes->size() != 4) return 0.0;
   float value = 0.0f;
-  std::memcpy(&value, bv->GetPointer(), 4);  // DICOM little endian, as is this machine
+  std::memcpy(&value, bytes->data(), 4);  // DICOM little endian, as is this machine
   return std::isfinite(value) ? double(value) : 0.0;
 }
 
 // Number of Frames (0028,0008), an integer string; 1 when absent or unreadable. An enhanced
 // (multi-frame) image holds a whole volume in one file.
 long number_of_frames(const std::string& file) {
-  gdcm::Reader reader;
-  reader.SetFileName(file.c_str());
-  if (!reader.Read()) return 1;
-  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
-  const gdcm::Tag tag(0x0028, 0x0008);
-  if (!ds.FindDataElement(tag)) return 1;
-  const gdcm::ByteValue* bv = ds.GetDataElement(tag).GetByteValue();
-  if (!bv) return 1;
-  const std::string text(bv->GetPointer(), bv->GetLength());
+  const auto text = raw_tag(file, gdcm::Tag(0x0028, 0x0008));
+  if (!text) return 1;
   char* end = nullptr;
-  const long n = std::strtol(text.c_str(), &end, 10);
-  return end != text.c_str() && n > 1 ? n : 1;
+  const long n = std::strtol(text->c_str(), &end, 10);
+  return end != text->c_str() && n > 1 ? n : 1;
 }
 
 bool parse_position(const std::string& text, Eigen::Vector3d& out) {

@@ -134,7 +134,8 @@ Scalp::Scalp(const Mask& head) : head_(head) {
 // and the weighted sum of (p - q) (points away from the head, i.e. along the outward normal).
 // Along an axis coarser than 2 sigma (thick slices) the Gaussian widens to half that axis's spacing
 // there: a 0.7 mm Gaussian between 5 mm slices met no voxel at all, and a point deep inside the
-// head read as outside it.
+// head read as outside it. Grids fine enough for the plain Gaussian keep its own expression, so
+// their answers stay bit for bit what they were.
 Scalp::Sums Scalp::sums(const Eigen::Vector3d& p, double sigma) const {
   const Eigen::Matrix3d to_vox = ras2vox_.topLeftCorner<3, 3>();
   const Eigen::Vector3d c = to_vox * p + ras2vox_.topRightCorner<3, 1>();
@@ -377,14 +378,15 @@ void snap_to_crown(const Neighbourhood& nb, const Scalp& scalp, const Options& o
     if (g > 0.0) nodes.push_back({p, g, nb.depth(p)});
   }
   double min_depth = std::numeric_limits<double>::infinity();
+  out.prior_to_gm_mm = std::numeric_limits<double>::infinity();
   for (const auto& n : nodes)
-    if (n.gm >= 0.5) min_depth = std::min(min_depth, n.depth);
+    if (n.gm >= 0.5) {
+      min_depth = std::min(min_depth, n.depth);
+      out.prior_to_gm_mm = std::min(out.prior_to_gm_mm, (n.p - out.prior).norm());
+    }
   if (!std::isfinite(min_depth))
     throw Error(fmt::format("{}: no grey matter within {:.0f} mm of ({:.1f}, {:.1f}, {:.1f}) RAS mm", who,
                             opt.snap_radius_mm, out.prior[0], out.prior[1], out.prior[2]));
-  out.prior_to_gm_mm = std::numeric_limits<double>::infinity();
-  for (const auto& n : nodes)
-    if (n.gm >= 0.5) out.prior_to_gm_mm = std::min(out.prior_to_gm_mm, (n.p - out.prior).norm());
   Eigen::Vector3d centre = Eigen::Vector3d::Zero();
   double weights = 0.0;
   std::vector<Eigen::Vector3d> pool;
