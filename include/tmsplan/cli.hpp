@@ -11,6 +11,11 @@
 #include <type_traits>
 #include <vector>
 
+namespace tmsplan {
+class OutputSet;
+class Record;
+}  // namespace tmsplan
+
 namespace tmsplan::cli {
 
 template <class T> struct is_optional : std::false_type {};
@@ -32,11 +37,18 @@ class Tool {
   const std::string& name() const { return name_; }
   /// Parses argv, applies the common options, runs body; returns the exit code.
   int run(int argc, char** argv, const std::function<void()>& body);
+  /// One step's run, called inside run()'s body: registers `outputs` (role, file name) in `dir`
+  /// and checks them (none may exist without --force), starts the run record (the tool's name and
+  /// command line), runs `step`, then writes the record to the "record" output. Returns its path.
+  std::string run_step(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& outputs,
+                       const std::function<void(OutputSet&, Record&)>& step) const;
 
  private:
   std::string name_;
   CLI::App app_;
   Common common_;
+  int argc_ = 0;
+  char** argv_ = nullptr;
 };
 
 /// An option whose value must lie in [lo, hi]; its default is shown in --help (an optional one,

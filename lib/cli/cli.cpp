@@ -11,6 +11,7 @@
 #include "tmsplan/files.hpp"
 #include "tmsplan/log.hpp"
 #include "tmsplan/parallel.hpp"
+#include "tmsplan/provenance.hpp"
 #include "tmsplan/version.hpp"
 
 namespace tmsplan::cli {
@@ -31,6 +32,8 @@ Tool::Tool(std::string name, std::string description) : name_(std::move(name)), 
 
 int Tool::run(int argc, char** argv, const std::function<void()>& body) {
   log::set_tool(name_);
+  argc_ = argc;
+  argv_ = argv;
   try {
     app_.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -71,6 +74,17 @@ int Tool::run(int argc, char** argv, const std::function<void()>& body) {
   else
     discard_run_outputs();
   return code;
+}
+
+std::string Tool::run_step(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& outputs,
+                           const std::function<void(OutputSet&, Record&)>& step) const {
+  OutputSet out(dir, common_.force);
+  for (const auto& [role, file_name] : outputs) out.add(role, file_name);
+  out.check();
+  Record record(name_, argc_, argv_);
+  step(out, record);
+  record.write(out.path("record"), common_.force);
+  return out.path("record");
 }
 
 CLI::Option* add_choice(CLI::App& app, const std::string& name, std::string& value, const std::string& help,

@@ -63,13 +63,8 @@ int main(int argc, char** argv) {
     for (int n : p.registration.iterations)
       if (n < 0 || n > 1000) throw UsageError("--iterations must be 0..1000 per level");
 
-    const bool force = tool.common().force;
-    OutputSet out(out_dir, force);
-    for (const auto& [role, name] : cortexmap::output_names()) out.add(role, name);
-    out.check();
-    Record record("cortex-map", argc, argv);
-    cortexmap::run(p, out, record);
-    record.write(out.path("record"), force);
-    std::printf("%s\n", out.path("record").c_str());
+    const std::string record = tool.run_step(out_dir, cortexmap::output_names(),
+                                             [&](OutputSet& out, Record& r) { cortexmap::run(p, out, r); });
+    std::printf("%s\n", record.c_str());
   });
 }

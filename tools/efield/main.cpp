@@ -82,12 +82,11 @@ int main(int argc, char** argv) {
       return;
     }
     if (p.subject_dir.empty()) throw UsageError("--subject-dir is required (or use the probe subcommand)");
-    OutputSet out(p.subject_dir, tool.common().force);
-    for (const auto& [role, name] : efield::output_names(p)) out.add(role, name);
-    out.check();
-    Record record("efield", argc, argv);
-    efield::run(p, out, record);
-    record.write(out.path("record"), tool.common().force);
-    std::printf("%s\n", out.path("targets").c_str());
+    std::string targets_path;
+    tool.run_step(p.subject_dir, efield::output_names(p), [&](OutputSet& out, Record& r) {
+      efield::run(p, out, r);
+      targets_path = out.path("targets");
+    });
+    std::printf("%s\n", targets_path.c_str());
   });
 }

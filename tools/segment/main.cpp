@@ -58,13 +58,8 @@ int main(int argc, char** argv) {
     params.partial_volume = !no_pv;
     params.csf_wm_walls = !no_walls;
     params.min_iterations = std::min(params.min_iterations, params.max_iterations);
-    const bool force = tool.common().force;
-    OutputSet out(out_dir, force);
-    for (const auto& [role, name] : tissue::output_names()) out.add(role, name);
-    out.check();
-    Record record("segment", argc, argv);
-    tissue::run(p, out, record);
-    record.write(out.path("record"), force);
-    std::printf("%s\n", out.path("record").c_str());
+    const std::string record =
+        tool.run_step(out_dir, tissue::output_names(), [&](OutputSet& out, Record& r) { tissue::run(p, out, r); });
+    std::printf("%s\n", record.c_str());
   });
 }

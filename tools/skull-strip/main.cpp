@@ -20,13 +20,8 @@ int main(int argc, char** argv) {
   app.add_option("--series", p.series, "DICOM series instance UID, when the folder holds several");
   cli::add_template_options(app, p.options.template_head, p.options.template_brain);
   return tool.run(argc, argv, [&] {
-    const bool force = tool.common().force;
-    OutputSet out(out_dir, force);
-    for (const auto& [role, name] : brain::output_names()) out.add(role, name);
-    out.check();
-    Record record("skull-strip", argc, argv);
-    brain::run(p, out, record);
-    record.write(out.path("record"), force);
-    std::printf("%s\n", out.path("record").c_str());
+    const std::string record =
+        tool.run_step(out_dir, brain::output_names(), [&](OutputSet& out, Record& r) { brain::run(p, out, r); });
+    std::printf("%s\n", record.c_str());
   });
 }

@@ -48,14 +48,10 @@ int main(int argc, char** argv) {
     for (const auto& e : eeg) p.requests.push_back({Request::Kind::Eeg, e, {}, handle_angle});
     if (p.output.empty()) p.output = p.subject_dir + "/targets.json";
 
-    const bool force = tool.common().force;
-    OutputSet out(targets::output_dir(p.output), force);
-    for (const auto& [role, name] : targets::output_names()) out.add(role, name);
-    check_output_path(p.output, force);
-    out.check();
-    Record record("target-pick", argc, argv);
-    const auto picks = targets::run(p, out, record);
-    record.write(out.path("record"), force);
+    check_output_path(p.output, tool.common().force);
+    std::vector<targets::Pick> picks;
+    tool.run_step(targets::output_dir(p.output), targets::output_names(),
+                  [&](OutputSet& out, Record& r) { picks = targets::run(p, out, r); });
     std::fputs(targets::summary_table(picks).c_str(), stdout);
   });
 }
