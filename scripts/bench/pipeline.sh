@@ -105,10 +105,13 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
   # Like for like: the subject's mask in MNI also against our own skull-strip of Colin27 (bench.sh's
   # skull-strip rows make it), whose edge follows the same definition (reg_eval.py dice_own).
   own=(); [ -f "$WORK/colin/brain_mask.nii.gz" ] && own=(--own-template-mask "$WORK/colin/brain_mask.nii.gz")
+  # And the HD-BET reference of the scan carried by the same map against ch2bet: two masks of one
+  # (BET-like) definition, neither of them ours (reg_eval.py dice_ref).
+  [ -f "$REF/brainmask_hdbet.nii.gz" ] && own+=(--subject-mask "$REF/brainmask_hdbet.nii.gz")
   reg_fig() {  # reg_eval output -> table text
     awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
            printf "brain Dice in MNI vs ch2bet %s (affine only %s)%s; NCC affine/deformable %s/%s; M1 (-37,-21,58) lands %s mm from GM",
-                  v["dice"], v["dice_affine"], ("dice_own" in v ? sprintf(", vs our Colin27 mask %s (that mask vs ch2bet %s)", v["dice_own"], v["own_vs_ch2bet"]) : ""), v["ncc_affine"], v["ncc"], v["m1_gm_mm"] }'
+                  v["dice"], v["dice_affine"], ("dice_own" in v ? sprintf(", vs our Colin27 mask %s (that mask vs ch2bet %s)", v["dice_own"], v["own_vs_ch2bet"]) : "") ("dice_ref" in v ? sprintf(", HD-BET mask carried vs ch2bet %s", v["dice_ref"]) : ""), v["ncc_affine"], v["ncc"], v["m1_gm_mm"] }'
   }
   fig=$($PY "$here/scripts/bench/reg_eval.py" "$d" "${own[@]}" --cortex-map "$c" | reg_fig)
   extra=$($PY -c "

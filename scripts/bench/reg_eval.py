@@ -2,7 +2,7 @@
 """Registration figures for the bench, computed the same way for cortex-map and for a peer.
 
 usage: reg_eval.py SUBJECT_DIR (--cortex-map DIR | --map MAP.nii.gz [--affine-map MAP.nii.gz])
-                   [--own-template-mask MASK.nii.gz]
+                   [--own-template-mask MASK.nii.gz] [--subject-mask MASK.nii.gz]
 
 SUBJECT_DIR holds skull-strip's t1w_biascorr.nii.gz and brain_mask.nii.gz and segment's dseg.nii.gz.
 The template->subject map comes from cortex-map's transform files (read with the ANTs convention,
@@ -17,6 +17,10 @@ template voxel, NaN where off the subject grid, as peer_syn.py writes it). Print
   template (ch2.nii.gz), so both masks follow one definition of the brain's edge. ch2bet is BET's
   tight mask without the outer CSF; a change of where skull-strip puts the edge moves the ch2bet
   figure on every head alike (Colin27's own mask against ch2bet is its ceiling), not this one.
+- dice_ref (with --subject-mask): another mask of the subject on its grid (e.g. the HD-BET
+  reference of the Philips scan) carried the same way against ch2bet > 0. HD-BET, like BET, leaves
+  out the CSF over the cortex, so this scores the map with two masks of one definition neither of
+  which is ours; ref_vs_brain is that mask's Dice with skull-strip's on the subject grid.
 - ncc: NCC over the template brain on the 2 mm grid of the brain-masked, normalised images, as
   cortex-map's record figure (lib/registration/deformable.cpp): template ch2 x (ch2bet grown 4 mm),
   subject T1 x (brain grown 12 mm), each / its 99.5th percentile inside and clipped, blurred 1 mm.
@@ -59,6 +63,7 @@ def main():
     ap.add_argument("--map")
     ap.add_argument("--affine-map")
     ap.add_argument("--own-template-mask")
+    ap.add_argument("--subject-mask")
     a = ap.parse_args()
     tpl_img = nib.load(os.path.join(TEMPLATES, "ch2.nii.gz"))
     tb = np.asarray(nib.load(os.path.join(TEMPLATES, "ch2bet.nii.gz")).dataobj) > 0
@@ -84,6 +89,12 @@ def main():
     saff = s_img.affine
     t1 = np.asarray(s_img.dataobj, dtype=np.float64)
     brain = np.asarray(nib.load(os.path.join(a.subject, "brain_mask.nii.gz")).dataobj) > 0.5
+    ref = None
+    if a.subject_mask:
+        ref_img = nib.load(a.subject_mask)
+        if ref_img.shape[:3] != brain.shape or not np.allclose(ref_img.affine, saff, atol=1e-3):
+            sys.exit(f"reg_eval.py: {a.subject_mask}: not on the grid of {a.subject}/t1w_biascorr.nii.gz")
+        ref = np.asarray(ref_img.dataobj) > 0.5
     spacing = np.sqrt((saff[:3, :3] ** 2).sum(axis=0))
     cube = np.ones((3, 3, 3), bool)
     subj = normalised(t1, ndimage.binary_dilation(brain, cube, iterations=int(np.ceil(12 / spacing.min()))))
@@ -109,6 +120,9 @@ def main():
             own = np.asarray(nib.load(a.own_template_mask).dataobj) > 0.5
             out["dice_own"] = dice(carried.reshape(shape), own)
             out["own_vs_ch2bet"] = dice(own, tb)
+        if ref is not None and key == "":
+            out["dice_ref"] = dice((sample(ref.astype(np.float64), saff, pts) >= 0.5).reshape(shape), tb)
+            out["ref_vs_brain"] = dice(ref, brain)
         out["ncc" + key] = np.corrcoef(fixed, sample(subj, saff, pts[idx2]))[0, 1]
     m1_idx = np.ravel_multi_index(tuple(np.rint(np.linalg.inv(taff) @ np.append(M1_MNI, 1.0))[:3].astype(int)), shape)
     m1 = maps[""](np.array([m1_idx]))[0]
