@@ -49,6 +49,11 @@ BrainResult skull_strip(const Image& t1, const std::string& source_name, const B
 
 namespace tmsplan::brain {
 
+/// More brain mask than this on the image's faces (volume_on_faces_ml) means the field of view cuts
+/// through the brain: skull-strip warns and records it, target-pick warns on every target (a Philips
+/// copy cut 15 mm below the brain's top moved the registration: DLPFC_BA46 2.3 mm).
+inline constexpr double kBrainCutMl = 0.5;
+
 struct Params {
   std::string t1;      ///< NIfTI file or DICOM series folder
   std::string series;  ///< DICOM series instance UID, when the folder holds several

@@ -57,7 +57,7 @@ void run(const Params& p, const OutputSet& out, Record& record) {
   // A field of view that cuts through the brain (the top of the head often is cut on clinical
   // slabs): the plan goes on; target-pick warns on every target and refuses a coil on the cut.
   const double cut_ml = volume_on_faces_ml(result.brain);
-  if (cut_ml > 0.5)
+  if (cut_ml > kBrainCutMl)
     log::warn(fmt::format("{}: the field of view cuts through the brain ({:.1f} ml of the brain mask lie on the "
                           "image's faces): targets near the cut are less reliable",
                           p.t1, cut_ml));

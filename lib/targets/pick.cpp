@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "tmsplan/brain.hpp"
 #include "tmsplan/error.hpp"
 #include "tmsplan/filters.hpp"
 #include "tmsplan/json_geometry.hpp"
@@ -42,9 +43,6 @@ constexpr double kPriorGmWarningMm = 6.0;
 // the top of its brain put M1's coil 18.6 mm and 39 degrees off; cut through the skull, 11 mm above
 // M1's entry, the pose moved 0.14 mm and 0.3 degrees: docs/target-pick.md).
 constexpr double kCutHeadMm = 12.0;
-// Warn on every target when this much of the brain mask lies on the image's faces: a cut brain
-// moved the registration (a Philips copy cut 15 mm below the brain's top: DLPFC_BA46 2.3 mm).
-constexpr double kCutBrainWarningMl = 0.5;
 
 // Column a: map(p + h e_a) - map(p - h e_a), the central differences of a point map at p.
 Eigen::Matrix3d central_differences(const PointMap& map, const Eigen::Vector3d& p, double h) {
@@ -527,8 +525,8 @@ Pick pick(const Subject& s, const Scalp& scalp, const Library& lib, const Reques
     out.warnings.push_back(
         fmt::format("target is {:.1f} mm below the scalp (deeper than {:.0f} mm): stimulation may not reach it",
                     out.scalp_to_cortex_mm, opt.deep_warning_mm));
-  const double brain_cut_ml = volume_on_faces_ml(s.brain);
-  if (brain_cut_ml > kCutBrainWarningMl)
+  const double brain_cut_ml = volume_on_faces_ml(s.brain);  // the image's faces only: cheap per target
+  if (brain_cut_ml > brain::kBrainCutMl)
     out.warnings.push_back(fmt::format("the image's field of view cuts through the brain ({:.1f} ml of the brain mask "
                                        "lie on its faces): the registration, and so this target, is less reliable",
                                        brain_cut_ml));
