@@ -272,6 +272,15 @@ TEST_CASE("GIfTI write/read round trip and refusals", "[surface][unit]") {
   CHECK_THROWS_AS(read_gifti(dir + "/missing.surf.gii"), Error);
   { std::ofstream(dir + "/junk.surf.gii") << "<GIFTI><DataArray Intent=\"NIFTI_INTENT_POINTSET\"></GIFTI>"; }
   CHECK_THROWS_AS(read_gifti(dir + "/junk.surf.gii"), Error);
+  // A small file that declares 2^28 - 1 points (as the fuzzer found) is refused before anything of
+  // that size is allocated, in each encoding.
+  for (const char* encoding : {"ASCII", "Base64Binary", "GZipBase64Binary"}) {
+    std::ofstream(dir + "/huge.surf.gii")
+        << "<GIFTI><DataArray Intent=\"NIFTI_INTENT_POINTSET\" DataType=\"NIFTI_TYPE_FLOAT32\" Dim0=\"268435455\" "
+           "Dim1=\"3\" Encoding=\""
+        << encoding << "\" Endian=\"LittleEndian\"><Data>0 0 0 10 0 0</Data></DataArray></GIFTI>";
+    CHECK_THROWS_WITH(read_gifti(dir + "/huge.surf.gii"), Catch::Contains("too short for its dimensions"));
+  }
   CHECK_THROWS_AS(write_gifti(dir + "/empty.surf.gii", Mesh{}, true), Error);
 }
 

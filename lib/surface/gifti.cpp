@@ -231,6 +231,13 @@ Mesh read_gifti(const std::string& path) {
       throw Error("GIfTI array has unexpected dimensions", path);
     const std::size_t n = std::size_t(rows) * 3;
     const std::string text = trim(xml.substr(data_begin + 6, data_end - data_begin - 6));
+    // Nothing is allocated for the declared size before the data could hold it: a Dim0 of 2^28 in
+    // a small file would otherwise take 3 GiB (found by tests/fuzz/fuzz_gifti.cpp). ASCII needs a
+    // character and a separator per number; zlib expands at most about 1032-fold.
+    if (encoding == "ASCII"
+            ? text.size() + 1 < 2 * n
+            : (encoding == "GZipBase64Binary" ? 1032.0 * double(text.size()) : double(text.size())) < double(n) * 4.0)
+      throw Error("GIfTI data is too short for its dimensions", path);
     std::vector<std::uint32_t> words(n);
     if (encoding == "ASCII") {
       std::istringstream in(text);
