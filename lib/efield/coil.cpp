@@ -98,7 +98,9 @@ Coil read_ccd(const std::string& path) {
   }
   if (count < 0) fail("no dipole count");
   std::vector<double> values;
-  values.reserve(static_cast<std::size_t>(count) * 6);
+  // A dipole line takes at least 12 bytes ("0 0 0 0 0 0\n"): a small file announcing millions of
+  // dipoles does not reserve for them.
+  values.reserve(std::min(static_cast<std::size_t>(count), text.size() / 12 + 1) * 6);
   long rows = 0;
   while (std::getline(in, line)) {
     ++line_no;
