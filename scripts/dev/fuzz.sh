@@ -54,6 +54,13 @@ for t in "${targets[@]}"; do
     protocol) cp data/protocols.json "$work/corpus/presets.json" && cp data/safety_limits.json "$work/corpus/" ;;
     targets_library) cp data/targets.json "$work/corpus/" ;;
   esac
+  if [ "$t" = ccd ] && [ -d ../shared/data/coils ]; then
+    # The validated coil models (SimNIBS, GPL-3), cut to their header and first 30 dipoles so that
+    # inputs stay small: used in place, never copied into the repo.
+    for f in ../shared/data/coils/*.ccd; do
+      { sed -n '1p' "$f"; echo 30; sed -n '3,33p' "$f"; } > "$work/corpus/shared-$(basename "$f")"
+    done
+  fi
   if [ "$t" = navigators ] && [ -d ../shared/data/nnav ]; then
     # Real navigator exports (SimNIBS test files, GPL-3): used in place, never copied into the repo.
     find ../shared/data/nnav -type f ! -name 'LICENSE*' -size -64k -print0 |

@@ -1,7 +1,7 @@
 // Writes the generated part of the fuzz seed corpus: small valid files of each format, made by
 // the library's own writers, plus byte-level variants of a NIfTI file that the writers never make
 // (big-endian, an extension, qform only, scaled int16). Usage: fuzz-make-seeds CORPUS_DIR
-// (subfolders nifti/, navigators/, itk_affine/ must exist). The JSON readers are also seeded with
+// (subfolders nifti/, navigators/, itk_affine/, gifti/ must exist). The JSON readers are also seeded with
 // the current data/*.json by scripts/dev/fuzz.sh (no copies kept in the corpus).
 #include <Eigen/Geometry>
 
@@ -16,6 +16,7 @@
 #include "tmsplan/files.hpp"
 #include "tmsplan/image.hpp"
 #include "tmsplan/navigators.hpp"
+#include "tmsplan/surface.hpp"
 #include "tmsplan/warp.hpp"
 
 using namespace tmsplan;
@@ -147,5 +148,17 @@ int main(int argc, char** argv) {
   a.topLeftCorner<3, 3>() = Eigen::AngleAxisd(0.2, Eigen::Vector3d::UnitZ()).toRotationMatrix() * 1.1;
   a.topRightCorner<3, 1>() = Eigen::Vector3d(3, -4, 5);
   write_itk_affine(dir + "/itk_affine/affine.txt", a, true);
+
+  // GIfTI: a tetrahedron, zlib-compressed and plain base64, with and without metadata.
+  Mesh tet;
+  tet.vertices = {{0, 0, 0}, {10, 0, 0}, {0, 10, 0}, {0, 0, 10}};
+  tet.triangles = {{{0, 2, 1}}, {{0, 1, 3}}, {{0, 3, 2}}, {{1, 2, 3}}};
+  GiftiOptions go;
+  go.force = true;
+  write_gifti(dir + "/gifti/tet-gzip.surf.gii", tet, go);
+  go.compress = false;
+  go.structure = "CortexLeft";
+  go.description = "fuzz seed";
+  write_gifti(dir + "/gifti/tet-base64.surf.gii", tet, go);
   return 0;
 }
