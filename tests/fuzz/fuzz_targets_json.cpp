@@ -11,7 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::accepts("parse_targets", [&] {
     const tmsplan::plan::Targets t = tmsplan::plan::parse_targets(json, "targets.json");
     for (const auto& target : t.targets) {
-      if (std::abs(target.scalp_normal_ras.norm() - 1.0) > 1e-6) fuzz::finding("parse_targets", "scalp normal not unit");
+      if (std::abs(target.scalp_normal_ras.norm() - 1.0) > 1e-6)
+        fuzz::finding("parse_targets", "scalp normal not unit");
       if (std::abs(target.handle_direction_ras.norm() - 1.0) > 1e-6)
         fuzz::finding("parse_targets", "handle direction not unit");
       const Eigen::Matrix3d r = target.coil_pose.m.topLeftCorner<3, 3>();
