@@ -29,6 +29,8 @@ Image distance_to(const Mask& mask);
 /// by rows of the ball for small balls, by the distance transform for large ones.
 Mask dilate(const Mask& mask, double radius_mm);
 Mask erode(const Mask& mask, double radius_mm);
+/// The mask's voxels within width_mm of its outside: the mask minus its erosion by width_mm.
+Mask outer_layer(const Mask& mask, double width_mm);
 /// The same by several radii at once (one distance transform for all): out[i] is
 /// dilate(mask, radii_mm[i]), resp. erode(mask, radii_mm[i]).
 std::vector<Mask> dilate(const Mask& mask, const std::vector<double>& radii_mm);

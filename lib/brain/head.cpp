@@ -102,7 +102,7 @@ Mask head_mask(const Image& t1, const std::string& source_name) {
   const Crop box = bounding_crop(rough, static_cast<std::int64_t>(std::ceil(6.0 / t1.grid.spacing_mm().minCoeff())));
   const Image t1_box = crop(t1, box);
   const Mask rough_box = crop(rough, box);
-  const Mask shell = mask_and(rough_box, mask_not(erode(rough_box, 3.0)));
+  const Mask shell = outer_layer(rough_box, 3.0);
   if (count(shell) < 1000) throw Error("no head surface found: not a head scan", source_name);
   const double skin = quantile(t1_box, 0.5, &shell);
   log::debug(fmt::format("head mask: background {:.4g}, skin {:.4g} (scaled locally)", background, skin));

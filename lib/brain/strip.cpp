@@ -120,7 +120,7 @@ constexpr double kStrippedHeadMl = 2100.0;
 // prior and the box reaches 20 mm beyond it, so every voxel within 5 mm of the brain is in the box.
 // The dilation runs there; the head's surface is counted over the whole grid.
 void refuse_stripped_input(const Mask& head, const Mask& brain_box, const Crop& box, const std::string& source_name) {
-  const Mask surface = mask_and(head, mask_not(erode(head, head.grid.spacing_mm().minCoeff())));
+  const Mask surface = outer_layer(head, head.grid.spacing_mm().minCoeff());
   const std::size_t n = count(surface), close = count(mask_and(crop(surface, box), dilate(brain_box, 5.0)));
   const double share = n > 0 ? double(close) / double(n) : 1.0;
   log::debug(fmt::format("head surface within 5 mm of the brain: {:.3f}", share));

@@ -401,6 +401,11 @@ std::vector<Mask> erode(const Mask& mask, const std::vector<double>& radii_mm) {
 }
 
 Mask erode(const Mask& mask, double radius_mm) { return std::move(erode(mask, std::vector<double>{radius_mm})[0]); }
+Mask outer_layer(const Mask& mask, double width_mm) {
+  Mask layer = erode(mask, width_mm);
+  for (std::size_t i = 0; i < layer.data.size(); ++i) layer.data[i] = mask.data[i] && !layer.data[i] ? 1 : 0;
+  return layer;
+}
 
 Mask dilate_box(const Mask& mask, int radius_vox) {
   // Separable: along each axis in turn, a voxel is set when a set voxel lies within radius_vox on

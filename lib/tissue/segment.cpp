@@ -1206,11 +1206,11 @@ constexpr double kOuterTissueShare = 0.1;  // the check needs GM + WM in 10 % of
 }  // namespace
 
 void check_layer_order(const Labels& dseg, const Mask& mask, const std::string& source_name) {
-  const Mask outer = mask_and(mask, mask_not(erode(mask, 3.0)));
-  std::size_t gm = 0, wm = 0, labelled = 0;
+  const Mask outer = outer_layer(mask, 3.0);
+  std::size_t per_label[4] = {0, 0, 0, 0};  // background, CSF, GM, WM
   for (std::size_t i = 0; i < outer.data.size(); ++i)
-    if (outer.data[i])
-      gm += dseg.data[i] == 2 ? 1 : 0, wm += dseg.data[i] == 3 ? 1 : 0, labelled += dseg.data[i] > 0 ? 1 : 0;
+    if (outer.data[i] && dseg.data[i] < 4) ++per_label[dseg.data[i]];
+  const std::size_t gm = per_label[2], wm = per_label[3], labelled = per_label[1] + gm + wm;
   // Too little tissue there to tell (a mask with a wide CSF margin): no verdict. Heads: 30-60 %.
   if (double(gm + wm) < kOuterTissueShare * double(labelled)) return;
   const double ratio = gm > 0 ? double(wm) / double(gm) : std::numeric_limits<double>::infinity();
