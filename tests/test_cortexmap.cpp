@@ -350,13 +350,15 @@ TEST_CASE("deformable registration recovers the known warp of a Colin27 copy", "
   // border ramp stopped at the brain (issue 16, fifth session) 0.197 / 1.175 and 0.279 / 2.034: the
   // worst point, MNI (-4, -43, -65), lay in the template grid's 12 mm bottom ramp; the bounds
   // below fail if the ramp reaches the brain again. Issue 16 asks <= 0.3 / <= 1.0 on pir-warp5: the
-  // max is not met yet (cerebellum, MNI (48, -59, -53)).
+  // max was not met (cerebellum, MNI (48, -59, -53)). With the 1 mm level (2026-12-02, eighth
+  // session): asl-warp 0.183 / 0.603, pir-warp5 0.207 / 0.754 mm, min Jacobian 0.73: the issue's
+  // goal is the bound for both.
   for (const auto& [name, max_mm] :
-       std::vector<std::pair<std::string, double>>{{"asl-warp", 1.0}, {"pir-warp5", 1.6}}) {
+       std::vector<std::pair<std::string, double>>{{"asl-warp", 1.0}, {"pir-warp5", 1.0}}) {
     const KnownWarpFigures f = known_warp_figures(dir, name, DeformableOptions{});
     INFO(name << ": " << describe(f));
     REQUIRE(f.points >= 100);
-    CHECK(f.mean < 0.35);
+    CHECK(f.mean < 0.3);
     CHECK(f.worst < max_mm);
     CHECK(f.mean < 0.5 * f.affine_mean);
     CHECK(f.inverse_mean < 0.03);
@@ -369,7 +371,8 @@ TEST_CASE("deformable registration recovers the known warp of a Colin27 copy", "
 // Not run by default: known-answer figures for registration settings given in the environment
 // (H16_LEVELS=4,2,1 H16_ITERS=60,40,10 H16_COPIES=asl-warp,pir-warp5 ...), for tuning.
 // H16_MASKDIR=DIR takes each copy's brain mask from DIR/NAME/brain_mask.nii.gz (skull-strip's).
-// H16_MARGIN=MM: the template region's margin; H16_WORST=N lists the N worst points.
+// H16_SUPMIN=MM: the smallest fluid sigma; H16_MARGIN=MM: the template region's margin; H16_WORST=N lists the N worst
+// points.
 TEST_CASE("deformable registration settings sweep", "[.][cortexmap-sweep]") {
   const std::string dir = testing::samples_dir();
   if (dir.empty()) return;
@@ -385,11 +388,12 @@ TEST_CASE("deformable registration settings sweep", "[.][cortexmap-sweep]") {
     return out;
   };
   DeformableOptions o;
-  o.levels_mm = split(env("H16_LEVELS", "4,2"));
+  o.levels_mm = split(env("H16_LEVELS", "4,2,1"));
   o.iterations.clear();
-  for (double v : split(env("H16_ITERS", "60,40"))) o.iterations.push_back(int(v));
+  for (double v : split(env("H16_ITERS", "60,40,10"))) o.iterations.push_back(int(v));
   o.ncc_radius_vox = std::stoi(env("H16_RADIUS", "2"));
   o.sigma_update_vox = std::stod(env("H16_SUP", "1.732"));
+  o.min_sigma_update_mm = std::stod(env("H16_SUPMIN", "3.464"));
   o.sigma_field_vox = std::stod(env("H16_SFIELD", "0.707"));
   o.step_vox = std::stod(env("H16_STEP", "0.25"));
   o.crop_margin_mm = std::stod(env("H16_CROP", "4"));
@@ -434,6 +438,7 @@ TEST_CASE("deformable registration gives the same field with 1 and 2 threads", "
       threshold(resample_affine(to_image(templ_brain), subject.grid, Eigen::Matrix4d::Identity(), Interp::Linear),
                 0.5f);  // roughly placed: only determinism is tested here
   DeformableOptions options;
+  options.levels_mm = {4.0, 2.0};
   options.iterations = {8, 4};
   options.affine.max_iterations_per_level = 5;
   // NCC alone, then with the mask channel (which must change the field: it acts).

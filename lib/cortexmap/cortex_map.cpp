@@ -501,6 +501,7 @@ void fill_record(const Params& p, const DeformableResult& reg, double dice_brain
                          {"iterations", p.registration.iterations},
                          {"ncc_radius_vox", p.registration.ncc_radius_vox},
                          {"sigma_update_vox", p.registration.sigma_update_vox},
+                         {"min_sigma_update_mm", p.registration.min_sigma_update_mm},
                          {"sigma_field_vox", p.registration.sigma_field_vox},
                          {"step_vox", p.registration.step_vox},
                          {"mask_margin_mm", p.registration.mask_margin_mm}};

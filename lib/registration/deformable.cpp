@@ -1,5 +1,5 @@
 // Deformable registration subject -> template after the affine stage: brain-masked images on the
-// template's pyramid grids (4 -> 2 mm), local normalised cross-correlation, greedy compositive
+// template's pyramid grids (4 -> 2 -> 1 mm), local normalised cross-correlation, greedy compositive
 // updates with Gaussian "fluid" smoothing of each update and "diffusion" smoothing of the field
 // (the scheme of PICSL greedy / ANTs' greedy SyN without the symmetric half). The forward field u
 // lives on the template grid: a template point x corresponds to the subject point A (x + u(x)).
@@ -436,6 +436,7 @@ void run_level(const LevelImages& in, Field& u, const LevelGeometry& geo, const 
   const int r = options.ncc_radius_vox;
   const FixedWindows fx = fixed_windows(in.fixed, r);
   const double max_step_mm = options.step_vox * spacing_mm;
+  const double sigma_update_vox = std::max(options.sigma_update_vox, options.min_sigma_update_mm / spacing_mm);
   double scale = 0.0, mask_gain = 0.0;
   for (int it = 0; it < iterations; ++it) {
     const Image w = warp_image(in.moving, u, geo);
@@ -446,7 +447,7 @@ void run_level(const LevelImages& in, Field& u, const LevelGeometry& geo, const 
         mask_gain = options.mask_weight * p99_length(g) * spacing_mm * options.mask_sigma_vox / kUnitEdgeGradient;
       add_mask_force(g, in, warp_image(in.moving_mask, u, geo), geo, mask_gain);
     }
-    smooth_field(g, options.sigma_update_vox);
+    smooth_field(g, sigma_update_vox);
     if (!force_to_update(g, scale, max_step_mm)) return;
     compose(u, g, geo);
     smooth_field(u, options.sigma_field_vox);
@@ -534,6 +535,8 @@ DeformableResult register_deformable(const Image& subject, const Mask& subject_b
     if (!(options.levels_mm[l] > 0 && options.levels_mm[l] <= 16) || options.iterations[l] < 0 ||
         (l > 0 && !(options.levels_mm[l] < options.levels_mm[l - 1])))
       throw Error("registration: deformable levels must run coarse to fine within (0, 16] mm");
+  if (!(options.min_sigma_update_mm >= 0.0 && options.min_sigma_update_mm <= 20.0))
+    throw Error("registration: the smallest update smoothing must be within [0, 20] mm");
   if (options.ncc_radius_vox < 1 || options.ncc_radius_vox > 8)
     throw Error("registration: NCC radius must be 1..8 voxels");
   if (!(options.mask_weight >= 0.0) || !(options.mask_sigma_vox > 0.0 && options.mask_sigma_vox <= 4.0))

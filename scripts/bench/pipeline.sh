@@ -108,10 +108,16 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
   # And the HD-BET reference of the scan carried by the same map against ch2bet: two masks of one
   # (BET-like) definition, neither of them ours (reg_eval.py dice_ref).
   [ -f "$REF/brainmask_hdbet.nii.gz" ] && own+=(--subject-mask "$REF/brainmask_hdbet.nii.gz")
+  # And the anatomy without any mask: the subject's segment labels carried into MNI against our
+  # segment of Colin27 (WM, GM, GM+WM Dice; reg_eval.py dice_wm/dice_gm/dice_tissue).
+  if [ -f "$WORK/colin/brain_mask.nii.gz" ] && "$BIN/segment" --t1 "$WORK/colin/t1w_biascorr.nii.gz" \
+       --mask "$WORK/colin/brain_mask.nii.gz" -o "$WORK/colin" --threads "$THREADS" --force --quiet > /dev/null; then
+    own+=(--template-dseg "$WORK/colin/dseg.nii.gz")
+  fi
   reg_fig() {  # reg_eval output -> table text
     awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
            printf "brain Dice in MNI vs ch2bet %s (affine only %s)%s; NCC affine/deformable %s/%s; M1 (-37,-21,58) lands %s mm from GM",
-                  v["dice"], v["dice_affine"], ("dice_own" in v ? sprintf(", vs our Colin27 mask %s (that mask vs ch2bet %s)", v["dice_own"], v["own_vs_ch2bet"]) : "") ("dice_ref" in v ? sprintf(", HD-BET mask carried vs ch2bet %s", v["dice_ref"]) : ""), v["ncc_affine"], v["ncc"], v["m1_gm_mm"] }'
+                  v["dice"], v["dice_affine"], ("dice_own" in v ? sprintf(", vs our Colin27 mask %s (that mask vs ch2bet %s)", v["dice_own"], v["own_vs_ch2bet"]) : "") ("dice_ref" in v ? sprintf(", HD-BET mask carried vs ch2bet %s", v["dice_ref"]) : "") ("dice_wm" in v ? sprintf("; segment labels carried vs our Colin27 segment: Dice WM %s, GM %s, GM+WM %s", v["dice_wm"], v["dice_gm"], v["dice_tissue"]) : ""), v["ncc_affine"], v["ncc"], v["m1_gm_mm"] }'
   }
   fig=$($PY "$here/scripts/bench/reg_eval.py" "$d" "${own[@]}" --cortex-map "$c" | reg_fig)
   extra=$($PY -c "

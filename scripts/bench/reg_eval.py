@@ -3,6 +3,7 @@
 
 usage: reg_eval.py SUBJECT_DIR (--cortex-map DIR | --map MAP.nii.gz [--affine-map MAP.nii.gz])
                    [--own-template-mask MASK.nii.gz] [--subject-mask MASK.nii.gz]
+                   [--template-dseg DSEG.nii.gz]
 
 SUBJECT_DIR holds skull-strip's t1w_biascorr.nii.gz and brain_mask.nii.gz and segment's dseg.nii.gz.
 The template->subject map comes from cortex-map's transform files (read with the ANTs convention,
@@ -21,6 +22,11 @@ template voxel, NaN where off the subject grid, as peer_syn.py writes it). Print
   reference of the Philips scan) carried the same way against ch2bet > 0. HD-BET, like BET, leaves
   out the CSF over the cortex, so this scores the map with two masks of one definition neither of
   which is ours; ref_vs_brain is that mask's Dice with skull-strip's on the subject grid.
+- dice_wm, dice_gm, dice_tissue (with --template-dseg): the subject's segment labels carried into
+  MNI (nearest label) against our segment of the template (ch2.nii.gz through skull-strip and
+  segment): WM, GM, and GM+WM (the brain without its CSF). Both label maps come from one method, so
+  no mask definition enters: these score how well the map lays the subject's anatomy (the GM/WM
+  boundary, the pial surface) on the template's, which the brain Dice cannot.
 - ncc: NCC over the template brain on the 2 mm grid of the brain-masked, normalised images, as
   cortex-map's record figure (lib/registration/deformable.cpp): template ch2 x (ch2bet grown 4 mm),
   subject T1 x (brain grown 12 mm), each / its 99.5th percentile inside and clipped, blurred 1 mm.
@@ -64,6 +70,7 @@ def main():
     ap.add_argument("--affine-map")
     ap.add_argument("--own-template-mask")
     ap.add_argument("--subject-mask")
+    ap.add_argument("--template-dseg")
     a = ap.parse_args()
     tpl_img = nib.load(os.path.join(TEMPLATES, "ch2.nii.gz"))
     tb = np.asarray(nib.load(os.path.join(TEMPLATES, "ch2bet.nii.gz")).dataobj) > 0
@@ -109,6 +116,15 @@ def main():
     idx2 = np.flatnonzero(sub)[level_brain]
     fixed = tpl.reshape(-1)[idx2]
 
+    dseg_img = nib.load(os.path.join(a.subject, "dseg.nii.gz"))
+    labels = np.asarray(dseg_img.dataobj).astype(np.float64)
+    tlab = None
+    if a.template_dseg:
+        t_img = nib.load(a.template_dseg)
+        if t_img.shape[:3] != shape or not np.allclose(t_img.affine, taff, atol=1e-3):
+            sys.exit(f"reg_eval.py: {a.template_dseg}: not on the grid of {TEMPLATES}/ch2.nii.gz")
+        tlab = np.rint(np.asarray(t_img.dataobj)).astype(np.int16)
+
     out = {}
     all_idx = np.arange(tb.size)
     for key, f in maps.items():
@@ -123,11 +139,15 @@ def main():
         if ref is not None and key == "":
             out["dice_ref"] = dice((sample(ref.astype(np.float64), saff, pts) >= 0.5).reshape(shape), tb)
             out["ref_vs_brain"] = dice(ref, brain)
+        if tlab is not None and key == "":
+            lab = np.rint(sample(labels, dseg_img.affine, pts, order=0)).astype(np.int16).reshape(shape)
+            out["dice_wm"] = dice(lab == 3, tlab == 3)
+            out["dice_gm"] = dice(lab == 2, tlab == 2)
+            out["dice_tissue"] = dice(lab >= 2, tlab >= 2)
         out["ncc" + key] = np.corrcoef(fixed, sample(subj, saff, pts[idx2]))[0, 1]
     m1_idx = np.ravel_multi_index(tuple(np.rint(np.linalg.inv(taff) @ np.append(M1_MNI, 1.0))[:3].astype(int)), shape)
     m1 = maps[""](np.array([m1_idx]))[0]
-    dseg_img = nib.load(os.path.join(a.subject, "dseg.nii.gz"))
-    gm = np.asarray(dseg_img.dataobj) == 2
+    gm = labels == 2
     dist = ndimage.distance_transform_edt(~gm, sampling=np.sqrt((dseg_img.affine[:3, :3] ** 2).sum(axis=0)))
     out["m1_gm_mm"] = sample(dist, dseg_img.affine, m1[None, :])[0]
     print(" ".join(f"{k}={v:.3f}" for k, v in out.items()) + f" m1_subject_ras={','.join(f'{x:.1f}' for x in m1)}")
