@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -32,6 +33,10 @@ constexpr int kMaxTemps = 64;
 constexpr int kPathLen = 4096;
 char g_temps[kMaxTemps][kPathLen];
 std::atomic<bool> g_used[kMaxTemps];
+std::atomic<bool> g_temp_ready[kMaxTemps];  // set once the path is fully copied
+// Set first thing by the signal handler: a thread that creates a temp file afterwards removes it
+// itself and waits for the end (the handler runs on one thread while the others go on).
+std::atomic<bool> g_interrupted{false};
 
 int register_temp(const std::string& path) {
   for (int i = 0; i < kMaxTemps; ++i) {
@@ -39,6 +44,7 @@ int register_temp(const std::string& path) {
     if (g_used[i].compare_exchange_strong(expected, true)) {
       std::strncpy(g_temps[i], path.c_str(), kPathLen - 1);
       g_temps[i][kPathLen - 1] = '\0';
+      g_temp_ready[i].store(true);
       return i;
     }
   }
@@ -46,7 +52,9 @@ int register_temp(const std::string& path) {
 }
 
 void unregister_temp(int slot) {
-  if (slot >= 0) g_used[slot].store(false);
+  if (slot < 0) return;
+  g_temp_ready[slot].store(false);
+  g_used[slot].store(false);
 }
 
 // Outputs committed by the current tool run (between begin_run_outputs and keep/discard): a run
@@ -77,10 +85,23 @@ void forget_committed() {
   g_committed_count.store(0);
 }
 
-extern "C" void cleanup_and_reraise(int sig) {
+void unlink_temps() {
   for (int i = 0; i < kMaxTemps; ++i)
-    if (g_used[i].load()) ::unlink(g_temps[i]);
-  if (g_tracking.load()) unlink_committed();
+    if (g_temp_ready[i].load()) ::unlink(g_temps[i]);
+}
+
+// Two passes 50 ms apart: a worker thread may be between creating a temp file (or committing an
+// output) and registering it when the signal comes; the second pass removes what it registered.
+extern "C" void cleanup_and_reraise(int sig) {
+  g_interrupted.store(true);
+  for (int pass = 0; pass < 2; ++pass) {
+    unlink_temps();
+    if (g_tracking.load()) unlink_committed();
+    if (pass == 0) {
+      const struct timespec pause_50ms = {0, 50 * 1000 * 1000};
+      ::nanosleep(&pause_50ms, nullptr);
+    }
+  }
   std::signal(sig, SIG_DFL);
   std::raise(sig);
 }
@@ -140,12 +161,19 @@ AtomicFile::AtomicFile(std::string target, bool force) : target_(std::move(targe
     const auto name =
         "." + t.filename().string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd() % 1000000);
     temp_ = (t.parent_path().empty() ? fs::path(name) : t.parent_path() / name).string();
+    // Registered before it exists, so that an interrupt never misses it.
+    slot_holder_ = register_temp(temp_);
     const int fd = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd >= 0) {
       ::close(fd);
-      slot_holder_ = register_temp(temp_);
+      if (g_interrupted.load()) {  // the handler may have passed: remove it and wait for the end
+        ::unlink(temp_.c_str());
+        for (;;) ::pause();
+      }
       return;
     }
+    unregister_temp(slot_holder_);
+    slot_holder_ = -1;
   }
   throw Error("cannot create a temporary file beside the output", target_);
 }
