@@ -526,9 +526,15 @@ TEST_CASE("cortex-map refuses inputs on different grids, a template without a br
   r = testing::run(tool + " --t1 " + dir + "/t1.nii.gz -o " + dir + "/out");
   CHECK(r.exit_code == 2);
 
-  // Outputs that exist are refused before any work (no --force).
+  // --iterations takes one count per deformable level (three since the 1 mm level; it took two
+  // and refused any call before this test).
+  r = testing::run(base + " --brain " + dir + "/brain.nii.gz --iterations 60 40");
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("--iterations") != std::string::npos);
+
+  // Outputs that exist are refused before any work (no --force); three iteration counts parse.
   std::ofstream(dir + "/out/cortex_map.json") << "{}";
-  r = testing::run(base + " --brain " + dir + "/brain.nii.gz");
+  r = testing::run(base + " --brain " + dir + "/brain.nii.gz --iterations 6 4 1");
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("cortex_map.json") != std::string::npos);
   CHECK(testing::list_files(dir + "/out") == "cortex_map.json ");

@@ -737,7 +737,7 @@ void usage_cases(std::vector<Case>& cases) {
              "--t1 {W}/t1.nii.gz --mask {W}/t1.nii.gz -o {W} --mrf-beta 50");
   usage_case("segment", "--mask missing", "--mask", "--t1 {W}/t1.nii.gz -o {W}");
   usage_case("cortex-map", "--iterations out of range", "--iterations",
-             "--t1 {W}/t1.nii.gz --brain {W}/t1.nii.gz --head {W}/t1.nii.gz -o {W} --iterations 5000 10");
+             "--t1 {W}/t1.nii.gz --brain {W}/t1.nii.gz --head {W}/t1.nii.gz -o {W} --iterations 5000 10 10");
   usage_case("target-pick", "no target", "--target", "-s {W}");
   usage_case("target-pick", "--mni with two numbers", "--mni", "-s {W} --mni 1,2");
   usage_case("protocol-export", "--rmt 0", "--rmt",

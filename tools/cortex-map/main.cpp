@@ -1,6 +1,7 @@
 // cortex-map: the subject <-> MNI transforms, template atlases in the subject, scalp / pial / white
 // surfaces and cortical maps; `cortex-map map-point` maps one point through saved transforms.
 #include <cstdio>
+#include <string>
 
 #include "tmsplan/cli.hpp"
 #include "tmsplan/cortex_map.hpp"
@@ -36,9 +37,11 @@ int main(int argc, char** argv) {
   app.add_option("--atlas-dir", p.atlas_dir, "Folder with brodmann, aal and HarvardOxford-cort-maxprob-thr0-1mm")
       ->capture_default_str()
       ->check(CLI::ExistingDirectory);
-  app.add_option("--iterations", p.registration.iterations, "Deformable iterations per level (4 mm, 2 mm)")
+  std::string levels;
+  for (double mm : p.registration.levels_mm) levels += (levels.empty() ? "" : ", ") + std::to_string(int(mm)) + " mm";
+  app.add_option("--iterations", p.registration.iterations, "Deformable iterations per level (" + levels + ")")
       ->capture_default_str()
-      ->expected(2);
+      ->expected(int(p.registration.levels_mm.size()));
 
   auto* mp = app.add_subcommand("map-point", "Map one point through the transforms of a cortex-map folder");
   std::string subject_dir, mni_text, ras_text;
