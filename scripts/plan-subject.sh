@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# plan-subject.sh T1 OUTDIR [--target NAME ...] [--protocol NAME] [--rmt PCT] [--coil NAME|FILE]
-#                 [--efield-model bem|sphere] [--no-efield] [--threads N] [--force]
+# plan-subject.sh T1 OUTDIR [--target NAME ...] [--snap crown|nearest] [--protocol NAME] [--rmt PCT]
+#                 [--coil NAME|FILE] [--efield-model bem|sphere] [--no-efield] [--threads N] [--force]
 #
 # Runs the six tools in order (efield between target-pick and protocol-export; --no-efield skips it) and fills OUTDIR as described in docs/pipeline.md (DESIGN.md 8).
 # T1 is a NIfTI file or a DICOM series folder. Resumes: a step whose record lists the current
 # sha256 of each of its inputs is not redone (--force redoes everything). Defaults: targets
-# M1_hand_left and DLPFC_BA46, protocol lefaucheur2020_np_m1_hf... see --help of each tool.
+# M1_hand_left and DLPFC_BA46, snap crown, protocol passard2007, coil fig8-70, efield model bem; see --help of each tool.
 set -euo pipefail
 # The tools: TMSPLAN_BIN when set; else next to this script when installed (<prefix>/bin/tmsplan-plan);
 # else the source tree's build/bin (BUILD_DIR relative to it when set).
@@ -20,16 +20,17 @@ else
 fi
 [ -x "$BIN/skull-strip" ] || { echo "plan-subject: error: tmsplan tools not found ($BIN): build them (scripts/setup.sh) or set TMSPLAN_BIN" >&2; exit 1; }
 usage() {
-  echo "usage: plan-subject.sh T1 OUTDIR [--target NAME ...] [--protocol NAME|FILE] [--rmt PCT] [--coil NAME|FILE] [--efield-model bem|sphere] [--no-efield] [--threads N] [--force]" >&2
+  echo "usage: plan-subject.sh T1 OUTDIR [--target NAME ...] [--snap crown|nearest] [--protocol NAME|FILE] [--rmt PCT] [--coil NAME|FILE] [--efield-model bem|sphere] [--no-efield] [--threads N] [--force]" >&2
   exit 2
 }
 [ $# -ge 2 ] || usage
 T1=$1; OUT=$2; shift 2
-THREADS=0; FORCE=(); TARGETS=(); PROTOCOL=passard2007; RMT=(); COIL=fig8-70; EMODEL=bem; EFIELD=1
+THREADS=0; FORCE=(); TARGETS=(); SNAP=crown; PROTOCOL=passard2007; RMT=(); COIL=fig8-70; EMODEL=bem; EFIELD=1
 while [ $# -gt 0 ]; do
   case $1 in
     --threads) [ $# -ge 2 ] || usage; THREADS=$2; shift 2 ;;
     --target) [ $# -ge 2 ] || usage; TARGETS+=(--target "$2"); shift 2 ;;
+    --snap) [ $# -ge 2 ] || usage; SNAP=$2; shift 2 ;;
     --protocol) [ $# -ge 2 ] || usage; PROTOCOL=$2; shift 2 ;;
     --rmt) [ $# -ge 2 ] || usage; RMT=(--rmt "$2"); shift 2 ;;
     --coil) [ $# -ge 2 ] || usage; COIL=$2; shift 2 ;;
@@ -40,6 +41,7 @@ while [ $# -gt 0 ]; do
     *) usage ;;
   esac
 done
+case $SNAP in crown | nearest) ;; *) echo "plan-subject: error: --snap must be crown or nearest ($SNAP)" >&2; exit 2 ;; esac
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(--target M1_hand_left --target DLPFC_BA46)
 [ -e "$T1" ] || { echo "plan-subject: error: input does not exist ($T1)" >&2; exit 1; }
 mkdir -p "$OUT"
@@ -88,9 +90,9 @@ run segment "$OUT/segment.json" "" "$OUT/t1w_biascorr.nii.gz" "$OUT/brain_mask.n
 run cortex-map "$OUT/cortex_map.json" "" "$OUT/t1w_biascorr.nii.gz" "$OUT/brain_mask.nii.gz" "$OUT/head_mask.nii.gz" "$OUT/dseg.nii.gz" -- \
   "$BIN/cortex-map" --t1 "$OUT/t1w_biascorr.nii.gz" --brain "$OUT/brain_mask.nii.gz" --head "$OUT/head_mask.nii.gz" \
   --dseg "$OUT/dseg.nii.gz" -o "$OUT" "${COMMON[@]}"
-run target-pick "$OUT/target_pick.json" "${TARGETS[*]}" "$OUT/t1w_biascorr.nii.gz" "$OUT/cortex_map.json" "$OUT/dseg.nii.gz" \
-  "$OUT/probseg_gm.nii.gz" -- \
-  "$BIN/target-pick" -s "$OUT" "${TARGETS[@]}" "${COMMON[@]}"
+run target-pick "$OUT/target_pick.json" "${TARGETS[*]} snap $SNAP" "$OUT/t1w_biascorr.nii.gz" "$OUT/cortex_map.json" \
+  "$OUT/dseg.nii.gz" "$OUT/probseg_gm.nii.gz" -- \
+  "$BIN/target-pick" -s "$OUT" "${TARGETS[@]}" --snap "$SNAP" "${COMMON[@]}"
 PLAN_TARGETS=$OUT/targets.json
 if [ "$EFIELD" = 1 ]; then
   run efield "$OUT/efield.json" "$COIL $EMODEL ${RMT[*]}" "$OUT/targets.json" "$OUT/brain_mask.nii.gz" "$OUT/pial.surf.gii" -- \

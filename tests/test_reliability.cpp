@@ -741,6 +741,7 @@ void usage_cases(std::vector<Case>& cases) {
              "--t1 {W}/t1.nii.gz --brain {W}/t1.nii.gz --head {W}/t1.nii.gz -o {W} --iterations 5000 10 10");
   usage_case("target-pick", "no target", "--target", "-s {W}");
   usage_case("target-pick", "--mni with two numbers", "--mni", "-s {W} --mni 1,2");
+  usage_case("target-pick", "--snap not crown or nearest", "--snap", "-s {W} --target M1_hand_left --snap crest");
   usage_case("protocol-export", "--rmt 0", "--rmt",
              "--targets {W}/t.json --t1 {W}/t1.nii.gz --protocol passard2007 -o {W} --rmt 0");
   usage_case("protocol-export", "--protocol missing", "--protocol", "--targets {W}/t.json --t1 {W}/t1.nii.gz -o {W}");

@@ -202,6 +202,31 @@ TEST_CASE("the same head on another voxel lattice gives the same targets (sub-vo
   CHECK(worst_z <= 1.5);
 }
 
+TEST_CASE("--snap nearest puts the target on the grey matter nearest the mapped point", "[targets]") {
+  // The crown snap may move a mapped point that already lies in grey matter to a crown ~2 mm away
+  // (docs/target-pick.md); `nearest` keeps it where the registration put it, on the cortex.
+  const Library library = load_library();
+  const Colin a = colin(Eigen::Matrix4d::Identity());
+  const Scalp sa(a.subject.head);
+  Options nearest;
+  nearest.snap = Snap::Nearest;
+  for (const std::string name : {"DLPFC_BA46", "DLPFC_BA9", "M1_hand_left"}) {
+    const Pick crown = pick(a.subject, sa, library, lib(name));
+    const Pick near = pick(a.subject, sa, library, lib(name), nearest);
+    INFO(name << ": prior to GM " << near.prior_to_gm_mm << " mm, snap shift crown " << crown.snap_shift_mm
+              << " mm, nearest " << near.snap_shift_mm << " mm; scalp to cortex " << crown.scalp_to_cortex_mm << " / "
+              << near.scalp_to_cortex_mm << " mm");
+    CHECK(in_mask(a.subject.gm, near.cortical));
+    CHECK((near.prior - crown.prior).norm() < 1e-9);
+    // A weighted mean of the grey matter around the point, settled onto the cortex along the coil
+    // axis: within 1.5 mm of the nearest GM lattice point (measured 0.58-1.08 mm beyond it). The
+    // crown snap travels up to 8.9 mm here (M1).
+    CHECK(near.snap_shift_mm <= near.prior_to_gm_mm + 1.5);
+    // M1's hand-knob refinement decides its point either way.
+    if (name == "M1_hand_left") CHECK((near.cortical - crown.cortical).norm() < 0.5);
+  }
+}
+
 // A grey-matter fraction like segment's: a partial-volume tent on the T1 intensity whose 0.5 level
 // at voxel centres is exactly the GM mask's rule (lo < T1 < hi inside the brain): 1 at the GM level
 // (lo + hi) / 2, 0 at the CSF and WM levels beyond lo and hi. Between voxel centres it is a

@@ -60,9 +60,16 @@ struct Request {
   std::optional<double> handle_angle_deg;  ///< from posterior toward lateral; overrides the rule
 };
 
+/// Where the mapped point goes on the cortex: the nearest gyral crown (grey matter within
+/// crown_depth_mm of the shallowest near it; the coil's field is strongest there), or the nearest
+/// grey matter (the registered coordinate itself, as projecting it onto the cortex does; deeper
+/// under the scalp, but as consistent as the registration: docs/target-pick.md).
+enum class Snap { Crown, Nearest };
+
 struct Options {
   double snap_radius_mm = 10.0;  ///< search radius for the grey-matter crown
   double crown_depth_mm = 3.0;   ///< GM within this depth of the hull counts as crown
+  Snap snap = Snap::Crown;
   double refine_radius_mm = 12.0;
   double hair_offset_mm = 4.0;
   double deep_warning_mm = 30.0;

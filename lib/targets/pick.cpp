@@ -359,7 +359,8 @@ Eigen::Vector3d settle(const Neighbourhood& nb, const Scalp& scalp, const Eigen:
   return best;
 }
 
-// 2. Snap to the nearest grey-matter crown within the radius. Every quantity is a field sampled at the
+// 2. Snap to the nearest grey-matter crown within the radius (with Snap::Nearest, to the nearest
+//    grey matter: the crown factor below is 1 everywhere). Every quantity is a field sampled at the
 //    points of a 0.5 mm lattice that follows the anatomy (centred on the mapped point, along the
 //    anatomical axes): the GM indicator (trilinear, 0..1), a soft crown membership (1 up to
 //    crown_depth - 0.5 mm below the shallowest, 0 beyond + 0.5) and exp(-distance / 1 mm). Their
@@ -389,7 +390,8 @@ void snap_to_crown(const Neighbourhood& nb, const Scalp& scalp, const Options& o
   double weights = 0.0;
   std::vector<Eigen::Vector3d> pool;
   for (const auto& n : nodes) {
-    const double crown = std::clamp(min_depth + opt.crown_depth_mm + kSoftCrownMm - n.depth, 0.0, 1.0);
+    const double crown =
+        opt.snap == Snap::Nearest ? 1.0 : std::clamp(min_depth + opt.crown_depth_mm + kSoftCrownMm - n.depth, 0.0, 1.0);
     const double wt = n.gm * crown * std::exp(-(n.p - out.prior).norm() / kSnapTemperatureMm);
     centre += wt * n.p;
     weights += wt;

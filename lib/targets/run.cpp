@@ -99,7 +99,8 @@ void fill_record(const Params& params, const OutputSet& out, const std::vector<P
   record.add_inputs(inputs);
   record.add_output("targets", params.output);
   record.add_output("qc", out.path("qc"));
-  record.parameters() = {{"snap_radius_mm", params.options.snap_radius_mm},
+  record.parameters() = {{"snap", params.options.snap == Snap::Nearest ? "nearest" : "crown"},
+                         {"snap_radius_mm", params.options.snap_radius_mm},
                          {"hair_offset_mm", params.options.hair_offset_mm}};
   for (const auto& p : picks)
     record.figures()[p.name] = {{"scalp_to_cortex_mm", p.scalp_to_cortex_mm},

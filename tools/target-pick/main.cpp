@@ -12,9 +12,10 @@ using targets::Request;
 
 int main(int argc, char** argv) {
   cli::Tool tool("target-pick",
-                 "Places TMS targets on one subject: MNI -> subject, snap to the grey-matter crown, M1 hand-knob\n"
-                 "refinement, scalp entry and coil pose (RAS mm of the input T1). Reads the folder filled by\n"
-                 "skull-strip, segment and cortex-map; writes targets.json, target_pick_qc.png, target_pick.json.");
+                 "Places TMS targets on one subject: MNI -> subject, snap to the grey-matter crown (or the\n"
+                 "nearest grey matter: --snap nearest), M1 hand-knob refinement, scalp entry and coil pose (RAS\n"
+                 "mm of the input T1). Reads the folder filled by skull-strip, segment and cortex-map; writes\n"
+                 "targets.json, target_pick_qc.png, target_pick.json.");
   targets::Params p;
   std::vector<std::string> names, mni, ras, eeg;
   std::optional<double> handle_angle;
@@ -35,6 +36,13 @@ int main(int argc, char** argv) {
   app.add_option("--snap-radius", p.options.snap_radius_mm, "Search radius for the grey-matter crown, mm")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 30.0));
+  std::string snap = "crown";
+  app.add_option("--snap", snap,
+                 "Where the mapped point goes on the cortex: crown = the nearest gyral crown (the coil's\n"
+                 "field is strongest there), nearest = the nearest grey matter (the registered coordinate\n"
+                 "projected onto the cortex: deeper, but only as variable as the registration)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"crown", "nearest"}));
   app.add_option("--library", p.library, "Target library (default: the repository's data/targets.json)");
   app.add_option("-o,--output", p.output, "targets.json to write (default: <subject-dir>/targets.json)");
   return tool.run(argc, argv, [&] {
@@ -47,6 +55,7 @@ int main(int argc, char** argv) {
       p.requests.push_back({Request::Kind::Ras, "ras(" + r + ")", cli::parse_triple(r, "--ras"), handle_angle});
     for (const auto& e : eeg) p.requests.push_back({Request::Kind::Eeg, e, {}, handle_angle});
     if (p.output.empty()) p.output = p.subject_dir + "/targets.json";
+    p.options.snap = snap == "nearest" ? targets::Snap::Nearest : targets::Snap::Crown;
 
     check_output_path(p.output, tool.common().force);
     std::vector<targets::Pick> picks;
