@@ -10,6 +10,8 @@ TPL=/usr/share/mricron/templates
 . "$here/scripts/bench/common.sh"  # row, timed, ratio, COLIN_COPIES, copy_target_cells/summary
 bench_requires python3-dipy python3-nibabel python3-scipy time bc  # the evaluators and the dipy peers
 TARGETS=(--target M1_hand_left --target M1_hand_right --target DLPFC_BA46 --target DLPFC_BA9)
+# plan_subject T1 OUTDIR [options]: plan-subject.sh with this bench's tools (BIN), not the tree's build.
+plan_subject() { TMSPLAN_BIN=$BIN "$here/scripts/plan-subject.sh" "$@"; }
 
 # plan_rows DIR DATA: one row per step from DIR/steps.tsv (scripts/bench/aniso.sh plan: wall, CPU,
 # peak MiB under /usr/bin/time) and the five steps' total.
@@ -39,6 +41,12 @@ target_checks() {
   "$BIN/bench-eval" target-checks "$1" "$1/targets.json" |
     awk '{n++; g+=$3; f+=($11>=0.5); b=($5>b?$5:b); a=($7>a?$7:a)} END {printf "%d/%d cortical points in dseg GM, %d/%d at GM fraction >= 0.5; scalp point to head boundary max %.2f voxel; coil z vs local scalp plane max %.2f deg", g, n, f, n, b, a}'
 }
+
+# Colin27 planned first: its dseg is the template's labels for the Philips registration rows, and
+# its targets are the answer its copies are scored against (below).
+mkdir -p "$WORK/pipeline-colin"
+plan_subject /usr/share/mricron/templates/ch2.nii.gz "$WORK/pipeline-colin" "${TARGETS[@]}" --threads "$THREADS" \
+  2> "$WORK/pipeline-colin.log" || row pipeline colin27 - - - "FAILED: $(grep error "$WORK/pipeline-colin.log" | tail -1)"
 
 if [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
   d="$WORK/pipeline-philips"; rm -rf "$d"; mkdir -p "$d"
@@ -109,11 +117,9 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ]; then
   # (BET-like) definition, neither of them ours (reg_eval.py dice_ref).
   [ -f "$REF/brainmask_hdbet.nii.gz" ] && own+=(--subject-mask "$REF/brainmask_hdbet.nii.gz")
   # And the anatomy without any mask: the subject's segment labels carried into MNI against our
-  # segment of Colin27 (WM, GM, GM+WM Dice; reg_eval.py dice_wm/dice_gm/dice_tissue).
-  if [ -f "$WORK/colin/brain_mask.nii.gz" ] && "$BIN/segment" --t1 "$WORK/colin/t1w_biascorr.nii.gz" \
-       --mask "$WORK/colin/brain_mask.nii.gz" -o "$WORK/colin" --threads "$THREADS" --force --quiet > /dev/null; then
-    own+=(--template-dseg "$WORK/colin/dseg.nii.gz")
-  fi
+  # segment of Colin27 (WM, GM, GM+WM Dice; reg_eval.py dice_wm/dice_gm/dice_tissue), from the
+  # Colin27 plan above.
+  [ -f "$WORK/pipeline-colin/dseg.nii.gz" ] && own+=(--template-dseg "$WORK/pipeline-colin/dseg.nii.gz")
   reg_fig() {  # reg_eval output -> table text
     awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
            printf "brain Dice in MNI vs ch2bet %s (affine only %s)%s; NCC affine/deformable %s/%s; M1 (-37,-21,58) lands %s mm from GM",
@@ -164,11 +170,10 @@ print('; '.join(f\"{x['name']} depth {x['scalp_to_cortex_mm']} mm\" + (f\", F3 {
 fi
 
 # Colin27 and its copies: the same targets, brought back through the known transforms.
-c="$WORK/pipeline-colin"; mkdir -p "$c"; rm -f "$WORK/colin-copy-targets.txt"
-"$here/scripts/plan-subject.sh" /usr/share/mricron/templates/ch2.nii.gz "$c" "${TARGETS[@]}" --threads "$THREADS" 2> "$WORK/pipeline-colin.log"
+c="$WORK/pipeline-colin"; rm -f "$WORK/colin-copy-targets.txt"
 for copy in "${COLIN_COPIES[@]}"; do
   o="$WORK/pipeline-$copy"; mkdir -p "$o"
-  "$here/scripts/plan-subject.sh" "$SAMPLES/$copy.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" 2> "$WORK/pipeline-$copy.log" || {
+  plan_subject "$SAMPLES/$copy.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" 2> "$WORK/pipeline-$copy.log" || {
     row pipeline "copy $copy" - - - "FAILED: $(grep error "$WORK/pipeline-$copy.log" | tail -1)"; continue; }
   seg=$("$BIN/bench-eval" copy-dice "$SAMPLES/copies.json" "$copy" "$c/dseg.nii.gz" "$o/dseg.nii.gz" --labels 2 3 | awk '{printf "%s %s ", ($1==2?"GM":"WM"), $2}')
   row segment "copy $copy" - - - "Dice vs original brought back: $seg"
@@ -185,7 +190,7 @@ done
 # registration is scored below.
 if [ -f "$SAMPLES/pir-warp5-scalp.nii.gz" ]; then
   o="$WORK/pipeline-pir-warp5-scalp"; mkdir -p "$o"
-  "$here/scripts/plan-subject.sh" "$SAMPLES/pir-warp5-scalp.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" --no-efield \
+  plan_subject "$SAMPLES/pir-warp5-scalp.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" --no-efield \
     2> "$WORK/pipeline-pir-warp5-scalp.log" > /dev/null || row pipeline "copy pir-warp5-scalp" - - - "FAILED: $(grep error "$WORK/pipeline-pir-warp5-scalp.log" | tail -1)"
 fi
 
@@ -220,7 +225,7 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ] && [ -f "$WORK/pipeline-philips/targ
   for entry in $($PY -c "import json, sys; print(' '.join(f\"{c['name']}:{c.get('warp_mm', 0.0)}\" for c in json.load(open(sys.argv[1]))['copies']))" "$PS/copies.json"); do
     copy=${entry%%:*} warp=${entry#*:}
     o="$WORK/pipeline-$copy"; rm -rf "$o"; mkdir -p "$o"
-    "$here/scripts/plan-subject.sh" "$PS/$copy.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" --no-efield \
+    plan_subject "$PS/$copy.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" --no-efield \
       2> "$WORK/pipeline-$copy.log" > /dev/null || {
       row pipeline "copy $copy" - - - "FAILED: $(grep error "$WORK/pipeline-$copy.log" | tail -1)"; continue; }
     "$BIN/bench-eval" copy-targets "$PS/copies.json" "$copy" "$d/targets.json" "$o/targets.json" > "$o/copy-targets.txt"
