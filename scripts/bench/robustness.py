@@ -14,6 +14,8 @@ Cases (the answer is known: each is the same head):
   cut-skull    field of view ending 4 mm above the brain (through the skull)
   cut-brain    field of view ending 15 mm below the top of the brain (expect: M1 refused)
   pitch25, yaw35, combo  the head rotated in the world (header only)
+  small90, large110      a smaller or larger head: the world scaled by 0.90 or 1.10 (header only)
+  narrow                 another head shape: left-right 0.92, front-back 1.06 (header only)
   thick5       5 mm slices (a Gaussian slice profile of FWHM 5 mm, every fifth slice kept)
   scaled       intensities times 1e-4, float
   offset       5 % of the maximum added everywhere
@@ -81,6 +83,12 @@ def make(t1_path, plan, out):
     for name, m in {"pitch25": rot("x", 25), "yaw35": rot("z", 35),
                     "combo": rot("x", 20) @ rot("z", -25) @ rot("y", 15)}.items():
         save(name, data, "plan", "the head rotated in the world (header only)", world=m, affine=m @ t1.affine)
+    # Head size and shape vary between people by about this much; the answer scales with the world.
+    for name, diag, what in [("small90", (0.90, 0.90, 0.90), "a head 10 % smaller (the world scaled by 0.90)"),
+                             ("large110", (1.10, 1.10, 1.10), "a head 10 % larger (the world scaled by 1.10)"),
+                             ("narrow", (0.92, 1.06, 1.0), "a narrower, longer head (x 0.92, y 1.06)")]:
+        m = np.diag(list(diag) + [1.0])
+        save(name, data, "plan", what + ", header only", world=m, affine=m @ t1.affine)
     # 5 mm slices along the axis closest to superior: a Gaussian slice profile of FWHM 5 mm, then
     # every fifth slice (the Philips scan's voxels are 1 mm).
     step = int(round(5.0 / np.linalg.norm(t1.affine[:3, kz])))
@@ -111,7 +119,8 @@ def compare(healthy, case, plan):
         carry = lambda v: (world @ np.append(v, 1.0))[:3]
         dc = np.linalg.norm(carry(h["cortical_ras"]) - t["cortical_ras"])
         dcoil = np.linalg.norm(carry(h["coil_centre_ras"]) - t["coil_centre_ras"])
-        za = world[:3, :3] @ np.array(h["coil_pose_ras"])[:3, 2]
+        # A direction normal to the scalp goes with the inverse transpose (a rotation: the same).
+        za = np.linalg.inv(world[:3, :3]).T @ np.array(h["coil_pose_ras"])[:3, 2]
         zb = np.array(t["coil_pose_ras"])[:3, 2]
         ang = np.degrees(np.arccos(np.clip(za @ zb / np.linalg.norm(za) / np.linalg.norm(zb), -1, 1)))
         print(f"{t['name']} {dc:.2f} {dcoil:.2f} {ang:.2f}")
