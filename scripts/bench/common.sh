@@ -25,3 +25,9 @@ copy_target_cells() { awk '{printf "%s %s/%s mm z %s deg; ", $1, $3, $5, $7}' "$
 copy_target_summary() {
   awk '{n++; s+=$3; m=($3>m?$3:m); z=($7>z?$7:z)} END {printf "%d targets: cortical mean %.2f max %.2f mm, coil z max %.2f deg", n, s/n, m, z}' "$1"
 }
+# copy_target_by_name FILE: per target, the mean cortical distance and the mean mapped-point
+# distance ("prior", the registration's part) over bench-eval copy-targets lines.
+copy_target_by_name() {
+  awk '{n[$1]++; c[$1]+=$3; p[$1]+=$11} END {for (k in n) printf "%s %.2f (prior %.2f)\n", k, c[k]/n[k], p[k]/n[k]}' "$1" |
+    LC_ALL=C sort | paste -sd ';' | sed 's/;/; /g'
+}

@@ -12,6 +12,13 @@ bench_requires python3-dipy python3-nibabel python3-scipy time bc  # the evaluat
 TARGETS=(--target M1_hand_left --target M1_hand_right --target DLPFC_BA46 --target DLPFC_BA9)
 # plan_subject T1 OUTDIR [options]: plan-subject.sh with this bench's tools (BIN), not the tree's build.
 plan_subject() { TMSPLAN_BIN=$BIN "$here/scripts/plan-subject.sh" "$@"; }
+# nearest_pick DIR: the folder's targets again with target-pick --snap nearest (the nearest grey
+# matter instead of the nearest crown), into DIR/nearest/targets.json.
+nearest_pick() {
+  mkdir -p "$1/nearest"
+  "$BIN/target-pick" -s "$1" "${TARGETS[@]}" --snap nearest -o "$1/nearest/targets.json" --threads "$THREADS" \
+    --force --quiet > /dev/null
+}
 
 # plan_rows DIR DATA: one row per step from DIR/steps.tsv (scripts/bench/aniso.sh plan: wall, CPU,
 # peak MiB under /usr/bin/time) and the five steps' total.
@@ -170,7 +177,8 @@ print('; '.join(f\"{x['name']} depth {x['scalp_to_cortex_mm']} mm\" + (f\", F3 {
 fi
 
 # Colin27 and its copies: the same targets, brought back through the known transforms.
-c="$WORK/pipeline-colin"; rm -f "$WORK/colin-copy-targets.txt"
+c="$WORK/pipeline-colin"; rm -f "$WORK/colin-copy-targets.txt" "$WORK/colin-copy-targets-nearest.txt"
+[ -f "$c/targets.json" ] && nearest_pick "$c"
 for copy in "${COLIN_COPIES[@]}"; do
   o="$WORK/pipeline-$copy"; mkdir -p "$o"
   plan_subject "$SAMPLES/$copy.nii.gz" "$o" "${TARGETS[@]}" --threads "$THREADS" 2> "$WORK/pipeline-$copy.log" || {
@@ -180,10 +188,13 @@ for copy in "${COLIN_COPIES[@]}"; do
   "$BIN/bench-eval" copy-targets "$SAMPLES/copies.json" "$copy" "$c/targets.json" "$o/targets.json" > "$o/copy-targets.txt"
   row target-pick "copy $copy" - - - "cortical/scalp distance to original, coil z angle: $(copy_target_cells "$o/copy-targets.txt")"
   cat "$o/copy-targets.txt" >> "$WORK/colin-copy-targets.txt"
+  nearest_pick "$o" && "$BIN/bench-eval" copy-targets "$SAMPLES/copies.json" "$copy" "$c/nearest/targets.json" \
+    "$o/nearest/targets.json" >> "$WORK/colin-copy-targets-nearest.txt"
   row target-pick "copy $copy checks" - - - "$(target_checks "$o")"
 done
 
-[ -s "$WORK/colin-copy-targets.txt" ] && row target-pick "Colin27 copies, all" - - - "$(copy_target_summary "$WORK/colin-copy-targets.txt") (goal 0.5 / 1.0 mm, 1.5 deg)"
+[ -s "$WORK/colin-copy-targets.txt" ] && row target-pick "Colin27 copies, all" - - - "$(copy_target_summary "$WORK/colin-copy-targets.txt") (goal 0.5 / 1.0 mm, 1.5 deg); per target: $(copy_target_by_name "$WORK/colin-copy-targets.txt")"
+[ -s "$WORK/colin-copy-targets-nearest.txt" ] && row target-pick "Colin27 copies, all, --snap nearest" - - - "$(copy_target_summary "$WORK/colin-copy-targets-nearest.txt"); per target: $(copy_target_by_name "$WORK/colin-copy-targets-nearest.txt")"
 
 # pir-warp5-scalp: pir-warp5 with the tissue beyond the brain 1.3 times thicker (a head whose scalp
 # and CSF are not the template's); its targets' scalp points differ by design, so only its
@@ -218,7 +229,8 @@ done
 # (there the subject is the template). dipy SyN's consistency on philips-pir-warp5 beside ours.
 if [ -f "$DATA/philips-mprage/T1w.nii.gz" ] && [ -f "$WORK/pipeline-philips/targets.json" ]; then
   d="$WORK/pipeline-philips"; PS="$WORK/philips-samples"
-  rm -f "$WORK/philips-copy-targets.txt" "$WORK/philips-copy-consistency.txt"
+  rm -f "$WORK/philips-copy-targets.txt" "$WORK/philips-copy-targets-nearest.txt" "$WORK/philips-copy-consistency.txt"
+  nearest_pick "$d"
   "$BIN/make-samples" --spec "$here/data/samples/philips-copies.json" --source "$DATA/philips-mprage/T1w.nii.gz" \
     --out "$PS" --quiet --threads "$THREADS"
   # Each copy as NAME:WARP_MM (the spec's warp_mm; 0 for a rigid copy).
@@ -230,12 +242,15 @@ if [ -f "$DATA/philips-mprage/T1w.nii.gz" ] && [ -f "$WORK/pipeline-philips/targ
       row pipeline "copy $copy" - - - "FAILED: $(grep error "$WORK/pipeline-$copy.log" | tail -1)"; continue; }
     "$BIN/bench-eval" copy-targets "$PS/copies.json" "$copy" "$d/targets.json" "$o/targets.json" > "$o/copy-targets.txt"
     cat "$o/copy-targets.txt" >> "$WORK/philips-copy-targets.txt"
+    nearest_pick "$o" && "$BIN/bench-eval" copy-targets "$PS/copies.json" "$copy" "$d/nearest/targets.json" \
+      "$o/nearest/targets.json" >> "$WORK/philips-copy-targets-nearest.txt"
     row target-pick "copy $copy" - - - "cortical/scalp distance to the Philips plan's, coil z angle: $(copy_target_cells "$o/copy-targets.txt")"
     cons=$($PY "$here/scripts/bench/copy_reg_eval.py" "$PS/copies.json" "$copy" --cortex-map "$o" --original "$d")
     echo "$copy $warp $cons" >> "$WORK/philips-copy-consistency.txt"
     row cortex-map "copy $copy" - - - "consistency with the Philips registration (mm, 200 cortical points): $cons"
   done
-  [ -s "$WORK/philips-copy-targets.txt" ] && row target-pick "Philips copies, all" - - - "$(copy_target_summary "$WORK/philips-copy-targets.txt")"
+  [ -s "$WORK/philips-copy-targets.txt" ] && row target-pick "Philips copies, all" - - - "$(copy_target_summary "$WORK/philips-copy-targets.txt"); per target: $(copy_target_by_name "$WORK/philips-copy-targets.txt")"
+  [ -s "$WORK/philips-copy-targets-nearest.txt" ] && row target-pick "Philips copies, all, --snap nearest" - - - "$(copy_target_summary "$WORK/philips-copy-targets-nearest.txt"); per target: $(copy_target_by_name "$WORK/philips-copy-targets-nearest.txt")"
   # The warped copies together (the rigid one is a different question: the grid, bias and noise).
   [ -s "$WORK/philips-copy-consistency.txt" ] && row cortex-map "Philips warped copies" - - - "$(
     awk '$2 != 0 { n++; for (i = 3; i <= 5; i++) { split($i, kv, "="); s[kv[1]] += kv[2]; if (kv[1] == "max" && kv[2] > m) m = kv[2] } }

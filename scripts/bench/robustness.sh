@@ -29,8 +29,16 @@ summary() {
     awk '{c=($2>c?$2:c); k=($3>k?$3:k); z=($4>z?$4:z); n++} END {printf "%d targets: cortical max %.2f mm, coil centre max %.2f mm, coil z max %.2f deg", n, c, k, z}'
 }
 
+# nearest_pick DIR: the folder's four targets again with target-pick --snap nearest, into DIR/nearest.
+nearest_pick() {
+  mkdir -p "$1/nearest"
+  "$BIN/target-pick" -s "$1" "${TARGETS[@]}" --snap nearest -o "$1/nearest/targets.json" --threads "$THREADS" \
+    --force --quiet > /dev/null
+}
+
 healthy=$WORK/robust-healthy
 plan "$T1" "$healthy" > /dev/null 2> "$WORK/robust-healthy.log"
+nearest_pick "$healthy"
 cases=$WORK/robust-cases
 mkdir -p "$cases"
 $PY "$here/scripts/bench/robustness.py" make "$T1" "$healthy" "$cases"
@@ -45,6 +53,12 @@ for json in "$cases"/*.json; do
   err=$(grep -m1 ': error: ' "$WORK/robust-$name.log" || true)
   if [ "$ok" = 1 ]; then
     figures=$(summary "$json" "$out")
+    # The same folder with the nearest grey matter instead of the nearest crown (both against the
+    # intact plan picked the same way).
+    if nearest_pick "$out"; then
+      figures="$figures; --snap nearest: $($PY "$here/scripts/bench/robustness.py" compare "$healthy/nearest/targets.json" "$json" "$out/nearest/targets.json" |
+        awk '{c=($2>c?$2:c)} END {printf "cortical max %.2f mm", c}')"
+    fi
     [ "$expect" = plan ] || figures="UNEXPECTED: planned; $figures"
   else
     figures="refused: ${err#*error: }"
