@@ -41,7 +41,13 @@ while [ $# -gt 0 ]; do
     *) usage ;;
   esac
 done
+# Options checked here are refused before any step runs (the tools would refuse them only when
+# their step comes).
 case $SNAP in crown | nearest) ;; *) echo "plan-subject: error: --snap must be crown or nearest ($SNAP)" >&2; exit 2 ;; esac
+case $EMODEL in bem | sphere) ;; *) echo "plan-subject: error: --efield-model must be bem or sphere ($EMODEL)" >&2; exit 2 ;; esac
+if [ ${#RMT[@]} -gt 0 ] && ! awk -v v="${RMT[1]}" 'BEGIN { exit !(v ~ /^[0-9]+([.][0-9]*)?$/ && v >= 1 && v <= 100) }'; then
+  echo "plan-subject: error: --rmt must be a number from 1 to 100 (% MSO) (${RMT[1]})" >&2; exit 2
+fi
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(--target M1_hand_left --target DLPFC_BA46)
 [ -e "$T1" ] || { echo "plan-subject: error: input does not exist ($T1)" >&2; exit 1; }
 mkdir -p "$OUT"

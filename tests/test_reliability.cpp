@@ -1284,3 +1284,25 @@ TEST_CASE("reliability: every default --help shows is accepted when given explic
     CHECK(r.err.find("output exists") != std::string::npos);
   }
 }
+
+TEST_CASE("reliability: plan-subject.sh refuses a bad --snap, --efield-model or --rmt before any step runs",
+          "[reliability]") {
+  const std::string samples = testing::samples_dir();
+  if (samples.empty()) {
+    testing::skip("samples not generated (run make-samples)");
+  }
+  const std::string script = "TMSPLAN_BIN=" + std::string(TMSPLAN_BIN_DIR) + " " + std::string(TMSPLAN_SOURCE_DIR) +
+                             "/scripts/plan-subject.sh " + samples + "/small-2mm.nii.gz ";
+  for (const auto& [args, option] :
+       std::vector<std::pair<std::string, std::string>>{{"--snap crest", "--snap"},
+                                                        {"--efield-model fem", "--efield-model"},
+                                                        {"--rmt 0", "--rmt"},
+                                                        {"--rmt 45%", "--rmt"}}) {
+    const std::string out = testing::temp_dir("reliability-plan-options");
+    const auto r = testing::run(script + q(out) + " " + args);
+    INFO(args << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find(option) != std::string::npos);
+    CHECK(testing::list_files(out).empty());  // skull-strip did not run
+  }
+}
