@@ -275,7 +275,7 @@ TEST_CASE("constant images and non-images are refused", "[unit]") {
   CHECK_THROWS_WITH(read_image(dir + "/emptydir"), Catch::Contains("no files"));
 }
 
-TEST_CASE("non-finite voxels are counted wherever they are; the extremes ignore them", "[unit]") {
+TEST_CASE("non-finite voxels are counted wherever they are, and the extremes ignore them", "[unit]") {
   const std::string dir = testing::temp_dir("nonfinite");
   Grid g;
   g.dim = {5, 5, 7};  // 175 voxels: groups of four lanes and a tail of three

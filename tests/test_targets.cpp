@@ -202,7 +202,7 @@ TEST_CASE("the same head on another voxel lattice gives the same targets (sub-vo
   CHECK(worst_z <= 1.5);
 }
 
-TEST_CASE("--snap nearest puts the target on the grey matter nearest the mapped point", "[targets]") {
+TEST_CASE("the nearest-grey-matter snap puts the target on the grey matter nearest the mapped point", "[targets]") {
   // The crown snap may move a mapped point that already lies in grey matter to a crown ~2 mm away
   // (docs/target-pick.md); `nearest` keeps it where the registration put it, on the cortex.
   const Library library = load_library();
@@ -348,7 +348,7 @@ TEST_CASE("on 5 mm slices every target is placed, near its place on the 1 mm sli
   }
 }
 
-TEST_CASE("a field of view that cuts the head under the coil is refused; cut farther away it changes nothing",
+TEST_CASE("a field of view that cuts the head under the coil is refused, cut farther away it changes nothing",
           "[targets]") {
   const Library library = load_library();
   const Colin c = colin(Eigen::Matrix4d::Identity());
