@@ -63,7 +63,8 @@ struct Request {
 /// Where the mapped point goes on the cortex: the nearest gyral crown (grey matter within
 /// crown_depth_mm of the shallowest near it; the coil's field is strongest there), or the nearest
 /// grey matter (the registered coordinate itself, as projecting it onto the cortex does; deeper
-/// under the scalp, but as consistent as the registration: docs/target-pick.md).
+/// under the scalp; on warped copies of a head about as consistent as the registration, but not
+/// on 5 mm slices: docs/target-pick.md).
 enum class Snap { Crown, Nearest };
 
 struct Options {

@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   app.add_option("--snap", snap,
                  "Where the mapped point goes on the cortex: crown = the nearest gyral crown (the coil's\n"
                  "field is strongest there), nearest = the nearest grey matter (the registered coordinate\n"
-                 "projected onto the cortex: deeper, but only as variable as the registration)")
+                 "projected onto the cortex: deeper; on warped copies of a head it varies about as much as\n"
+                 "the registration, the crown more; docs/target-pick.md)")
       ->capture_default_str()
       ->check(CLI::IsMember({"crown", "nearest"}));
   app.add_option("--library", p.library, "Target library (default: the repository's data/targets.json)");
