@@ -31,3 +31,11 @@ copy_target_by_name() {
   awk '{n[$1]++; c[$1]+=$3; p[$1]+=$11} END {for (k in n) printf "%s %.2f (prior %.2f)\n", k, c[k]/n[k], p[k]/n[k]}' "$1" |
     LC_ALL=C sort | paste -sd ';' | sed 's/;/; /g'
 }
+# nearest_pick DIR: the folder's targets (the caller's TARGETS, with its BIN and THREADS) again with
+# target-pick --snap nearest (the nearest grey matter instead of the nearest crown), into
+# DIR/nearest/targets.json.
+nearest_pick() {
+  mkdir -p "$1/nearest"
+  "$BIN/target-pick" -s "$1" "${TARGETS[@]}" --snap nearest -o "$1/nearest/targets.json" --threads "$THREADS" \
+    --force --quiet > /dev/null
+}

@@ -7,18 +7,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 PY=/usr/bin/python3
 TPL=/usr/share/mricron/templates
-. "$here/scripts/bench/common.sh"  # row, timed, ratio, COLIN_COPIES, copy_target_cells/summary
+. "$here/scripts/bench/common.sh"  # row, timed, ratio, COLIN_COPIES, copy_target_cells/summary, nearest_pick
 bench_requires python3-dipy python3-nibabel python3-scipy time bc  # the evaluators and the dipy peers
 TARGETS=(--target M1_hand_left --target M1_hand_right --target DLPFC_BA46 --target DLPFC_BA9)
 # plan_subject T1 OUTDIR [options]: plan-subject.sh with this bench's tools (BIN), not the tree's build.
 plan_subject() { TMSPLAN_BIN=$BIN "$here/scripts/plan-subject.sh" "$@"; }
-# nearest_pick DIR: the folder's targets again with target-pick --snap nearest (the nearest grey
-# matter instead of the nearest crown), into DIR/nearest/targets.json.
-nearest_pick() {
-  mkdir -p "$1/nearest"
-  "$BIN/target-pick" -s "$1" "${TARGETS[@]}" --snap nearest -o "$1/nearest/targets.json" --threads "$THREADS" \
-    --force --quiet > /dev/null
-}
 
 # plan_rows DIR DATA: one row per step from DIR/steps.tsv (scripts/bench/aniso.sh plan: wall, CPU,
 # peak MiB under /usr/bin/time) and the five steps' total.

@@ -12,7 +12,7 @@ PY=/usr/bin/python3
 : "${BIN:=$here/build/bin}" "${DATA:=$here/../shared/data}" "${WORK:=/tmp/tmsplan-robustness}" "${THREADS:=2}"
 : "${ROWS:=$WORK/rows.tsv}"
 mkdir -p "$WORK"
-. "$here/scripts/bench/common.sh"  # row
+. "$here/scripts/bench/common.sh"  # row, nearest_pick
 bench_requires python3-nibabel python3-scipy time bc
 T1=$DATA/philips-mprage/T1w.nii.gz
 [ -f "$T1" ] || { echo "robustness.sh: skipped: $T1 not found" >&2; exit 0; }
@@ -27,13 +27,6 @@ plan() {
 summary() {
   $PY "$here/scripts/bench/robustness.py" compare "$healthy/targets.json" "$1" "$2/targets.json" |
     awk '{c=($2>c?$2:c); k=($3>k?$3:k); z=($4>z?$4:z); n++} END {printf "%d targets: cortical max %.2f mm, coil centre max %.2f mm, coil z max %.2f deg", n, c, k, z}'
-}
-
-# nearest_pick DIR: the folder's four targets again with target-pick --snap nearest, into DIR/nearest.
-nearest_pick() {
-  mkdir -p "$1/nearest"
-  "$BIN/target-pick" -s "$1" "${TARGETS[@]}" --snap nearest -o "$1/nearest/targets.json" --threads "$THREADS" \
-    --force --quiet > /dev/null
 }
 
 healthy=$WORK/robust-healthy

@@ -37,13 +37,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1.0, 30.0));
   std::string snap = "crown";
-  app.add_option("--snap", snap,
-                 "Where the mapped point goes on the cortex: crown = the nearest gyral crown (the coil's\n"
-                 "field is strongest there), nearest = the nearest grey matter (the registered coordinate\n"
-                 "projected onto the cortex: deeper; on warped copies of a head it varies about as much as\n"
-                 "the registration, the crown more; docs/target-pick.md)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"crown", "nearest"}));
+  cli::add_choice(app, "--snap", snap,
+                  "Where the mapped point goes on the cortex: crown = the nearest gyral crown (the coil's\n"
+                  "field is strongest there), nearest = the nearest grey matter (the registered coordinate\n"
+                  "projected onto the cortex: deeper; on warped copies of a head it varies about as much as\n"
+                  "the registration, the crown more; docs/target-pick.md)",
+                  {"crown", "nearest"});
   app.add_option("--library", p.library, "Target library (default: the repository's data/targets.json)");
   app.add_option("-o,--output", p.output, "targets.json to write (default: <subject-dir>/targets.json)");
   return tool.run(argc, argv, [&] {
