@@ -1,18 +1,35 @@
 // DICOM series through ITK/GDCM: the only place ITK's image IO is used. ITK works in LPS; the
-// conversion to our RAS frame goes through geometry.hpp.
+// conversion to our RAS frame goes through geometry.hpp. The series is read in a child process
+// (fork): Debian's GDCM keeps its assertions, and a malformed file can abort inside it (found by
+// the mutation test in tests/test_io.cpp); the child's death then becomes one error line here
+// instead of the tool's crash, and GDCM's own messages to stderr stay out of the tool's log.
+#include <fmt/format.h>
 #include <gdcmReader.h>
 #include <itkGDCMImageIO.h>
 #include <itkGDCMSeriesFileNames.h>
 #include <itkImage.h>
 #include <itkImageSeriesReader.h>
 #include <itkMetaDataObject.h>
+#include <itkMultiThreaderBase.h>
+
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <new>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "nifti_internal.hpp"
@@ -66,6 +83,40 @@ bool parse_position(const std::string& text, Eigen::Vector3d& out) {
 }
 using Dicts = itk::ImageSeriesReader<ItkImage>::DictionaryArrayType;
 
+// True when the file has DICOM's preamble mark ("DICM" at byte 128).
+bool has_dicom_mark(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  char mark[4] = {};
+  return in.seekg(128) && in.read(mark, 4) && std::memcmp(mark, "DICM", 4) == 0;
+}
+
+// GDCM's series scan passes over a file it cannot parse without a word: a slice damaged or cut
+// short by a copy would vanish from the series (at either end of the stack no gap shows). So a file
+// that looks like DICOM (the "DICM" mark, or a .dcm / .ima / .dicom name) and that no series of the
+// folder lists refuses the folder, named. DICOMDIR, hidden files and other names (a .json sidecar,
+// a README) are left alone.
+void check_unlisted_files(const std::string& dir, itk::GDCMSeriesFileNames& names,
+                          const std::vector<std::string>& uids) {
+  std::set<std::string> listed;
+  for (const auto& u : uids)
+    for (const auto& f : names.GetFileNames(u)) listed.insert(fs::path(f).filename().string());
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  auto upper = [](std::string t) {
+    for (auto& ch : t) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+    return t;
+  };
+  for (const auto& file : files) {
+    const std::string name = file.filename().string(), ext = upper(file.extension().string());
+    if (listed.count(name) || upper(name) == "DICOMDIR" || name.front() == '.') continue;
+    if (ext == ".DCM" || ext == ".IMA" || ext == ".DICOM" || has_dicom_mark(file))
+      throw Error("DICOM file " + name + " is not part of the series (damaged or cut short?); the series would lack it",
+                  dir);
+  }
+}
+
 // The files of the one series in the folder (or of options.series_uid), sorted by GDCM.
 std::vector<std::string> series_files(const std::string& dir, const ReadOptions& options) {
   // ITK prints warnings straight to stderr; our errors say what went wrong instead.
@@ -93,6 +144,7 @@ std::vector<std::string> series_files(const std::string& dir, const ReadOptions&
     throw Error("no series '" + uid + "' in the folder", dir);
   }
   std::vector<std::string> file_names = names->GetFileNames(uid);
+  check_unlisted_files(dir, *names, uids);
   const long frames = file_names.empty() ? 1 : number_of_frames(file_names.front());
   if (frames > 1)
     throw Error("series holds enhanced (multi-frame) DICOM files (" + std::to_string(frames) +
@@ -120,6 +172,31 @@ void check_slice_spacing(const std::vector<Eigen::Vector3d>& positions, std::siz
       throw Error("slice spacing is not uniform (missing slices?): gap of " + std::to_string(g) + " mm, typical " +
                       std::to_string(median) + " mm",
                   dir);
+}
+
+// A slice cut short inside its pixel data is read without a word, the missing pixels left as they
+// were. Each file's pixel data element (explicit VR little endian: tag, OW or OB, its length) must
+// fit in the file. (Implicit VR files and undefined lengths, i.e. compressed fragments, are left to
+// the decoder; the element is found from the end, the 8-byte pattern does not occur by chance.)
+void check_file_lengths(const std::vector<std::string>& file_names, const std::string& dir) {
+  for (const auto& file : file_names) {
+    std::ifstream in(file, std::ios::binary);
+    const std::string b{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    std::size_t at = std::string::npos;
+    for (const char* vr : {"OW", "OB"}) {
+      const std::size_t f = b.rfind(std::string("\xe0\x7f\x10\x00", 4) + vr + std::string(2, '\0'));
+      if (f != std::string::npos && (at == std::string::npos || f > at)) at = f;
+    }
+    if (at == std::string::npos || at + 12 > b.size()) continue;
+    std::uint32_t length = 0;
+    std::memcpy(&length, b.data() + at + 8, 4);  // little endian, as is this machine
+    if (length == 0xffffffffu) continue;
+    if (at + 12 + std::uint64_t(length) > b.size())
+      throw Error("DICOM file " + fs::path(file).filename().string() + " holds " + std::to_string(b.size()) +
+                      " bytes, fewer than its pixel data says (" + std::to_string(length) + " bytes from byte " +
+                      std::to_string(at + 12) + "): cut short?",
+                  dir);
+  }
 }
 
 // Philips stores a private scale slope: like dcm2niix (its default "Philips precise" scaling),
@@ -150,9 +227,8 @@ void apply_philips_scaling(const Dicts& dicts, const std::vector<std::string>& f
   }
 }
 
-}  // namespace
-
-Image read_dicom_series(const std::string& dir, const ReadOptions& options, ImageInfo* info) {
+// The series read in this process (the child's work): the image in the series' own voxel order.
+Image read_series_here(const std::string& dir, const ReadOptions& options, ImageInfo* info) {
   std::size_t files = 0;
   for (const auto& entry : fs::directory_iterator(dir))
     if (entry.is_regular_file()) ++files;
@@ -186,6 +262,7 @@ Image read_dicom_series(const std::string& dir, const ReadOptions& options, Imag
   const auto dirm = itk_image->GetDirection();
   Eigen::Vector3d normal(dirm(0, 2), dirm(1, 2), dirm(2, 2));
   check_slice_spacing(positions, file_names.size(), normal, dir);
+  check_file_lengths(file_names, dir);
 
   Eigen::Matrix4d vox2lps = Eigen::Matrix4d::Identity();
   const auto spacing = itk_image->GetSpacing();
@@ -204,10 +281,212 @@ Image read_dicom_series(const std::string& dir, const ReadOptions& options, Imag
   // Philips' private scale slope (the whole series carries one dictionary per slice).
   if (dicts->size() == static_cast<std::size_t>(size[2]))
     apply_philips_scaling(*dicts, file_names, std::size_t(size[0]) * std::size_t(size[1]), image);
+  if (info) info->source_datatype = io->GetComponentTypeAsString(io->GetInternalComponentType());
+  return image;
+}
+
+// --- The child process and what it hands back: a status byte, then either the image (grid, the
+// source datatype, the voxels) or the error (message, file), written to an anonymous memory file
+// that the parent reads after the child has ended (no pipe to fill, nothing to deadlock).
+enum class Status : std::uint8_t { Image = 0, Error = 1, Other = 2 };
+
+class Channel {
+ public:
+  explicit Channel(const char* name) : fd_(memfd_create(name, MFD_CLOEXEC)) {
+    if (fd_ < 0) {  // no memfd (an old kernel, a sandbox): an unnamed temporary file instead
+      if (std::FILE* f = std::tmpfile()) {
+        fd_ = dup(fileno(f));
+        std::fclose(f);
+      }
+    }
+    if (fd_ < 0)
+      throw Error(std::string("cannot create a file for the DICOM reader's answer: ") + std::strerror(errno));
+  }
+  ~Channel() { close(fd_); }
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+  int fd() const { return fd_; }
+
+  // Writer side (child): all or nothing; false when a write failed.
+  bool put(const void* data, std::size_t n) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      const ssize_t w = write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      p += w, n -= std::size_t(w);
+    }
+    return true;
+  }
+  bool put_string(const std::string& s) {
+    const std::uint64_t n = s.size();
+    return put(&n, sizeof n) && put(s.data(), s.size());
+  }
+
+  // Reader side (parent), from the start of the file; false when it ends early.
+  void rewind() { lseek(fd_, 0, SEEK_SET); }
+  bool get(void* data, std::size_t n) {
+    char* p = static_cast<char*>(data);
+    while (n > 0) {
+      const ssize_t r = read(fd_, p, n);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      p += r, n -= std::size_t(r);
+    }
+    return true;
+  }
+  bool get_string(std::string& s) {
+    std::uint64_t n = 0;
+    if (!get(&n, sizeof n) || n > (1u << 20)) return false;
+    s.resize(n);
+    return get(s.data(), n);
+  }
+  // Everything from the start (the child's stderr), at most `limit` bytes.
+  std::string all(std::size_t limit) {
+    rewind();
+    std::string s(limit, '\0');
+    std::size_t got = 0;
+    for (ssize_t r; got < limit && (r = read(fd_, s.data() + got, limit - got)) != 0;)
+      if (r > 0)
+        got += std::size_t(r);
+      else if (errno != EINTR)
+        break;
+    s.resize(got);
+    return s;
+  }
+
+ private:
+  int fd_;
+};
+
+// A damaged header can give an element a length of gigabytes, which GDCM allocates and clears
+// before it finds the file too short (seconds and GiB per file). The child's address space may
+// grow by 256 MiB plus 8 bytes per byte of the folder's files (a float image of 16-bit slices is 2
+// bytes per stored byte; compressed slices up to ~4:1 more): far more than a real series needs,
+// far less than such a length. The voxel cap (kMaxVoxels) still applies after the header.
+void limit_memory(const std::string& dir) {
+  std::uint64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.is_regular_file(ec)) bytes += entry.file_size(ec);
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t pages = 0;
+  if (!(statm >> pages)) return;  // no figure, no limit
+  const std::uint64_t now = pages * std::uint64_t(sysconf(_SC_PAGESIZE));
+  const std::uint64_t budget = (std::uint64_t(256) << 20) + 8 * bytes;
+  struct rlimit lim {};
+  if (getrlimit(RLIMIT_AS, &lim) != 0) return;
+  const rlim_t want = rlim_t(now + budget);
+  if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur <= want) return;
+  lim.rlim_cur = want;
+  setrlimit(RLIMIT_AS, &lim);
+}
+
+// The child: reads the series, writes the outcome, and leaves with _exit (no destructor or atexit
+// handler of the parent's state runs in it; only this thread exists there).
+[[noreturn]] void child_reads(const std::string& dir, const ReadOptions& options, Channel& out, int stderr_fd) {
+  dup2(stderr_fd, STDERR_FILENO);
+  // A fault or an interrupt ends the child the plain way: no handler of the parent's runs here (a
+  // test framework's, or the tools' interrupt cleanup, which removes the parent's outputs).
+  for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGINT, SIGTERM, SIGHUP}) std::signal(sig, SIG_DFL);
+  // One thread: reading is sequential anyway, and no pool of thread stacks takes the budget below.
+  itk::MultiThreaderBase::SetGlobalMaximumNumberOfThreads(1);
+  itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(1);
+  limit_memory(dir);
+  int code = 0;
+  try {
+    ImageInfo info;
+    const Image image = read_series_here(dir, options, &info);
+    const Status ok = Status::Image;
+    bool good = out.put(&ok, 1) && out.put(image.grid.dim.data(), 3 * sizeof(std::int64_t)) &&
+                out.put(image.grid.vox2ras.m.data(), 16 * sizeof(double)) && out.put_string(info.source_datatype);
+    good = good && out.put(image.data.data(), image.data.size() * sizeof(float));
+    code = good ? 0 : 3;
+  } catch (const Error& e) {
+    const Status st = Status::Error;
+    code = out.put(&st, 1) && out.put_string(e.what()) && out.put_string(e.file()) ? 0 : 3;
+  } catch (const std::bad_alloc&) {
+    const Status st = Status::Error;
+    code = out.put(&st, 1) &&
+                   out.put_string("the DICOM reader needed more memory than the folder's files can hold "
+                                  "(a damaged header asks for a huge element?)") &&
+                   out.put_string(dir)
+               ? 0
+               : 3;
+  } catch (const std::exception& e) {
+    const Status st = Status::Other;
+    code = out.put(&st, 1) && out.put_string(e.what()) ? 0 : 3;
+  } catch (...) {
+    const Status st = Status::Other;
+    code = out.put(&st, 1) && out.put_string("unknown exception") ? 0 : 3;
+  }
+  _exit(code);
+}
+
+// The first line of GDCM's (or ITK's) own words in the child's stderr that names the fault (an
+// assertion or "Error:"), for the one error line; "" when there is none.
+std::string fault_line(const std::string& text) {
+  std::istringstream in(text);
+  std::string line, found;
+  while (std::getline(in, line)) {
+    if (line.find("Assertion") != std::string::npos) {
+      const auto at = line.find("Assertion");
+      return line.substr(at, 160);
+    }
+    if (found.empty() && line.find_first_not_of(" \t") != std::string::npos && line.rfind("Error:", 0) != 0)
+      found = line.substr(0, 160);
+  }
+  return found;
+}
+
+}  // namespace
+
+Image read_dicom_series(const std::string& dir, const ReadOptions& options, ImageInfo* info) {
+  Channel out("tmsplan-dicom"), err("tmsplan-dicom-stderr");
+  std::fflush(nullptr);  // nothing buffered is written twice
+  const pid_t pid = fork();
+  if (pid < 0) throw Error(std::string("cannot start the DICOM reader: ") + std::strerror(errno), dir);
+  if (pid == 0) child_reads(dir, options, out, err.fd());
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) throw Error(std::string("lost the DICOM reader: ") + std::strerror(errno), dir);
+  const std::string said = err.all(1 << 16);
+  if (!said.empty()) log::debug("DICOM reader (GDCM/ITK) said: " + said);
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    if (sig == SIGABRT || sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL) {
+      const std::string why = fault_line(said);
+      throw Error(fmt::format("the DICOM reader stopped on a malformed file ({}{}): the series cannot be read",
+                              strsignal(sig), why.empty() ? "" : ": " + why),
+                  dir);
+    }
+    throw Error(fmt::format("the DICOM reader was ended by a signal ({})", strsignal(sig)), dir);
+  }
+  out.rewind();
+  Status st{};
+  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) || !out.get(&st, 1))
+    throw Error("the DICOM reader failed without saying why: the series cannot be read", dir);
+  if (st != Status::Image) {
+    std::string what, file;
+    out.get_string(what);
+    if (st == Status::Error) {
+      out.get_string(file);
+      throw Error(what, file);
+    }
+    throw Error("cannot read the DICOM series: " + what, dir);
+  }
+  Image image;
+  std::string datatype;
+  if (!out.get(image.grid.dim.data(), 3 * sizeof(std::int64_t)) ||
+      !out.get(image.grid.vox2ras.m.data(), 16 * sizeof(double)) || !out.get_string(datatype))
+    throw Error("the DICOM reader's answer is cut short", dir);
+  image.data.resize(image.grid.voxels());
+  if (!out.get(image.data.data(), image.data.size() * sizeof(float)))
+    throw Error("the DICOM reader's answer is cut short", dir);
   if (info) {
     info->path = dir;
     info->format = "dicom";
-    info->source_datatype = io->GetComponentTypeAsString(io->GetInternalComponentType());
+    info->source_datatype = datatype;
   }
   // DICOM voxel order depends on the acquisition; store it closest to RAS, as viewers expect.
   return reorient_closest_ras(image);
