@@ -471,6 +471,34 @@ void dicom_cases(std::vector<Case>& cases) {
          put(file, b);
          return skull_strip_on(c, dir);
        }});
+  // Referenced SOP Instance UID's element number and VR overwritten with 0xff: Debian's GDCM aborts
+  // on an assertion in its parser (found by the mutation test in test_io.cpp); the series is read in
+  // a child process, so the tool reports it in one line.
+  cases.push_back({"dicom", "a header GDCM's parser aborts on", "skull-strip", 1, "stopped on a malformed file",
+                   Needs::SharedData, [](const Context& c) {
+                     const std::string dir = copy_slices(c, "abort", 81, 90);
+                     const std::string file = dir + "/" + dicom_name(86);
+                     std::string b = slurp(file);
+                     const auto at = b.find(std::string("\x08\x00\x55\x11UI", 6));
+                     REQUIRE(at != std::string::npos);
+                     b.replace(at + 2, 4, std::string(4, '\xff'));
+                     put(file, b);
+                     return skull_strip_on(c, dir);
+                   }});
+  // The last slice cut short by a copy: inside its pixels (read before, the missing pixels as they
+  // were), or before its DICOM mark (GDCM's scan skipped it: at the end of the stack no gap shows).
+  cases.push_back({"dicom", "last slice cut short inside its pixels", "skull-strip", 1,
+                   "1301_0090.dcm holds 100000 bytes", Needs::SharedData, [](const Context& c) {
+                     const std::string dir = copy_slices(c, "cut-pixels", 81, 90);
+                     fs::resize_file(dir + "/" + dicom_name(90), 100000);
+                     return skull_strip_on(c, dir);
+                   }});
+  cases.push_back({"dicom", "last slice cut to 100 bytes", "skull-strip", 1, "1301_0090.dcm is not part of the series",
+                   Needs::SharedData, [](const Context& c) {
+                     const std::string dir = copy_slices(c, "cut-header", 81, 90);
+                     fs::resize_file(dir + "/" + dicom_name(90), 100);
+                     return skull_strip_on(c, dir);
+                   }});
   cases.push_back({"dicom", "segment: DICOM T1 with a missing slice", "segment", 1, "missing slices", Needs::SharedData,
                    [](const Context& c) {
                      const std::string dir = copy_slices(c, "gap", 81, 100);
@@ -1279,8 +1307,7 @@ TEST_CASE("reliability: every default --help shows is accepted when given explic
   }
 }
 
-TEST_CASE("reliability: plan-subject.sh refuses a bad --snap, --efield-model or --rmt before any step runs",
-          "[reliability]") {
+TEST_CASE("reliability: plan-subject.sh refuses a bad option or name before any step runs", "[reliability]") {
   const std::string samples = testing::samples_dir();
   if (samples.empty()) {
     testing::skip("samples not generated (run make-samples)");
@@ -1291,7 +1318,10 @@ TEST_CASE("reliability: plan-subject.sh refuses a bad --snap, --efield-model or 
        std::vector<std::pair<std::string, std::string>>{{"--snap crest", "--snap"},
                                                         {"--efield-model fem", "--efield-model"},
                                                         {"--rmt 0", "--rmt"},
-                                                        {"--rmt 45%", "--rmt"}}) {
+                                                        {"--rmt 45%", "--rmt"},
+                                                        {"--target M1_hand_left --target M1_foot_left", "M1_foot_left"},
+                                                        {"--protocol passard2099", "--protocol passard2099"},
+                                                        {"--coil fig8-99", "--coil fig8-99"}}) {
     const std::string out = testing::temp_dir("reliability-plan-options");
     const auto r = testing::run(script + q(out) + " " + args);
     INFO(args << ": " << r.err);
@@ -1299,4 +1329,34 @@ TEST_CASE("reliability: plan-subject.sh refuses a bad --snap, --efield-model or 
     CHECK(r.err.find(option) != std::string::npos);
     CHECK(testing::list_files(out).empty());  // skull-strip did not run
   }
+}
+
+TEST_CASE("reliability: the list flags print the names the data files hold and need no other option", "[reliability]") {
+  for (const auto& [cmd, names] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"target-pick --list-targets", {"M1_hand_left", "M1_hand_right", "DLPFC_BA46", "DLPFC_BA9"}},
+           {"protocol-export --list-protocols", {"passard2007", "lefaucheur2020_np_m1_hf"}},
+           {"efield --list-coils", {"fig8-70"}}}) {
+    const auto r = testing::run(testing::bin(cmd));
+    INFO(cmd << ": " << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.empty());
+    for (const auto& n : names) CHECK(("\n" + r.out).find("\n" + n + "\n") != std::string::npos);
+  }
+  // Another library: its names; a broken one: one error line naming it, exit 1.
+  const std::string dir = testing::temp_dir("reliability-list-library");
+  std::string lib = slurp(std::string(TMSPLAN_SOURCE_DIR) + "/data/targets.json");
+  const auto at = lib.find("\"M1_hand_right\"");
+  REQUIRE(at != std::string::npos);
+  lib.replace(at, 15, "\"M1_hand_other\"");
+  put(dir + "/targets.json", lib);
+  auto r = testing::run(testing::bin("target-pick") + " --list-targets --library " + q(dir + "/targets.json"));
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("M1_hand_other\n") != std::string::npos);
+  CHECK(r.out.find("M1_hand_right\n") == std::string::npos);
+  put(dir + "/broken.json", "{\"targets\": [");
+  r = testing::run(testing::bin("target-pick") + " --library " + q(dir + "/broken.json") + " --list-targets");
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.empty());
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(r.err.find("broken.json") != std::string::npos);
 }

@@ -42,11 +42,18 @@ class Tool {
   /// command line), runs `step`, then writes the record to the "record" output. Returns its path.
   std::string run_step(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& outputs,
                        const std::function<void(OutputSet&, Record&)>& step) const;
+  /// A flag (e.g. --list-targets) that prints what `names` returns, one per line on stdout, and
+  /// exits 0 without the required options, like --version (exit 1 with one error line when
+  /// `names` throws). Declare it after the options `names` reads (e.g. --library): they are set
+  /// in the order they were declared. Scripts check a name with it before a long run.
+  void add_list(const std::string& flag, const std::string& help, std::function<std::vector<std::string>()> names);
 
  private:
+  int print_list() const;
   std::string name_;
   CLI::App app_;
   Common common_;
+  std::function<std::vector<std::string>()> requested_;  ///< the list flag given, if any
   int argc_ = 0;
   char** argv_ = nullptr;
 };

@@ -54,6 +54,8 @@ std::string default_safety_limits_path();
 /// protocols.json: {"schema_version": 1, "presets": [ ... ]}; each preset validated.
 std::vector<Protocol> parse_presets(const std::string& json_text, const std::string& source);
 std::vector<Protocol> load_presets(const std::string& path = default_presets_path());
+/// The presets' ids, in the file's order (protocol-export --list-protocols).
+std::vector<std::string> preset_ids(const std::string& path = default_presets_path());
 /// The preset with this id; throws Error listing the known ids otherwise.
 const Protocol& find_preset(const std::vector<Protocol>& presets, const std::string& id);
 

@@ -35,6 +35,8 @@ struct Library {
 /// Reads data/targets.json (or `path`); throws Error naming the file and the field on bad input.
 Library load_library(const std::string& path = {});
 std::string default_library_path();
+/// The names of the library's targets, in its order (target-pick --list-targets).
+std::vector<std::string> library_names(const std::string& path = {});
 
 using PointMap = std::function<Eigen::Vector3d(const Eigen::Vector3d&)>;
 

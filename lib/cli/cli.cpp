@@ -61,6 +61,8 @@ int Tool::run(int argc, char** argv, const std::function<void()>& body) {
     return app_.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app_.exit(e);
+  } catch (const CLI::Success&) {
+    return print_list();
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "%s: error: %s (see --help)\n", name_.c_str(), e.what());
     return 2;
@@ -105,6 +107,29 @@ std::string Tool::run_step(const std::string& dir, const std::vector<std::pair<s
   step(out, record);
   record.write(out.path("record"), common_.force);
   return out.path("record");
+}
+
+void Tool::add_list(const std::string& flag, const std::string& help, std::function<std::vector<std::string>()> names) {
+  app_.add_flag_callback(
+      flag,
+      [this, names = std::move(names)] {
+        requested_ = names;
+        throw CLI::Success();
+      },
+      help);
+}
+
+int Tool::print_list() const {
+  if (!requested_) return 0;
+  try {
+    std::string text;
+    for (const auto& n : requested_()) text += n + "\n";
+    std::fputs(text.c_str(), stdout);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name_.c_str(), describe(e).c_str());
+    return 1;
+  }
 }
 
 CLI::Option* add_choice(CLI::App& app, const std::string& name, std::string& value, const std::string& help,

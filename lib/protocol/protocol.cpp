@@ -301,6 +301,12 @@ std::vector<Protocol> parse_presets(const std::string& json_text, const std::str
 
 std::vector<Protocol> load_presets(const std::string& path) { return parse_presets(read_file(path), path); }
 
+std::vector<std::string> preset_ids(const std::string& path) {
+  std::vector<std::string> ids;
+  for (const Protocol& p : load_presets(path)) ids.push_back(p.id);
+  return ids;
+}
+
 const Protocol& find_preset(const std::vector<Protocol>& presets, const std::string& id) {
   for (const Protocol& p : presets) {
     if (p.id == id) return p;

@@ -36,6 +36,12 @@ std::string text(const nlohmann::json& j, const char* field, const std::string& 
 }
 }  // namespace
 
+std::vector<std::string> library_names(const std::string& path) {
+  std::vector<std::string> names;
+  for (const auto& e : load_library(path).entries) names.push_back(e.name);
+  return names;
+}
+
 Library load_library(const std::string& path_in) {
   const std::string path = path_in.empty() ? default_library_path() : path_in;
   nlohmann::json j;

@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
                "Monophasic pulses: search the whole circle (biphasic: angles modulo 180)");
   app.add_flag("--strict", p.strict, "Refuse a dose above --max-intensity");
   cli::add_bounded(app, "--max-intensity", p.max_intensity, "Highest deliverable intensity (% MSO)", 1, 100);
+  tool.add_list("--list-coils", "Print the built-in coil presets' names (data/coils/presets.json) and exit",
+                [] { return efield::preset_names(); });
 
   // fallthrough: the common options (--threads, --verbose ...) may follow the subcommand.
   auto* pr = app.add_subcommand("probe", "The field of one coil pose at points: x,y,z,ex,ey,ez lines")->fallthrough();

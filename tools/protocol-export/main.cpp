@@ -2,6 +2,7 @@
 // for the targets of one subject.
 #include "tmsplan/cli.hpp"
 #include "tmsplan/plan.hpp"
+#include "tmsplan/protocol.hpp"
 #include "tmsplan/provenance.hpp"
 
 using namespace tmsplan;
@@ -42,6 +43,8 @@ int main(int argc, char** argv) {
   app.add_flag("--strict", p.strict,
                "Refuse a protocol whose trains exceed the safety table's duration or break the inter-train\n"
                "interval rule, or cannot be checked against either");
+  tool.add_list("--list-protocols", "Print the preset protocols' ids (data/protocols.json) and exit",
+                [] { return protocol::preset_ids(); });
   return tool.run(argc, argv, [&] {
     if (rmt_opt->count() > 0) p.rmt_pct_mso = rmt;
     p.force = tool.common().force;

@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
                   {"crown", "nearest"});
   app.add_option("--library", p.library, "Target library (default: the repository's data/targets.json)");
   app.add_option("-o,--output", p.output, "targets.json to write (default: <subject-dir>/targets.json)");
+  tool.add_list("--list-targets", "Print the library's target names (--library or the default) and exit",
+                [&] { return targets::library_names(p.library); });
   return tool.run(argc, argv, [&] {
     if (names.empty() && mni.empty() && ras.empty() && eeg.empty())
       throw UsageError("give at least one target (--target, --mni, --ras or --eeg)");
