@@ -485,6 +485,22 @@ void dicom_cases(std::vector<Case>& cases) {
                      put(file, b);
                      return skull_strip_on(c, dir);
                    }});
+  // One slice turned (its Image Orientation's first component -0.0386 -> -0.1386): ITK builds the
+  // volume from the first slice's geometry and would have stacked it silently.
+  cases.push_back({"dicom", "one slice turned unlike the others", "skull-strip", 1,
+                   "1301_0086.dcm is turned unlike the series' first slice", Needs::SharedData, [](const Context& c) {
+                     const std::string dir = copy_slices(c, "turned", 81, 90);
+                     const std::string file = dir + "/" + dicom_name(86);
+                     std::string b = slurp(file);
+                     const auto at = b.find(std::string("\x20\x00\x37\x00"
+                                                        "DS",
+                                                        6));
+                     REQUIRE(at != std::string::npos);
+                     REQUIRE(b.compare(at + 8, 4, "-0.0") == 0);
+                     b[at + 11] = '1';
+                     put(file, b);
+                     return skull_strip_on(c, dir);
+                   }});
   // The last slice cut short by a copy: inside its pixels (read before, the missing pixels as they
   // were), or before its DICOM mark (GDCM's scan skipped it: at the end of the stack no gap shows).
   cases.push_back({"dicom", "last slice cut short inside its pixels", "skull-strip", 1,

@@ -75,12 +75,6 @@ long number_of_frames(const std::string& file) {
   return end != text->c_str() && n > 1 ? n : 1;
 }
 
-bool parse_position(const std::string& text, Eigen::Vector3d& out) {
-  std::string s = text;
-  std::replace(s.begin(), s.end(), '\\', ' ');
-  std::istringstream in(s);
-  return static_cast<bool>(in >> out[0] >> out[1] >> out[2]);
-}
 using Dicts = itk::ImageSeriesReader<ItkImage>::DictionaryArrayType;
 
 // True when the file has DICOM's preamble mark ("DICM" at byte 128).
@@ -153,6 +147,65 @@ std::vector<std::string> series_files(const std::string& dir, const ReadOptions&
                 dir);
   if (file_names.size() < 2) throw Error("series has a single slice: a 3D series is needed", dir);
   return file_names;
+}
+
+// The numbers of a backslash-separated DICOM value (decimal strings); empty when any is not one.
+std::vector<double> dicom_numbers(const itk::MetaDataDictionary& dict, const char* key) {
+  std::string text;
+  if (!itk::ExposeMetaData<std::string>(dict, key, text)) return {};
+  std::replace(text.begin(), text.end(), '\\', ' ');
+  std::istringstream in(text);
+  std::vector<double> out;
+  for (double v; in >> v;) {
+    if (!std::isfinite(v)) return {};
+    out.push_back(v);
+  }
+  in.clear();
+  std::string rest;
+  return (in >> rest) ? std::vector<double>{} : out;
+}
+
+// Every slice's geometry, which ITK takes from the first slice alone: each must carry a readable
+// Image Position (Patient), and the same Image Orientation (Patient) and Pixel Spacing as the first
+// (a localizer or a damaged header among the slices would otherwise build a wrong head, silently:
+// the mutation test in tests/test_io.cpp read one 43 mm off). Returns the positions, in file order.
+std::vector<Eigen::Vector3d> slice_positions(const Dicts& dicts, const std::vector<std::string>& file_names,
+                                             const std::string& dir) {
+  std::vector<Eigen::Vector3d> positions;
+  std::vector<double> orientation0, spacing0;
+  for (std::size_t k = 0; k < dicts.size(); ++k) {
+    const std::string name = k < file_names.size() ? fs::path(file_names[k]).filename().string() : "?";
+    const std::vector<double> pos = dicom_numbers(*dicts[k], "0020|0032");
+    const std::vector<double> orientation = dicom_numbers(*dicts[k], "0020|0037");
+    const std::vector<double> spacing = dicom_numbers(*dicts[k], "0028|0030");
+    if (pos.size() != 3 || orientation.size() != 6 || spacing.size() != 2)
+      throw Error("DICOM file " + name +
+                      " lacks a readable Image Position, Image Orientation or Pixel Spacing: the series' "
+                      "geometry is unknown",
+                  dir);
+    if (k == 0) orientation0 = orientation, spacing0 = spacing;
+    for (std::size_t i = 0; i < 6; ++i)
+      if (std::abs(orientation[i] - orientation0[i]) > 1e-3)
+        throw Error("DICOM file " + name +
+                        " is turned unlike the series' first slice (a localizer, or a damaged header?)",
+                    dir);
+    for (std::size_t i = 0; i < 2; ++i)
+      if (std::abs(spacing[i] - spacing0[i]) > 1e-3)
+        throw Error("DICOM file " + name + " has another pixel spacing than the series' first slice", dir);
+    positions.emplace_back(pos[0], pos[1], pos[2]);
+  }
+  // The slices lie on one line along the normal (ITK stacks them so): an in-plane shift of one
+  // slice beyond the positions' rounding (0.02 mm) would be lost.
+  const Eigen::Vector3d row(orientation0[0], orientation0[1], orientation0[2]);
+  const Eigen::Vector3d col(orientation0[3], orientation0[4], orientation0[5]);
+  for (std::size_t k = 1; k < positions.size(); ++k) {
+    const Eigen::Vector3d d = positions[k] - positions[0];
+    if (std::abs(d.dot(row)) > 0.02 || std::abs(d.dot(col)) > 0.02)
+      throw Error("DICOM file " + fs::path(file_names[k]).filename().string() +
+                      " lies beside the series' other slices, not above them (a tilted or damaged series?)",
+                  dir);
+  }
+  return positions;
 }
 
 // Slice positions (sorted by GDCM along the normal): refuse gaps (missing slices) and duplicates.
@@ -252,12 +305,7 @@ Image read_series_here(const std::string& dir, const ReadOptions& options, Image
   }
 
   const auto* dicts = reader->GetMetaDataDictionaryArray();
-  std::vector<Eigen::Vector3d> positions;
-  for (const auto* dict : *dicts) {
-    std::string value;
-    Eigen::Vector3d p;
-    if (itk::ExposeMetaData<std::string>(*dict, "0020|0032", value) && parse_position(value, p)) positions.push_back(p);
-  }
+  const std::vector<Eigen::Vector3d> positions = slice_positions(*dicts, file_names, dir);
   ItkImage::Pointer itk_image = reader->GetOutput();
   const auto dirm = itk_image->GetDirection();
   Eigen::Vector3d normal(dirm(0, 2), dirm(1, 2), dirm(2, 2));
