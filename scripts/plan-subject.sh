@@ -49,17 +49,19 @@ if [ ${#RMT[@]} -gt 0 ] && ! awk -v v="${RMT[1]}" 'BEGIN { exit !(v ~ /^[0-9]+([
   echo "plan-subject: error: --rmt must be a number from 1 to 100 (% MSO) (${RMT[1]})" >&2; exit 2
 fi
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(--target M1_hand_left --target DLPFC_BA46)
-# known FLAG NAME WHAT TOOL LIST-OPTION: NAME must be one the tool lists (one line each).
+# known TOOL LIST-OPTION FLAG WHAT NAME...: each NAME must be one the tool lists (asked once).
 known() {
-  local names
-  names=$("$BIN/$4" "$5") || { echo "plan-subject: error: $4 $5 failed" >&2; exit 1; }
-  if ! grep -qxF -- "$2" <<<"$names"; then
-    echo "plan-subject: error: $1 $2 is $3 (known: $(echo $names | sed 's/ /, /g'))" >&2; exit 2
-  fi
+  local tool=$1 list=$2 flag=$3 what=$4 names n
+  shift 4
+  names=$("$BIN/$tool" "$list") || { echo "plan-subject: error: $tool $list failed" >&2; exit 1; }
+  for n in "$@"; do
+    grep -qxF -- "$n" <<<"$names" || { echo "plan-subject: error: $flag $n is $what (known: $(echo $names | sed 's/ /, /g'))" >&2; exit 2; }
+  done
 }
-for ((i = 1; i < ${#TARGETS[@]}; i += 2)); do known --target "${TARGETS[i]}" "not in the target library" target-pick --list-targets; done
-[ -f "$PROTOCOL" ] || known --protocol "$PROTOCOL" "neither a preset protocol nor a file" protocol-export --list-protocols
-[ "$EFIELD" = 0 ] || [ -f "$COIL" ] || known --coil "$COIL" "neither a coil preset nor a file" efield --list-coils
+NAMES=(); for ((i = 1; i < ${#TARGETS[@]}; i += 2)); do NAMES+=("${TARGETS[i]}"); done
+known target-pick --list-targets --target "not in the target library" "${NAMES[@]}"
+[ -f "$PROTOCOL" ] || known protocol-export --list-protocols --protocol "neither a preset protocol nor a file" "$PROTOCOL"
+[ "$EFIELD" = 0 ] || [ -f "$COIL" ] || known efield --list-coils --coil "neither a coil preset nor a file" "$COIL"
 [ -e "$T1" ] || { echo "plan-subject: error: input does not exist ($T1)" >&2; exit 1; }
 mkdir -p "$OUT"
 COMMON=(--threads "$THREADS" --quiet)

@@ -36,14 +36,17 @@ std::string temp_dir(const std::string& name) {
 
 std::string bin(const std::string& tool) { return std::string(TMSPLAN_BIN_DIR) + "/" + tool; }
 
-namespace {
 std::string slurp(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
-}  // namespace
+
+void put(const std::string& path, const std::string& bytes) {
+  fs::remove(path);
+  std::ofstream(path, std::ios::binary) << bytes;
+}
 
 RunResult run(const std::string& command_line) {
   static int counter = 0;

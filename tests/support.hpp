@@ -17,6 +17,10 @@ std::string colin_head();
 /// A fresh empty folder under the build tree.
 std::string temp_dir(const std::string& name);
 std::string bin(const std::string& tool);
+/// A file's bytes ("" when it cannot be read).
+std::string slurp(const std::string& path);
+/// Writes a fresh file (removing any link first, so a hard-linked fixture file is never changed).
+void put(const std::string& path, const std::string& bytes);
 
 struct RunResult {
   int exit_code = -1;

@@ -349,16 +349,6 @@ TEST_CASE("sha256 gives FIPS 180-4's known answers, whatever the chunking", "[un
 
 namespace {
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const fs::path& p, const std::string& b) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(b.data(), std::streamsize(b.size()));
-}
-
 // One mutation of a DICOM file's bytes, chosen by `kind` and driven by `rng` (deterministic):
 // flipped bytes in the header, a length or value field set to its largest value, a truncation, a
 // cut-out span, a copied span. The pixel data (the file's last `pixels` bytes) are left alone but
@@ -409,10 +399,10 @@ TEST_CASE("mutated DICOM files are read or refused with an error and never crash
   std::mt19937_64 rng(seed_env ? std::strtoull(seed_env, nullptr, 10) : 20261202ull);
   const std::vector<std::string> names{"1301_0084.dcm", "1301_0085.dcm", "1301_0086.dcm", "1301_0087.dcm"};
   std::vector<std::string> originals;
-  for (const auto& n : names) originals.push_back(read_bytes(data + "/philips-mprage/dicom/" + n));
+  for (const auto& n : names) originals.push_back(testing::slurp(data + "/philips-mprage/dicom/" + n));
   const Image intact = [&] {
     const std::string dir = testing::temp_dir("dicom-mutants-intact");
-    for (std::size_t f = 0; f < names.size(); ++f) write_bytes(dir + "/" + names[f], originals[f]);
+    for (std::size_t f = 0; f < names.size(); ++f) testing::put(dir + "/" + names[f], originals[f]);
     return read_image(dir);
   }();
   // Four slices (stored closest to RAS, so along whichever axis the series runs).
@@ -425,7 +415,7 @@ TEST_CASE("mutated DICOM files are read or refused with an error and never crash
     const std::size_t which = std::size_t(rng() % names.size());
     const int kind = int(rng() % 5);
     for (std::size_t f = 0; f < names.size(); ++f)
-      write_bytes(dir + "/" + names[f], f == which ? mutate_dicom(originals[f], pixels, kind, rng) : originals[f]);
+      testing::put(dir + "/" + names[f], f == which ? mutate_dicom(originals[f], pixels, kind, rng) : originals[f]);
     try {
       const Image im = read_image(dir);
       ++read;

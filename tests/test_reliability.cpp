@@ -51,18 +51,8 @@ std::string q(const std::string& s) { return "'" + s + "'"; }
 
 std::string test_root() { return (fs::path(TMSPLAN_BIN_DIR).parent_path() / "test-tmp").string(); }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Writes a fresh file (removing any link first, so a hard-linked fixture file is never changed).
-void put(const std::string& path, const std::string& bytes) {
-  fs::remove(path);
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+using testing::put;
+using testing::slurp;
 
 template <class T> void poke(std::string& bytes, std::size_t offset, T value) {
   std::memcpy(bytes.data() + offset, &value, sizeof(T));

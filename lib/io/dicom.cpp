@@ -27,6 +27,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <new>
 #include <optional>
 #include <set>
@@ -441,33 +442,31 @@ void limit_memory(const std::string& dir) {
   itk::MultiThreaderBase::SetGlobalMaximumNumberOfThreads(1);
   itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(1);
   limit_memory(dir);
-  int code = 0;
+  // The outcome: a status byte and its strings (false when a write failed: exit code 3).
+  auto reply = [&out](Status st, std::initializer_list<std::string> texts) {
+    bool good = out.put(&st, 1);
+    for (const auto& t : texts) good = good && out.put_string(t);
+    return good;
+  };
+  bool good = false;
   try {
     ImageInfo info;
     const Image image = read_series_here(dir, options, &info);
-    const Status ok = Status::Image;
-    bool good = out.put(&ok, 1) && out.put(image.grid.dim.data(), 3 * sizeof(std::int64_t)) &&
-                out.put(image.grid.vox2ras.m.data(), 16 * sizeof(double)) && out.put_string(info.source_datatype);
-    good = good && out.put(image.data.data(), image.data.size() * sizeof(float));
-    code = good ? 0 : 3;
+    good = reply(Status::Image, {}) && out.put(image.grid.dim.data(), 3 * sizeof(std::int64_t)) &&
+           out.put(image.grid.vox2ras.m.data(), 16 * sizeof(double)) && out.put_string(info.source_datatype) &&
+           out.put(image.data.data(), image.data.size() * sizeof(float));
   } catch (const Error& e) {
-    const Status st = Status::Error;
-    code = out.put(&st, 1) && out.put_string(e.what()) && out.put_string(e.file()) ? 0 : 3;
+    good = reply(Status::Error, {e.what(), e.file()});
   } catch (const std::bad_alloc&) {
-    const Status st = Status::Error;
-    code = out.put(&st, 1) &&
-                   out.put_string("the DICOM reader needed more memory than the folder's files can hold "
-                                  "(a damaged header asks for a huge element?)") &&
-                   out.put_string(dir)
-               ? 0
-               : 3;
+    good = reply(Status::Error, {"the DICOM reader needed more memory than the folder's files can hold (a damaged "
+                                 "header asks for a huge element?)",
+                                 dir});
   } catch (const std::exception& e) {
-    const Status st = Status::Other;
-    code = out.put(&st, 1) && out.put_string(e.what()) ? 0 : 3;
+    good = reply(Status::Other, {e.what()});
   } catch (...) {
-    const Status st = Status::Other;
-    code = out.put(&st, 1) && out.put_string("unknown exception") ? 0 : 3;
+    good = reply(Status::Other, {"unknown exception"});
   }
+  const int code = good ? 0 : 3;
   _exit(code);
 }
 
@@ -477,10 +476,7 @@ std::string fault_line(const std::string& text) {
   std::istringstream in(text);
   std::string line, found;
   while (std::getline(in, line)) {
-    if (line.find("Assertion") != std::string::npos) {
-      const auto at = line.find("Assertion");
-      return line.substr(at, 160);
-    }
+    if (const auto at = line.find("Assertion"); at != std::string::npos) return line.substr(at, 160);
     if (found.empty() && line.find_first_not_of(" \t") != std::string::npos && line.rfind("Error:", 0) != 0)
       found = line.substr(0, 160);
   }
